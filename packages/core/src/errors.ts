@@ -1,0 +1,214 @@
+/**
+ * One error hierarchy for every backend. Callers branch on `.code` (stable, literal) or on
+ * `instanceof`, which keeps working when two copies of @agentbox/core end up installed
+ * (each class brands its instances with a `Symbol.for` key).
+ */
+
+export type ErrorCode =
+  | 'NOT_FOUND'
+  | 'PERMISSION_DENIED'
+  | 'IS_A_DIRECTORY'
+  | 'TIMEOUT'
+  | 'OUTPUT_LIMIT'
+  | 'SANDBOX_UNAVAILABLE'
+  | 'SANDBOX_CLOSED'
+  | 'POLICY_NOT_ENFORCEABLE'
+  | 'CHECKPOINT_NOT_FOUND'
+  | 'UNSUPPORTED'
+  | 'INVALID_ARGUMENT'
+  | 'AUTHENTICATION'
+  | 'ABORTED'
+  | 'INTERNAL';
+
+export interface ErrorContext {
+  /** Backend kind, e.g. `docker`. */
+  backend?: string | undefined;
+  /** Operation that failed, e.g. `exec`, `readFile`, `open`. */
+  operation?: string | undefined;
+  /** Sandbox id, when one exists. */
+  sandboxId?: string | undefined;
+  /** Path or command the operation was about. */
+  subject?: string | undefined;
+  cause?: unknown;
+}
+
+const BRAND = Symbol.for('agentbox.error');
+
+function brandOf(code: ErrorCode | '*'): symbol {
+  return Symbol.for(`agentbox.error.${code}`);
+}
+
+export class AgentboxError extends Error {
+  /** Stable machine-readable kind of failure. */
+  readonly code: ErrorCode = 'INTERNAL';
+  /** HTTP-status-like number for callers that map errors to responses. */
+  readonly status: number = 500;
+  /** Whether the same call may succeed if repeated later. */
+  readonly retryable: boolean = false;
+  readonly backend: string | undefined;
+  readonly operation: string | undefined;
+  readonly sandboxId: string | undefined;
+  readonly subject: string | undefined;
+
+  constructor(message: string, context: ErrorContext = {}) {
+    const where = [context.backend, context.operation].filter(Boolean).join('.');
+    super(where ? `${where}: ${message}` : message, context.cause === undefined ? {} : { cause: context.cause });
+    this.name = new.target.name;
+    this.backend = context.backend;
+    this.operation = context.operation;
+    this.sandboxId = context.sandboxId;
+    this.subject = context.subject;
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null || !(BRAND in value)) return false;
+    // `this` is the class `instanceof` was called on; AgentboxError itself matches every branded error.
+    const code = (this as unknown as { brandCode?: ErrorCode }).brandCode;
+    if (code === undefined) return true;
+    return brandOf(code) in value;
+  }
+}
+Object.defineProperty(AgentboxError.prototype, BRAND, { value: true });
+
+type Ctor = abstract new (...args: never[]) => AgentboxError;
+
+function define<T extends Ctor>(cls: T, code: ErrorCode, status: number, retryable = false): T {
+  Object.defineProperty(cls, 'brandCode', { value: code });
+  Object.defineProperty(cls.prototype, 'code', { value: code, enumerable: true });
+  Object.defineProperty(cls.prototype, 'status', { value: status, enumerable: true });
+  Object.defineProperty(cls.prototype, 'retryable', { value: retryable, enumerable: true });
+  Object.defineProperty(cls.prototype, brandOf(code), { value: true });
+  return cls;
+}
+
+// Class fields would shadow the prototype values set by `define`, so subclasses declare only types.
+export class NotFoundError extends AgentboxError {
+  declare readonly code: 'NOT_FOUND';
+}
+export class PermissionDeniedError extends AgentboxError {
+  declare readonly code: 'PERMISSION_DENIED';
+}
+export class IsADirectoryError extends AgentboxError {
+  declare readonly code: 'IS_A_DIRECTORY';
+}
+export class OutputLimitError extends AgentboxError {
+  declare readonly code: 'OUTPUT_LIMIT';
+  /** The limit that was exceeded, in bytes. */
+  readonly limitBytes: number;
+  /** Size of the thing that exceeded it, when known. */
+  readonly actualBytes: number | undefined;
+  constructor(message: string, limitBytes: number, actualBytes: number | undefined, context: ErrorContext = {}) {
+    super(message, context);
+    this.limitBytes = limitBytes;
+    this.actualBytes = actualBytes;
+  }
+}
+export class SandboxUnavailableError extends AgentboxError {
+  declare readonly code: 'SANDBOX_UNAVAILABLE';
+}
+export class SandboxClosedError extends AgentboxError {
+  declare readonly code: 'SANDBOX_CLOSED';
+}
+export class PolicyNotEnforceableError extends AgentboxError {
+  declare readonly code: 'POLICY_NOT_ENFORCEABLE';
+  /** The controls that were requested but cannot be enforced, with the reason for each. */
+  readonly controls: Readonly<Record<string, string>>;
+  constructor(message: string, controls: Record<string, string>, context: ErrorContext = {}) {
+    super(message, context);
+    this.controls = controls;
+  }
+}
+export class CheckpointNotFoundError extends AgentboxError {
+  declare readonly code: 'CHECKPOINT_NOT_FOUND';
+}
+export class UnsupportedError extends AgentboxError {
+  declare readonly code: 'UNSUPPORTED';
+}
+export class InvalidArgumentError extends AgentboxError {
+  declare readonly code: 'INVALID_ARGUMENT';
+  /** Each problem as `path: message`, e.g. `policy.limits.pids: must be a positive integer`. */
+  readonly issues: readonly string[];
+  constructor(message: string, context: ErrorContext & { issues?: readonly string[] } = {}) {
+    super(message, context);
+    this.issues = context.issues ?? [];
+  }
+}
+export class AuthenticationError extends AgentboxError {
+  declare readonly code: 'AUTHENTICATION';
+}
+export class AbortedError extends AgentboxError {
+  declare readonly code: 'ABORTED';
+}
+
+/** What a command had produced when it was stopped; carried by {@link TimeoutError}. */
+export interface PartialOutput {
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Uint8Array;
+  stderrBytes: Uint8Array;
+  durationMs: number;
+}
+
+export class TimeoutError extends AgentboxError {
+  declare readonly code: 'TIMEOUT';
+  readonly timeoutMs: number;
+  /** Output produced before the deadline (head and tail kept, as in a result). */
+  readonly partial: PartialOutput;
+  constructor(message: string, timeoutMs: number, partial: PartialOutput, context: ErrorContext = {}) {
+    super(message, context);
+    this.timeoutMs = timeoutMs;
+    this.partial = partial;
+  }
+  get stdout(): string {
+    return this.partial.stdout;
+  }
+  get stderr(): string {
+    return this.partial.stderr;
+  }
+}
+
+define(NotFoundError, 'NOT_FOUND', 404);
+define(PermissionDeniedError, 'PERMISSION_DENIED', 403);
+define(IsADirectoryError, 'IS_A_DIRECTORY', 409);
+define(TimeoutError, 'TIMEOUT', 408);
+define(OutputLimitError, 'OUTPUT_LIMIT', 413);
+define(SandboxUnavailableError, 'SANDBOX_UNAVAILABLE', 503, true);
+define(SandboxClosedError, 'SANDBOX_CLOSED', 410);
+define(PolicyNotEnforceableError, 'POLICY_NOT_ENFORCEABLE', 422);
+define(CheckpointNotFoundError, 'CHECKPOINT_NOT_FOUND', 404);
+define(UnsupportedError, 'UNSUPPORTED', 501);
+define(InvalidArgumentError, 'INVALID_ARGUMENT', 400);
+define(AuthenticationError, 'AUTHENTICATION', 401);
+define(AbortedError, 'ABORTED', 499);
+
+export function isAgentboxError(value: unknown): value is AgentboxError {
+  return value instanceof AgentboxError;
+}
+
+/** Errno-style codes (Node fs, SFTP mapped by the backend, shell tools) to typed errors. */
+export function fromErrno(errno: string | undefined, message: string, context: ErrorContext): AgentboxError {
+  switch (errno) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+      return new NotFoundError(message, context);
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new PermissionDeniedError(message, context);
+    case 'EISDIR':
+      return new IsADirectoryError(message, context);
+    case 'EINVAL':
+    case 'ENAMETOOLONG':
+      return new InvalidArgumentError(message, context);
+    default:
+      return new AgentboxError(message, context);
+  }
+}
+
+/** Wrap anything thrown into an AgentboxError with context, keeping typed errors as they are. */
+export function toAgentboxError(error: unknown, context: ErrorContext): AgentboxError {
+  if (error instanceof AgentboxError) return error;
+  const errno = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  return fromErrno(typeof errno === 'string' ? errno : undefined, message, { ...context, cause: error });
+}

@@ -1,0 +1,7 @@
+export * from './errors.js';
+export * from './output.js';
+export * from './policy.js';
+export * from './process.js';
+export * from './registry.js';
+export * from './sandbox.js';
+export type * from './types.js';

@@ -1,0 +1,143 @@
+/**
+ * `openSandbox(spec)`: validate the spec, find the backend by kind, open it. There is no
+ * fallback: an unknown kind, a bad spec or a backend that cannot start is an error.
+ */
+import { z } from 'zod';
+import { AbortedError, InvalidArgumentError, toAgentboxError } from './errors.js';
+import { assertEnforced, type ParsedPolicy, PolicySchema } from './policy.js';
+import type { SandboxBackend } from './types.js';
+
+/** A sandbox id: safe in labels, container names and paths. */
+export const SandboxIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'must be 1-63 of a-z 0-9 _ . - starting with a letter or digit');
+
+export const SandboxSpecSchema = z.strictObject({
+  /** Backend kind, e.g. `local`, `docker`, `ssh`. */
+  backend: z.string().min(1),
+  /** Re-attach to this sandbox if it exists (where the backend can), else create it with this id. */
+  id: SandboxIdSchema.optional(),
+  /** The backend's own settings, validated by its schema. */
+  config: z.unknown().optional(),
+  policy: PolicySchema.default({}),
+  /** Refuse to open unless every requested policy control is enforced (default true). */
+  strict: z.boolean().default(true),
+});
+
+export type SandboxSpec = z.input<typeof SandboxSpecSchema>;
+
+export interface OpenContext<Config> {
+  id: string;
+  /** True when the caller passed the id (re-attach if the sandbox exists). */
+  idGiven: boolean;
+  config: Config;
+  policy: ParsedPolicy;
+  strict: boolean;
+  signal: AbortSignal | undefined;
+}
+
+export interface BackendDefinition<Config = unknown> {
+  kind: string;
+  /** zod schema for `spec.config`; its errors are reported field by field. */
+  configSchema: z.ZodType<Config>;
+  /** Open (or re-attach to) a sandbox. Must clean up after itself if aborted or failing halfway. */
+  open(ctx: OpenContext<Config>): Promise<SandboxBackend>;
+}
+
+export function defineBackend<Schema extends z.ZodType>(
+  def: BackendDefinition<z.output<Schema>> & { configSchema: Schema },
+): BackendDefinition<z.output<Schema>> {
+  return def;
+}
+
+/** A set of backends by kind. The default one lives on globalThis so that two copies of core share it. */
+export class BackendRegistry {
+  readonly #backends = new Map<string, BackendDefinition<never>>();
+
+  register(def: BackendDefinition<never>): void {
+    this.#backends.set(def.kind, def);
+  }
+
+  get kinds(): string[] {
+    return [...this.#backends.keys()].sort();
+  }
+
+  get(kind: string): BackendDefinition<unknown> | undefined {
+    return this.#backends.get(kind) as BackendDefinition<unknown> | undefined;
+  }
+}
+
+const REGISTRY_KEY = Symbol.for('agentbox.registry');
+const holder = globalThis as { [REGISTRY_KEY]?: BackendRegistry };
+export const defaultRegistry: BackendRegistry = (holder[REGISTRY_KEY] ??= new BackendRegistry());
+
+/** Make a backend available to `openSandbox` by its kind. Backend packages call this on import. */
+export function registerBackend<Config>(def: BackendDefinition<Config>): void {
+  defaultRegistry.register(def as BackendDefinition<never>);
+}
+
+export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
+  return error.issues.map((issue) => {
+    const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+    return `${path || '(root)'}: ${issue.message}`;
+  });
+}
+
+export function newSandboxId(): string {
+  return `abx-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+export interface OpenOptions {
+  signal?: AbortSignal;
+  registry?: BackendRegistry;
+}
+
+export async function openSandbox(spec: SandboxSpec, options: OpenOptions = {}): Promise<SandboxBackend> {
+  const registry = options.registry ?? defaultRegistry;
+  const parsed = SandboxSpecSchema.safeParse(spec);
+  if (!parsed.success) {
+    const issues = formatZodIssues(parsed.error);
+    throw new InvalidArgumentError(`invalid sandbox spec: ${issues.join('; ')}`, { operation: 'open', issues });
+  }
+  const { backend: kind, id, config, policy, strict } = parsed.data;
+  const def = registry.get(kind);
+  if (!def) {
+    const known = registry.kinds;
+    throw new InvalidArgumentError(
+      `unknown backend "${kind}"; known: ${known.length ? known.join(', ') : '(none registered: import a backend package such as @agentbox/backend-local)'}`,
+      { operation: 'open', issues: [`backend: unknown kind "${kind}"`] },
+    );
+  }
+  const cfg = def.configSchema.safeParse(config ?? {});
+  if (!cfg.success) {
+    const issues = formatZodIssues(cfg.error, 'config');
+    throw new InvalidArgumentError(`invalid ${kind} config: ${issues.join('; ')}`, {
+      backend: kind,
+      operation: 'open',
+      issues,
+    });
+  }
+  const signal = options.signal;
+  if (signal?.aborted) throw new AbortedError('aborted before open', { backend: kind, operation: 'open' });
+  let sandbox: SandboxBackend;
+  try {
+    sandbox = await def.open({
+      id: id ?? newSandboxId(),
+      idGiven: id !== undefined,
+      config: cfg.data,
+      policy,
+      strict,
+      signal,
+    });
+  } catch (error) {
+    throw toAgentboxError(error, { backend: kind, operation: 'open', sandboxId: id });
+  }
+  try {
+    if (signal?.aborted) throw new AbortedError('aborted during open', { backend: kind, operation: 'open' });
+    if (strict) assertEnforced(policy, sandbox.enforcement, { backend: kind, sandboxId: sandbox.id });
+  } catch (error) {
+    await sandbox.close().catch(() => {});
+    throw error;
+  }
+  return sandbox;
+}

@@ -1,0 +1,219 @@
+/**
+ * BaseSandbox: everything a backend shares. A backend subclass supplies the transport (start a
+ * process, read and write a file, close) and a checkpoint store; this class supplies the
+ * contract: argument checks, path resolution, closed-state handling, exec on top of spawn,
+ * and typed errors that name the backend and the operation.
+ */
+import { posix } from 'node:path';
+import {
+  AbortedError,
+  CheckpointNotFoundError,
+  type ErrorContext,
+  InvalidArgumentError,
+  OutputLimitError,
+  SandboxClosedError,
+  toAgentboxError,
+} from './errors.js';
+import { decodeUtf8, encodeUtf8 } from './output.js';
+import type { EnforcementReport } from './policy.js';
+import { buildEnv, normalizeCommand, ProcessHandle, type RawProcess, type StartRequest } from './process.js';
+import type {
+  Capabilities,
+  CheckpointInfo,
+  CheckpointOptions,
+  Command,
+  ExecHandle,
+  ExecOptions,
+  ExecResult,
+  ReadFileOptions,
+  SandboxBackend,
+  SpawnOptions,
+  WriteFileOptions,
+} from './types.js';
+
+export const DEFAULT_MAX_READ_BYTES = 100 * 1024 * 1024;
+
+/** Where checkpoints live: the local tree store, a store on a remote host, a provider snapshot API... */
+export interface CheckpointStore {
+  create(opts: { label: string | undefined; signal: AbortSignal | undefined }): Promise<CheckpointInfo>;
+  /** Restore exactly; throws CheckpointNotFoundError for an unknown id. */
+  restore(id: string, signal: AbortSignal | undefined): Promise<void>;
+  list(): Promise<CheckpointInfo[]>;
+  delete(id: string): Promise<void>;
+}
+
+/** Resolve a sandbox path against the working directory (POSIX semantics, no host path rules). */
+export function resolveSandboxPath(workdir: string, path: string, context: ErrorContext): string {
+  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('path must be a non-empty string', context);
+  if (path.includes('\0')) throw new InvalidArgumentError('path contains a NUL byte', context);
+  return posix.resolve(workdir, path);
+}
+
+export interface BaseSandboxInit {
+  kind: string;
+  id: string;
+  workdir: string;
+  capabilities: Capabilities;
+  enforcement: EnforcementReport;
+  /** Variables every command gets (before the caller's `env`), e.g. HOME. */
+  baseEnv?: Record<string, string>;
+}
+
+export abstract class BaseSandbox implements SandboxBackend {
+  readonly kind: string;
+  readonly id: string;
+  readonly workdir: string;
+  readonly capabilities: Capabilities;
+  readonly enforcement: EnforcementReport;
+  readonly #baseEnv: Record<string, string>;
+  #closing: Promise<void> | undefined;
+
+  protected constructor(init: BaseSandboxInit) {
+    this.kind = init.kind;
+    this.id = init.id;
+    this.workdir = init.workdir;
+    this.capabilities = init.capabilities;
+    this.enforcement = init.enforcement;
+    this.#baseEnv = { HOME: init.workdir, ...init.baseEnv };
+  }
+
+  /** Start `req.argv` in its own process group (or equivalent) so the whole tree can be signalled. */
+  protected abstract startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess>;
+  /** Read a whole file, refusing (OutputLimitError) before moving it if it is larger than maxBytes. */
+  protected abstract readFileAt(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array>;
+  /** Write a file (parents created, existing file truncated), streaming the chunks. */
+  protected abstract writeFileAt(
+    path: string,
+    data: AsyncIterable<Uint8Array>,
+    mode: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void>;
+  protected abstract readonly checkpoints: CheckpointStore;
+  /** Release everything; called once. */
+  protected abstract closeResources(): Promise<void>;
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  protected context(operation: string, subject?: string): ErrorContext {
+    return { backend: this.kind, operation, sandboxId: this.id, subject };
+  }
+
+  protected assertOpen(operation: string): void {
+    if (this.#closing) throw new SandboxClosedError(`sandbox ${this.id} is closed`, this.context(operation));
+  }
+
+  /** Run an operation with the closed check and typed-error wrapping every public method shares. */
+  protected async guard<T>(operation: string, subject: string | undefined, fn: () => Promise<T>): Promise<T> {
+    this.assertOpen(operation);
+    try {
+      return await fn();
+    } catch (error) {
+      throw toAgentboxError(error, this.context(operation, subject));
+    }
+  }
+
+  spawn(cmd: Command, opts: SpawnOptions = {}): ExecHandle {
+    return this.#start(cmd, opts, false);
+  }
+
+  exec(cmd: Command, opts: ExecOptions = {}): Promise<ExecResult> {
+    try {
+      return this.#start(cmd, opts, true).wait();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #start(cmd: Command, opts: SpawnOptions, isExec: boolean): ExecHandle {
+    const context = this.context(isExec ? 'exec' : 'spawn');
+    this.assertOpen(context.operation!);
+    const argv = normalizeCommand(cmd, context);
+    const cwd = resolveSandboxPath(this.workdir, opts.cwd ?? '.', context);
+    const env = buildEnv(this.#baseEnv, opts.env, context);
+    const start = async () => {
+      try {
+        return await this.startProcess({ argv, cwd, env }, opts.signal);
+      } catch (error) {
+        throw toAgentboxError(error, { ...context, subject: cwd });
+      }
+    };
+    return new ProcessHandle(argv, start, { ...opts, closeStdinAfterInput: isExec, streaming: !isExec }, context);
+  }
+
+  readFile(path: string, opts: ReadFileOptions = {}): Promise<Uint8Array> {
+    return this.guard('readFile', path, async () => {
+      const maxBytes = opts.maxBytes ?? DEFAULT_MAX_READ_BYTES;
+      if (!Number.isInteger(maxBytes) || maxBytes < 0)
+        throw new InvalidArgumentError('maxBytes must be a non-negative integer', this.context('readFile', path));
+      const abs = resolveSandboxPath(this.workdir, path, this.context('readFile'));
+      checkAborted(opts.signal, this.context('readFile', path));
+      const data = await this.readFileAt(abs, maxBytes, opts.signal);
+      if (data.length > maxBytes)
+        throw new OutputLimitError(`${path} is larger than ${maxBytes} bytes`, maxBytes, data.length, this.context('readFile', path));
+      return data;
+    });
+  }
+
+  async readTextFile(path: string, opts: ReadFileOptions = {}): Promise<string> {
+    return decodeUtf8(await this.readFile(path, opts));
+  }
+
+  writeFile(path: string, data: string | Uint8Array | AsyncIterable<Uint8Array>, opts: WriteFileOptions = {}): Promise<void> {
+    return this.guard('writeFile', path, async () => {
+      const abs = resolveSandboxPath(this.workdir, path, this.context('writeFile'));
+      const mode = opts.mode ?? 0o644;
+      if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)
+        throw new InvalidArgumentError('mode must be an integer between 0 and 0o7777', this.context('writeFile', path));
+      checkAborted(opts.signal, this.context('writeFile', path));
+      await this.writeFileAt(abs, toChunks(data), mode, opts.signal);
+    });
+  }
+
+  checkpoint(opts: CheckpointOptions = {}): Promise<CheckpointInfo> {
+    return this.guard('checkpoint', opts.label, async () => {
+      checkAborted(opts.signal, this.context('checkpoint'));
+      return this.checkpoints.create({ label: opts.label, signal: opts.signal });
+    });
+  }
+
+  rollback(to: CheckpointInfo | string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const id = typeof to === 'string' ? to : to?.id;
+    return this.guard('rollback', id, async () => {
+      if (typeof id !== 'string' || id === '')
+        throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, this.context('rollback'));
+      checkAborted(opts.signal, this.context('rollback', id));
+      await this.checkpoints.restore(id, opts.signal);
+    });
+  }
+
+  listCheckpoints(): Promise<CheckpointInfo[]> {
+    return this.guard('listCheckpoints', undefined, () => this.checkpoints.list());
+  }
+
+  deleteCheckpoint(id: string): Promise<void> {
+    return this.guard('deleteCheckpoint', id, () => this.checkpoints.delete(id));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.closeResources().catch((error) => {
+      throw toAgentboxError(error, this.context('close'));
+    });
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+export function checkAborted(signal: AbortSignal | undefined, context: ErrorContext): void {
+  if (signal?.aborted) throw new AbortedError('aborted', { ...context, cause: signal.reason });
+}
+
+async function* toChunks(data: string | Uint8Array | AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  if (typeof data === 'string') yield encodeUtf8(data);
+  else if (data instanceof Uint8Array) yield data;
+  else for await (const chunk of data) yield chunk;
+}

@@ -1,0 +1,131 @@
+/** The contract every backend implements. Semantics are documented in DESIGN.md §2 and checked by @agentbox/conformance. */
+
+import type { EnforcementReport } from './policy.js';
+
+/** A command: a string runs through `sh -c`; an array runs as argv with no shell. */
+export type Command = string | readonly string[];
+
+/** Bytes for stdin: text (UTF-8), raw bytes, or a stream of chunks. */
+export type StdinSource = string | Uint8Array | AsyncIterable<Uint8Array>;
+
+export interface ExecOptions {
+  /** Working directory; relative paths resolve against the sandbox working directory (the default). */
+  cwd?: string;
+  /** Extra environment variables. The sandbox does not inherit the host environment. */
+  env?: Readonly<Record<string, string>>;
+  /** Input for the command. Without it, stdin is closed (a command reading it sees EOF at once). */
+  stdin?: StdinSource;
+  /** Kill the command's whole process tree after this long and throw a TimeoutError. */
+  timeoutMs?: number;
+  /** Aborting kills the command's process tree and rejects with an AbortedError. */
+  signal?: AbortSignal;
+  /** Cap per stream (default 10 MiB). The head and the tail are kept; `truncated` says which was cut. */
+  maxOutputBytes?: number;
+  /** Called with every chunk as it arrives (whole stream, not capped). */
+  onStdout?: (chunk: Uint8Array) => void;
+  onStderr?: (chunk: Uint8Array) => void;
+}
+
+export type SpawnOptions = Omit<ExecOptions, 'stdin'> & {
+  /** Input written then closed. When omitted, stdin stays open for `writeStdin` until `closeStdin`. */
+  stdin?: StdinSource;
+};
+
+export interface ExecResult {
+  /** Exit status; 128+n when the process died of signal n (as a shell reports it). */
+  exitCode: number;
+  /** Name of the signal that ended the process, e.g. `SIGKILL`, or null for a normal exit. */
+  signal: string | null;
+  /** Decoded UTF-8 (invalid sequences replaced); the exact bytes are in `stdoutBytes`. */
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Uint8Array;
+  stderrBytes: Uint8Array;
+  /** Which stream hit `maxOutputBytes`; when true the middle was dropped and head and tail kept. */
+  truncated: { stdout: boolean; stderr: boolean };
+  /** Total bytes the command wrote to each stream, including any dropped. */
+  totalBytes: { stdout: number; stderr: number };
+  durationMs: number;
+  /** The argv that ran (a string command shows as `['sh', '-c', cmd]`). */
+  command: readonly string[];
+}
+
+/** A running command. Output is streamed; `wait()` gives the same result `exec` would. */
+export interface ExecHandle {
+  readonly stdout: AsyncIterable<Uint8Array>;
+  readonly stderr: AsyncIterable<Uint8Array>;
+  writeStdin(data: string | Uint8Array): Promise<void>;
+  closeStdin(): Promise<void>;
+  /** Send a signal to the command's whole process tree (default SIGTERM). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Resolves with the result; rejects with TimeoutError/AbortedError/SandboxUnavailableError. */
+  wait(): Promise<ExecResult>;
+}
+
+export interface ReadFileOptions {
+  /** Refuse (OutputLimitError, before moving the data) files larger than this. Default 100 MiB. */
+  maxBytes?: number;
+  signal?: AbortSignal;
+}
+
+export interface WriteFileOptions {
+  /** File mode for a new file, e.g. 0o755. Default 0o644. */
+  mode?: number;
+  signal?: AbortSignal;
+}
+
+export interface CheckpointInfo {
+  id: string;
+  label: string | undefined;
+  /** ISO 8601 time of creation. */
+  createdAt: string;
+  /** Entries (files, directories, links) captured. */
+  entries: number;
+  /** Bytes moved into the checkpoint store for this checkpoint (what changed since the previous one). */
+  bytesStored: number;
+}
+
+export interface CheckpointOptions {
+  label?: string;
+  signal?: AbortSignal;
+}
+
+export interface Capabilities {
+  /** What separates the sandbox from the host: nothing, a container, a VM, another machine. */
+  isolation: 'none' | 'container' | 'vm' | 'remote-host';
+  checkpoints: boolean;
+  /** Streaming spawn with stdin writes and kill. */
+  spawn: boolean;
+  /** Commands run as a user without root privileges, so permission checks apply. */
+  nonRootUser: boolean;
+  /** Re-attach to an existing sandbox by id. */
+  reattach: boolean;
+}
+
+export interface SandboxBackend extends AsyncDisposable {
+  readonly kind: string;
+  /** Stable id of this sandbox (used for labels, logs, re-attach and sweep). */
+  readonly id: string;
+  /** Absolute path of the working directory inside the sandbox. */
+  readonly workdir: string;
+  readonly capabilities: Capabilities;
+  /** What each policy control got: enforced, not supported, or not requested. */
+  readonly enforcement: EnforcementReport;
+
+  exec(cmd: Command, opts?: ExecOptions): Promise<ExecResult>;
+  spawn(cmd: Command, opts?: SpawnOptions): ExecHandle;
+
+  readFile(path: string, opts?: ReadFileOptions): Promise<Uint8Array>;
+  readTextFile(path: string, opts?: ReadFileOptions): Promise<string>;
+  /** Writes (creating missing parent directories, truncating an existing file). */
+  writeFile(path: string, data: string | Uint8Array | AsyncIterable<Uint8Array>, opts?: WriteFileOptions): Promise<void>;
+
+  checkpoint(opts?: CheckpointOptions): Promise<CheckpointInfo>;
+  /** Restore the filesystem state of a checkpoint, in place: this handle keeps working. */
+  rollback(to: CheckpointInfo | string, opts?: { signal?: AbortSignal }): Promise<void>;
+  listCheckpoints(): Promise<CheckpointInfo[]>;
+  deleteCheckpoint(id: string): Promise<void>;
+
+  /** Idempotent; releases every resource (and, unless kept, the sandbox itself). */
+  close(): Promise<void>;
+}
