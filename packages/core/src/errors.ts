@@ -39,12 +39,13 @@ function brandOf(code: ErrorCode | '*'): symbol {
 }
 
 export class AgentboxError extends Error {
+  // code, status and retryable live on each class's prototype (see `define`), not on instances.
   /** Stable machine-readable kind of failure. */
-  readonly code: ErrorCode = 'INTERNAL';
+  declare readonly code: ErrorCode;
   /** HTTP-status-like number for callers that map errors to responses. */
-  readonly status: number = 500;
+  declare readonly status: number;
   /** Whether the same call may succeed if repeated later. */
-  readonly retryable: boolean = false;
+  declare readonly retryable: boolean;
   readonly backend: string | undefined;
   readonly operation: string | undefined;
   readonly sandboxId: string | undefined;
@@ -52,7 +53,10 @@ export class AgentboxError extends Error {
 
   constructor(message: string, context: ErrorContext = {}) {
     const where = [context.backend, context.operation].filter(Boolean).join('.');
-    super(where ? `${where}: ${message}` : message, context.cause === undefined ? {} : { cause: context.cause });
+    super(
+      where ? `${where}: ${message}` : message,
+      context.cause === undefined ? {} : { cause: context.cause },
+    );
     this.name = new.target.name;
     this.backend = context.backend;
     this.operation = context.operation;
@@ -63,12 +67,16 @@ export class AgentboxError extends Error {
   static override [Symbol.hasInstance](value: unknown): boolean {
     if (typeof value !== 'object' || value === null || !(BRAND in value)) return false;
     // `this` is the class `instanceof` was called on; AgentboxError itself matches every branded error.
+    // biome-ignore lint/complexity/noThisInStatic: the subclass that `instanceof` asks about is the point.
     const code = (this as unknown as { brandCode?: ErrorCode }).brandCode;
     if (code === undefined) return true;
     return brandOf(code) in value;
   }
 }
 Object.defineProperty(AgentboxError.prototype, BRAND, { value: true });
+Object.defineProperty(AgentboxError.prototype, 'code', { value: 'INTERNAL', enumerable: true });
+Object.defineProperty(AgentboxError.prototype, 'status', { value: 500, enumerable: true });
+Object.defineProperty(AgentboxError.prototype, 'retryable', { value: false, enumerable: true });
 
 type Ctor = abstract new (...args: never[]) => AgentboxError;
 
@@ -97,7 +105,12 @@ export class OutputLimitError extends AgentboxError {
   readonly limitBytes: number;
   /** Size of the thing that exceeded it, when known. */
   readonly actualBytes: number | undefined;
-  constructor(message: string, limitBytes: number, actualBytes: number | undefined, context: ErrorContext = {}) {
+  constructor(
+    message: string,
+    limitBytes: number,
+    actualBytes: number | undefined,
+    context: ErrorContext = {},
+  ) {
     super(message, context);
     this.limitBytes = limitBytes;
     this.actualBytes = actualBytes;
@@ -208,6 +221,8 @@ export function fromErrno(errno: string | undefined, message: string, context: E
 /** Wrap anything thrown into an AgentboxError with context, keeping typed errors as they are. */
 export function toAgentboxError(error: unknown, context: ErrorContext): AgentboxError {
   if (error instanceof AgentboxError) return error;
+  if (error instanceof Error && error.name === 'AbortError')
+    return new AbortedError(error.message, { ...context, cause: error });
   const errno = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
   return fromErrno(typeof errno === 'string' ? errno : undefined, message, { ...context, cause: error });

@@ -1,3 +1,4 @@
+export * from './checkpoint/tree-store.js';
 export * from './errors.js';
 export * from './output.js';
 export * from './policy.js';

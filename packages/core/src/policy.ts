@@ -8,7 +8,10 @@ import { PolicyNotEnforceableError } from './errors.js';
 
 const hostPort = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/, 'must be host:port, e.g. 127.0.0.1:8080 or [::1]:443');
+  .regex(
+    /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/,
+    'must be host:port, e.g. 127.0.0.1:8080 or [::1]:443',
+  );
 
 export const MountSchema = z.strictObject({
   /** Path on the host (or the backend's notion of the host). */

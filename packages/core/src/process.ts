@@ -4,7 +4,13 @@
  * process tree, and turns the outcome into an ExecResult or a typed error.
  */
 import { constants } from 'node:os';
-import { AbortedError, AgentboxError, type ErrorContext, InvalidArgumentError, TimeoutError } from './errors.js';
+import {
+  AbortedError,
+  AgentboxError,
+  type ErrorContext,
+  InvalidArgumentError,
+  TimeoutError,
+} from './errors.js';
 import { DEFAULT_MAX_OUTPUT_BYTES, decodeUtf8, encodeUtf8, OutputBuffer } from './output.js';
 import type { Command, ExecHandle, ExecResult, SpawnOptions, StdinSource } from './types.js';
 
@@ -52,9 +58,13 @@ export function buildEnv(
 ): Record<string, string> {
   const env = { ...DEFAULT_ENV, ...base };
   for (const [name, value] of Object.entries(extra ?? {})) {
-    if (!ENV_NAME.test(name)) throw new InvalidArgumentError(`invalid environment variable name "${name}"`, context);
+    if (!ENV_NAME.test(name))
+      throw new InvalidArgumentError(`invalid environment variable name "${name}"`, context);
     if (typeof value !== 'string' || value.includes('\0'))
-      throw new InvalidArgumentError(`environment variable ${name} must be a string without NUL bytes`, context);
+      throw new InvalidArgumentError(
+        `environment variable ${name} must be a string without NUL bytes`,
+        context,
+      );
     env[name] = value;
   }
   return env;
@@ -69,7 +79,8 @@ export function normalizeCommand(cmd: Command, context: ErrorContext): readonly 
   if (!Array.isArray(cmd) || cmd.length === 0 || cmd[0] === '')
     throw new InvalidArgumentError('command must be a non-empty string or a non-empty argv array', context);
   for (const arg of cmd) {
-    if (typeof arg !== 'string') throw new InvalidArgumentError('every argv element must be a string', context);
+    if (typeof arg !== 'string')
+      throw new InvalidArgumentError('every argv element must be a string', context);
     if (arg.includes('\0')) throw new InvalidArgumentError('an argv element contains a NUL byte', context);
   }
   return [...cmd];
@@ -172,7 +183,8 @@ export class ProcessHandle implements ExecHandle {
     this.#command = command;
     this.#context = { ...context, subject: command.join(' ').slice(0, 200) };
     const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
-    if (!Number.isInteger(max) || max < 0) throw new InvalidArgumentError('maxOutputBytes must be a non-negative integer', context);
+    if (!Number.isInteger(max) || max < 0)
+      throw new InvalidArgumentError('maxOutputBytes must be a non-negative integer', context);
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0))
       throw new InvalidArgumentError('timeoutMs must be a positive number', context);
@@ -282,7 +294,12 @@ export class ProcessHandle implements ExecHandle {
         await Promise.race([drained.catch(() => {}), delay(DRAIN_AFTER_KILL_MS)]);
         const partial = this.#partial();
         if (this.#stopReason === 'timeout') {
-          throw new TimeoutError(`command timed out after ${timeoutMs} ms`, timeoutMs!, partial, this.#context);
+          throw new TimeoutError(
+            `command timed out after ${timeoutMs} ms`,
+            timeoutMs!,
+            partial,
+            this.#context,
+          );
         }
         throw new AbortedError('command aborted', { ...this.#context, cause: signal?.reason });
       }

@@ -54,8 +54,8 @@ export function defineBackend<Schema extends z.ZodType>(
 export class BackendRegistry {
   readonly #backends = new Map<string, BackendDefinition<never>>();
 
-  register(def: BackendDefinition<never>): void {
-    this.#backends.set(def.kind, def);
+  register<Config>(def: BackendDefinition<Config>): void {
+    this.#backends.set(def.kind, def as unknown as BackendDefinition<never>);
   }
 
   get kinds(): string[] {
@@ -69,11 +69,12 @@ export class BackendRegistry {
 
 const REGISTRY_KEY = Symbol.for('agentbox.registry');
 const holder = globalThis as { [REGISTRY_KEY]?: BackendRegistry };
-export const defaultRegistry: BackendRegistry = (holder[REGISTRY_KEY] ??= new BackendRegistry());
+holder[REGISTRY_KEY] ??= new BackendRegistry();
+export const defaultRegistry: BackendRegistry = holder[REGISTRY_KEY];
 
 /** Make a backend available to `openSandbox` by its kind. Backend packages call this on import. */
 export function registerBackend<Config>(def: BackendDefinition<Config>): void {
-  defaultRegistry.register(def as BackendDefinition<never>);
+  defaultRegistry.register(def);
 }
 
 export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
@@ -97,7 +98,10 @@ export async function openSandbox(spec: SandboxSpec, options: OpenOptions = {}):
   const parsed = SandboxSpecSchema.safeParse(spec);
   if (!parsed.success) {
     const issues = formatZodIssues(parsed.error);
-    throw new InvalidArgumentError(`invalid sandbox spec: ${issues.join('; ')}`, { operation: 'open', issues });
+    throw new InvalidArgumentError(`invalid sandbox spec: ${issues.join('; ')}`, {
+      operation: 'open',
+      issues,
+    });
   }
   const { backend: kind, id, config, policy, strict } = parsed.data;
   const def = registry.get(kind);

@@ -44,7 +44,8 @@ export interface CheckpointStore {
 
 /** Resolve a sandbox path against the working directory (POSIX semantics, no host path rules). */
 export function resolveSandboxPath(workdir: string, path: string, context: ErrorContext): string {
-  if (typeof path !== 'string' || path.length === 0) throw new InvalidArgumentError('path must be a non-empty string', context);
+  if (typeof path !== 'string' || path.length === 0)
+    throw new InvalidArgumentError('path must be a non-empty string', context);
   if (path.includes('\0')) throw new InvalidArgumentError('path contains a NUL byte', context);
   return posix.resolve(workdir, path);
 }
@@ -80,12 +81,19 @@ export abstract class BaseSandbox implements SandboxBackend {
   /** Start `req.argv` in its own process group (or equivalent) so the whole tree can be signalled. */
   protected abstract startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess>;
   /** Read a whole file, refusing (OutputLimitError) before moving it if it is larger than maxBytes. */
-  protected abstract readFileAt(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array>;
-  /** Write a file (parents created, existing file truncated), streaming the chunks. */
+  protected abstract readFileAt(
+    path: string,
+    maxBytes: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Uint8Array>;
+  /**
+   * Write a file (parents created, existing file truncated), streaming the chunks. `mode` is
+   * set when the caller gave one; a new file otherwise gets 0o644 (less the umask).
+   */
   protected abstract writeFileAt(
     path: string,
     data: AsyncIterable<Uint8Array>,
-    mode: number,
+    mode: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<void>;
   protected abstract readonly checkpoints: CheckpointStore;
@@ -139,19 +147,32 @@ export abstract class BaseSandbox implements SandboxBackend {
         throw toAgentboxError(error, { ...context, subject: cwd });
       }
     };
-    return new ProcessHandle(argv, start, { ...opts, closeStdinAfterInput: isExec, streaming: !isExec }, context);
+    return new ProcessHandle(
+      argv,
+      start,
+      { ...opts, closeStdinAfterInput: isExec, streaming: !isExec },
+      context,
+    );
   }
 
   readFile(path: string, opts: ReadFileOptions = {}): Promise<Uint8Array> {
     return this.guard('readFile', path, async () => {
       const maxBytes = opts.maxBytes ?? DEFAULT_MAX_READ_BYTES;
       if (!Number.isInteger(maxBytes) || maxBytes < 0)
-        throw new InvalidArgumentError('maxBytes must be a non-negative integer', this.context('readFile', path));
+        throw new InvalidArgumentError(
+          'maxBytes must be a non-negative integer',
+          this.context('readFile', path),
+        );
       const abs = resolveSandboxPath(this.workdir, path, this.context('readFile'));
       checkAborted(opts.signal, this.context('readFile', path));
       const data = await this.readFileAt(abs, maxBytes, opts.signal);
       if (data.length > maxBytes)
-        throw new OutputLimitError(`${path} is larger than ${maxBytes} bytes`, maxBytes, data.length, this.context('readFile', path));
+        throw new OutputLimitError(
+          `${path} is larger than ${maxBytes} bytes`,
+          maxBytes,
+          data.length,
+          this.context('readFile', path),
+        );
       return data;
     });
   }
@@ -160,12 +181,19 @@ export abstract class BaseSandbox implements SandboxBackend {
     return decodeUtf8(await this.readFile(path, opts));
   }
 
-  writeFile(path: string, data: string | Uint8Array | AsyncIterable<Uint8Array>, opts: WriteFileOptions = {}): Promise<void> {
+  writeFile(
+    path: string,
+    data: string | Uint8Array | AsyncIterable<Uint8Array>,
+    opts: WriteFileOptions = {},
+  ): Promise<void> {
     return this.guard('writeFile', path, async () => {
       const abs = resolveSandboxPath(this.workdir, path, this.context('writeFile'));
-      const mode = opts.mode ?? 0o644;
-      if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)
-        throw new InvalidArgumentError('mode must be an integer between 0 and 0o7777', this.context('writeFile', path));
+      const mode = opts.mode;
+      if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777))
+        throw new InvalidArgumentError(
+          'mode must be an integer between 0 and 0o7777',
+          this.context('writeFile', path),
+        );
       checkAborted(opts.signal, this.context('writeFile', path));
       await this.writeFileAt(abs, toChunks(data), mode, opts.signal);
     });

@@ -118,7 +118,11 @@ export interface SandboxBackend extends AsyncDisposable {
   readFile(path: string, opts?: ReadFileOptions): Promise<Uint8Array>;
   readTextFile(path: string, opts?: ReadFileOptions): Promise<string>;
   /** Writes (creating missing parent directories, truncating an existing file). */
-  writeFile(path: string, data: string | Uint8Array | AsyncIterable<Uint8Array>, opts?: WriteFileOptions): Promise<void>;
+  writeFile(
+    path: string,
+    data: string | Uint8Array | AsyncIterable<Uint8Array>,
+    opts?: WriteFileOptions,
+  ): Promise<void>;
 
   checkpoint(opts?: CheckpointOptions): Promise<CheckpointInfo>;
   /** Restore the filesystem state of a checkpoint, in place: this handle keeps working. */

@@ -1,0 +1,16 @@
+/**
+ * Runs every benchmark, or those named: `pnpm bench -- local docker`. Each prints JSON lines
+ * `{bench, backend, value, unit, baseline, baselineValue, ratio}` on stdout.
+ */
+export {};
+
+const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
+  local: () => import('./local.js'),
+};
+
+const wanted = process.argv.slice(2).filter((a) => a !== '--');
+for (const name of wanted.length ? wanted : Object.keys(all)) {
+  const load = all[name];
+  if (!load) throw new Error(`unknown benchmark "${name}"; known: ${Object.keys(all).join(', ')}`);
+  await (await load()).run();
+}

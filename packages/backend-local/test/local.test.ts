@@ -1,0 +1,89 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSandbox, type SandboxBackend } from '@agentbox/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import '../src/index.js';
+
+let root: string;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'agentbox-local-test-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('local backend', () => {
+  it('does not leak the host environment into commands', async () => {
+    process.env.AGENTBOX_TEST_API_KEY = 'secret-value';
+    await using sb = await openSandbox({ backend: 'local', config: { root } });
+    const r = await sb.exec('env');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).not.toContain('secret-value');
+    expect(r.stdout).toContain('PAGER=cat');
+    delete process.env.AGENTBOX_TEST_API_KEY;
+  });
+
+  it('reports that it isolates nothing', async () => {
+    await using sb = await openSandbox({ backend: 'local', config: { root } });
+    expect(sb.capabilities.isolation).toBe('none');
+    expect(sb.enforcement.isolation.status).toBe('not-supported');
+    expect(sb.enforcement.readOnlyRoot.status).toBe('not-supported');
+    expect(sb.enforcement.network.status).toBe('not-supported');
+  });
+
+  it('refuses a strict policy that asks for isolation, and creates nothing', async () => {
+    await expect(
+      openSandbox({
+        backend: 'local',
+        id: 'refused',
+        config: { root },
+        policy: { readOnlyRoot: true, network: { mode: 'none' } },
+      }),
+    ).rejects.toMatchObject({
+      code: 'POLICY_NOT_ENFORCEABLE',
+      controls: { readOnlyRoot: expect.any(String), network: expect.any(String) },
+    });
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(join(root, 'refused'))).toBe(false);
+  });
+
+  it('opens with strict: false and reports what is not enforced', async () => {
+    await using sb = await openSandbox({
+      backend: 'local',
+      config: { root },
+      policy: { readOnlyRoot: true },
+      strict: false,
+    });
+    expect(sb.enforcement.readOnlyRoot.status).toBe('not-supported');
+  });
+
+  it('re-attaches to a kept sandbox by id, with its files and checkpoints', async () => {
+    const first = await openSandbox({ backend: 'local', id: 'keepme', config: { root, keep: true } });
+    await first.writeFile('notes.txt', 'remember this');
+    const ckpt = await first.checkpoint({ label: 'before' });
+    await first.close();
+    const again = await openSandbox({ backend: 'local', id: 'keepme', config: { root } });
+    expect(await again.readTextFile('notes.txt')).toBe('remember this');
+    expect((await again.listCheckpoints()).map((c) => c.id)).toEqual([ckpt.id]);
+    await again.close();
+  });
+
+  it('stores only what changed since the previous checkpoint', async () => {
+    await using sb: SandboxBackend = await openSandbox({ backend: 'local', config: { root } });
+    await sb.exec(
+      'mkdir d && i=0; while [ $i -lt 200 ]; do head -c 4096 /dev/urandom > d/f$i; i=$((i+1)); done',
+    );
+    const first = await sb.checkpoint();
+    expect(first.bytesStored).toBe(200 * 4096);
+    await sb.exec('echo changed >> d/f7');
+    const second = await sb.checkpoint();
+    expect(second.bytesStored).toBe(4096 + 8);
+    // mtime set back does not hide a change: ctime and size still differ.
+    await sb.exec('printf x > d/f8 && touch -d "2001-01-01" d/f8');
+    const third = await sb.checkpoint();
+    expect(third.bytesStored).toBe(1);
+    await sb.rollback(first);
+    expect((await sb.exec('wc -c < d/f7')).stdout.trim()).toBe('4096');
+  });
+});

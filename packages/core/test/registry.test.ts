@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { BackendRegistry, defineBackend, InvalidArgumentError, openSandbox } from '../src/index.js';
+
+const registry = new BackendRegistry();
+registry.register(
+  defineBackend({
+    kind: 'fake',
+    configSchema: z.strictObject({ size: z.number().int().positive() }),
+    open: async () => {
+      throw new Error('not reached in these tests');
+    },
+  }),
+);
+
+describe('openSandbox', () => {
+  it('names the known backends when the kind is unknown, and never falls back', async () => {
+    const err = await openSandbox({ backend: 'dokcer' }, { registry }).catch((e) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect(err.message).toContain('unknown backend "dokcer"');
+    expect(err.message).toContain('known: fake');
+  });
+
+  it('says which field of the spec is wrong and why', async () => {
+    const err = await openSandbox(
+      { backend: 'fake', config: { size: 1 }, policy: { limits: { pids: -1 } } },
+      { registry },
+    ).catch((e) => e);
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.issues.join('\n')).toMatch(/^policy\.limits\.pids: /m);
+  });
+
+  it("validates the backend's config with its own schema", async () => {
+    const err = await openSandbox({ backend: 'fake', config: { size: 'big' } }, { registry }).catch((e) => e);
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.backend).toBe('fake');
+    expect(err.issues[0]).toMatch(/^config\.size: /);
+  });
+
+  it('rejects unknown policy fields instead of ignoring them', async () => {
+    const err = await openSandbox(
+      { backend: 'fake', config: { size: 1 }, policy: { readonlyRoot: true } as never },
+      { registry },
+    ).catch((e) => e);
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.message).toContain('readonlyRoot');
+  });
+});
