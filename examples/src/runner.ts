@@ -1,64 +1,115 @@
 /**
- * The example runner: open a sandbox, let "the agent" work in it, checkpoint, make a destructive
- * mistake, roll back, and show what happened at each step.
+ * The example runner: the reference agent loop working in a sandbox. By default "the model" is a
+ * script (no account, no network) that sets up a project, checkpoints, makes a destructive
+ * mistake, notices, and rolls back. Point it at any chat-completions endpoint to use a real model.
  *
- *   pnpm demo                      # local backend: no account, no network
- *   pnpm demo -- --backend docker  # a hardened container (needs a running dockerd)
+ *   pnpm demo                                   # local backend, scripted model
+ *   pnpm demo -- --backend docker               # a hardened container (needs a running dockerd)
+ *   pnpm demo -- --model-url http://127.0.0.1:8000/v1 --model NAME --task "..."
  */
 import { parseArgs } from 'node:util';
-import { openSandbox, type SandboxBackend } from '@agentbox/core';
-import '@agentbox/backend-local';
+import {
+  type AgentEvent,
+  chatCompletionsModel,
+  type Message,
+  runAgent,
+  scriptedModel,
+} from '@agentbox/agent';
+import { openSandbox } from '@agentbox/core';
 
 const { values } = parseArgs({
-  options: { backend: { type: 'string', default: 'local' } },
+  options: {
+    backend: { type: 'string', default: 'local' },
+    'model-url': { type: 'string' },
+    model: { type: 'string', default: 'default' },
+    task: { type: 'string', default: 'Set up a tiny shell project, then clean up the workspace safely.' },
+  },
 });
 const backend = values.backend!;
-if (backend === 'docker') await import('@agentbox/backend-docker');
+const backends: Record<string, () => Promise<unknown>> = {
+  local: () => import('@agentbox/backend-local'),
+  docker: () => import('@agentbox/backend-docker'),
+  ssh: () => import('@agentbox/backend-ssh'),
+};
+await (backends[backend] ?? backends.local!)();
 
-const step = (title: string) => console.log(`\n\x1b[1m▸ ${title}\x1b[0m`);
+const bold = (s: string) => `\x1b[1m${s}\x1b[0m`;
+const indent = (text: string) => text.replace(/\n$/, '').replace(/^/gm, '  │ ');
 
-async function run(sb: SandboxBackend, command: string): Promise<void> {
-  const r = await sb.exec(command, { timeoutMs: 30_000 });
-  console.log(`$ ${command}`);
-  if (r.stdout) process.stdout.write(indent(r.stdout));
-  if (r.stderr) process.stdout.write(indent(r.stderr));
-  console.log(`  (exit ${r.exitCode}, ${r.durationMs.toFixed(1)} ms)`);
+/** What the scripted model does: one tool call per turn, reading results where it needs them. */
+const lastResult = (messages: readonly Message[]) => (messages.at(-1) as { content: string }).content;
+let checkpointId = '';
+const script = scriptedModel([
+  turn('Set up the project.', 'write_file', {
+    path: 'project/README.md',
+    content: '# notes\nThe agent keeps its work here.\n',
+  }),
+  turn('Add the app.', 'write_file', {
+    path: 'project/src/app.sh',
+    content: '#!/bin/sh\necho "hello from the app"\n',
+  }),
+  turn('Run it.', 'exec', { command: 'cd project && chmod +x src/app.sh && ./src/app.sh && ls -l src' }),
+  turn('Checkpoint before cleaning up.', 'checkpoint', { label: 'before cleanup' }),
+  (messages) => {
+    checkpointId = /checkpoint (\S+)/.exec(lastResult(messages))?.[1] ?? '';
+    return call('Clean up (a destructive mistake).', 'exec', {
+      command: 'rm -rf project/src && echo "oops" > project/README.md && ls -R project',
+    });
+  },
+  turn('Check the app still runs.', 'exec', { command: './project/src/app.sh' }),
+  (messages) =>
+    call(`That broke it (${firstLine(lastResult(messages))}): roll back.`, 'rollback', { id: checkpointId }),
+  turn('Verify.', 'exec', { command: 'cat project/README.md && ./project/src/app.sh' }),
+  turn('A runaway command is cut off by its timeout, with its whole process tree.', 'exec', {
+    command: 'echo starting; sleep 30 & sleep 31',
+    timeoutMs: 500,
+  }),
+  turn('The sandbox is still usable.', 'exec', {
+    command: 'echo "still here; sleepers left: $(ps -eo args | grep -c "^sleep 3[01]")"',
+  }),
+  { content: 'Done: the project is set up, and the mistaken cleanup was rolled back.', toolCalls: [] },
+]);
+
+function call(thought: string, name: string, args: unknown) {
+  return { content: thought, toolCalls: [{ id: crypto.randomUUID().slice(0, 8), name, arguments: args }] };
+}
+function turn(thought: string, name: string, args: unknown) {
+  return () => call(thought, name, args);
+}
+function firstLine(text: string) {
+  return text.split('\n')[0];
 }
 
-const indent = (text: string) => `${text.replace(/\n$/, '').replace(/^/gm, '  │ ')}\n`;
+const model = values['model-url']
+  ? chatCompletionsModel({
+      baseUrl: values['model-url'],
+      model: values.model!,
+      apiKey: process.env.MODEL_API_KEY,
+    })
+  : script;
 
-step(`open a ${backend} sandbox`);
-await using sb = await openSandbox({ backend });
-console.log(`  id ${sb.id}, working directory ${sb.workdir}, isolation: ${sb.capabilities.isolation}`);
-const enforced = Object.entries(sb.enforcement)
+console.log(bold(`▸ open a ${backend} sandbox`));
+await using sandbox = await openSandbox({ backend });
+const enforced = Object.entries(sandbox.enforcement)
   .filter(([, s]) => s.status === 'enforced')
-  .map(([c]) => c);
+  .map(([control]) => control);
+console.log(`  id ${sandbox.id}, workdir ${sandbox.workdir}, isolation: ${sandbox.capabilities.isolation}`);
 console.log(
-  `  policy controls enforced: ${enforced.length ? enforced.join(', ') : 'none (this backend isolates nothing)'}`,
+  `  enforced: ${enforced.length ? enforced.join(', ') : 'nothing (this backend isolates nothing)'}`,
 );
 
-step('the agent sets up a project');
-await sb.writeFile('project/README.md', '# notes\nThe agent keeps its work here.\n');
-await sb.writeFile('project/src/app.sh', '#!/bin/sh\necho "hello from the app"\n', { mode: 0o755 });
-await run(sb, 'cd project && ./src/app.sh && ls -la src');
+const show = (event: AgentEvent) => {
+  if (event.type === 'assistant') {
+    if (event.content) console.log(`\n${bold(`▸ ${event.content}`)}`);
+    return;
+  }
+  const args = JSON.stringify(event.call.arguments);
+  console.log(`  ${event.call.name} ${args.length > 100 ? `${args.slice(0, 100)}…` : args}`);
+  console.log(indent(event.output));
+  console.log(`  (${event.ok ? 'ok' : 'failed'}, ${event.durationMs.toFixed(1)} ms)`);
+};
 
-step('checkpoint');
-const before = await sb.checkpoint({ label: 'before cleanup' });
-console.log(`  checkpoint ${before.id}: ${before.entries} entries, ${before.bytesStored} bytes stored`);
-
-step('a destructive mistake: the agent "cleans up"');
-await run(sb, 'rm -rf project/src && echo "oops" > project/README.md && ls -R project');
-
-step('roll back');
-await sb.rollback(before);
-await run(sb, 'cat project/README.md && ./project/src/app.sh');
-
-step('timeouts kill the whole process tree and the sandbox stays usable');
-const started = Date.now();
-await sb.exec('sleep 30 & sleep 31; echo never', { timeoutMs: 500 }).catch((error) => {
-  console.log(`  ${error.code}: ${error.message} (after ${Date.now() - started} ms)`);
-});
-await run(sb, 'echo still here');
-
-step('done');
-console.log(`  checkpoints: ${(await sb.listCheckpoints()).map((c) => `${c.id} (${c.label})`).join(', ')}`);
+const run = await runAgent({ sandbox, model, task: values.task!, onEvent: show });
+console.log(`\n${bold('▸ finished')}: ${run.finished ? `after ${run.steps} turns` : 'ran out of turns'}`);
+const checkpoints = await sandbox.listCheckpoints();
+console.log(`  checkpoints: ${checkpoints.map((c) => `${c.id} (${c.label})`).join(', ')}`);

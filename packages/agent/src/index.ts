@@ -1,0 +1,3 @@
+export * from './loop.js';
+export * from './models.js';
+export * from './tools.js';
