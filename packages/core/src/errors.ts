@@ -218,9 +218,20 @@ export function fromErrno(errno: string | undefined, message: string, context: E
   }
 }
 
-/** Wrap anything thrown into an AgentboxError with context, keeping typed errors as they are. */
+/**
+ * Wrap anything thrown into an AgentboxError with context. A typed error keeps its class and
+ * message; context it lacks (a transport threw it without knowing the backend or operation) is
+ * filled in.
+ */
 export function toAgentboxError(error: unknown, context: ErrorContext): AgentboxError {
-  if (error instanceof AgentboxError) return error;
+  if (error instanceof AgentboxError) {
+    const fields = error as { -readonly [K in 'backend' | 'operation' | 'sandboxId' | 'subject']?: string };
+    fields.backend ??= context.backend;
+    fields.operation ??= context.operation;
+    fields.sandboxId ??= context.sandboxId;
+    fields.subject ??= context.subject;
+    return error;
+  }
   if (error instanceof Error && error.name === 'AbortError')
     return new AbortedError(error.message, { ...context, cause: error });
   const errno = (error as { code?: unknown } | null)?.code;

@@ -134,6 +134,10 @@ class ChunkQueue implements AsyncIterable<Uint8Array> {
     }
   }
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    if (this.#disabled)
+      throw new InvalidArgumentError(
+        'this output stream is not buffered: start reading stdout/stderr before calling wait(), or use exec()',
+      );
     this.#started = true;
     for (;;) {
       const chunk = this.#chunks.shift();

@@ -1,0 +1,30 @@
+/** What a backend's test file passes to `runConformance`. */
+import type { SandboxBackend } from '@agentbox/core';
+
+export interface ConformanceOpenOptions {
+  signal?: AbortSignal;
+}
+
+export interface ConformanceOptions {
+  /** Shown in the suite title, e.g. `local` or `docker (hardened)`. */
+  name: string;
+  /**
+   * Open a new sandbox of the backend under test. Called once for the sandbox most cases share,
+   * and again by cases that need their own; the suite closes every sandbox it opens.
+   */
+  open: (opts: ConformanceOpenOptions) => Promise<SandboxBackend>;
+  /** Cases not to run, by id, each with the reason printed in the test output. An unknown id is an error. */
+  skip?: Readonly<Record<string, string>>;
+  /** Processes of one sandbox are invisible to another. Default: `capabilities.isolation !== 'none'`. */
+  isolatesProcesses?: boolean;
+  /** One sandbox cannot read another's files by absolute path. Default: `capabilities.isolation !== 'none'`. */
+  isolatesFilesystem?: boolean;
+  /**
+   * Everything of this backend that exists right now (sandbox directories, containers, remote
+   * sandboxes), one string each. The suite compares the list before and after aborted opens;
+   * without it, those cases are skipped.
+   */
+  leftovers?: () => Promise<string[]>;
+  /** Multiply every deadline and wait of the suite (default 1), for backends with slow round trips. */
+  timeScale?: number;
+}
