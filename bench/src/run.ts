@@ -6,6 +6,8 @@ export {};
 
 const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   local: () => import('./local.js'),
+  docker: () => import('./docker.js'),
+  ssh: () => import('./ssh.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');

@@ -1,3 +1,4 @@
+export * from './checkpoint/exec-store.js';
 export * from './checkpoint/tree-store.js';
 export * from './errors.js';
 export * from './output.js';

@@ -1,0 +1,95 @@
+/** The SSH backend's settings (`spec.config`), validated with zod. */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+const PrivateKeyAuthSchema = z
+  .strictObject({
+    type: z.literal('privateKey'),
+    /** Path of the private key file on this machine. */
+    path: z.string().min(1).optional(),
+    /** The private key itself (OpenSSH or PEM text). */
+    key: z.string().min(1).optional(),
+    passphrase: z.string().optional(),
+  })
+  .refine((auth) => (auth.path === undefined) !== (auth.key === undefined), {
+    message: 'give exactly one of path or key',
+  });
+
+const AgentAuthSchema = z.strictObject({
+  type: z.literal('agent'),
+  /** The ssh-agent socket; defaults to SSH_AUTH_SOCK as it was when the config was parsed. */
+  socket: z
+    .string()
+    .min(1)
+    .default(() => process.env.SSH_AUTH_SOCK ?? ''),
+});
+
+const PasswordAuthSchema = z.strictObject({
+  type: z.literal('password'),
+  password: z.string(),
+});
+
+export const AuthSchema = z.discriminatedUnion('type', [
+  PrivateKeyAuthSchema,
+  AgentAuthSchema,
+  PasswordAuthSchema,
+]);
+
+const fingerprint = z
+  .string()
+  .regex(
+    /^SHA256:[A-Za-z0-9+/]{43}=?$/,
+    'must be a SHA-256 fingerprint as ssh-keygen -lf prints it: SHA256:<43 base64 characters>',
+  );
+
+/** How to reach and trust one SSH server (the target, or a jump host in front of it). */
+export const EndpointSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z.string().min(1),
+  /** One method, or several tried in order. */
+  auth: z.union([AuthSchema, z.array(AuthSchema).min(1)]),
+  /** known_hosts file on this machine used to verify the host key (default ~/.ssh/known_hosts). */
+  knownHostsFile: z
+    .string()
+    .min(1)
+    .default(() => join(homedir(), '.ssh', 'known_hosts')),
+  /** Pin the host key instead: only a key with this fingerprint (or one of these) is accepted. */
+  hostKeyFingerprint: z.union([fingerprint, z.array(fingerprint).min(1)]).optional(),
+  /**
+   * `strict` (default): a host key that is not in known_hosts is refused. `accept-new`: an unknown
+   * host's key is accepted and appended to known_hosts. A changed key is refused either way.
+   */
+  hostKeyPolicy: z.enum(['strict', 'accept-new']).default('strict'),
+  connectTimeoutMs: z.number().int().positive().default(15_000),
+  /** Probe an idle connection this often (0 disables); a dead one is noticed after keepaliveCountMax misses. */
+  keepaliveIntervalMs: z.number().int().nonnegative().default(10_000),
+  keepaliveCountMax: z.number().int().positive().default(3),
+});
+
+export const SshConfigSchema = EndpointSchema.extend({
+  /** Reach the target through this host (an SSH `direct-tcpip` channel, like `ssh -J`). */
+  jump: EndpointSchema.optional(),
+  /** Remote directory holding one `<id>/` per sandbox; `~` is the login user's home. */
+  root: z.string().min(1).default('~/.agentbox/sandboxes'),
+  /** Keep the sandbox's directory (workspace and checkpoints) on close, to re-attach later by id. */
+  keep: z.boolean().default(false),
+  /**
+   * How checkpoints are kept on the host. `copy` (default): a `cp -a` copy of the workspace per
+   * checkpoint; cost follows the size of the tree, in a few processes. `incremental`: core's
+   * content-addressed store; cost follows the change, at a few processes per changed file (slow
+   * for a first checkpoint of many thousands of files).
+   */
+  checkpoints: z.enum(['copy', 'incremental']).default('copy'),
+  /**
+   * Commands running at once over the one connection. sshd allows 10 sessions per connection by
+   * default (MaxSessions); one is kept for file transfer and one for signals.
+   */
+  maxConcurrentCommands: z.number().int().min(1).max(1000).default(8),
+});
+
+export type SshConfig = z.input<typeof SshConfigSchema>;
+export type ParsedSshConfig = z.output<typeof SshConfigSchema>;
+export type SshEndpoint = z.output<typeof EndpointSchema>;
+export type SshAuth = z.output<typeof AuthSchema>;

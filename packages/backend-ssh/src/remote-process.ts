@@ -1,0 +1,216 @@
+/**
+ * A command on the remote host as a core RawProcess, over one SSH exec channel. The wrapper
+ * (shell.ts) reports the command's process group first; `kill` signals that whole group with
+ * another (control) exec, because closing a channel does not stop remote processes.
+ *
+ * This is the only place that knows how a command is started; a faster transport (one
+ * long-lived shell session for many commands) can replace `startRemoteProcess` alone.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  AbortedError,
+  AgentboxError,
+  type ErrorContext,
+  NotFoundError,
+  PermissionDeniedError,
+  type RawProcess,
+  SandboxUnavailableError,
+  type StartRequest,
+} from '@agentbox/core';
+import type { ClientChannel } from 'ssh2';
+import type { ExitStatus, Link, SshConnection } from './connection.js';
+import { killGroupCommand, parseWrapperStatus, quote, type WrapperStatus, wrapperScript } from './shell.js';
+
+/** Scripts longer than this (large argv or env) go through a file instead of the exec request. */
+const INLINE_SCRIPT_LIMIT = 64 * 1024;
+
+export interface RemoteProcess extends RawProcess {
+  /** The process group the command leads on the remote host. */
+  readonly pgid: number;
+  /** Settles once the channel has closed: the command exited and its output ended, or the connection dropped. */
+  readonly closed: Promise<void>;
+}
+
+export interface StartOptions {
+  /** Private remote directory for scripts too large to send inline. */
+  scratchDir: string;
+  /** Upload a script file (used only for large commands). */
+  upload: (path: string, data: Uint8Array, signal: AbortSignal | undefined) => Promise<void>;
+  context: ErrorContext;
+}
+
+export async function startRemoteProcess(
+  conn: SshConnection,
+  req: StartRequest,
+  signal: AbortSignal | undefined,
+  opts: StartOptions,
+): Promise<RemoteProcess> {
+  const marker = `agentbox-${randomBytes(9).toString('hex')}`;
+  const script = wrapperScript(req, marker);
+  let command = script;
+  if (Buffer.byteLength(script) > INLINE_SCRIPT_LIMIT) {
+    // sshd and execve cap one exec request; a file has no such limit. The script removes itself.
+    const file = `${opts.scratchDir}/cmd-${marker}.sh`;
+    await opts.upload(file, Buffer.from(`rm -f -- "$0"\n${script}\n`), signal);
+    command = `exec /bin/sh ${quote(file)}`;
+  }
+  const { channel, link, exit: exited, closed } = await conn.exec(command, { signal, context: opts.context });
+
+  const markerBytes = Buffer.from(marker);
+  const exit = watchExit(exited, conn, link, opts.context);
+  exit.catch(() => {});
+  let status: WrapperStatus;
+  let stderr: AsyncIterable<Uint8Array>;
+  try {
+    const started = await readStatus(channel, markerBytes, signal, opts.context);
+    status = started.status;
+    stderr = started.rest;
+  } catch (error) {
+    channel.close();
+    throw conn.failure(link, error, 'starting a command', opts.context);
+  }
+  if (status.kind !== 'started') {
+    channel.close();
+    const message = {
+      'cwd-missing': `working directory ${req.cwd} does not exist`,
+      'cwd-not-a-directory': `working directory ${req.cwd} is not a directory`,
+      'cwd-denied': `working directory ${req.cwd} is not accessible`,
+    }[status.kind];
+    if (status.kind === 'cwd-denied')
+      throw new PermissionDeniedError(message, { ...opts.context, subject: req.cwd });
+    throw new NotFoundError(message, { ...opts.context, subject: req.cwd });
+  }
+  const pgid = status.pgid;
+  const stdout = afterMarker(channel, Buffer.from(`${marker}\n`));
+  let done = false;
+  closed.then(() => {
+    done = true;
+  });
+
+  return {
+    pgid,
+    closed,
+    stdout,
+    stderr,
+    exit,
+    async writeStdin(chunk) {
+      if (done || channel.writableEnded || channel.destroyed) throw new Error('stdin is closed (EPIPE)');
+      if (!channel.write(chunk)) {
+        await new Promise<void>((resolve) => {
+          const finish = () => {
+            channel.off('drain', finish);
+            channel.off('close', finish);
+            resolve();
+          };
+          channel.on('drain', finish);
+          channel.on('close', finish);
+        });
+      }
+    },
+    async closeStdin() {
+      if (!done && !channel.writableEnded) channel.end();
+    },
+    async kill(sig) {
+      if (done) return;
+      try {
+        await conn.run(killGroupCommand(pgid, sig), { control: true, context: opts.context });
+      } catch (error) {
+        throw conn.failure(link, error, 'signalling a command', opts.context);
+      }
+    },
+  };
+}
+
+/** The exit status of the channel's command; a channel that closes without one lost its connection. */
+async function watchExit(
+  exited: Promise<ExitStatus | undefined>,
+  conn: SshConnection,
+  link: Link,
+  context: ErrorContext,
+): Promise<{ exitCode: number | null; signal: string | null }> {
+  const status = await exited;
+  if (status) return { exitCode: status.signal ? null : status.code, signal: status.signal };
+  const error = conn.failure(
+    link,
+    new Error('the channel closed without an exit status'),
+    'a command',
+    context,
+  );
+  throw error instanceof AgentboxError
+    ? error
+    : new SandboxUnavailableError('the command ended without an exit status (was it killed on the server?)', {
+        ...context,
+        cause: error,
+      });
+}
+
+/**
+ * Read stderr up to the wrapper's status line. Returns the status and the rest of stderr, the
+ * command's own bytes exactly. Anything before the marker (a chatty login script) is dropped.
+ */
+async function readStatus(
+  channel: ClientChannel,
+  marker: Buffer,
+  signal: AbortSignal | undefined,
+  context: ErrorContext,
+): Promise<{ status: WrapperStatus; rest: AsyncIterable<Uint8Array> }> {
+  // destroyOnReturn: false — a destroyed stream would close the channel, and a channel closed by
+  // us at the end of the output can beat the exit status the server was about to send.
+  const it = channel.stderr.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>;
+  let buffered = Buffer.alloc(0);
+  const onAbort = () => channel.close();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for (;;) {
+      const at = buffered.indexOf(marker);
+      if (at >= 0) {
+        const eol = buffered.indexOf(0x0a, at);
+        if (eol >= 0) {
+          const line = buffered.subarray(at + marker.length + 1, eol).toString('latin1');
+          const status = parseWrapperStatus(line);
+          if (!status) throw new AgentboxError(`unexpected wrapper status line "${line}"`, context);
+          return { status, rest: continueWith(buffered.subarray(eol + 1), it) };
+        }
+      }
+      const next = await it.next();
+      if (signal?.aborted)
+        throw new AbortedError('aborted while starting the command', { ...context, cause: signal.reason });
+      if (next.done) {
+        const seen = buffered.toString('utf8').trim();
+        throw new AgentboxError(
+          `the remote shell ended before starting the command${seen ? `: ${seen.slice(0, 500)}` : ''} (is the login shell POSIX?)`,
+          context,
+        );
+      }
+      buffered = Buffer.concat([buffered, next.value]);
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+async function* continueWith(head: Buffer, it: AsyncIterator<Buffer>): AsyncGenerator<Uint8Array> {
+  if (head.length > 0) yield head;
+  for (;;) {
+    const next = await it.next();
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
+/** stdout without the wrapper's first line (and without anything a login script printed before it). */
+async function* afterMarker(channel: ClientChannel, markerLine: Buffer): AsyncGenerator<Uint8Array> {
+  let buffered: Buffer | undefined = Buffer.alloc(0);
+  for await (const chunk of channel.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    if (buffered === undefined) {
+      yield chunk;
+      continue;
+    }
+    buffered = Buffer.concat([buffered, chunk]);
+    const at = buffered.indexOf(markerLine);
+    if (at < 0) continue;
+    const rest = buffered.subarray(at + markerLine.length);
+    buffered = undefined;
+    if (rest.length > 0) yield rest;
+  }
+}

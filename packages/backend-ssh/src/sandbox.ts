@@ -1,0 +1,285 @@
+/**
+ * The SSH sandbox: a private directory `<root>/<id>/` on the remote host holding the workspace
+ * (`workspace/`, the working directory of every command), the checkpoints and a scratch
+ * directory, all mode 0700. Every command and file operation goes over the sandbox's one
+ * connection. Close kills the commands still running, removes the directory unless `keep`,
+ * and ends the connection.
+ */
+import {
+  AbortedError,
+  assertEnforced,
+  BaseSandbox,
+  type CheckpointStore,
+  type ControlStatus,
+  type EnforcementReport,
+  type ErrorContext,
+  ExecCheckpointStore,
+  enforcementReport,
+  type OpenContext,
+  type ParsedPolicy,
+  type RawProcess,
+  SandboxUnavailableError,
+  type StartRequest,
+  type StoreExec,
+  signalNumber,
+} from '@agentbox/core';
+import { RemoteCopyCheckpointStore } from './checkpoints.js';
+import type { ParsedSshConfig } from './config.js';
+import { SshConnection } from './connection.js';
+import { RemoteFiles } from './files.js';
+import { knownHostsName } from './known-hosts.js';
+import { type RemoteProcess, startRemoteProcess } from './remote-process.js';
+import { quoteAll } from './shell.js';
+
+const KIND = 'ssh';
+
+/** What SSH can and cannot enforce. `uid` is the login user's, once known (undefined before connecting). */
+export function sshEnforcement(
+  config: ParsedSshConfig,
+  policy: ParsedPolicy,
+  uid: number | undefined,
+): EnforcementReport {
+  const where = `${config.user}@${knownHostsName(config.host, config.port)}`;
+  const no = (detail: string): ControlStatus => ({ status: 'not-supported', detail });
+  const noContainer = (what: string) =>
+    no(
+      `${what}: plain SSH runs commands as a login user on the host, with no container or cgroup around them`,
+    );
+  const nonRoot: ControlStatus =
+    uid === undefined
+      ? { status: 'enforced', detail: `to be checked on connect (login user ${config.user})` }
+      : uid === 0
+        ? no(`the login user ${config.user} is root`)
+        : { status: 'enforced', detail: `commands run as ${config.user} (uid ${uid})` };
+  return enforcementReport(no('not applicable'), {
+    isolation: {
+      status: 'enforced',
+      detail: `remote host ${where}: a private 0700 workspace directory per sandbox; no isolation from other processes of ${config.user} on that host`,
+    },
+    readOnlyRoot: noContainer('no read-only root filesystem'),
+    tmp: no('no private tmpfs: TMPDIR points at a private directory of the sandbox, on the host filesystem'),
+    'limits.pids': noContainer('no process limit'),
+    'limits.memoryMiB': noContainer('no memory limit'),
+    'limits.cpus': noContainer('no CPU limit'),
+    dropCapabilities: noContainer('capabilities are those of the login user'),
+    noNewPrivileges: noContainer('setuid programs on the host keep working'),
+    nonRootUser: nonRoot,
+    mounts: no('SSH has no bind mounts; upload the files into the workspace instead'),
+    credentials: no('SSH has no read-only credential mounts'),
+    network: no('commands share the network of the SSH host'),
+    labels: policy.labels
+      ? { status: 'enforced', detail: 'recorded in the sandbox directory (sandbox.json)' }
+      : { status: 'not-requested', detail: 'no labels requested' },
+  });
+}
+
+interface SshSandboxInit {
+  id: string;
+  config: ParsedSshConfig;
+  conn: SshConnection;
+  /** `<root>/<id>`, absolute. */
+  dir: string;
+  uid: number;
+  enforcement: EnforcementReport;
+}
+
+export class SshSandbox extends BaseSandbox {
+  protected readonly checkpoints: CheckpointStore;
+  readonly #conn: SshConnection;
+  readonly #files: RemoteFiles;
+  readonly #dir: string;
+  readonly #keep: boolean;
+  readonly #running = new Set<RemoteProcess>();
+  /** Process groups whose connection dropped while they ran: they go on without us, so they are killed on the next call. */
+  readonly #orphans = new Set<number>();
+
+  constructor(init: SshSandboxInit) {
+    const workdir = `${init.dir}/workspace`;
+    super({
+      kind: KIND,
+      id: init.id,
+      workdir,
+      capabilities: {
+        isolation: 'remote-host',
+        checkpoints: true,
+        spawn: true,
+        nonRootUser: init.uid !== 0,
+        reattach: true,
+      },
+      enforcement: init.enforcement,
+      baseEnv: {
+        TMPDIR: `${init.dir}/tmp`,
+        USER: init.config.user,
+        LOGNAME: init.config.user,
+        SHELL: '/bin/sh',
+      },
+    });
+    this.#conn = init.conn;
+    this.#dir = init.dir;
+    this.#keep = init.config.keep;
+    this.#files = new RemoteFiles(init.conn, this.context('files'));
+    this.checkpoints = checkpointStore(init, workdir, this.context('checkpoint'));
+  }
+
+  /** The sandbox's directory on the host (workspace, checkpoints, scratch). */
+  get remoteDir(): string {
+    return this.#dir;
+  }
+
+  /** The connection (for tests and diagnostics): `connects` counts (re)connections. */
+  get connection(): SshConnection {
+    return this.#conn;
+  }
+
+  protected async startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
+    if (this.#orphans.size > 0) await this.#killOrphans();
+    const proc = await startRemoteProcess(this.#conn, req, signal, {
+      scratchDir: `${this.#dir}/tmp`,
+      upload: (path, data, sig) => this.#files.write(path, once(data), 0o600, sig),
+      context: this.context('exec'),
+    });
+    if (this.closed) {
+      await proc.kill('SIGKILL').catch(() => {});
+      this.assertOpen('exec');
+    }
+    // Until its channel closes, the group has members (at least whoever holds the output open),
+    // so its id cannot have been reused and signalling it on close is safe.
+    this.#running.add(proc);
+    proc.closed.then(() => this.#running.delete(proc));
+    proc.exit.catch((error) => {
+      if ((error as { code?: unknown }).code === 'SANDBOX_UNAVAILABLE') this.#orphans.add(proc.pgid);
+    });
+    return proc;
+  }
+
+  async #killOrphans(): Promise<void> {
+    const groups = [...this.#orphans];
+    this.#orphans.clear();
+    await this.#killGroups(groups).catch(() => {
+      for (const g of groups) this.#orphans.add(g);
+    });
+  }
+
+  #killGroups(groups: readonly number[]): Promise<unknown> {
+    if (groups.length === 0) return Promise.resolve();
+    return this.#conn.run(`for g in ${groups.join(' ')}; do kill -s KILL -- -$g 2>/dev/null; done; true`, {
+      control: true,
+    });
+  }
+
+  protected readFileAt(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    return this.#files.read(path, maxBytes, signal);
+  }
+
+  protected writeFileAt(
+    path: string,
+    data: AsyncIterable<Uint8Array>,
+    mode: number | undefined,
+    signal: AbortSignal | undefined,
+  ) {
+    return this.#files.write(path, data, mode, signal);
+  }
+
+  protected async closeResources(): Promise<void> {
+    try {
+      // Closing a channel leaves its command running on the host: signal every group still there.
+      await this.#killGroups([...this.#running].map((p) => p.pgid).concat([...this.#orphans])).catch(
+        () => {},
+      );
+      if (!this.#keep)
+        await this.#conn.check(removeTreeCommand(this.#dir), {
+          control: true,
+          context: this.context('close'),
+        });
+    } finally {
+      this.#conn.close();
+    }
+  }
+}
+
+/** Checkpoints live on the host next to the workspace: only commands and listings cross the network. */
+function checkpointStore(init: SshSandboxInit, workdir: string, context: ErrorContext): CheckpointStore {
+  const storeDir = `${init.dir}/checkpoints`;
+  if (init.config.checkpoints === 'copy')
+    return new RemoteCopyCheckpointStore({ conn: init.conn, storeDir, workspace: workdir, context });
+  // Core's incremental store, driven through this connection.
+  const exec: StoreExec = async (argv, { stdin, signal }) => {
+    const r = await init.conn.run(`exec env LC_ALL=C ${quoteAll(argv)}`, {
+      signal,
+      ...(stdin ? { stdin } : {}),
+      context,
+    });
+    return { exitCode: r.code ?? 128 + signalNumber(r.signal ?? ''), stdout: r.stdout, stderr: r.stderr };
+  };
+  return new ExecCheckpointStore({
+    exec,
+    root: workdir,
+    storeDir,
+    // The login user owns everything in the workspace and may not chown.
+    preserveOwnership: false,
+    context: { backend: KIND, sandboxId: init.id },
+  });
+}
+
+async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield data;
+}
+
+/** `rm -rf` that also removes read-only directories. */
+function removeTreeCommand(dir: string): string {
+  return `sh -c ${quoteAll(['[ -e "$1" ] || exit 0; chmod -R u+rwX "$1" 2>/dev/null; rm -rf "$1"', 'sh', dir])}`;
+}
+
+const SETUP = `set -e
+umask 077
+root=$1 id=$2 attach=$3 meta=$4
+case "$root" in "~") root=$HOME ;; "~/"*) root="$HOME/\${root#"~/"}" ;; esac
+dir="$root/$id"
+if [ -d "$dir/workspace" ]; then
+  [ "$attach" = 1 ] || { echo "sandbox directory $dir already exists" >&2; exit 4; }
+  existed=1
+else
+  existed=0
+fi
+mkdir -p "$dir/workspace" "$dir/checkpoints" "$dir/tmp"
+chmod 700 "$dir" "$dir/workspace" "$dir/tmp" "$dir/checkpoints"
+[ -f "$dir/sandbox.json" ] || printf '%s\\n' "$meta" > "$dir/sandbox.json"
+cd "$dir"
+printf '%s\\n%s\\n%s\\n' "$(id -u)" "$existed" "$(pwd)"`;
+
+export async function openSsh({ id, idGiven, config, policy, strict, signal }: OpenContext<ParsedSshConfig>) {
+  const context = { backend: KIND, operation: 'open', sandboxId: id };
+  // Refuse before connecting what no login can enforce; nonRootUser is checked once connected.
+  if (strict)
+    assertEnforced(policy, sshEnforcement(config, policy, undefined), { backend: KIND, sandboxId: id });
+  if (signal?.aborted) throw new AbortedError('aborted before open', context);
+  const conn = new SshConnection(config, { backend: KIND, sandboxId: id });
+  let dir: string | undefined;
+  let created = false;
+  try {
+    const meta = JSON.stringify({ id, createdAt: new Date().toISOString(), labels: policy.labels ?? {} });
+    const setup = `sh -c ${quoteAll([SETUP, 'sh', config.root, id, idGiven ? '1' : '0', meta])}`;
+    // Connecting can be aborted; setup, once sent, runs to its end so that an abort can undo it exactly.
+    await conn.link(signal);
+    const result = await conn.run(setup, { context });
+    if (result.code === 4) throw new SandboxUnavailableError(result.stderr.toString('utf8').trim(), context);
+    if (result.code !== 0)
+      throw new SandboxUnavailableError(
+        `cannot create the sandbox directory: ${result.stderr.toString('utf8').trim()}`,
+        context,
+      );
+    const [uidText, existedText, path] = result.stdout.toString('utf8').trimEnd().split('\n');
+    dir = path!;
+    created = existedText === '0';
+    const uid = Number(uidText);
+    const enforcement = sshEnforcement(config, policy, uid);
+    if (strict) assertEnforced(policy, enforcement, { backend: KIND, sandboxId: id });
+    if (signal?.aborted) throw new AbortedError('aborted during open', context);
+    return new SshSandbox({ id, config, conn, dir, uid, enforcement });
+  } catch (error) {
+    if (created && dir !== undefined)
+      await conn.run(removeTreeCommand(dir), { control: true }).catch(() => {});
+    conn.close();
+    throw error;
+  }
+}

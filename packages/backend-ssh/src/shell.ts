@@ -1,0 +1,62 @@
+/**
+ * The POSIX shell text this backend sends to the remote host: quoting, and the small wrapper
+ * every command runs through. The wrapper changes to the working directory (reporting a
+ * missing one instead of running the command), reports the command's process group on a side
+ * channel, and replaces itself with the command under a cleared environment (`env -i`), so the
+ * exit status and a deadly signal reach us exactly as the command produced them.
+ */
+import type { StartRequest } from '@agentbox/core';
+
+/** Quote one word for a POSIX shell: `'…'`, with each `'` written as `'\''`. */
+export function quote(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+export function quoteAll(words: readonly string[]): string {
+  return words.map(quote).join(' ');
+}
+
+/** How the wrapper ended before the command started, or the process group the command leads. */
+export type WrapperStatus =
+  | { kind: 'started'; pgid: number }
+  | { kind: 'cwd-missing' | 'cwd-not-a-directory' | 'cwd-denied' };
+
+/**
+ * The wrapper script for one command. `marker` is a per-command random token: the wrapper
+ * prints `<marker>` as the first line of stdout and `<marker> ok <pgid>` (or `<marker> <failure>`)
+ * as the first line of stderr; the reader strips both lines, and anything a login script printed
+ * before them.
+ *
+ * sshd runs each exec request in a new session, so the shell that runs this script already leads
+ * its own process group and `exec` keeps that pid: `kill -- -<pgid>` reaches the command and every
+ * descendant that did not leave the group. Where the shell is not a group leader (checked through
+ * /proc when there is one), `setsid` makes it one without forking.
+ */
+export function wrapperScript(req: StartRequest, marker: string): string {
+  const cwd = quote(req.cwd);
+  const assignments = Object.entries(req.env).map(([name, value]) => quote(`${name}=${value}`));
+  // `env` takes any leading word with `=` as an assignment, so such a program runs through `sh`.
+  const program = req.argv[0]!.includes('=') ? ['/bin/sh', '-c', 'exec "$@"', 'sh', ...req.argv] : req.argv;
+  return [
+    `cd -- ${cwd} 2>/dev/null || { if [ -d ${cwd} ]; then r=cwd-denied; elif [ -e ${cwd} ]; then r=cwd-not-a-directory; else r=cwd-missing; fi; printf '%s %s\\n' ${marker} "$r" >&2; exit 111; }`,
+    `s=; if read -r _ _ _ _ g _ </proc/$$/stat 2>/dev/null && [ "$g" != "$$" ]; then s=setsid; fi`,
+    `printf '%s\\n' ${marker}; printf '%s ok %s\\n' ${marker} "$$" >&2`,
+    `exec $s env -i ${assignments.join(' ')} ${quoteAll(program)}`,
+  ].join('\n');
+}
+
+/** Parse the status line the wrapper printed (without the marker). */
+export function parseWrapperStatus(line: string): WrapperStatus | undefined {
+  const ok = /^ok (\d+)$/.exec(line);
+  if (ok) return { kind: 'started', pgid: Number(ok[1]) };
+  if (line === 'cwd-missing' || line === 'cwd-not-a-directory' || line === 'cwd-denied')
+    return { kind: line };
+  return undefined;
+}
+
+/** `kill` for a whole process group; quiet when the group is already gone. */
+export function killGroupCommand(pgid: number, signal: NodeJS.Signals): string {
+  if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
+  return `kill -s ${signal.replace(/^SIG/, '')} -- -${pgid} 2>/dev/null; true`;
+}

@@ -1,0 +1,21 @@
+import { runConformance } from '@agentbox/conformance';
+import { openSandbox } from '@agentbox/core';
+import { afterAll } from 'vitest';
+import '../src/index.js';
+import { sshCli, sshConfig } from './sshd.ts';
+
+// Every sandbox of this run lives under one remote root, so `leftovers` lists exactly what exists.
+const name = `conformance-${process.pid}-${Date.now().toString(36)}`;
+const root = `~/.agentbox/${name}`;
+const remoteRoot = `"$HOME/.agentbox/${name}"`;
+afterAll(() => sshCli(`rm -rf ${remoteRoot}`));
+
+runConformance({
+  name: 'ssh',
+  // The login user is agentbox-a, not root, so the permission cases apply.
+  open: (opts) => openSandbox({ backend: 'ssh', config: sshConfig({ root }) }, opts),
+  // One login user runs every sandbox: its processes, and files by absolute path, are visible to the others.
+  isolatesProcesses: false,
+  isolatesFilesystem: false,
+  leftovers: async () => (await sshCli(`ls -1 ${remoteRoot} 2>/dev/null; true`)).split('\n').filter(Boolean),
+});

@@ -1,0 +1,137 @@
+/**
+ * `agentbox sweep`: remove sandboxes left behind. local: the CLI's own sweep of the root
+ * directory; docker: the package's `sweepDocker`; another backend: its `sweep<Kind>` export if
+ * it has one, else a typed UNSUPPORTED error.
+ */
+import { resolve } from 'node:path';
+import type { SweepOptions } from '@agentbox/backend-docker';
+import { formatZodIssues, InvalidArgumentError, UnsupportedError } from '@agentbox/core';
+import { intFlag, noPositionals, parseCommand } from '../args.js';
+import { dockerSweep, type LoadedBackend, loadBackend, readConfig } from '../backends.js';
+import { printError, printJson, printLine } from '../output.js';
+import { sweepLocal } from '../sweep-local.js';
+import type { Command } from './context.js';
+
+interface SweepRequest {
+  dryRun: boolean;
+  olderThanMs: number | undefined;
+  sandboxId: string | undefined;
+  json: boolean;
+}
+
+export const sweepCommand: Command = async (args) => {
+  const { values, positionals } = parseCommand('sweep', args, {
+    backend: { type: 'string', default: 'local' },
+    config: { type: 'string' },
+    'config-file': { type: 'string' },
+    id: { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+    'older-than-ms': { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
+  noPositionals('sweep', positionals);
+  const request: SweepRequest = {
+    dryRun: values['dry-run'],
+    olderThanMs: intFlag('sweep', 'older-than-ms', values['older-than-ms'], 0),
+    sandboxId: values.id,
+    json: values.json,
+  };
+  const backend = await loadBackend(values.backend);
+  const raw = await readConfig(values);
+  if (backend.kind !== 'local' && backend.kind !== 'docker') return sweepOther(backend, raw, request);
+  const config = parseConfig(backend, raw);
+  if (backend.kind === 'local') return sweepLocalCommand(resolve((config as { root: string }).root), request);
+  return sweepDockerCommand(backend, (config as { docker?: SweepOptions['docker'] }).docker, request);
+};
+
+async function sweepLocalCommand(root: string, request: SweepRequest): Promise<number> {
+  const swept = await sweepLocal({
+    root,
+    dryRun: request.dryRun,
+    olderThanMs: request.olderThanMs,
+    sandboxId: request.sandboxId,
+  });
+  if (request.json) {
+    printJson({ backend: 'local', root, dryRun: request.dryRun, sandboxes: swept });
+    return 0;
+  }
+  if (swept.length === 0) {
+    printLine(`no local sandboxes to sweep under ${root}`);
+    return 0;
+  }
+  printLine(
+    `${request.dryRun ? 'would remove' : 'removed'} ${swept.length} local sandbox(es) under ${root}:`,
+  );
+  for (const s of swept)
+    printLine(`  ${s.id}  created ${s.createdAt}  (${Math.round(s.ageMs / 1000)} s ago)`);
+  return 0;
+}
+
+async function sweepDockerCommand(
+  backend: LoadedBackend,
+  docker: SweepOptions['docker'],
+  request: SweepRequest,
+): Promise<number> {
+  const sweepDocker = dockerSweep(backend);
+  if (!sweepDocker)
+    throw new UnsupportedError('this @agentbox/backend-docker has no sweepDocker', {
+      backend: 'docker',
+      operation: 'sweep',
+    });
+  const result = await sweepDocker({
+    dryRun: request.dryRun,
+    olderThanMs: request.olderThanMs,
+    sandboxId: request.sandboxId,
+    docker,
+  });
+  if (request.json) {
+    printJson({ backend: 'docker', dryRun: request.dryRun, ...result });
+    return result.failed.length > 0 ? 1 : 0;
+  }
+  const listed = request.dryRun ? result.found : result.removed;
+  if (result.found.length === 0) printLine('no docker objects to sweep');
+  else printLine(`${request.dryRun ? 'would remove' : 'removed'} ${listed.length} docker object(s):`);
+  for (const o of listed) printLine(`  ${o.type.padEnd(9)}  ${o.name}  (sandbox ${o.sandboxId || '?'})`);
+  for (const f of result.failed)
+    printError(`agentbox: could not remove ${f.object.type} ${f.object.name}: ${f.error}`);
+  return result.failed.length > 0 ? 1 : 0;
+}
+
+/**
+ * A backend package may export `sweep<Kind>({ dryRun, olderThanMs, sandboxId, config })` (config:
+ * the raw --config object, e.g. how to reach the host); its result is printed as is.
+ */
+async function sweepOther(
+  backend: LoadedBackend,
+  config: Record<string, unknown>,
+  request: SweepRequest,
+): Promise<number> {
+  const name = `sweep${backend.kind[0]!.toUpperCase()}${backend.kind.slice(1)}`;
+  const sweep = backend.module[name];
+  if (typeof sweep !== 'function')
+    throw new UnsupportedError(`the ${backend.kind} backend has no sweep`, {
+      backend: backend.kind,
+      operation: 'sweep',
+    });
+  const result: unknown = await sweep({
+    dryRun: request.dryRun,
+    olderThanMs: request.olderThanMs,
+    sandboxId: request.sandboxId,
+    config,
+  });
+  if (request.json) printJson({ backend: backend.kind, dryRun: request.dryRun, result });
+  else printLine(JSON.stringify(result, null, 2));
+  return 0;
+}
+
+/** The backend config with its defaults, or INVALID_ARGUMENT listing each bad field. */
+function parseConfig(backend: LoadedBackend, config: Record<string, unknown>): unknown {
+  const parsed = backend.definition.configSchema.safeParse(config);
+  if (parsed.success) return parsed.data;
+  const issues = formatZodIssues(parsed.error, 'config');
+  throw new InvalidArgumentError(`invalid ${backend.kind} config: ${issues.join('; ')}`, {
+    backend: backend.kind,
+    operation: 'sweep',
+    issues,
+  });
+}

@@ -1,0 +1,110 @@
+/** Help texts: `agentbox --help` and `agentbox COMMAND --help`. */
+
+const SANDBOX_FLAGS = `Backend flags (every command that opens a sandbox):
+  --backend KIND        local (default), docker or ssh
+  --config JSON         the backend's config, e.g. '{"root": "/tmp/boxes"}'
+  --config-file PATH    the same, read from a JSON file
+  --policy JSON         hardening policy to request (refused unless the backend enforces it)
+  --json                machine-readable output
+  -h, --help            this help`;
+
+export const COMMANDS = {
+  open: `Usage: agentbox open [--id ID] [backend flags]
+
+Create a sandbox that outlives this command (or re-attach to sandbox ID if it exists), then
+print its id, working directory and what its policy enforcement reports.`,
+
+  exec: `Usage: agentbox exec --id ID [options] -- PROGRAM [ARGS...]
+       agentbox exec --id ID [options] -c 'SHELL COMMAND'
+
+Run one command in sandbox ID. Its stdout and stderr stream to this terminal's stdout and
+stderr as they arrive, and agentbox exits with the command's exit code.
+
+Options:
+  -c, --command STRING  run STRING with sh -c (instead of PROGRAM ARGS as argv, no shell)
+  --timeout-ms N        kill the command's whole process tree after N ms (exit 124)
+  --cwd DIR             working directory (relative to the sandbox's workdir)
+  --env K=V             extra environment variable (repeatable)
+  --stdin               forward this process's stdin to the command (closed otherwise)
+
+Exit status: the command's own; 124 on timeout; 2 for a usage or INVALID_ARGUMENT error;
+1 for any other error; 130/143 when interrupted by SIGINT/SIGTERM.`,
+
+  shell: `Usage: agentbox shell --id ID [--timeout-ms N] [--cwd DIR] [--env K=V ...]
+
+A line-by-line REPL, not a terminal: each line read from stdin runs as its own \`sh -c\` in
+sandbox ID, with stdin closed, so interactive programs (editors, pagers, sudo prompts) do not
+work. \`cd DIR\` alone on a line changes the directory of later lines; \`exit [N]\` or EOF
+(Ctrl-D) ends the session; Ctrl-C interrupts the running command. Exits with the status of
+the last command.`,
+
+  checkpoint: `Usage: agentbox checkpoint --id ID [--label LABEL]
+
+Save the sandbox's filesystem state; prints the checkpoint id.`,
+
+  rollback: `Usage: agentbox rollback --id ID CHECKPOINT_ID
+
+Restore the sandbox's filesystem to checkpoint CHECKPOINT_ID.`,
+
+  checkpoints: `Usage: agentbox checkpoints --id ID
+
+List the sandbox's checkpoints, oldest first.`,
+
+  close: `Usage: agentbox close --id ID
+
+Remove sandbox ID and everything it holds (workspace, checkpoints, containers).`,
+
+  sweep: `Usage: agentbox sweep [--backend KIND] [--dry-run] [--older-than-ms N] [--id ID]
+
+Remove sandboxes left behind (by crashes, or kept and forgotten). Every sandbox of the
+backend counts unless --older-than-ms is given. local: sandbox directories under the config's
+root; other backends: the backend package's own sweep, where it has one.
+
+Options:
+  --dry-run             list what would be removed, remove nothing
+  --older-than-ms N     only sandboxes created at least N ms ago
+  --id ID               only sandbox ID
+  --backend KIND        local (default) or docker; --config JSON / --config-file PATH as for
+                        the other commands (local: which root; docker: which daemon)
+  --json                machine-readable output`,
+
+  agent: `Usage: agentbox agent --task TEXT --model-url URL --model NAME [options]
+
+Run the reference agent loop (@agentbox/agent) in a fresh sandbox, which is removed at the end
+(or in sandbox ID with --id, which is kept), printing each model turn and tool call.
+
+Options:
+  --task TEXT           what the agent should do
+  --model-url URL       an OpenAI-compatible chat-completions endpoint, e.g. http://127.0.0.1:8000/v1
+  --model NAME          the model name to ask for
+  --api-key-env VAR     environment variable holding the API key (default MODEL_API_KEY)
+  --max-steps N         model turns before giving up (default 25; exit 1 when they run out)
+  --exec-timeout-ms N   longest a single command may run (default 120000)
+
+For an offline demo with a scripted model, run \`npm run demo\` at the repository root.`,
+} as const;
+
+export type CommandName = keyof typeof COMMANDS;
+
+export function isCommandName(name: string): name is CommandName {
+  return Object.hasOwn(COMMANDS, name);
+}
+
+export const MAIN_USAGE = `Usage: agentbox COMMAND [flags]
+
+Commands:
+  open          create (or re-attach to) a sandbox that outlives the command
+  exec          run a command in a sandbox, streaming its output
+  shell         run lines read from stdin, one command each (not a terminal)
+  checkpoint    save a sandbox's filesystem state
+  rollback      restore a checkpoint
+  checkpoints   list checkpoints
+  close         remove a sandbox
+  sweep         remove sandboxes left behind
+  agent         run the reference agent loop against a chat-completions model
+
+Run \`agentbox COMMAND --help\` for a command's flags.`;
+
+export function commandUsage(command: CommandName): string {
+  return command === 'sweep' ? COMMANDS.sweep : `${COMMANDS[command]}\n\n${SANDBOX_FLAGS}`;
+}

@@ -1,0 +1,462 @@
+/**
+ * The `agentbox` command run as a child process (from its TypeScript source, through tsx) against
+ * the local backend, each test with its own temporary root directory.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** When each stdout chunk arrived, in ms after the start. */
+  stdoutTimes: number[];
+  ms: number;
+}
+
+function agentbox(
+  args: readonly string[],
+  options: { input?: string; env?: Record<string, string>; closeStdoutAfterFirstChunk?: boolean } = {},
+): Promise<Run> {
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    ['--conditions=@agentbox/source', '--import', 'tsx', 'src/cli.ts', ...args],
+    { cwd: PACKAGE_DIR, env: { ...process.env, ...options.env }, stdio: 'pipe' },
+  );
+  const run: Run = { code: null, stdout: '', stderr: '', stdoutTimes: [], ms: 0 };
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    run.stdout += text;
+    run.stdoutTimes.push(performance.now() - started);
+    if (options.closeStdoutAfterFirstChunk) child.stdout.destroy(); // like `| head -1`
+  });
+  child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    run.stderr += text;
+  });
+  child.stdin.on('error', () => {}); // the CLI may exit without reading its stdin
+  child.stdin.end(options.input);
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => {
+      run.code = code;
+      run.ms = performance.now() - started;
+      resolve(run);
+    });
+  });
+}
+
+const roots: string[] = [];
+afterAll(async () => {
+  await Promise.all(roots.map((root) => rm(root, { recursive: true, force: true })));
+});
+
+/** A fresh local-backend root, and the flags that point the CLI at it. */
+async function newRoot(): Promise<{ root: string; flags: string[] }> {
+  const root = await mkdtemp(join(tmpdir(), 'agentbox-cli-'));
+  roots.push(root);
+  return { root, flags: ['--config', JSON.stringify({ root })] };
+}
+
+async function openSandbox(flags: string[], id: string): Promise<{ id: string; workdir: string }> {
+  const run = await agentbox(['open', ...flags, '--id', id, '--json']);
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+  return JSON.parse(run.stdout);
+}
+
+describe.concurrent('help and usage errors', () => {
+  it('prints the command list for --help and a command usage for COMMAND --help', async () => {
+    const main = await agentbox(['--help']);
+    expect(main.code).toBe(0);
+    for (const command of [
+      'open',
+      'exec',
+      'shell',
+      'checkpoint',
+      'rollback',
+      'checkpoints',
+      'close',
+      'sweep',
+    ])
+      expect(main.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+
+    const exec = await agentbox(['exec', '--help']);
+    expect(exec.code).toBe(0);
+    expect(exec.stdout).toMatch(/^Usage: agentbox exec --id ID/);
+    expect(exec.stdout).toContain('--timeout-ms N');
+  });
+
+  it('exits 2 with the usage for unknown commands, unknown flags and bad flag values', async () => {
+    const { root, flags } = await newRoot();
+    const cases: [string[], RegExp][] = [
+      [[], /no command given/],
+      [['frobnicate'], /unknown command "frobnicate"/],
+      [['open', ...flags, '--frobnicate'], /Unknown option '--frobnicate'/],
+      [['exec', ...flags, '--id', 'x'], /nothing to run/],
+      [['exec', ...flags, '--id', 'x', '-c', 'true', '--', 'ls'], /not both/],
+      [['exec', ...flags, '-c', 'true'], /--id ID is required/],
+      [
+        ['exec', ...flags, '--id', 'x', '--timeout-ms', 'soon', '-c', 'true'],
+        /--timeout-ms must be a whole number/,
+      ],
+      [['exec', ...flags, '--id', 'x', '--env', 'NOEQUALS', '-c', 'true'], /--env takes NAME=VALUE/],
+      [['rollback', ...flags, '--id', 'x'], /CHECKPOINT_ID is required/],
+    ];
+    for (const [args, message] of cases) {
+      const run = await agentbox(args);
+      expect({ args, code: run.code }).toEqual({ args, code: 2 });
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).toMatch(/Usage: agentbox/);
+      expect(run.stdout).toBe('');
+    }
+    expect(await readdir(root)).toEqual([]);
+  });
+
+  it('reports a bad --config or backend as INVALID_ARGUMENT, exit 2', async () => {
+    for (const args of [
+      ['open', '--config', '{oops'],
+      ['open', '--config', '[1]'],
+      ['open', '--config', '{"rooot": "/tmp"}'],
+      ['open', '--backend', 'nope'],
+      ['open', '--id', '../escape'],
+    ]) {
+      const run = await agentbox(args);
+      expect({ args, code: run.code }).toEqual({ args, code: 2 });
+      expect(run.stderr).toMatch(/^agentbox: INVALID_ARGUMENT: /);
+    }
+  });
+});
+
+describe.concurrent('open', () => {
+  it('creates a sandbox that outlives the command and re-attaches to it by id', async () => {
+    const { root, flags } = await newRoot();
+    const opened = await agentbox(['open', ...flags, '--json']);
+    expect(opened.code).toBe(0);
+    const info = JSON.parse(opened.stdout);
+    expect(info).toMatchObject({ backend: 'local', capabilities: { isolation: 'none' } });
+    expect(info.workdir).toBe(join(root, info.id, 'workspace'));
+    expect(info.enforcement.network.status).toBe('not-supported');
+    expect(existsSync(info.workdir)).toBe(true);
+
+    expect((await agentbox(['exec', ...flags, '--id', info.id, '-c', 'echo kept > file'])).code).toBe(0);
+    const again = await agentbox(['open', ...flags, '--id', info.id]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`local sandbox ${info.id}`);
+    expect(again.stdout).toMatch(/network +not-supported +commands share the host network/);
+    expect((await agentbox(['exec', ...flags, '--id', info.id, '--', 'cat', 'file'])).stdout).toBe('kept\n');
+  });
+
+  it('refuses a policy the backend cannot enforce, and creates nothing', async () => {
+    const { root, flags } = await newRoot();
+    const run = await agentbox(['open', ...flags, '--policy', '{"network": {"mode": "none"}}']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^agentbox: POLICY_NOT_ENFORCEABLE: .*network/);
+    expect(await readdir(root)).toEqual([]);
+  });
+});
+
+describe.concurrent('exec', () => {
+  it('passes stdout and stderr through separately and exits with the command status', async () => {
+    const { flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    const shell = await agentbox(['exec', ...flags, '--id', 'box', '-c', 'echo out; echo err >&2; exit 3']);
+    expect(shell).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
+
+    const argv = await agentbox(['exec', ...flags, '--id', 'box', '--', 'printf', '%s|', 'a b', '$HOME;']);
+    expect(argv).toMatchObject({ code: 0, stdout: 'a b|$HOME;|', stderr: '' });
+
+    const missing = await agentbox(['exec', ...flags, '--id', 'box', '--', 'no-such-program-here']);
+    expect(missing.code).toBe(127);
+
+    await agentbox(['exec', ...flags, '--id', 'box', '--', 'mkdir', 'sub']);
+    const where = await agentbox([
+      ...['exec', ...flags, '--id', 'box', '--cwd', 'sub', '--env', 'GREETING=hi=there'],
+      ...['-c', 'echo "$GREETING from $(basename "$PWD")"'],
+    ]);
+    expect(where).toMatchObject({ code: 0, stdout: 'hi=there from sub\n' });
+
+    const json = await agentbox([
+      'exec',
+      ...flags,
+      '--id',
+      'box',
+      '--json',
+      '-c',
+      'echo o; echo e >&2; exit 5',
+    ]);
+    expect(json.code).toBe(5);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      exitCode: 5,
+      signal: null,
+      stdout: 'o\n',
+      stderr: 'e\n',
+      truncated: { stdout: false, stderr: false },
+      command: ['sh', '-c', 'echo o; echo e >&2; exit 5'],
+    });
+  });
+
+  it('streams output as it arrives, not when the command ends', async () => {
+    const { flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    const run = await agentbox(['exec', ...flags, '--id', 'box', '-c', 'echo first; sleep 1.5; echo second']);
+    expect(run).toMatchObject({ code: 0, stdout: 'first\nsecond\n' });
+    // The first line reached our pipe at least a second before the process ended.
+    expect(run.ms - run.stdoutTimes[0]!).toBeGreaterThan(1000);
+  });
+
+  it("closes the command's stdin unless --stdin forwards the CLI's", async () => {
+    const { flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    const closed = await agentbox(['exec', ...flags, '--id', 'box', '-c', 'cat; echo done'], {
+      input: 'typed\n',
+    });
+    expect(closed).toMatchObject({ code: 0, stdout: 'done\n' });
+    const forwarded = await agentbox(['exec', ...flags, '--id', 'box', '--stdin', '--', 'wc', '-c'], {
+      input: 'x'.repeat(100_000),
+    });
+    expect(forwarded).toMatchObject({ code: 0, stdout: '100000\n' });
+  });
+
+  it('on timeout kills the whole process tree, prints the typed error and exits 124', async () => {
+    const { flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    const run = await agentbox([
+      ...['exec', ...flags, '--id', 'box', '--timeout-ms', '500'],
+      ...['-c', 'echo started; sleep 30 & echo $! > bg.pid; sleep 30'],
+    ]);
+    expect(run.code).toBe(124);
+    expect(run.stdout).toBe('started\n');
+    expect(run.stderr).toMatch(/^agentbox: TIMEOUT: local\.exec: command timed out after 500 ms/);
+    expect(run.ms).toBeLessThan(10_000);
+    // The background sleep died with the command (a zombie not yet reaped counts as dead); the sandbox still works.
+    const state = await agentbox([
+      ...['exec', ...flags, '--id', 'box', '-c'],
+      'cut -d" " -f3 "/proc/$(cat bg.pid)/stat" 2>/dev/null || echo gone',
+    ]);
+    expect(state.code).toBe(0);
+    expect(state.stdout).toMatch(/^(gone|Z)\n$/);
+
+    const json = await agentbox([
+      ...['exec', ...flags, '--id', 'box', '--json', '--timeout-ms', '300', '-c', 'echo partial; sleep 30'],
+    ]);
+    expect(json.code).toBe(124);
+    expect(json.stdout).toBe('');
+    expect(JSON.parse(json.stderr).error).toMatchObject({
+      code: 'TIMEOUT',
+      timeoutMs: 300,
+      sandboxId: 'box',
+      partial: { stdout: 'partial\n', stderr: '' },
+    });
+  });
+
+  it('stops the command when its reader goes away (exit 141, as SIGPIPE)', async () => {
+    const { flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    const run = await agentbox(['exec', ...flags, '--id', 'box', '--', 'yes'], {
+      closeStdoutAfterFirstChunk: true,
+    });
+    expect(run.code).toBe(141);
+    expect(run.stderr).toBe('');
+    expect(run.ms).toBeLessThan(15_000);
+  });
+
+  it('refuses an id that names no sandbox (NOT_FOUND, exit 1) instead of creating one', async () => {
+    const { root, flags } = await newRoot();
+    const run = await agentbox(['exec', ...flags, '--id', 'nobody', '--', 'true']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^agentbox: NOT_FOUND: .*no local sandbox "nobody"/);
+    expect(await readdir(root)).toEqual([]);
+  });
+});
+
+describe.concurrent('checkpoints', () => {
+  it('round-trips across invocations: checkpoint, change, list, rollback', async () => {
+    const { flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    const sh = (command: string) => agentbox(['exec', ...flags, '--id', 'box', '-c', command]);
+    await sh('mkdir -p src && echo v1 > src/app.txt && echo notes > notes.txt');
+
+    const plain = await agentbox(['checkpoint', ...flags, '--id', 'box', '--label', 'before cleanup']);
+    expect(plain.code).toBe(0);
+    const checkpointId = plain.stdout.trim();
+    expect(checkpointId).toMatch(/^\S+$/);
+
+    await sh('echo v2 > src/app.txt && rm notes.txt && echo junk > new.txt');
+    const second = await agentbox(['checkpoint', ...flags, '--id', 'box', '--json']);
+    expect(JSON.parse(second.stdout)).toMatchObject({ label: null, entries: expect.any(Number) });
+
+    const list = await agentbox(['checkpoints', ...flags, '--id', 'box', '--json']);
+    expect(list.code).toBe(0);
+    const checkpoints = JSON.parse(list.stdout);
+    expect(checkpoints).toHaveLength(2);
+    expect(checkpoints[0]).toMatchObject({ id: checkpointId, label: 'before cleanup' });
+    const table = await agentbox(['checkpoints', ...flags, '--id', 'box']);
+    expect(table.stdout).toMatch(new RegExp(`^${checkpointId} .* before cleanup$`, 'm'));
+
+    const rolled = await agentbox(['rollback', ...flags, '--id', 'box', checkpointId]);
+    expect(rolled).toMatchObject({ code: 0, stdout: `rolled box back to ${checkpointId}\n` });
+    const state = await sh('cat src/app.txt notes.txt; ls');
+    expect(state.stdout).toBe('v1\nnotes\nnotes.txt\nsrc\n');
+  });
+
+  it('rolling back to an unknown checkpoint is CHECKPOINT_NOT_FOUND, exit 1', async () => {
+    const { flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    const run = await agentbox(['rollback', ...flags, '--id', 'box', 'ckpt-nope']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^agentbox: CHECKPOINT_NOT_FOUND: /);
+  });
+});
+
+describe.concurrent('close', () => {
+  it('removes the sandbox directory for good', async () => {
+    const { root, flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    await openSandbox(flags, 'other');
+    const run = await agentbox(['close', ...flags, '--id', 'box']);
+    expect(run).toMatchObject({ code: 0, stdout: 'removed local sandbox box\n' });
+    expect(await readdir(root)).toEqual(['other']);
+    expect((await agentbox(['exec', ...flags, '--id', 'box', '--', 'true'])).code).toBe(1);
+    expect((await agentbox(['close', ...flags, '--id', 'box'])).stderr).toMatch(/NOT_FOUND/);
+  });
+});
+
+describe.concurrent('shell', () => {
+  it('runs each line read from stdin, keeps cd, and exits with the last status', async () => {
+    const { root, flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    const script = ['echo one', 'mkdir -p d/e', 'cd d', 'pwd', '', 'cd e && pwd', 'echo oops >&2', 'false'];
+    const run = await agentbox(['shell', ...flags, '--id', 'box'], { input: `${script.join('\n')}\n` });
+    const workdir = join(root, 'box', 'workspace');
+    expect(run.stdout).toBe(`one\n${workdir}/d\n${workdir}/d/e\n`);
+    expect(run.stderr).toBe('oops\n');
+    expect(run.code).toBe(1);
+
+    const exit = await agentbox(['shell', ...flags, '--id', 'box'], {
+      input: 'echo a\nexit 4\necho never\n',
+    });
+    expect(exit).toMatchObject({ code: 4, stdout: 'a\n' });
+  });
+
+  it('reports a timed-out line and carries on', async () => {
+    const { flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    const run = await agentbox(['shell', ...flags, '--id', 'box', '--timeout-ms', '300'], {
+      input: 'sleep 10\necho after\n',
+    });
+    expect(run).toMatchObject({ code: 0, stdout: 'after\n' });
+    expect(run.stderr).toMatch(/^agentbox: TIMEOUT: /);
+  });
+});
+
+describe.concurrent('sweep (local)', () => {
+  it('lists on a dry run, respects --older-than-ms, then removes only sandbox directories', async () => {
+    const { root, flags } = await newRoot();
+    await openSandbox(flags, 'first');
+    await openSandbox(flags, 'second');
+    await mkdir(join(root, 'not-a-sandbox'));
+    await writeFile(join(root, 'notes.txt'), 'keep me');
+
+    const dry = await agentbox(['sweep', ...flags, '--dry-run', '--json']);
+    expect(dry.code).toBe(0);
+    const listed = JSON.parse(dry.stdout);
+    expect(listed).toMatchObject({ backend: 'local', root, dryRun: true });
+    expect(listed.sandboxes.map((s: { id: string; removed: boolean }) => [s.id, s.removed])).toEqual([
+      ['first', false],
+      ['second', false],
+    ]);
+    expect((await readdir(root)).sort()).toEqual(['first', 'not-a-sandbox', 'notes.txt', 'second']);
+
+    const young = await agentbox(['sweep', ...flags, '--older-than-ms', '3600000']);
+    expect(young).toMatchObject({ code: 0, stdout: `no local sandboxes to sweep under ${root}\n` });
+
+    const one = await agentbox(['sweep', ...flags, '--id', 'first']);
+    expect(one.stdout).toMatch(/^removed 1 local sandbox\(es\) .*\n {2}first /);
+    expect((await readdir(root)).sort()).toEqual(['not-a-sandbox', 'notes.txt', 'second']);
+
+    const all = await agentbox(['sweep', ...flags, '--json']);
+    expect(JSON.parse(all.stdout).sandboxes).toMatchObject([{ id: 'second', removed: true }]);
+    expect((await readdir(root)).sort()).toEqual(['not-a-sandbox', 'notes.txt']);
+  });
+
+  it('reports UNSUPPORTED for a backend package without a sweep', async () => {
+    const ssh = (await import('@agentbox/backend-ssh')) as Record<string, unknown>;
+    if (typeof ssh.sweepSsh === 'function') return; // the ssh backend has grown a sweep
+    const run = await agentbox(['sweep', '--backend', 'ssh']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe('agentbox: UNSUPPORTED: ssh.sweep: the ssh backend has no sweep\n');
+  });
+});
+
+describe.concurrent('agent', () => {
+  it('refuses to run without a model endpoint (exit 2)', async () => {
+    const run = await agentbox(['agent', '--task', 'do things']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/no model: give --model-url URL/);
+    expect(run.stderr).toContain('npm run demo');
+  });
+
+  it('runs the loop against a chat-completions endpoint in a fresh sandbox, removed at the end', async () => {
+    const { root, flags } = await newRoot();
+    const requests: { authorization: string | undefined; body: { messages: { role: string }[] } }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk) => {
+        body += chunk;
+      });
+      req.on('end', () => {
+        requests.push({ authorization: req.headers.authorization, body: JSON.parse(body) });
+        const message =
+          requests.length === 1
+            ? {
+                content: 'Writing the greeting.',
+                tool_calls: [
+                  {
+                    id: 'call-1',
+                    type: 'function',
+                    function: {
+                      name: 'exec',
+                      arguments: JSON.stringify({ command: 'echo hello > greeting.txt && cat greeting.txt' }),
+                    },
+                  },
+                ],
+              }
+            : { content: 'The greeting is written.' };
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', ...message } }] }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      const run = await agentbox(
+        ['agent', ...flags, '--task', 'write a greeting', '--model-url', url, '--model', 'test', '--json'],
+        { env: { MODEL_API_KEY: 'secret-key' } },
+      );
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      const events = run.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line));
+      expect(events.map((e) => e.type)).toEqual(['sandbox', 'assistant', 'tool', 'assistant', 'result']);
+      expect(events[2]).toMatchObject({ ok: true, call: { name: 'exec' } });
+      expect(events[2].output).toBe('exit code: 0\nstdout:\nhello\n');
+      expect(events[4]).toMatchObject({ finished: true, steps: 2, answer: 'The greeting is written.' });
+      expect(requests[0]!.authorization).toBe('Bearer secret-key');
+      expect(requests[1]!.body.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool']);
+      expect(await readdir(root)).toEqual([]);
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -1,0 +1,284 @@
+/**
+ * ExecCheckpointStore driven through a local `sh` (dash and GNU tools here; the docker backend's
+ * tests drive it through busybox in a container). The exec is the only way the store touches the tree.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ExecCheckpointStore, type StoreExec } from '../src/index.js';
+
+let dir: string;
+let root: string;
+let storeDir: string;
+let execs: { argv: string[]; stdin: string }[];
+
+/** Runs argv here, recording each call; `failOn` makes a call fail as a crash would. */
+function localExec(failOn?: (argv: readonly string[], stdin: string) => boolean): StoreExec {
+  return (argv, { stdin }) => {
+    execs.push({ argv: [...argv], stdin: Buffer.from(stdin ?? []).toString('latin1') });
+    if (failOn?.(argv, Buffer.from(stdin ?? []).toString('latin1')))
+      return Promise.resolve({ exitCode: 137, stdout: new Uint8Array(), stderr: Buffer.from('killed') });
+    return new Promise((resolve, reject) => {
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: 'pipe' });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (c) => out.push(c));
+      child.stderr.on('data', (c) => err.push(c));
+      child.on('error', reject);
+      child.on('close', (code) =>
+        resolve({ exitCode: code ?? 128, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }),
+      );
+      child.stdin.end(stdin ? Buffer.from(stdin) : undefined);
+    });
+  };
+}
+
+function newStore(exec: StoreExec = localExec()): ExecCheckpointStore {
+  return new ExecCheckpointStore({ exec, root, storeDir, preserveOwnership: false });
+}
+
+const at = (p: string) => join(root, p);
+const read = (p: string) => fs.readFile(at(p), 'utf8');
+
+/** Every entry below the root (names as raw bytes): path → type, mode, content or target. */
+async function snapshot(): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  async function walk(rel: Buffer) {
+    const abs = Buffer.concat([Buffer.from(root), rel]);
+    const names = (await fs.readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
+    for (const name of names) {
+      const path = Buffer.concat([rel, Buffer.from('/'), name]);
+      const full = Buffer.concat([Buffer.from(root), path]);
+      const st = await fs.lstat(full);
+      const mode = (st.mode & 0o7777).toString(8);
+      const key = path.toString('latin1').slice(1);
+      if (st.isSymbolicLink()) out[key] = `link -> ${await fs.readlink(full)}`;
+      else if (st.isDirectory()) {
+        out[key] = `dir ${mode}`;
+        await walk(path);
+      } else out[key] = `file ${mode} ${(await fs.readFile(full)).toString('base64')}`;
+    }
+  }
+  await walk(Buffer.alloc(0));
+  return out;
+}
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(join(tmpdir(), 'agentbox-exec-store-'));
+  root = join(dir, 'tree');
+  storeDir = join(dir, 'store');
+  await fs.mkdir(root);
+  execs = [];
+  await fs.writeFile(at('a.txt'), 'alpha\n');
+  await fs.mkdir(at('sub/deep'), { recursive: true });
+  await fs.writeFile(at('sub/deep/b.bin'), Buffer.from([0, 1, 2, 255, 254]));
+  await fs.writeFile(at('run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+  await fs.symlink('sub/deep/b.bin', at('link'));
+});
+
+afterEach(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('ExecCheckpointStore', () => {
+  it('restores exactly: new files gone, changed and deleted ones back, modes and symlinks kept', async () => {
+    const store = newStore();
+    const before = await snapshot();
+    const info = await store.create({ label: 'first', signal: undefined });
+    expect(info.entries).toBe(Object.keys(before).length);
+    expect(info.label).toBe('first');
+
+    await fs.writeFile(at('new.txt'), 'new');
+    await fs.mkdir(at('newdir/x'), { recursive: true });
+    await fs.appendFile(at('a.txt'), 'appended in place\n');
+    await fs.rm(at('sub/deep/b.bin'));
+    await fs.chmod(at('run.sh'), 0o600);
+    await fs.rm(at('link'));
+    await fs.symlink('elsewhere', at('link'));
+    await fs.rm(at('sub/deep'), { recursive: true });
+    await fs.writeFile(at('sub/deep'), 'now a file');
+
+    await store.restore(info.id, undefined);
+    expect(await snapshot()).toEqual(before);
+    expect(await read('a.txt')).toBe('alpha\n');
+  });
+
+  it('copies only what changed: cost follows the change, not the tree', async () => {
+    const store = newStore();
+    await fs.writeFile(at('big.bin'), Buffer.alloc(1_000_000, 7));
+    // A file changed in the same clock tick as a listing is not trusted later: let a tick pass.
+    await new Promise((r) => setTimeout(r, 50));
+    const first = await store.create({ label: undefined, signal: undefined });
+    expect(first.bytesStored).toBeGreaterThanOrEqual(1_000_000);
+    await fs.writeFile(at('a.txt'), 'changed!\n');
+    const second = await store.create({ label: undefined, signal: undefined });
+    expect(second.bytesStored).toBe('changed!\n'.length);
+    // Nothing changed: nothing stored. Only the file changed a moment ago is looked at again
+    // (its timestamps are too recent to trust); the large unchanged one is not even copied.
+    execs = [];
+    const third = await store.create({ label: undefined, signal: undefined });
+    expect(third.bytesStored).toBe(0);
+    const copied = execs.map((e) => e.stdin).join('');
+    expect(copied).not.toContain('./big.bin');
+  });
+
+  it('sees a change that kept size and mtime (ctime cannot be set back)', async () => {
+    const store = newStore();
+    await fs.writeFile(at('same.txt'), 'AAAA');
+    const old = new Date('2020-01-01T00:00:00Z');
+    await fs.utimes(at('same.txt'), old, old);
+    await new Promise((r) => setTimeout(r, 50));
+    const first = await store.create({ label: undefined, signal: undefined });
+    await fs.writeFile(at('same.txt'), 'BBBB');
+    await fs.utimes(at('same.txt'), old, old);
+    const second = await store.create({ label: undefined, signal: undefined });
+    expect(second.bytesStored).toBe(4);
+    await store.restore(first.id, undefined);
+    expect(await read('same.txt')).toBe('AAAA');
+    await store.restore(second.id, undefined);
+    expect(await read('same.txt')).toBe('BBBB');
+  });
+
+  it('stores identical content once, and restores every copy of it', async () => {
+    const store = newStore();
+    const same = Buffer.alloc(100_000, 9);
+    for (const name of ['one.bin', 'two.bin', 'sub/three.bin']) await fs.writeFile(at(name), same);
+    await fs.chmod(at('two.bin'), 0o600);
+    const before = await snapshot();
+    const info = await store.create({ label: undefined, signal: undefined });
+    expect(info.bytesStored).toBeLessThan(2 * same.length);
+    for (const name of ['one.bin', 'two.bin', 'sub/three.bin']) await fs.writeFile(at(name), 'gone');
+    await store.restore(info.id, undefined);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('keeps several checkpoints: older after newer, and repeated rollbacks', async () => {
+    const store = newStore();
+    const v1 = await store.create({ label: 'v1', signal: undefined });
+    await fs.writeFile(at('a.txt'), 'v2\n');
+    await fs.writeFile(at('only-v2'), 'x');
+    const v2 = await store.create({ label: 'v2', signal: undefined });
+    await fs.writeFile(at('a.txt'), 'v3\n');
+    await store.restore(v1.id, undefined);
+    expect(await read('a.txt')).toBe('alpha\n');
+    await expect(fs.access(at('only-v2'))).rejects.toThrow();
+    await store.restore(v2.id, undefined);
+    expect(await read('a.txt')).toBe('v2\n');
+    await fs.writeFile(at('a.txt'), 'scribble');
+    await store.restore(v2.id, undefined);
+    await store.restore(v2.id, undefined);
+    expect(await read('a.txt')).toBe('v2\n');
+    expect((await store.list()).map((c) => c.label)).toEqual(['v1', 'v2']);
+  });
+
+  it('round-trips any file name: spaces, quotes, newlines, leading dashes, bytes that are not UTF-8', async () => {
+    const names = ['with space \'quoted\' "double"', 'line\nbreak', '-dash', 'ünï ✓', '$(touch pwned)'];
+    const rawName = Buffer.from([0x66, 0xff, 0xfe, 0x2e, 0x62, 0x69, 0x6e]); // "f\xff\xfe.bin"
+    for (const n of names) await fs.writeFile(at(n), n);
+    await fs.writeFile(Buffer.concat([Buffer.from(`${root}/`), rawName]), 'raw');
+    const store = newStore();
+    const before = await snapshot();
+    const info = await store.create({ label: 'names ✓ "quoted"', signal: undefined });
+    for (const n of names) await fs.rm(at(n));
+    await fs.rm(Buffer.concat([Buffer.from(`${root}/`), rawName]));
+    await store.restore(info.id, undefined);
+    expect(await snapshot()).toEqual(before);
+    expect((await fs.readFile(Buffer.concat([Buffer.from(`${root}/`), rawName]))).toString()).toBe('raw');
+    await expect(fs.access(at('pwned'))).rejects.toThrow();
+    expect((await store.list())[0]!.label).toBe('names ✓ "quoted"');
+  });
+
+  it('restores read-only directories and their contents', async () => {
+    await fs.mkdir(at('locked'));
+    await fs.writeFile(at('locked/f'), 'inside');
+    await fs.chmod(at('locked'), 0o555);
+    const store = newStore();
+    const before = await snapshot();
+    const info = await store.create({ label: undefined, signal: undefined });
+    await fs.chmod(at('locked'), 0o755);
+    await fs.writeFile(at('locked/f'), 'changed');
+    await fs.writeFile(at('locked/g'), 'extra');
+    await fs.chmod(at('locked'), 0o500);
+    await store.restore(info.id, undefined);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('never shares storage with the live tree: appending in place does not reach the checkpoint', async () => {
+    const store = newStore();
+    const info = await store.create({ label: undefined, signal: undefined });
+    await store.restore(info.id, undefined);
+    const handle = await fs.open(at('a.txt'), 'a');
+    await handle.write('more\n');
+    await handle.close();
+    await store.restore(info.id, undefined);
+    expect(await read('a.txt')).toBe('alpha\n');
+    const inodes = new Set<bigint>();
+    for (const name of await fs.readdir(join(storeDir, 'packs'), { recursive: true })) {
+      const st = await fs.stat(join(storeDir, 'packs', name), { bigint: true });
+      if (st.isFile()) inodes.add(st.ino);
+    }
+    expect(inodes.has((await fs.stat(at('a.txt'), { bigint: true })).ino)).toBe(false);
+  });
+
+  it('a crash while writing a checkpoint leaves the earlier ones intact', async () => {
+    const good = await newStore().create({ label: 'good', signal: undefined });
+    await fs.writeFile(at('a.txt'), 'half-saved\n');
+    const crashing = newStore(localExec((argv, stdin) => argv[1] === '-s' && stdin.includes('.manifest')));
+    await expect(crashing.create({ label: 'crashed', signal: undefined })).rejects.toThrow(
+      /writing checkpoint/,
+    );
+    const store = newStore();
+    expect((await store.list()).map((c) => c.label)).toEqual(['good']);
+    await store.restore(good.id, undefined);
+    expect(await read('a.txt')).toBe('alpha\n');
+  });
+
+  it('a new process re-attaches: checkpoints listed, unchanged files not copied again', async () => {
+    await fs.writeFile(at('big.bin'), Buffer.alloc(500_000, 1));
+    await new Promise((r) => setTimeout(r, 50));
+    const first = await newStore().create({ label: 'before restart', signal: undefined });
+    const again = newStore();
+    expect((await again.list()).map((c) => c.id)).toEqual([first.id]);
+    await fs.writeFile(at('a.txt'), 'after restart\n');
+    const second = await again.create({ label: undefined, signal: undefined });
+    expect(second.bytesStored).toBe('after restart\n'.length);
+    await again.restore(first.id, undefined);
+    expect(await read('a.txt')).toBe('alpha\n');
+  });
+
+  it('delete removes the checkpoint and the objects only it used', async () => {
+    const store = newStore();
+    const v1 = await store.create({ label: undefined, signal: undefined });
+    await fs.writeFile(at('only-in-v2.txt'), 'unique content of v2');
+    const v2 = await store.create({ label: undefined, signal: undefined });
+    const objects = async () => (await fs.readdir(join(storeDir, 'packs'), { recursive: true })).length;
+    const withBoth = await objects();
+    await store.delete(v2.id);
+    expect((await store.list()).map((c) => c.id)).toEqual([v1.id]);
+    expect(await objects()).toBeLessThan(withBoth);
+    await store.restore(v1.id, undefined);
+    await expect(store.restore(v2.id, undefined)).rejects.toMatchObject({ code: 'CHECKPOINT_NOT_FOUND' });
+    // After the delete, a file whose object went away is stored again.
+    await fs.writeFile(at('only-in-v2.txt'), 'unique content of v2');
+    const v3 = await store.create({ label: undefined, signal: undefined });
+    await store.restore(v1.id, undefined);
+    await store.restore(v3.id, undefined);
+    expect(await read('only-in-v2.txt')).toBe('unique content of v2');
+  });
+
+  it('unknown ids are CHECKPOINT_NOT_FOUND; the store must live outside the tree', async () => {
+    const store = newStore();
+    await expect(store.restore('ckpt-nope-00000000', undefined)).rejects.toMatchObject({
+      code: 'CHECKPOINT_NOT_FOUND',
+    });
+    await expect(store.restore('../../etc/passwd', undefined)).rejects.toMatchObject({
+      code: 'CHECKPOINT_NOT_FOUND',
+    });
+    await expect(store.delete('ckpt-nope-00000000')).rejects.toMatchObject({ code: 'CHECKPOINT_NOT_FOUND' });
+    expect(() => new ExecCheckpointStore({ exec: localExec(), root, storeDir: join(root, 'store') })).toThrow(
+      /outside/,
+    );
+  });
+});
