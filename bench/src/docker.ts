@@ -1,0 +1,213 @@
+/**
+ * Docker backend, against the local daemon and the locally built test image
+ * (scripts/provision-docker.sh, run if needed): a small exec vs a bare dockerode exec and vs
+ * the `docker exec` CLI; open-to-first-exec vs `docker run --rm`; a 100 MB upload and
+ * download vs `docker cp`; checkpoint and rollback of a 200 MB workspace with one file
+ * changed vs `docker commit` of the same tree.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { DEFAULT_IMAGE, type DockerSandbox } from '@agentbox/backend-docker';
+import { openSandbox } from '@agentbox/core';
+import { report, skip, timeMs } from './harness.js';
+
+const sh = promisify(execFile);
+const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The same 200 MB tree everywhere: 10,000 files of 20 KB in 100 directories. */
+const TREE =
+  'mkdir -p "$1" && cd "$1" && i=0; while [ $i -lt 100 ]; do mkdir d$i; i=$((i+1)); done; ' +
+  'head -c 20971520 /dev/urandom > ../seed; ' +
+  'i=0; while [ $i -lt 10000 ]; do dd if=../seed of=d$((i % 100))/f$i bs=20480 count=1 skip=$((i % 1000)) 2>/dev/null; i=$((i+1)); done; rm ../seed';
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** One exec straight through dockerode: create, start, read to the end, inspect. */
+async function bareExec(sb: DockerSandbox): Promise<void> {
+  const exec = await sb.docker.getContainer(sb.containerId).exec({
+    Cmd: ['true'],
+    AttachStdout: true,
+    AttachStderr: true,
+    User: '1000:1000',
+  });
+  const stream = await exec.start({});
+  stream.resume();
+  await new Promise((resolve) => stream.on('end', resolve));
+  await exec.inspect();
+}
+
+export async function run(): Promise<void> {
+  try {
+    execFileSync('bash', [join(repo, 'scripts/provision-docker.sh')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  } catch (error) {
+    skip('docker', `no Docker daemon or test image: ${(error as Error).message}`);
+    return;
+  }
+  const local = await mkdtemp(join(tmpdir(), 'agentbox-bench-docker-'));
+  const sb = (await openSandbox({ backend: 'docker' })) as DockerSandbox;
+  try {
+    // 1. A small exec, interleaved with its baselines so machine noise hits all alike.
+    const ours: number[] = [];
+    const bare: number[] = [];
+    const cli: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await sb.exec(['true']);
+      await bareExec(sb);
+      await sh('docker', ['exec', sb.containerId, 'true']);
+    }
+    for (let i = 0; i < 40; i++) {
+      ours.push(await timeMs(() => sb.exec(['true'])));
+      bare.push(await timeMs(() => bareExec(sb)));
+      cli.push(await timeMs(() => sh('docker', ['exec', sb.containerId, 'true'])));
+    }
+    report({
+      bench: 'exec true',
+      backend: 'docker',
+      value: median(ours),
+      unit: 'ms',
+      baseline: 'bare dockerode exec',
+      baselineValue: median(bare),
+    });
+    report({
+      bench: 'exec true',
+      backend: 'docker',
+      value: median(ours),
+      unit: 'ms',
+      baseline: 'docker exec CLI',
+      baselineValue: median(cli),
+    });
+
+    // 2. Time to a usable sandbox.
+    const opens: number[] = [];
+    const closes: number[] = [];
+    const runs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      let other: Awaited<ReturnType<typeof openSandbox>> | undefined;
+      opens.push(
+        await timeMs(async () => {
+          other = await openSandbox({ backend: 'docker' });
+          await other.exec(['true']);
+        }),
+      );
+      closes.push(await timeMs(() => other!.close()));
+      runs.push(
+        await timeMs(() => sh('docker', ['run', '--rm', '--network', 'none', DEFAULT_IMAGE, 'true'])),
+      );
+    }
+    report({
+      bench: 'open to first exec',
+      backend: 'docker',
+      value: median(opens),
+      unit: 'ms',
+      baseline: 'docker run --rm IMAGE true',
+      baselineValue: median(runs),
+    });
+    report({
+      bench: 'close (container and volumes removed)',
+      backend: 'docker',
+      value: median(closes),
+      unit: 'ms',
+      baseline: 'docker run --rm IMAGE true',
+      baselineValue: median(runs),
+    });
+
+    // 3. 100 MB up and down.
+    const data = randomBytes(100 * 1024 * 1024);
+    const file = join(local, 'upload.bin');
+    await writeFile(file, data);
+    const up = await timeMs(() => sb.writeFile('upload.bin', data));
+    const cpUp = await timeMs(() => sh('docker', ['cp', file, `${sb.containerId}:/workspace/upload-cp.bin`]));
+    const down = await timeMs(() => sb.readFile('upload.bin', { maxBytes: 200 * 1024 * 1024 }));
+    const cpDown = await timeMs(() =>
+      sh('docker', ['cp', `${sb.containerId}:/workspace/upload-cp.bin`, join(local, 'down.bin')]),
+    );
+    const mb = data.length / 1024 / 1024;
+    report({
+      bench: 'upload 100 MB',
+      backend: 'docker',
+      value: mb / (up / 1000),
+      unit: 'MB/s',
+      baseline: 'docker cp into the container',
+      baselineValue: mb / (cpUp / 1000),
+    });
+    report({
+      bench: 'download 100 MB',
+      backend: 'docker',
+      value: mb / (down / 1000),
+      unit: 'MB/s',
+      baseline: 'docker cp out of the container',
+      baselineValue: mb / (cpDown / 1000),
+    });
+    await sb.exec(['rm', '-f', 'upload.bin', 'upload-cp.bin']);
+
+    // 4. Checkpoints of a 200 MB workspace vs docker commit of the same tree in a container's writable layer.
+    await sb.exec(['sh', '-c', TREE, 'sh', 'tree'], { timeoutMs: 900_000 });
+    const full = await timeMs(() => sb.checkpoint({ label: 'base' }));
+    const base = (await sb.listCheckpoints()).at(-1)!;
+    await sb.exec('echo changed >> tree/d7/f7');
+    const checkpointMs = await timeMs(() => sb.checkpoint({ label: 'one change' }));
+    await sb.exec('echo again >> tree/d8/f8');
+    const rollbackMs = await timeMs(() => sb.rollback(base));
+
+    const name = `agentbox-bench-commit-${process.pid}`;
+    await sh('docker', [
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      'none',
+      '--user',
+      '0',
+      DEFAULT_IMAGE,
+      'sleep',
+      '3600',
+    ]);
+    try {
+      await sh('docker', ['exec', name, 'sh', '-c', TREE, 'sh', '/tree'], { maxBuffer: 1 << 26 });
+      await sh('docker', ['exec', name, 'sh', '-c', 'echo changed >> /tree/d7/f7']);
+      const image = `agentbox-bench-commit:${process.pid}`;
+      const commitMs = await timeMs(() => sh('docker', ['commit', name, image]));
+      await sh('docker', ['rmi', '-f', image]);
+      report({
+        bench: 'first checkpoint, 10k files/200 MB',
+        backend: 'docker',
+        value: full,
+        unit: 'ms',
+        baseline: 'docker commit (same tree, 1 changed)',
+        baselineValue: commitMs,
+      });
+      report({
+        bench: 'checkpoint 10k files/200 MB, 1 changed',
+        backend: 'docker',
+        value: checkpointMs,
+        unit: 'ms',
+        baseline: 'docker commit (same tree, 1 changed)',
+        baselineValue: commitMs,
+      });
+      report({
+        bench: 'rollback 10k files/200 MB, 2 changed',
+        backend: 'docker',
+        value: rollbackMs,
+        unit: 'ms',
+        baseline: 'docker commit (same tree, 1 changed)',
+        baselineValue: commitMs,
+      });
+    } finally {
+      await sh('docker', ['rm', '-f', name]);
+    }
+  } finally {
+    await sb.close();
+    await rm(local, { recursive: true, force: true });
+  }
+}

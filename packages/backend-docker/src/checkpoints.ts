@@ -1,0 +1,126 @@
+/**
+ * Checkpoints of the workspace volume, kept by core's ExecCheckpointStore in a second labelled
+ * volume. The sandbox container has every capability dropped, so even root in it could not
+ * read a mode-000 file or put an owner back; and the store must stay out of the sandbox user's
+ * sight. So the store lives in a small helper container, started on first use, that mounts the
+ * workspace volume and the store volume and nothing else: root there has exactly CHOWN,
+ * DAC_OVERRIDE, DAC_READ_SEARCH and FOWNER, no network, a read-only root and no new privileges.
+ * The sandbox never mounts the store and cannot see the helper's processes.
+ */
+import { type ErrorContext, ExecCheckpointStore, type StoreExec } from '@agentbox/core';
+import type Docker from 'dockerode';
+import { type DockerClient, dockerError, statusOf } from './client.js';
+import { type ExecTarget, runExec } from './exec.js';
+import { labelsFor, names } from './labels.js';
+import { REAPER, requireImage } from './runtime.js';
+
+const WORKSPACE = '/workspace';
+const STORE = '/store';
+const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface CheckpointHelperOptions {
+  client: DockerClient;
+  sandboxId: string;
+  image: string;
+  labels: Record<string, string>;
+  context: ErrorContext;
+}
+
+export class CheckpointHelper {
+  readonly store: ExecCheckpointStore;
+  readonly #o: CheckpointHelperOptions;
+  #ready: Promise<ExecTarget> | undefined;
+
+  constructor(options: CheckpointHelperOptions) {
+    this.#o = options;
+    const exec: StoreExec = async (argv, { stdin, signal }) => {
+      const target = await this.#target();
+      return runExec(target, {
+        argv,
+        user: '0:0',
+        env: [PATH],
+        ...(stdin ? { stdin } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    };
+    this.store = new ExecCheckpointStore({
+      exec,
+      root: WORKSPACE,
+      storeDir: STORE,
+      preserveOwnership: true,
+      context: options.context,
+    });
+  }
+
+  /** Nothing to release when the sandbox is kept: the helper stays with it. */
+  async detach(): Promise<void> {}
+
+  #target(): Promise<ExecTarget> {
+    this.#ready ??= this.#start().catch((error) => {
+      this.#ready = undefined;
+      throw error;
+    });
+    return this.#ready;
+  }
+
+  async #start(): Promise<ExecTarget> {
+    const { docker } = this.#o.client;
+    const context = { ...this.#o.context, operation: 'checkpoint' };
+    const name = names.helper(this.#o.sandboxId);
+    const existing = await docker
+      .getContainer(name)
+      .inspect()
+      .catch((error) => {
+        if (statusOf(error) === 404) return undefined;
+        throw dockerError(error, context, this.#o.client.address);
+      });
+    let container: Docker.Container;
+    if (existing) {
+      container = docker.getContainer(existing.Id);
+      if (!existing.State.Running)
+        await container.start().catch((e) => statusOf(e) === 304 || Promise.reject(e));
+    } else {
+      await requireImage(this.#o.client, this.#o.image, context);
+      const createdAt = new Date().toISOString();
+      const storeVolume = names.volume(this.#o.sandboxId, 'store');
+      await docker.createVolume({
+        Name: storeVolume,
+        Labels: labelsFor(this.#o.sandboxId, 'checkpoint-store', createdAt, this.#o.labels),
+      });
+      try {
+        container = await docker.createContainer({
+          name,
+          Image: this.#o.image,
+          Entrypoint: [],
+          Cmd: REAPER,
+          User: '0:0',
+          Env: [PATH],
+          Labels: labelsFor(this.#o.sandboxId, 'checkpoint-helper', createdAt, this.#o.labels),
+          HostConfig: {
+            ReadonlyRootfs: true,
+            CapDrop: ['ALL'],
+            CapAdd: ['CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER'],
+            SecurityOpt: ['no-new-privileges'],
+            NetworkMode: 'none',
+            PidsLimit: 256,
+            Memory: 512 * 1024 * 1024,
+            MemorySwap: 512 * 1024 * 1024,
+            Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
+            Mounts: [
+              { Type: 'volume', Source: names.volume(this.#o.sandboxId, 'workspace'), Target: WORKSPACE },
+              { Type: 'volume', Source: storeVolume, Target: STORE },
+            ],
+            RestartPolicy: { Name: 'no' },
+            LogConfig: { Type: 'none', Config: {} },
+          },
+        });
+      } catch (error) {
+        // Another process created it meanwhile (two handles of one sandbox): use that one.
+        if (statusOf(error) === 409) return this.#start();
+        throw dockerError(error, context, this.#o.client.address);
+      }
+      await container.start();
+    }
+    return { container, context };
+  }
+}

@@ -1,0 +1,54 @@
+/** The docker backend's settings (`spec.config`), validated field by field. */
+import { z } from 'zod';
+
+/** The image scripts/provision-docker.sh builds locally (busybox-static, FROM scratch). Never pulled. */
+export const DEFAULT_IMAGE = 'agentbox/busybox:test';
+
+const absolute = z.string().startsWith('/', 'must be an absolute path');
+
+export const DockerConnectionSchema = z.strictObject({
+  /**
+   * The daemon, as DOCKER_HOST spells it: `unix:///var/run/docker.sock`, `tcp://host:2375`,
+   * `http://…`, `https://…`. Default: DOCKER_HOST (read once, when the sandbox opens), else the
+   * default socket.
+   */
+  host: z.string().min(1).optional(),
+  /** Path of the daemon's unix socket; shorthand for `host: unix://PATH`. */
+  socketPath: z.string().min(1).optional(),
+  /** TLS material for an `https://` host (PEM text). */
+  ca: z.string().optional(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
+  /** How long one API request may take before the daemon counts as unreachable. */
+  requestTimeoutMs: z.number().int().positive().default(30_000),
+});
+
+export const DockerConfigSchema = z.strictObject({
+  /** Image of the sandbox. It must exist on the daemon: agentbox never pulls. It needs `sh`, `setsid`, `kill`. */
+  image: z.string().min(1).default(DEFAULT_IMAGE),
+  /**
+   * Image of the checkpoint helper (and the network-allowlist forwarder): needs busybox-style
+   * `sh`, `find`, `stat`, `cp`, `sha256sum`, `nc`. Default: the test image.
+   */
+  helperImage: z.string().min(1).default(DEFAULT_IMAGE),
+  docker: DockerConnectionSchema.default({ requestTimeoutMs: 30_000 }),
+  /**
+   * `uid:gid` (or a name the image knows) commands run as. Default `1000:1000`, or `0:0` when
+   * the policy asks for `nonRootUser: false`.
+   */
+  user: z.string().min(1).optional(),
+  /** The workspace: a labelled Docker volume mounted here; the working directory of every command. */
+  workdir: absolute.default('/workspace'),
+  /** A second writable volume for agent skills, or `false` for none. */
+  skillsDir: z.union([absolute, z.literal(false)]).default('/skills'),
+  /** Extra environment for every command (the caller's `env` on exec overrides it). */
+  env: z.record(z.string(), z.string()).default({}),
+  /** Network allowlist mode: the network the forwarders reach allowed hosts through. */
+  egressNetwork: z.string().min(1).default('bridge'),
+  /** Leave the container and its volumes in place on close, to re-attach later by id. */
+  keep: z.boolean().default(false),
+});
+
+export type DockerConfig = z.output<typeof DockerConfigSchema>;
+export type DockerConfigInput = z.input<typeof DockerConfigSchema>;
+export type DockerConnection = z.output<typeof DockerConnectionSchema>;

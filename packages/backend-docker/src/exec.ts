@@ -1,0 +1,473 @@
+/**
+ * Commands through the Docker exec API. Killing an exec's client does not stop the process in
+ * the container, so each command starts under a tiny sh wrapper that enters `cwd` (reporting
+ * a missing one), reports the pid of a forked subshell on the first line of stderr, and execs
+ * `setsid argv` there: the command leads its own process group with that pid, and a kill is a
+ * second exec, `kill -SIG -pgid`, which reaches its whole tree. The wrapper waits and exits
+ * with the command's status, which Docker reports as the exec's exit code.
+ *
+ * Limitation (shared with every shell): a signal death is seen as status 128+n, so a command
+ * that itself exits with 129..159 is reported with that signal's name; its exit code is exact.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import {
+  AbortedError,
+  type AgentboxError,
+  type ErrorContext,
+  fromErrno,
+  type RawProcess,
+  SandboxUnavailableError,
+  type StartRequest,
+  signalName,
+} from '@agentbox/core';
+import type Docker from 'dockerode';
+import { dockerError, statusOf } from './client.js';
+import { DockerDemuxer } from './demux.js';
+
+/** A single-consumer queue of chunks, as an async iterable. */
+export class ChunkQueue implements AsyncIterable<Uint8Array> {
+  #chunks: Uint8Array[] = [];
+  #done = false;
+  #wake: (() => void) | undefined;
+
+  push(chunk: Uint8Array): void {
+    if (this.#done || chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#wake?.();
+  }
+  end(): void {
+    this.#done = true;
+    this.#wake?.();
+  }
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      const chunk = this.#chunks.shift();
+      if (chunk) {
+        yield chunk;
+        continue;
+      }
+      if (this.#done) return;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+      this.#wake = undefined;
+    }
+  }
+}
+
+/** What an exec needs to know about its sandbox. */
+export interface ExecTarget {
+  container: Docker.Container;
+  context: ErrorContext;
+}
+
+export interface OpenExecOptions {
+  argv: readonly string[];
+  user: string;
+  env?: readonly string[];
+  workingDir?: string;
+  /** Attach stdin (hijacked connection); otherwise the process gets no stdin. */
+  stdin: boolean;
+}
+
+/** Create and start an exec; the stream carries the multiplexed output (and stdin when hijacked). */
+export async function openExec(
+  target: ExecTarget,
+  opts: OpenExecOptions,
+): Promise<{ exec: Docker.Exec; stream: Duplex }> {
+  let exec: Docker.Exec;
+  try {
+    exec = await target.container.exec({
+      Cmd: [...opts.argv],
+      User: opts.user,
+      Env: opts.env ? [...opts.env] : [],
+      WorkingDir: opts.workingDir ?? '/',
+      AttachStdin: opts.stdin,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+    });
+  } catch (error) {
+    throw await execFailure(target, error);
+  }
+  try {
+    const stream = (await exec.start({ hijack: opts.stdin, stdin: opts.stdin, Tty: false })) as Duplex;
+    return { exec, stream };
+  } catch (error) {
+    throw await execFailure(target, error);
+  }
+}
+
+/** An exec that could not be created: a stopped or removed container is SANDBOX_UNAVAILABLE. */
+async function execFailure(target: ExecTarget, error: unknown): Promise<AgentboxError> {
+  const status = statusOf(error);
+  if (status === 404 || status === 409) {
+    const state = await target.container.inspect().then(
+      (info) => info.State?.Status ?? 'unknown',
+      () => 'removed',
+    );
+    if (state !== 'running')
+      return new SandboxUnavailableError(`the sandbox container is ${state}; it cannot run commands`, {
+        ...target.context,
+        cause: error,
+      });
+  }
+  return dockerError(error, target.context);
+}
+
+/** The exit code of a finished exec (the stream may close a moment before Docker marks it done). */
+export async function execExitCode(
+  exec: Docker.Exec,
+  target: ExecTarget,
+  deadlineMs = 10_000,
+): Promise<number> {
+  const started = performance.now();
+  let wait = 2;
+  for (;;) {
+    let info: Docker.ExecInspectInfo;
+    try {
+      info = await exec.inspect();
+    } catch (error) {
+      throw await execFailure(target, error);
+    }
+    if (!info.Running && info.ExitCode !== null) return info.ExitCode;
+    if (performance.now() - started > deadlineMs)
+      throw new SandboxUnavailableError(
+        'docker did not report the exit of a finished command',
+        target.context,
+      );
+    await sleep(wait);
+    wait = Math.min(wait * 2, 100);
+  }
+}
+
+export interface CollectedExec {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/** Run an internal command (not a user command) to the end and collect its output. */
+export async function runExec(
+  target: ExecTarget,
+  opts: Omit<OpenExecOptions, 'stdin'> & {
+    stdin?: Uint8Array | AsyncIterable<Uint8Array>;
+    signal?: AbortSignal;
+  },
+): Promise<CollectedExec> {
+  if (opts.signal?.aborted) throw new AbortedError('aborted', target.context);
+  const { exec, stream } = await openExec(target, { ...opts, stdin: opts.stdin !== undefined });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const demux = new DockerDemuxer((type, chunk) => (type === 'stdout' ? out : err).push(chunk));
+  const onAbort = () => stream.destroy(new AbortedError('aborted', target.context));
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on('data', (chunk: Buffer) => demux.push(chunk));
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', reject);
+    });
+    if (opts.stdin !== undefined) {
+      const source = opts.stdin instanceof Uint8Array ? [opts.stdin] : opts.stdin;
+      for await (const chunk of source) await writeTo(stream, chunk);
+      stream.end();
+    }
+    await done;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  if (opts.signal?.aborted) throw new AbortedError('aborted', target.context);
+  return {
+    exitCode: await execExitCode(exec, target),
+    stdout: Buffer.concat(out),
+    stderr: Buffer.concat(err),
+  };
+}
+
+/** Write with backpressure; rejects if the stream is gone. */
+export function writeTo(stream: Duplex, chunk: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (stream.destroyed || stream.writableEnded) {
+      reject(Object.assign(new Error('stdin is closed: the process has ended'), { code: 'EPIPE' }));
+      return;
+    }
+    const ok = stream.write(chunk, (error) => {
+      if (error && !ok) reject(error);
+    });
+    if (ok) {
+      resolve();
+      return;
+    }
+    const cleanup = () => {
+      stream.off('drain', onDrain);
+      stream.off('close', onClose);
+    };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onClose = () => {
+      cleanup();
+      reject(Object.assign(new Error('stdin is closed: the process has ended'), { code: 'EPIPE' }));
+    };
+    stream.on('drain', onDrain);
+    stream.on('close', onClose);
+  });
+}
+
+/**
+ * The wrapper: $1 marker nonce, $2 cwd, $3 setsid path, then the argv. The subshell is forked
+ * (it is not the wrapper's last command), so it is never a process-group leader and `setsid`
+ * makes it one without forking again: the pid it reports is the command's pid and pgid.
+ */
+const WRAPPER = [
+  'n=$1 d=$2 s=$3; shift 3',
+  // The wrapper's own stderr goes nowhere (a shell reports "Killed" for a killed child); fd 3 keeps the real one.
+  'exec 3>&2 2>/dev/null',
+  'if ! cd -P -- "$d"; then',
+  '  if [ ! -e "$d" ]; then k=ENOENT; elif [ ! -d "$d" ]; then k=ENOTDIR; else k=EACCES; fi',
+  `  printf '%sC %s\n' "$n" "$k" >&3`,
+  '  exit 0',
+  'fi',
+  '(',
+  '  read -r p x </proc/self/stat',
+  `  printf '%sS %s\n' "$n" "$p" >&3`,
+  '  exec "$s" "$@" 2>&3 3>&-',
+  ')',
+  'r=$?',
+  'exit $r',
+].join('\n');
+
+/** Signal a process group, or (before `setsid` ran) the process itself. */
+const KILL = 'kill -"$1" -"$2" 2>/dev/null || kill -"$1" "$2" 2>/dev/null; exit 0';
+
+export interface WrappedExecOptions {
+  target: ExecTarget;
+  user: string;
+  /** Absolute path of `setsid` in the image. */
+  setsid: string;
+  /** Random per sandbox; starts with 0x1E so that no ordinary output looks like it. */
+  nonce: string;
+}
+
+export function newNonce(): string {
+  return `\x1eagentbox-${randomBytes(12).toString('hex')}`;
+}
+
+/** Start a user command; resolves once it runs (its pid is known), rejects for a bad cwd. */
+export async function startWrapped(
+  opts: WrappedExecOptions,
+  req: StartRequest,
+  signal: AbortSignal | undefined,
+): Promise<RawProcess> {
+  const context = opts.target.context;
+  if (signal?.aborted) throw new AbortedError('aborted before the command started', context);
+  const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
+  const { exec, stream } = await openExec(opts.target, {
+    argv: ['/bin/sh', '-c', WRAPPER, 'agentbox', opts.nonce, req.cwd, opts.setsid, ...req.argv],
+    user: opts.user,
+    env,
+    workingDir: '/',
+    stdin: true,
+  });
+  const process = new WrappedProcess(opts, exec, stream, req.cwd);
+  const onAbort = () => {
+    process.kill('SIGKILL').catch(() => {});
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await process.started;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  if (signal?.aborted) {
+    await process.kill('SIGKILL').catch(() => {});
+    throw new AbortedError('aborted while the command was starting', context);
+  }
+  return process;
+}
+
+const MAX_MARKER_BYTES = 256;
+
+class WrappedProcess implements RawProcess {
+  readonly stdout = new ChunkQueue();
+  readonly stderr = new ChunkQueue();
+  readonly exit: Promise<{ exitCode: number | null; signal: string | null }>;
+  /** Resolves with the pid once the command runs; rejects if it never does. */
+  readonly started: Promise<number>;
+  readonly #opts: WrappedExecOptions;
+  readonly #exec: Docker.Exec;
+  readonly #stream: Duplex;
+  readonly #nonce: Buffer;
+  #marker: Buffer | undefined = Buffer.alloc(0);
+  #pid: number | undefined;
+  #exited = false;
+  #killed = false;
+  #resolveStarted!: (pid: number) => void;
+  #rejectStarted!: (error: unknown) => void;
+  #resolveExit!: (exit: { exitCode: number | null; signal: string | null }) => void;
+  #rejectExit!: (error: unknown) => void;
+
+  readonly #cwd: string;
+
+  constructor(opts: WrappedExecOptions, exec: Docker.Exec, stream: Duplex, cwd: string) {
+    this.#opts = opts;
+    this.#cwd = cwd;
+    this.#exec = exec;
+    this.#stream = stream;
+    this.#nonce = Buffer.from(opts.nonce, 'latin1');
+    this.started = new Promise((resolve, reject) => {
+      this.#resolveStarted = resolve;
+      this.#rejectStarted = reject;
+    });
+    this.started.catch(() => {});
+    this.exit = new Promise((resolve, reject) => {
+      this.#resolveExit = resolve;
+      this.#rejectExit = reject;
+    });
+    this.exit.catch(() => {});
+
+    const demux = new DockerDemuxer((type, chunk) => {
+      if (type === 'stdout') this.stdout.push(chunk);
+      else this.#onStderr(chunk);
+    });
+    stream.on('data', (chunk: Buffer) => demux.push(chunk));
+    let ended = false;
+    const onEnd = () => {
+      if (ended) return;
+      ended = true;
+      this.#flushMarker();
+      this.stdout.end();
+      this.stderr.end();
+      this.#finish();
+    };
+    stream.on('end', onEnd);
+    stream.on('close', onEnd);
+    stream.on('error', onEnd);
+  }
+
+  /** The first line of stderr is the wrapper's marker; everything after it is the command's. */
+  #onStderr(chunk: Buffer): void {
+    if (this.#marker === undefined) {
+      this.stderr.push(chunk);
+      return;
+    }
+    const buffered = Buffer.concat([this.#marker, chunk]);
+    const nl = buffered.indexOf(0x0a);
+    const head = nl < 0 ? buffered : buffered.subarray(0, nl);
+    const prefixLen = Math.min(head.length, this.#nonce.length);
+    if (
+      !head.subarray(0, prefixLen).equals(this.#nonce.subarray(0, prefixLen)) ||
+      head.length > MAX_MARKER_BYTES
+    ) {
+      // Not our marker: the wrapper itself failed to run. Pass it on as output.
+      this.#marker = undefined;
+      this.stderr.push(buffered);
+      return;
+    }
+    if (nl < 0) {
+      this.#marker = buffered;
+      return;
+    }
+    this.#marker = undefined;
+    const line = head.subarray(this.#nonce.length).toString('latin1');
+    const rest = buffered.subarray(nl + 1);
+    const [kind, value = ''] = line.split(' ');
+    if (kind === 'S' && /^\d+$/.test(value)) {
+      this.#pid = Number(value);
+      this.#resolveStarted(this.#pid);
+    } else if (kind === 'C') {
+      this.#rejectStarted(
+        fromErrno(
+          value,
+          `working directory ${this.#cwd} ${value === 'EACCES' ? 'is not accessible' : value === 'ENOTDIR' ? 'is not a directory' : 'does not exist'}`,
+          { ...this.#opts.target.context, subject: this.#cwd },
+        ),
+      );
+    }
+    this.stderr.push(rest);
+  }
+
+  #flushMarker(): void {
+    if (this.#marker && this.#marker.length > 0) this.stderr.push(this.#marker);
+    this.#marker = undefined;
+  }
+
+  async #finish(): Promise<void> {
+    try {
+      const code = await execExitCode(this.#exec, this.#opts.target);
+      this.#settle(code);
+    } catch (error) {
+      this.#exited = true;
+      this.#rejectStarted(error);
+      this.#rejectExit(error);
+    }
+  }
+
+  #settle(code: number): void {
+    if (this.#exited) return;
+    this.#exited = true;
+    if (this.#pid === undefined) {
+      // The wrapper never reported the command: it could not run at all (no /bin/sh, no setsid...).
+      this.#rejectStarted(
+        new SandboxUnavailableError(
+          `the command wrapper failed to start (exit ${code})`,
+          this.#opts.target.context,
+        ),
+      );
+    }
+    const name = code > 128 ? signalName(code - 128) : null;
+    this.#resolveExit({ exitCode: name ? null : code, signal: name });
+  }
+
+  writeStdin(chunk: Uint8Array): Promise<void> {
+    return writeTo(this.#stream, chunk);
+  }
+
+  async closeStdin(): Promise<void> {
+    if (!this.#stream.destroyed && !this.#stream.writableEnded) this.#stream.end();
+  }
+
+  async kill(signal: NodeJS.Signals): Promise<void> {
+    if (this.#exited) return;
+    const pid =
+      this.#pid ??
+      (await Promise.race([this.started, this.exit.then(() => undefined)]).catch(() => undefined));
+    if (pid === undefined || this.#exited) return;
+    await runExec(this.#opts.target, {
+      argv: ['/bin/sh', '-c', KILL, 'agentbox-kill', signal.replace(/^SIG/, ''), String(pid)],
+      user: this.#opts.user,
+    });
+    if (!this.#killed) {
+      this.#killed = true;
+      this.#watchAfterKill();
+    }
+  }
+
+  /**
+   * After a kill, a process that left the group may still hold the output pipes open, so the
+   * stream would not end: watch Docker for the wrapper's exit instead, then give the streams a
+   * moment before cutting them.
+   */
+  async #watchAfterKill(): Promise<void> {
+    let wait = 50;
+    while (!this.#exited) {
+      await sleep(wait);
+      wait = Math.min(wait * 2, 1_000);
+      const info = await this.#exec.inspect().catch(() => undefined);
+      if (info && !info.Running && info.ExitCode !== null) {
+        this.#settle(info.ExitCode);
+        break;
+      }
+      if (!info) break;
+    }
+    setTimeout(() => this.#stream.destroy(), 3_000).unref();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

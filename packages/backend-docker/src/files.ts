@@ -1,0 +1,344 @@
+/**
+ * Files through Docker's archive API (getArchive / putArchive, tar built and parsed with
+ * tar-stream, streamed). The daemon reads and writes as root, so first a small check runs as
+ * the sandbox user and asks the kernel what that user may do (missing, a directory, permission
+ * denied, read-only filesystem), creates missing parent directories as that user and resolves
+ * symlinks; the size is known before anything is moved. Written files belong to the sandbox
+ * user. Paths the daemon cannot see (tmpfs mounts such as /tmp, /proc, /dev) go through an exec
+ * instead (`cat`, streamed over stdin/stdout).
+ */
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { posix } from 'node:path';
+import { Readable } from 'node:stream';
+import {
+  AbortedError,
+  AgentboxError,
+  type ErrorContext,
+  fromErrno,
+  IsADirectoryError,
+  NotFoundError,
+  OutputLimitError,
+  PermissionDeniedError,
+} from '@agentbox/core';
+import type Docker from 'dockerode';
+import * as tar from 'tar-stream';
+import { dockerError, statusOf } from './client.js';
+import { type CollectedExec, runExec } from './exec.js';
+
+/** Up to this much of a stream of unknown length is held in memory; beyond, it is spooled to a temp file. */
+const SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024;
+
+const READ_CHECK = `p=$1
+if [ -d "$p" ]; then echo EISDIR; exit 0; fi
+if [ ! -e "$p" ]; then
+  a=\${p%/*}
+  while [ -n "$a" ] && [ ! -e "$a" ]; do a=\${a%/*}; done
+  [ -n "$a" ] || a=/
+  if [ ! -d "$a" ]; then echo ENOTDIR; elif [ ! -x "$a" ]; then echo EACCES; else echo ENOENT; fi
+  exit 0
+fi
+if [ ! -r "$p" ]; then echo EACCES; exit 0; fi
+if [ ! -f "$p" ]; then echo EINVAL; exit 0; fi
+printf 'OK %s ' "$(stat -L -c %s -- "$p")"
+readlink -f -- "$p"`;
+
+const WRITE_CHECK = `p=$1
+if [ -d "$p" ]; then echo EISDIR; exit 0; fi
+d=\${p%/*}; [ -n "$d" ] || d=/
+if [ ! -d "$d" ] && ! mkdir -p -- "$d" 2>/dev/null; then
+  a=$d
+  while [ -n "$a" ] && [ ! -e "$a" ]; do a=\${a%/*}; done
+  [ -n "$a" ] || a=/
+  if [ ! -d "$a" ]; then echo ENOTDIR; else echo EACCES; fi
+  exit 0
+fi
+if [ -e "$p" ]; then
+  if [ ! -f "$p" ]; then echo EINVAL; exit 0; fi
+  if [ ! -w "$p" ]; then echo EACCES; exit 0; fi
+  printf 'OK %s ' "$(stat -L -c %a -- "$p")"
+  readlink -f -- "$p"
+  exit 0
+fi
+if [ ! -w "$d" ] || [ ! -x "$d" ]; then echo EACCES; exit 0; fi
+cd -P -- "$d" || { echo EACCES; exit 0; }
+printf 'OK - %s\\n' "$(pwd -P)/\${p##*/}"`;
+
+const EXEC_WRITE = 'cat > "$1" && { [ "$2" = - ] || chmod "$2" "$1"; }';
+
+export interface FilesTarget {
+  container: Docker.Container;
+  context: ErrorContext;
+  /** The sandbox user, as exec wants it, and the numeric owner of written files. */
+  user: string;
+  uid: number;
+  gid: number;
+  /** Mount points whose contents the archive API cannot see (tmpfs, /proc, /sys, /dev). */
+  execOnly: readonly string[];
+}
+
+export class DockerFiles {
+  constructor(private readonly t: FilesTarget) {}
+
+  async read(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    const check = await this.#check(READ_CHECK, path, signal);
+    const match = /^OK (\d+) ([\s\S]*)$/.exec(check);
+    if (!match) throw this.#checkError(check, path);
+    const size = Number(match[1]);
+    const real = match[2]!;
+    const context = { ...this.t.context, subject: path };
+    if (size > maxBytes)
+      throw new OutputLimitError(
+        `${path} is ${size} bytes, over the limit of ${maxBytes}`,
+        maxBytes,
+        size,
+        context,
+      );
+    if (this.#execOnly(real)) {
+      const r = await this.#userExec(['cat', '--', real], undefined, signal);
+      if (r.exitCode !== 0)
+        throw new AgentboxError(`cannot read ${path}: ${r.stderr.toString('utf8').trim()}`, context);
+      if (r.stdout.length > maxBytes)
+        throw new OutputLimitError(
+          `${path} is larger than ${maxBytes} bytes`,
+          maxBytes,
+          r.stdout.length,
+          context,
+        );
+      return new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.length);
+    }
+    let response: NodeJS.ReadableStream;
+    try {
+      response = await this.t.container.getArchive({ path: real });
+    } catch (error) {
+      throw dockerError(error, context);
+    }
+    return readSingleFile(response as Readable, path, maxBytes, signal, context);
+  }
+
+  /** `mode` applies when given; otherwise an existing file keeps its mode and a new one gets 0644. */
+  async write(
+    path: string,
+    data: AsyncIterable<Uint8Array>,
+    mode: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const check = await this.#check(WRITE_CHECK, path, signal);
+    const match = /^OK (-|[0-7]+) ([\s\S]*)$/.exec(check);
+    if (!match) throw this.#checkError(check, path);
+    const existingMode = match[1] === '-' ? undefined : Number.parseInt(match[1]!, 8);
+    const finalMode = mode ?? existingMode ?? 0o644;
+    const real = posix.normalize(match[2]!);
+    const context = { ...this.t.context, subject: path };
+    if (this.#execOnly(real)) {
+      const octal = mode === undefined && existingMode !== undefined ? '-' : finalMode.toString(8);
+      const r = await this.#userExec(
+        ['/bin/sh', '-c', EXEC_WRITE, 'agentbox-write', real, octal],
+        data,
+        signal,
+      );
+      if (r.exitCode !== 0)
+        throw new AgentboxError(`cannot write ${path}: ${r.stderr.toString('utf8').trim()}`, context);
+      return;
+    }
+    const body = await Spool.from(data, signal);
+    try {
+      const pack = tar.pack();
+      const feeding = (async () => {
+        let added!: Promise<void>;
+        const entry = pack.entry(
+          {
+            name: posix.basename(real),
+            type: 'file',
+            size: body.size,
+            mode: finalMode,
+            uid: this.t.uid,
+            gid: this.t.gid,
+            mtime: new Date(),
+          },
+          (error) => {
+            added = error ? Promise.reject(error) : Promise.resolve();
+          },
+        );
+        const entryDone = new Promise<void>((resolve, reject) => {
+          entry.once('finish', resolve);
+          entry.once('error', reject);
+          entry.once('close', resolve);
+        });
+        for await (const chunk of body.chunks()) {
+          if (signal?.aborted) throw new AbortedError('aborted', context);
+          if (!entry.write(chunk)) await once(entry, 'drain');
+        }
+        (entry as unknown as { end(): void }).end();
+        await entryDone;
+        await added;
+        pack.finalize();
+      })();
+      feeding.catch((error) => pack.destroy(error));
+      try {
+        await this.t.container.putArchive(Readable.from(pack), {
+          path: posix.dirname(real),
+          noOverwriteDirNonDir: true,
+          ...(signal ? { abortSignal: signal } : {}),
+        });
+      } catch (error) {
+        if (signal?.aborted) throw new AbortedError('aborted', { ...context, cause: error });
+        if (statusOf(error) === 400)
+          throw new IsADirectoryError(`${path} is a directory`, { ...context, cause: error });
+        if (statusOf(error) === 403)
+          throw new PermissionDeniedError(`cannot write ${path}`, { ...context, cause: error });
+        throw dockerError(error, context);
+      }
+      await feeding;
+    } finally {
+      await body.dispose();
+    }
+  }
+
+  #execOnly(path: string): boolean {
+    return this.t.execOnly.some((mount) => path === mount || path.startsWith(`${mount}/`));
+  }
+
+  async #check(script: string, path: string, signal: AbortSignal | undefined): Promise<string> {
+    const r = await this.#userExec(['/bin/sh', '-c', script, 'agentbox-check', path], undefined, signal);
+    const out = r.stdout.toString('utf8');
+    if (r.exitCode !== 0 || out === '')
+      throw new AgentboxError(
+        `checking ${path} failed (exit ${r.exitCode}): ${r.stderr.toString('utf8').trim()}`,
+        {
+          ...this.t.context,
+          subject: path,
+        },
+      );
+    return out.endsWith('\n') ? out.slice(0, -1) : out;
+  }
+
+  #checkError(code: string, path: string): AgentboxError {
+    const context = { ...this.t.context, subject: path };
+    switch (code) {
+      case 'EISDIR':
+        return new IsADirectoryError(`${path} is a directory`, context);
+      case 'ENOENT':
+        return new NotFoundError(`${path} does not exist`, context);
+      case 'ENOTDIR':
+        return new NotFoundError(`a parent of ${path} is not a directory`, context);
+      case 'EACCES':
+        return new PermissionDeniedError(`the sandbox user may not access ${path}`, context);
+      case 'EINVAL':
+        return fromErrno('EINVAL', `${path} is not a regular file`, context);
+      default:
+        return new AgentboxError(`unexpected answer checking ${path}: ${code.slice(0, 200)}`, context);
+    }
+  }
+
+  #userExec(
+    argv: readonly string[],
+    stdin: AsyncIterable<Uint8Array> | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<CollectedExec> {
+    return runExec(
+      { container: this.t.container, context: this.t.context },
+      { argv, user: this.t.user, ...(stdin ? { stdin } : {}), ...(signal ? { signal } : {}) },
+    );
+  }
+}
+
+/** Read the first entry of a tar stream into one buffer of its size, refusing more than `maxBytes`. */
+async function readSingleFile(
+  response: Readable,
+  path: string,
+  maxBytes: number,
+  signal: AbortSignal | undefined,
+  context: ErrorContext,
+): Promise<Uint8Array> {
+  const extract = tar.extract();
+  response.on('error', (error) => extract.destroy(error));
+  response.pipe(extract);
+  const onAbort = () => response.destroy(new AbortedError('aborted', context));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const entry of extract) {
+      if (entry.header.type !== 'file') {
+        response.destroy();
+        throw new AgentboxError(
+          `${path} is not a regular file (archive entry ${entry.header.type})`,
+          context,
+        );
+      }
+      const size = entry.header.size ?? 0;
+      if (size > maxBytes) {
+        response.destroy();
+        throw new OutputLimitError(`${path} is larger than ${maxBytes} bytes`, maxBytes, size, context);
+      }
+      const out = Buffer.allocUnsafe(size);
+      let at = 0;
+      for await (const chunk of entry as AsyncIterable<Buffer>) {
+        chunk.copy(out, at);
+        at += chunk.length;
+      }
+      response.destroy();
+      return new Uint8Array(out.buffer, out.byteOffset, at);
+    }
+    throw new NotFoundError(`${path} vanished while it was read`, context);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Data of unknown length made measurable: held in memory up to a limit, else spooled to a temp file. */
+class Spool {
+  private constructor(
+    readonly size: number,
+    private readonly memory: Uint8Array[] | undefined,
+    private readonly file: string | undefined,
+  ) {}
+
+  static async from(data: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): Promise<Spool> {
+    const held: Uint8Array[] = [];
+    let size = 0;
+    let dir: string | undefined;
+    let out: WriteStream | undefined;
+    try {
+      for await (const chunk of data) {
+        if (signal?.aborted) throw new AbortedError('aborted');
+        size += chunk.length;
+        if (!out && (held.length === 0 || size <= SPOOL_IN_MEMORY_BYTES)) {
+          // The caller's own chunks are held by reference (one big Uint8Array costs nothing extra).
+          held.push(chunk);
+          continue;
+        }
+        if (!out) {
+          dir = await fs.mkdtemp(posix.join(tmpdir(), 'agentbox-upload-'));
+          out = createWriteStream(posix.join(dir, 'data'), { mode: 0o600 });
+          for (const h of held.splice(0)) if (!out.write(h)) await once(out, 'drain');
+        }
+        if (!out.write(chunk)) await once(out, 'drain');
+      }
+      if (out) {
+        out.end();
+        await once(out, 'finish');
+        return new Spool(size, undefined, posix.join(dir!, 'data'));
+      }
+      return new Spool(size, held, undefined);
+    } catch (error) {
+      out?.destroy();
+      if (dir) await fs.rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  async *chunks(): AsyncGenerator<Uint8Array> {
+    if (this.memory) {
+      for (const chunk of this.memory) yield chunk;
+      return;
+    }
+    for await (const chunk of createReadStream(this.file!, { highWaterMark: 1024 * 1024 }))
+      yield chunk as Buffer;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.file) await fs.rm(posix.dirname(this.file), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * @agentbox/backend-docker: one hardened container per sandbox. Importing this module registers
+ * the `docker` backend with `openSandbox`.
+ */
+import { defineBackend, registerBackend } from '@agentbox/core';
+import { DockerConfigSchema } from './config.js';
+import { openDockerSandbox } from './sandbox.js';
+
+export const docker = defineBackend({
+  kind: 'docker',
+  configSchema: DockerConfigSchema,
+  open: openDockerSandbox,
+});
+
+registerBackend(docker);
+
+export { DEFAULT_IMAGE, type DockerConfig, type DockerConfigInput, DockerConfigSchema } from './config.js';
+export { DEFAULTS as DOCKER_POLICY_DEFAULTS } from './hardening.js';
+export { LABEL, labelFilter } from './labels.js';
+export { DockerSandbox } from './sandbox.js';
+export { type SweepOptions, type SweepResult, type SweptObject, sweepDocker } from './sweep.js';

@@ -1,0 +1,397 @@
+/**
+ * DockerSandbox: one long-lived, hardened container per sandbox. Commands are docker execs
+ * (exec.ts), files go through the archive API (files.ts), checkpoints are kept by the core
+ * ExecCheckpointStore in a separate labelled volume that only a small helper container mounts
+ * (checkpoints.ts), and the enforcement report is read back from `container.inspect()`.
+ */
+import {
+  AbortedError,
+  BaseSandbox,
+  type CheckpointStore,
+  type EnforcementReport,
+  type ErrorContext,
+  InvalidArgumentError,
+  type OpenContext,
+  type RawProcess,
+  SandboxUnavailableError,
+  type StartRequest,
+  UnsupportedError,
+} from '@agentbox/core';
+import type Docker from 'dockerode';
+import * as tar from 'tar-stream';
+import { CheckpointHelper } from './checkpoints.js';
+import { connectDocker, type DockerClient, dockerError, pingDaemon, statusOf } from './client.js';
+import type { DockerConfig } from './config.js';
+import { type ExecTarget, newNonce, runExec, startWrapped } from './exec.js';
+import { DockerFiles } from './files.js';
+import { type Hardening, hardeningFor, hostConfigFor, readEnforcement } from './hardening.js';
+import { LABEL, labelFilter, labelsFor, names } from './labels.js';
+import { EgressAllowlist } from './network.js';
+import { REAPER, requireImage } from './runtime.js';
+
+/** Extra labels on the sandbox container, so that a re-attach finds its settings again. */
+const META = { workdir: 'agentbox.workdir', user: 'agentbox.user', skills: 'agentbox.skills-dir' } as const;
+
+/** Who commands run as, and where `setsid` is (a path: in busybox sh, `command -v` names applets bare). */
+const PROBE = `id -u && id -g || exit 126
+IFS=:
+for d in $PATH /usr/bin /bin /usr/sbin /sbin; do
+  if [ -x "$d/setsid" ]; then echo "$d/setsid"; exit 0; fi
+done
+exit 127`;
+
+interface SandboxParts {
+  id: string;
+  client: DockerClient;
+  container: Docker.Container;
+  info: Docker.ContainerInspectInfo;
+  hardening: Hardening;
+  config: DockerConfig;
+  user: string;
+  workdir: string;
+  uid: number;
+  gid: number;
+  setsid: string;
+  egress: EgressAllowlist | undefined;
+}
+
+export class DockerSandbox extends BaseSandbox {
+  protected readonly checkpoints: CheckpointStore;
+  /** The container's Docker id. */
+  readonly containerId: string;
+  readonly #parts: SandboxParts;
+  readonly #target: ExecTarget;
+  readonly #files: DockerFiles;
+  readonly #helper: CheckpointHelper;
+  readonly #nonce = newNonce();
+
+  constructor(parts: SandboxParts, enforcement: EnforcementReport) {
+    super({
+      kind: 'docker',
+      id: parts.id,
+      workdir: parts.workdir,
+      capabilities: {
+        isolation: 'container',
+        checkpoints: true,
+        spawn: true,
+        nonRootUser: parts.uid !== 0,
+        reattach: true,
+      },
+      enforcement,
+      baseEnv: parts.config.env,
+    });
+    this.#parts = parts;
+    this.containerId = parts.info.Id;
+    this.#target = { container: parts.container, context: { backend: 'docker', sandboxId: parts.id } };
+    const tmpfs = Object.keys((parts.info.HostConfig.Tmpfs as Record<string, string> | undefined) ?? {});
+    const tmpfsMounts = (parts.info.Mounts ?? []).filter((m) => m.Type === 'tmpfs').map((m) => m.Destination);
+    this.#files = new DockerFiles({
+      container: parts.container,
+      context: this.#target.context,
+      user: parts.user,
+      uid: parts.uid,
+      gid: parts.gid,
+      execOnly: ['/proc', '/sys', '/dev', ...tmpfs, ...tmpfsMounts],
+    });
+    this.#helper = new CheckpointHelper({
+      client: parts.client,
+      sandboxId: parts.id,
+      image: parts.config.helperImage,
+      labels: parts.hardening.labels,
+      context: this.#target.context,
+    });
+    this.checkpoints = this.#helper.store;
+  }
+
+  /** The Docker client this sandbox uses (for tests and tools). */
+  get docker(): Docker {
+    return this.#parts.client.docker;
+  }
+
+  protected startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
+    return this.startPlain(req, signal);
+  }
+
+  /** The plain exec path: one docker exec per command, under the process-group wrapper. */
+  startPlain(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
+    return startWrapped(
+      { target: this.#target, user: this.#parts.user, setsid: this.#parts.setsid, nonce: this.#nonce },
+      req,
+      signal,
+    );
+  }
+
+  protected readFileAt(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    return this.#files.read(path, maxBytes, signal);
+  }
+
+  protected writeFileAt(
+    path: string,
+    data: AsyncIterable<Uint8Array>,
+    mode: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    return this.#files.write(path, data, mode, signal);
+  }
+
+  protected async closeResources(): Promise<void> {
+    if (this.#parts.config.keep) {
+      await this.#helper.detach();
+      return;
+    }
+    await removeSandbox(this.#parts.client, this.id, this.#target.context);
+  }
+}
+
+/** Remove everything of sandbox `id`, found by label: its containers first, then its networks and volumes. */
+export async function removeSandbox(client: DockerClient, id: string, context: ErrorContext): Promise<void> {
+  const { docker } = client;
+  const filters = labelFilter(id);
+  const gone = (error: unknown) => {
+    if (statusOf(error) !== 404) throw dockerError(error, context, client.address);
+  };
+  const containers = await docker.listContainers({ all: true, filters });
+  await Promise.all(
+    containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(gone)),
+  );
+  const networks = await docker.listNetworks({ filters });
+  await Promise.all(networks.map((n) => docker.getNetwork(n.Id).remove().catch(gone)));
+  const volumes = (await docker.listVolumes({ filters })).Volumes ?? [];
+  await Promise.all(volumes.map((v) => docker.getVolume(v.Name).remove().catch(gone)));
+}
+
+/** Open (or re-attach to) a docker sandbox. Cleans up after itself if aborted or failing halfway. */
+export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise<DockerSandbox> {
+  const context: ErrorContext = { backend: 'docker', operation: 'open', sandboxId: ctx.id };
+  const checkAbort = () => {
+    if (ctx.signal?.aborted) throw new AbortedError('open aborted', { ...context, cause: ctx.signal.reason });
+  };
+  checkAbort();
+  const hardening = hardeningFor(ctx.policy);
+  // DOCKER_HOST is read once, here, never in the middle of an operation.
+  const client = connectDocker(ctx.config.docker, process.env.DOCKER_HOST, context);
+  await pingDaemon(client, Math.min(ctx.config.docker.requestTimeoutMs, 10_000), context);
+  checkAbort();
+
+  if (ctx.idGiven) {
+    const existing = await client.docker
+      .getContainer(names.container(ctx.id))
+      .inspect()
+      .catch((error) => {
+        if (statusOf(error) === 404) return undefined;
+        throw dockerError(error, context, client.address);
+      });
+    if (existing) return reattach(ctx, client, hardening, existing, context);
+  }
+
+  if (hardening.network.mode === 'allowlist') EgressAllowlist.validate(hardening.network.allow, context);
+  await requireImage(client, ctx.config.image, context);
+  checkAbort();
+
+  const createdAt = new Date().toISOString();
+  const nonRoot = hardening.nonRootUser;
+  const user = ctx.config.user ?? (nonRoot ? '1000:1000' : '0:0');
+  const workdir = ctx.config.workdir;
+  const skillsDir = ctx.config.skillsDir;
+  const cleanup: (() => Promise<unknown>)[] = [];
+  try {
+    const volume = async (role: 'workspace' | 'skills') => {
+      const name = names.volume(ctx.id, role);
+      await client.docker.createVolume({
+        Name: name,
+        Labels: labelsFor(ctx.id, role, createdAt, hardening.labels),
+      });
+      cleanup.push(() => client.docker.getVolume(name).remove());
+      return name;
+    };
+    const workspaceVolume = await volume('workspace');
+    checkAbort();
+    const mounts: Docker.MountConfig = [{ Type: 'volume', Source: workspaceVolume, Target: workdir }];
+    if (skillsDir) mounts.push({ Type: 'volume', Source: await volume('skills'), Target: skillsDir });
+    checkAbort();
+
+    let egress: EgressAllowlist | undefined;
+    let networkMode = 'none';
+    if (hardening.network.mode === 'allowlist') {
+      egress = new EgressAllowlist({
+        client,
+        sandboxId: ctx.id,
+        allow: hardening.network.allow,
+        image: ctx.config.helperImage,
+        egressNetwork: ctx.config.egressNetwork,
+        labels: hardening.labels,
+        createdAt,
+        context,
+      });
+      cleanup.push(() => removeSandbox(client, ctx.id, context));
+      await egress.create();
+      networkMode = egress.networkName;
+      checkAbort();
+    } else if (hardening.network.mode === 'open') {
+      networkMode = 'bridge';
+    }
+
+    const labels = {
+      ...labelsFor(ctx.id, 'sandbox', createdAt, hardening.labels),
+      [META.workdir]: workdir,
+      [META.user]: user,
+      [META.skills]: skillsDir || '',
+    };
+    const container = await client.docker.createContainer({
+      name: names.container(ctx.id),
+      Image: ctx.config.image,
+      Cmd: REAPER,
+      Entrypoint: [],
+      User: user,
+      WorkingDir: workdir,
+      Env: [],
+      Labels: labels,
+      HostConfig: {
+        ...hostConfigFor(hardening, mounts, networkMode),
+        ...(egress
+          ? {
+              // Allowed names resolve to their forwarders; nothing else resolves (the embedded
+              // DNS forwards to nowhere) and IPv6 link-local cannot reach the host.
+              ExtraHosts: egress.extraHosts,
+              Dns: ['127.0.0.1'],
+              Sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' },
+            }
+          : {}),
+      },
+    });
+    cleanup.push(() => container.remove({ force: true }));
+    checkAbort();
+    const probe = await startAndProbe(container, user, context);
+    // Volume roots belong to the sandbox user whatever the image has at those paths.
+    await Promise.all(
+      [workdir, ...(skillsDir ? [skillsDir] : [])].map((dir) =>
+        chownDir(container, dir, probe.uid, probe.gid, context),
+      ),
+    );
+    checkAbort();
+    const info = await container.inspect();
+    const observed = { uid: probe.uid, gid: probe.gid, network: await egress?.observe() };
+    const parts: SandboxParts = {
+      id: ctx.id,
+      client,
+      container,
+      info,
+      hardening,
+      config: ctx.config,
+      user,
+      workdir,
+      uid: probe.uid,
+      gid: probe.gid,
+      setsid: probe.setsid,
+      egress,
+    };
+    const sandbox = new DockerSandbox(parts, readEnforcement(hardening, info, observed));
+    checkAbort();
+    return sandbox;
+  } catch (error) {
+    // Undo in reverse order; the containers go before the volumes and network they use.
+    for (const undo of cleanup.reverse()) await undo().catch(() => {});
+    throw dockerError(error, context, client.address);
+  }
+}
+
+async function reattach(
+  ctx: OpenContext<DockerConfig>,
+  client: DockerClient,
+  hardening: Hardening,
+  existing: Docker.ContainerInspectInfo,
+  context: ErrorContext,
+): Promise<DockerSandbox> {
+  const labels = existing.Config.Labels ?? {};
+  if (labels[LABEL.creator] !== 'agentbox' || labels[LABEL.sandboxId] !== ctx.id)
+    throw new InvalidArgumentError(
+      `a container named ${names.container(ctx.id)} exists but was not created by agentbox for sandbox ${ctx.id}`,
+      { ...context, issues: ['id: in use by a container agentbox did not create'] },
+    );
+  const container = client.docker.getContainer(existing.Id);
+  const user = labels[META.user] ?? existing.Config.User ?? '1000:1000';
+  const workdir = labels[META.workdir] ?? existing.Config.WorkingDir ?? ctx.config.workdir;
+  const probe = await startAndProbe(container, user, context, existing.State.Running);
+  const info = await container.inspect();
+  let egress: EgressAllowlist | undefined;
+  if (hardening.network.mode === 'allowlist') {
+    egress = new EgressAllowlist({
+      client,
+      sandboxId: ctx.id,
+      allow: hardening.network.allow,
+      image: ctx.config.helperImage,
+      egressNetwork: ctx.config.egressNetwork,
+      labels: hardening.labels,
+      createdAt: labels[LABEL.created] ?? new Date().toISOString(),
+      context,
+    });
+  }
+  const config: DockerConfig = { ...ctx.config, workdir, skillsDir: labels[META.skills] || false };
+  const parts: SandboxParts = {
+    id: ctx.id,
+    client,
+    container,
+    info,
+    hardening,
+    config,
+    user,
+    workdir,
+    uid: probe.uid,
+    gid: probe.gid,
+    setsid: probe.setsid,
+    egress,
+  };
+  const observed = { uid: probe.uid, gid: probe.gid, network: await egress?.observe() };
+  return new DockerSandbox(parts, readEnforcement(hardening, info, observed));
+}
+
+/** Start the container if needed and learn who commands run as and where `setsid` is. */
+async function startAndProbe(
+  container: Docker.Container,
+  user: string,
+  context: ErrorContext,
+  running = false,
+): Promise<{ uid: number; gid: number; setsid: string }> {
+  if (!running) {
+    try {
+      await container.start();
+    } catch (error) {
+      if (statusOf(error) !== 304) throw dockerError(error, context);
+    }
+  }
+  const r = await runExec({ container, context }, { argv: ['/bin/sh', '-c', PROBE], user });
+  const [uid, gid, setsid] = r.stdout.toString('utf8').trim().split('\n');
+  if (r.exitCode !== 0 || !/^\d+$/.test(uid ?? '') || !/^\d+$/.test(gid ?? '') || !setsid?.startsWith('/')) {
+    const why = `${r.stdout.toString('utf8')}${r.stderr.toString('utf8')}`.trim().slice(0, 500);
+    if (r.exitCode === 126 || r.exitCode === 127)
+      throw new UnsupportedError(
+        `the image cannot run the command wrapper: it needs /bin/sh, id and setsid (${why})`,
+        context,
+      );
+    throw new SandboxUnavailableError(
+      `the sandbox container did not answer its first command: ${why}`,
+      context,
+    );
+  }
+  return { uid: Number(uid), gid: Number(gid), setsid };
+}
+
+/** Make a (volume) directory belong to uid:gid, through the archive API (no capability needed in the container). */
+async function chownDir(
+  container: Docker.Container,
+  dir: string,
+  uid: number,
+  gid: number,
+  context: ErrorContext,
+) {
+  const pack = tar.pack();
+  pack.entry({ name: './', type: 'directory', mode: 0o755, uid, gid, mtime: new Date() });
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of pack) chunks.push(chunk as Buffer);
+  try {
+    await container.putArchive(Buffer.concat(chunks), { path: dir });
+  } catch (error) {
+    throw dockerError(error, context);
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Find and remove what crashed or forgotten sandboxes left behind: every container, network,
+ * volume and image carrying the agentbox labels (creator and sandbox id). A dry run only lists.
+ */
+import { connectDocker, dockerError, pingDaemon, statusOf } from './client.js';
+import { type DockerConnection, DockerConnectionSchema } from './config.js';
+import { LABEL, labelFilter } from './labels.js';
+
+export interface SweepOptions {
+  /** List only; remove nothing. */
+  dryRun?: boolean;
+  /** Only objects created at least this long ago (by their `agentbox.created` label). */
+  olderThanMs?: number;
+  /** Only objects of this sandbox. */
+  sandboxId?: string;
+  /** Only objects that also carry these labels (e.g. the caller's policy labels). */
+  labels?: Readonly<Record<string, string>>;
+  /** Which daemon (default: DOCKER_HOST, else the default socket). */
+  docker?: Partial<DockerConnection>;
+}
+
+export interface SweptObject {
+  type: 'container' | 'network' | 'volume' | 'image';
+  /** Docker id (volumes: the name). */
+  id: string;
+  name: string;
+  sandboxId: string;
+  role: string | undefined;
+  createdAt: string | undefined;
+}
+
+export interface SweepResult {
+  /** Everything that matched. */
+  found: SweptObject[];
+  /** What was removed (empty on a dry run). */
+  removed: SweptObject[];
+  /** What could not be removed, and why. */
+  failed: { object: SweptObject; error: string }[];
+}
+
+export async function sweepDocker(options: SweepOptions = {}): Promise<SweepResult> {
+  const context = { backend: 'docker', operation: 'sweep' };
+  const conn = DockerConnectionSchema.parse(options.docker ?? {});
+  const client = connectDocker(conn, process.env.DOCKER_HOST, context);
+  await pingDaemon(client, Math.min(conn.requestTimeoutMs, 10_000), context);
+  const { docker } = client;
+  const filters = labelFilter(options.sandboxId, options.labels);
+  const cutoff = options.olderThanMs === undefined ? undefined : Date.now() - options.olderThanMs;
+  const object = (
+    type: SweptObject['type'],
+    id: string,
+    name: string,
+    labels: Record<string, string> | undefined,
+  ): SweptObject => ({
+    type,
+    id,
+    name,
+    sandboxId: labels?.[LABEL.sandboxId] ?? '',
+    role: labels?.[LABEL.role],
+    createdAt: labels?.[LABEL.created],
+  });
+  let found: SweptObject[];
+  try {
+    const [containers, networks, volumes, images] = await Promise.all([
+      docker.listContainers({ all: true, filters }),
+      docker.listNetworks({ filters }),
+      docker.listVolumes({ filters }),
+      docker.listImages({ filters }),
+    ]);
+    found = [
+      ...containers.map((c) => object('container', c.Id, (c.Names[0] ?? c.Id).replace(/^\//, ''), c.Labels)),
+      ...networks.map((n) => object('network', n.Id, n.Name, n.Labels)),
+      ...(volumes.Volumes ?? []).map((v) => object('volume', v.Name, v.Name, v.Labels ?? undefined)),
+      ...images.map((i) => object('image', i.Id, i.RepoTags?.[0] ?? i.Id, i.Labels ?? undefined)),
+    ];
+  } catch (error) {
+    throw dockerError(error, context, client.address);
+  }
+  if (cutoff !== undefined) {
+    // Objects without a readable creation time are kept: a sweep never guesses an age.
+    found = found.filter((o) => o.createdAt !== undefined && Date.parse(o.createdAt) <= cutoff);
+  }
+  const result: SweepResult = { found, removed: [], failed: [] };
+  if (options.dryRun) return result;
+  // Containers first: networks and volumes in use cannot go before them.
+  for (const type of ['container', 'network', 'volume', 'image'] as const) {
+    await Promise.all(
+      found
+        .filter((o) => o.type === type)
+        .map(async (o) => {
+          try {
+            if (type === 'container') await docker.getContainer(o.id).remove({ force: true, v: true });
+            else if (type === 'network') await docker.getNetwork(o.id).remove();
+            else if (type === 'volume') await docker.getVolume(o.id).remove();
+            else await docker.getImage(o.id).remove({ force: true });
+            result.removed.push(o);
+          } catch (error) {
+            if (statusOf(error) === 404) result.removed.push(o);
+            else result.failed.push({ object: o, error: dockerError(error, context).message });
+          }
+        }),
+    );
+  }
+  return result;
+}

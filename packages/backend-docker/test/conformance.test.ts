@@ -1,0 +1,11 @@
+import { runConformance } from '@agentbox/conformance';
+import { openSandbox } from '@agentbox/core';
+import '../src/index.js';
+import { RUN_LABEL, runId, runObjects } from './helpers.ts';
+
+runConformance({
+  name: 'docker (hardened defaults)',
+  // Default policy: read-only root, tmpfs /tmp, cgroup limits, no capabilities, uid 1000, no network.
+  open: (opts) => openSandbox({ backend: 'docker', policy: { labels: { [RUN_LABEL]: runId } } }, opts),
+  leftovers: () => runObjects(),
+});

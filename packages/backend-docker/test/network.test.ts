@@ -1,0 +1,112 @@
+/**
+ * Network allowlist mode, against servers in containers this test creates on a network of its
+ * own: the allowed host:port answers; another port, another host, and a direct connection that
+ * bypasses the forwarder do not, even for a process that knows nothing of proxies.
+ */
+import { openSandbox } from '@agentbox/core';
+import type Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DockerSandbox } from '../src/index.js';
+import '../src/index.js';
+import { docker, RUN_LABEL, runId, runObjects } from './helpers.ts';
+
+const network = `agentbox-test-egress-${runId}`;
+const hostA = `srv-a-${runId}`;
+const hostB = `srv-b-${runId}`;
+
+async function server(name: string, script: string): Promise<{ container: Docker.Container; ip: string }> {
+  const container = await docker.createContainer({
+    name,
+    Image: 'agentbox/busybox:test',
+    Cmd: ['/bin/sh', '-c', script],
+    User: '1000:1000',
+    Labels: { [RUN_LABEL]: runId },
+    HostConfig: { NetworkMode: network },
+  });
+  await container.start();
+  const ip = (await container.inspect()).NetworkSettings.Networks[network]?.IPAddress;
+  if (!ip) throw new Error(`${name} got no address`);
+  return { container, ip };
+}
+
+describe('network allowlist', () => {
+  let sandbox: DockerSandbox;
+  let a: { container: Docker.Container; ip: string };
+  let b: { container: Docker.Container; ip: string };
+
+  beforeAll(async () => {
+    await docker.createNetwork({ Name: network, Labels: { [RUN_LABEL]: runId } });
+    a = await server(
+      hostA,
+      'nc -ll -p 8080 -e echo allowed-a-8080 & nc -ll -p 8081 -e echo secret-a-8081 & wait',
+    );
+    b = await server(hostB, 'nc -ll -p 8080 -e echo secret-b-8080 & wait');
+    sandbox = (await openSandbox({
+      backend: 'docker',
+      policy: { network: { mode: 'allowlist', allow: [`${hostA}:8080`] }, labels: { [RUN_LABEL]: runId } },
+      config: { egressNetwork: network },
+    })) as DockerSandbox;
+  });
+
+  afterAll(async () => {
+    await sandbox?.close();
+    await Promise.all([a, b].map((s) => s?.container.remove({ force: true })));
+    await docker
+      .getNetwork(network)
+      .remove()
+      .catch(() => {});
+  });
+
+  const connect = (host: string, port: number) =>
+    sandbox.exec(['nc', '-w', '3', host, String(port)], { stdin: '', timeoutMs: 15_000 });
+
+  it('is enforced, and the report says how', () => {
+    expect(sandbox.enforcement.network.status).toBe('enforced');
+    expect(sandbox.enforcement.network.detail).toContain(`${hostA}:8080`);
+  });
+
+  it('the allowed host:port answers, by its own name, without any proxy settings', async () => {
+    const r = await connect(hostA, 8080);
+    expect(r.stdout).toBe('allowed-a-8080\n');
+    expect((await sandbox.exec('env')).stdout).not.toMatch(/proxy/i);
+  });
+
+  it('another port of the allowed host is refused', async () => {
+    const r = await connect(hostA, 8081);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stdout).not.toContain('secret');
+  });
+
+  it('another host is unreachable, by name and by address', async () => {
+    const byName = await connect(hostB, 8080);
+    expect(byName.exitCode).not.toBe(0);
+    const byAddress = await connect(b.ip, 8080);
+    expect(byAddress.exitCode).not.toBe(0);
+    expect(byAddress.stdout).not.toContain('secret');
+  });
+
+  it('a direct connection that bypasses the forwarder is refused, even to the allowed host', async () => {
+    const r = await connect(a.ip, 8080);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stdout).toBe('');
+  });
+
+  it('has no IPv6 and only its internal interface', async () => {
+    expect((await sandbox.exec('cat /proc/sys/net/ipv6/conf/all/disable_ipv6')).stdout).toBe('1\n');
+    const net = await docker.getNetwork(`agentbox-${sandbox.id}-net`).inspect();
+    expect(net.Internal).toBe(true);
+    expect(net.Options?.['com.docker.network.bridge.inhibit_ipv4']).toBe('true');
+  });
+
+  it('closing removes the forwarders and the network', async () => {
+    const other = (await openSandbox({
+      backend: 'docker',
+      policy: { network: { mode: 'allowlist', allow: [`${hostA}:8080`] }, labels: { [RUN_LABEL]: runId } },
+      config: { egressNetwork: network },
+    })) as DockerSandbox;
+    const mine = async () => (await runObjects()).filter((o) => o.includes(other.id));
+    expect((await mine()).some((o) => o.startsWith('network:'))).toBe(true);
+    await other.close();
+    expect(await mine()).toEqual([]);
+  });
+});
