@@ -76,13 +76,6 @@ export const SshConfigSchema = EndpointSchema.extend({
   /** Keep the sandbox's directory (workspace and checkpoints) on close, to re-attach later by id. */
   keep: z.boolean().default(false),
   /**
-   * How checkpoints are kept on the host. `copy` (default): a `cp -a` copy of the workspace per
-   * checkpoint; cost follows the size of the tree, in a few processes. `incremental`: core's
-   * content-addressed store; cost follows the change, at a few processes per changed file (slow
-   * for a first checkpoint of many thousands of files).
-   */
-  checkpoints: z.enum(['copy', 'incremental']).default('copy'),
-  /**
    * Commands running at once over the one connection. sshd allows 10 sessions per connection by
    * default (MaxSessions); one is kept for file transfer and one for signals.
    */

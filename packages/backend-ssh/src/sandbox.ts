@@ -23,7 +23,6 @@ import {
   type StoreExec,
   signalNumber,
 } from '@agentbox/core';
-import { RemoteCopyCheckpointStore } from './checkpoints.js';
 import type { ParsedSshConfig } from './config.js';
 import { SshConnection } from './connection.js';
 import { RemoteFiles } from './files.js';
@@ -200,9 +199,7 @@ export class SshSandbox extends BaseSandbox {
 /** Checkpoints live on the host next to the workspace: only commands and listings cross the network. */
 function checkpointStore(init: SshSandboxInit, workdir: string, context: ErrorContext): CheckpointStore {
   const storeDir = `${init.dir}/checkpoints`;
-  if (init.config.checkpoints === 'copy')
-    return new RemoteCopyCheckpointStore({ conn: init.conn, storeDir, workspace: workdir, context });
-  // Core's incremental store, driven through this connection.
+  // Core's incremental store, driven through this connection: only listings cross the network.
   const exec: StoreExec = async (argv, { stdin, signal }) => {
     const r = await init.conn.run(`exec env LC_ALL=C ${quoteAll(argv)}`, {
       signal,

@@ -470,27 +470,24 @@ describe('workspace lifecycle', () => {
     expect(cat.stdout).toBe('');
   });
 
-  it.each(['copy', 'incremental'] as const)(
-    'keep: true leaves the workspace and %s checkpoints; re-attaching by id finds them',
-    async (checkpoints) => {
-      const id = `reattach-${randomBytes(4).toString('hex')}`;
-      const first = await open({ keep: true, checkpoints }, { id });
-      await first.writeFile('notes.txt', 'version 1');
-      const cp = await first.checkpoint({ label: 'v1' });
-      await first.writeFile('notes.txt', 'version 2');
-      await first.close();
-      expect(await remoteExists(`${remoteRoot()}/${id}/workspace/notes.txt`)).toBe(true);
+  it('keep: true leaves the workspace and its checkpoints; re-attaching by id finds them', async () => {
+    const id = `reattach-${randomBytes(4).toString('hex')}`;
+    const first = await open({ keep: true }, { id });
+    await first.writeFile('notes.txt', 'version 1');
+    const cp = await first.checkpoint({ label: 'v1' });
+    await first.writeFile('notes.txt', 'version 2');
+    await first.close();
+    expect(await remoteExists(`${remoteRoot()}/${id}/workspace/notes.txt`)).toBe(true);
 
-      const second = await open({ checkpoints }, { id });
-      expect(second.workdir).toBe(first.workdir);
-      expect(await second.readTextFile('notes.txt')).toBe('version 2');
-      expect((await second.listCheckpoints()).map((c) => [c.id, c.label])).toEqual([[cp.id, 'v1']]);
-      await second.rollback(cp.id);
-      expect(await second.readTextFile('notes.txt')).toBe('version 1');
-      await second.close();
-      expect(await remoteExists(`${remoteRoot()}/${id}`)).toBe(false);
-    },
-  );
+    const second = await open({}, { id });
+    expect(second.workdir).toBe(first.workdir);
+    expect(await second.readTextFile('notes.txt')).toBe('version 2');
+    expect((await second.listCheckpoints()).map((c) => [c.id, c.label])).toEqual([[cp.id, 'v1']]);
+    await second.rollback(cp.id);
+    expect(await second.readTextFile('notes.txt')).toBe('version 1');
+    await second.close();
+    expect(await remoteExists(`${remoteRoot()}/${id}`)).toBe(false);
+  });
 
   it('a new sandbox never takes over an existing directory it was not asked to re-attach to', async () => {
     const id = `taken-${randomBytes(4).toString('hex')}`;
