@@ -6,4 +6,5 @@ export * from './policy.js';
 export * from './process.js';
 export * from './registry.js';
 export * from './sandbox.js';
+export * from './session/index.js';
 export type * from './types.js';

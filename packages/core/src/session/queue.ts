@@ -1,0 +1,69 @@
+/**
+ * One output stream of a command on a session: chunks pushed by the session's reader, read
+ * once as an async iterable. `push` resolves only while less than `highWaterBytes` is
+ * waiting, so a slow reader slows the session's reader (and through it the command), as a
+ * pipe would, instead of growing memory.
+ */
+export class StreamQueue implements AsyncIterable<Uint8Array> {
+  readonly #highWaterBytes: number;
+  #chunks: Uint8Array[] = [];
+  #bytes = 0;
+  #ended = false;
+  #wakeReader: (() => void) | undefined;
+  #wakeWriters: (() => void)[] = [];
+
+  constructor(highWaterBytes = 1024 * 1024) {
+    this.#highWaterBytes = highWaterBytes;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Add a chunk; the promise resolves when there is room again. Chunks after `end` are dropped. */
+  push(chunk: Uint8Array): Promise<void> | undefined {
+    if (this.#ended || chunk.length === 0) return undefined;
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.length;
+    this.#wakeReader?.();
+    if (this.#bytes < this.#highWaterBytes) return undefined;
+    return new Promise((resolve) => this.#wakeWriters.push(resolve));
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#wakeReader?.();
+    this.#releaseWriters();
+  }
+
+  /** Drop what is buffered (nobody will read it) and end. */
+  discard(): void {
+    this.#chunks = [];
+    this.#bytes = 0;
+    this.end();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      const chunk = this.#chunks.shift();
+      if (chunk) {
+        this.#bytes -= chunk.length;
+        if (this.#bytes < this.#highWaterBytes) this.#releaseWriters();
+        yield chunk;
+        continue;
+      }
+      if (this.#ended) return;
+      await new Promise<void>((resolve) => {
+        this.#wakeReader = resolve;
+      });
+      this.#wakeReader = undefined;
+    }
+  }
+
+  #releaseWriters(): void {
+    const writers = this.#wakeWriters;
+    this.#wakeWriters = [];
+    for (const wake of writers) wake();
+  }
+}
