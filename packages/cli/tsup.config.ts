@@ -1,13 +1,8 @@
-import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.shared.ts';
 
-export default defineConfig({
-  // index: `main(argv)` and the local sweep for programs that embed the CLI; cli: the `agentbox`
-  // executable (tsup keeps the shebang of src/cli.ts and marks the output executable).
+// index: `main(argv)` and the local sweep for programs that embed the CLI; cli: the `agentbox`
+// executable (tsup keeps the shebang of src/cli.ts and marks the output executable).
+export default packageBuild({
   entry: ['src/index.ts', 'src/cli.ts'],
-  format: ['esm', 'cjs'],
   dts: { entry: { index: 'src/index.ts' } },
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  tsconfig: 'tsconfig.build.json',
 });

@@ -1,0 +1,16 @@
+import { defineConfig, type Options } from 'tsup';
+
+/** How every package is built: ESM + CJS + type declarations of its src/index.ts, for Node 20+. */
+export function packageBuild(overrides: Options = {}) {
+  return defineConfig({
+    entry: ['src/index.ts'],
+    format: ['esm', 'cjs'],
+    dts: true,
+    clean: true,
+    sourcemap: true,
+    target: 'node20',
+    // Only this package's src: parallel builds of other packages must not leak in.
+    tsconfig: 'tsconfig.build.json',
+    ...overrides,
+  });
+}
