@@ -1,8 +1,10 @@
 /**
  * SSH backend, against the private test sshd (scripts/provision-sshd.sh, started if needed):
- * a small exec vs a bare ssh2 exec channel on the same open connection and vs the `ssh` CLI
- * through a ControlMaster socket; a 100 MB upload and download vs `scp` and `sftp`; checkpoints
- * of a 2,000-file tree with each store vs `cp -a` of it on the host.
+ * a small exec (fast path: a session already open on the connection) vs a bare ssh2 exec
+ * channel on the same open connection, vs the `ssh` CLI through a ControlMaster socket and vs
+ * the backend's own plain path (`fastPath: false`); 1,000 small commands from 4 concurrent
+ * callers on one sandbox, fast path vs plain path; a 100 MB upload and download vs `scp` and
+ * `sftp`; checkpoints of a 2,000-file tree vs `cp -a` of it on the host.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -71,17 +73,20 @@ export async function run(): Promise<void> {
     '-fN',
     target,
   ]);
+  const config = {
+    host: s.host,
+    port: s.port,
+    user,
+    auth: { type: 'privateKey' as const, path: s.privateKeyFile },
+    knownHostsFile: s.knownHostsFile,
+    root: '~/.agentbox/bench',
+  };
   try {
-    await using sb = (await openSandbox({
+    await using sb = (await openSandbox({ backend: 'ssh', config })) as SshSandbox;
+    // The same backend with every command on its own exec channel.
+    await using plainSb = (await openSandbox({
       backend: 'ssh',
-      config: {
-        host: s.host,
-        port: s.port,
-        user,
-        auth: { type: 'privateKey', path: s.privateKeyFile },
-        knownHostsFile: s.knownHostsFile,
-        root: '~/.agentbox/bench',
-      },
+      config: { ...config, fastPath: false },
     })) as SshSandbox;
 
     // exec `true`: interleaved so machine noise hits all three alike.
@@ -99,12 +104,20 @@ export async function run(): Promise<void> {
     const ours: number[] = [];
     const bareTimes: number[] = [];
     const cliTimes: number[] = [];
-    for (let i = 0; i < 10; i++) await Promise.all([sb.exec(['true']), bare(), viaCli()]);
+    const plainTimes: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      await Promise.all([sb.exec(['true']), bare(), viaCli()]);
+      await plainSb.exec(['true']);
+    }
+    const before = sb.sessions.stats;
     for (let i = 0; i < 200; i++) {
       ours.push(await timeMs(() => sb.exec(['true'])));
       bareTimes.push(await timeMs(bare));
       cliTimes.push(await timeMs(viaCli));
+      plainTimes.push(await timeMs(() => plainSb.exec(['true'])));
     }
+    const onSession = sb.sessions.stats.session - before.session;
+    if (onSession !== 200) console.error(`ssh: only ${onSession} of 200 timed execs took the session path`);
     const exec = { bench: 'exec true', backend: 'ssh', value: median(ours), unit: 'ms' } as const;
     report({
       ...exec,
@@ -112,6 +125,42 @@ export async function run(): Promise<void> {
       baselineValue: median(bareTimes),
     });
     report({ ...exec, baseline: 'ssh CLI via ControlMaster', baselineValue: median(cliTimes) });
+    report({
+      ...exec,
+      baseline: 'this backend, plain path (fastPath: false)',
+      baselineValue: median(plainTimes),
+    });
+
+    // 1,000 small commands from 4 concurrent callers on one sandbox, fast path vs plain path.
+    const burst = async (sandbox: SshSandbox): Promise<number> => {
+      const callers = 4;
+      const total = 1_000;
+      const caller = async (c: number) => {
+        for (let i = c; i < total; i += callers) {
+          const r = await sandbox.exec(['echo', String(i)]);
+          if (r.stdout !== `${i}\n`)
+            throw new Error(`wrong output for command ${i}: ${JSON.stringify(r.stdout)}`);
+        }
+      };
+      // Warm-up: let the pool grow to the callers' concurrency.
+      for (let i = 0; i < 5; i++)
+        await Promise.all(Array.from({ length: callers }, () => sandbox.exec(['true'])));
+      const ms = await timeMs(() => Promise.all(Array.from({ length: callers }, (_, c) => caller(c))));
+      return total / (ms / 1000);
+    };
+    const burstBefore = sb.sessions.stats;
+    const fastOps = await burst(sb);
+    const burstSession = sb.sessions.stats.session - burstBefore.session;
+    const plainOps = await burst(plainSb);
+    console.error(`ssh: burst on the fast path: ${burstSession} of 1,020 commands took the session path`);
+    report({
+      bench: '1,000 small commands, 4 callers',
+      backend: 'ssh',
+      value: fastOps,
+      unit: 'ops/s',
+      baseline: 'this backend, plain path (fastPath: false)',
+      baselineValue: plainOps,
+    });
 
     // 100 MB upload and download.
     const size = 100 * 1024 * 1024;
@@ -154,23 +203,14 @@ export async function run(): Promise<void> {
       baselineValue: mb / (sftpGet / 1000),
     });
 
-    // Checkpoints of a 2,000-file tree, both stores, vs `cp -a` of the tree on the host.
+    // Checkpoints of a 2,000-file tree vs `cp -a` of the tree on the host.
     const tree =
       'mkdir -p tree && cd tree && d=0; while [ $d -lt 20 ]; do mkdir d$d; f=0; ' +
       'while [ $f -lt 100 ]; do echo "file $d/$f" > d$d/f$f; f=$((f+1)); done; d=$((d+1)); done';
-    for (const checkpoints of ['copy', 'incremental'] as const) {
-      await using cb = await openSandbox({
-        backend: 'ssh',
-        config: {
-          host: s.host,
-          port: s.port,
-          user,
-          auth: { type: 'privateKey', path: s.privateKeyFile },
-          knownHostsFile: s.knownHostsFile,
-          root: '~/.agentbox/bench',
-          checkpoints,
-        },
-      });
+    {
+      // One store now (core's incremental exec store); the figures keep their old name.
+      const checkpoints = 'incremental';
+      await using cb = await openSandbox({ backend: 'ssh', config });
       await cb.exec(tree);
       const copyMs = await timeMs(() => cb.exec('cp -a tree ../tree-copy && rm -rf ../tree-copy'));
       await new Promise((resolve) => setTimeout(resolve, 2_500)); // past the incremental store's racy window

@@ -80,6 +80,13 @@ export const SshConfigSchema = EndpointSchema.extend({
    * default (MaxSessions); one is kept for file transfer and one for signals.
    */
   maxConcurrentCommands: z.number().int().min(1).max(1000).default(8),
+  /**
+   * Run small commands down shells kept open on the host (core's SessionPool) instead of one
+   * new exec channel each. The sessions' channels count against `maxConcurrentCommands`: at
+   * most `maxConcurrentCommands - 2` sessions (up to 8) plus one control shell, so at least one
+   * channel is left for the plain path. `false` sends every command down its own exec channel.
+   */
+  fastPath: z.boolean().default(true),
 });
 
 export type SshConfig = z.input<typeof SshConfigSchema>;

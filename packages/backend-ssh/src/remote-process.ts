@@ -3,8 +3,8 @@
  * (shell.ts) reports the command's process group first; `kill` signals that whole group with
  * another (control) exec, because closing a channel does not stop remote processes.
  *
- * This is the only place that knows how a command is started; a faster transport (one
- * long-lived shell session for many commands) can replace `startRemoteProcess` alone.
+ * This is the plain path. The sandbox puts core's SessionPool in front of it (the fast path);
+ * the pool also starts its long-lived shells through here, so they get the same wrapper.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -37,6 +37,8 @@ export interface StartOptions {
   /** Upload a script file (used only for large commands). */
   upload: (path: string, data: Uint8Array, signal: AbortSignal | undefined) => Promise<void>;
   context: ErrorContext;
+  /** Open the channel outside the `maxConcurrentCommands` slots (a kill must always get through). */
+  control?: boolean;
 }
 
 export async function startRemoteProcess(
@@ -54,7 +56,16 @@ export async function startRemoteProcess(
     await opts.upload(file, Buffer.from(`rm -f -- "$0"\n${script}\n`), signal);
     command = `exec /bin/sh ${quote(file)}`;
   }
-  const { channel, link, exit: exited, closed } = await conn.exec(command, { signal, context: opts.context });
+  const {
+    channel,
+    link,
+    exit: exited,
+    closed,
+  } = await conn.exec(command, {
+    signal,
+    context: opts.context,
+    control: opts.control === true,
+  });
 
   const markerBytes = Buffer.from(marker);
   const exit = watchExit(exited, conn, link, opts.context);

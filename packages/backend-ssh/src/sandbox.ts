@@ -2,8 +2,10 @@
  * The SSH sandbox: a private directory `<root>/<id>/` on the remote host holding the workspace
  * (`workspace/`, the working directory of every command), the checkpoints and a scratch
  * directory, all mode 0700. Every command and file operation goes over the sandbox's one
- * connection. Close kills the commands still running, removes the directory unless `keep`,
- * and ends the connection.
+ * connection. Commands run down shells kept open on that connection (core's SessionPool) when
+ * one is idle, else on an exec channel of their own (the plain path). Close ends the sessions,
+ * kills the commands still running, removes the directory unless `keep`, and ends the
+ * connection.
  */
 import {
   AbortedError,
@@ -19,6 +21,7 @@ import {
   type ParsedPolicy,
   type RawProcess,
   SandboxUnavailableError,
+  SessionPool,
   type StartRequest,
   type StoreExec,
   signalNumber,
@@ -31,6 +34,25 @@ import { type RemoteProcess, startRemoteProcess } from './remote-process.js';
 import { quoteAll } from './shell.js';
 
 const KIND = 'ssh';
+
+/**
+ * Channels of the `maxConcurrentCommands` budget the fast path leaves to others: the pool's
+ * control shell, and at least one for plain commands and housekeeping. Sessions hold their
+ * channel while idle, so without the spare one a plain command could wait for ever.
+ */
+const RESERVED_CHANNELS = 2;
+/** Sessions at most, however large the budget: more than this many at once run on the plain path. */
+const MAX_SESSIONS = 8;
+
+/** The request core's SessionPool sends down the plain path to signal a group when its control shell is gone. */
+function isPoolKill(req: StartRequest): boolean {
+  return (
+    req.argv.length === 3 &&
+    req.argv[0] === 'sh' &&
+    req.argv[1] === '-c' &&
+    /^kill -\w+ -\d+ /.test(req.argv[2]!)
+  );
+}
 
 /** What SSH can and cannot enforce. `uid` is the login user's, once known (undefined before connecting). */
 export function sshEnforcement(
@@ -91,6 +113,12 @@ export class SshSandbox extends BaseSandbox {
   readonly #running = new Set<RemoteProcess>();
   /** Process groups whose connection dropped while they ran: they go on without us, so they are killed on the next call. */
   readonly #orphans = new Set<number>();
+  /**
+   * The fast exec path (core's SessionPool) in front of the plain one: small commands run down a
+   * shell already open on the connection (one exec channel each, kept). `sessions.lastPath` and
+   * `sessions.stats` say which path commands took; `config.fastPath: false` turns it off.
+   */
+  readonly sessions: SessionPool;
 
   constructor(init: SshSandboxInit) {
     const workdir = `${init.dir}/workspace`;
@@ -118,6 +146,18 @@ export class SshSandbox extends BaseSandbox {
     this.#keep = init.config.keep;
     this.#files = new RemoteFiles(init.conn, this.context('files'));
     this.checkpoints = checkpointStore(init, workdir, this.context('checkpoint'));
+    // Each session is an exec channel held open, counted in the connection's command slots.
+    const sessions = Math.min(MAX_SESSIONS, init.config.maxConcurrentCommands - RESERVED_CHANNELS);
+    this.sessions = new SessionPool({
+      // The shells start as any plain command does: through the wrapper (login-script noise
+      // stripped, own process group), stdout and stderr on the channel's two streams, stdin
+      // ended by channel EOF.
+      startProcess: (req, signal) => this.#startPlain(req, signal, isPoolKill(req)),
+      enabled: init.config.fastPath && sessions >= 1,
+      maxSessions: Math.max(1, sessions),
+      // Errors of session commands name the operation as the plain path's do.
+      context: this.context('exec'),
+    });
   }
 
   /** The sandbox's directory on the host (workspace, checkpoints, scratch). */
@@ -131,11 +171,23 @@ export class SshSandbox extends BaseSandbox {
   }
 
   protected async startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
+    // Commands left running by a dropped connection are killed on the next call, whichever path it takes.
+    if (this.#orphans.size > 0) await this.#killOrphans();
+    return this.sessions.startProcess(req, signal);
+  }
+
+  /** The plain path: one exec channel per command, under the wrapper. `control`: outside the slots (kills). */
+  async #startPlain(
+    req: StartRequest,
+    signal: AbortSignal | undefined,
+    control = false,
+  ): Promise<RawProcess> {
     if (this.#orphans.size > 0) await this.#killOrphans();
     const proc = await startRemoteProcess(this.#conn, req, signal, {
       scratchDir: `${this.#dir}/tmp`,
       upload: (path, data, sig) => this.#files.write(path, once(data), 0o600, sig),
       context: this.context('exec'),
+      control,
     });
     if (this.closed) {
       await proc.kill('SIGKILL').catch(() => {});
@@ -181,6 +233,8 @@ export class SshSandbox extends BaseSandbox {
 
   protected async closeResources(): Promise<void> {
     try {
+      // First: it kills what still runs on the sessions and ends their shells.
+      await this.sessions.close();
       // Closing a channel leaves its command running on the host: signal every group still there.
       await this.#killGroups([...this.#running].map((p) => p.pgid).concat([...this.#orphans])).catch(
         () => {},
@@ -272,7 +326,15 @@ export async function openSsh({ id, idGiven, config, policy, strict, signal }: O
     const enforcement = sshEnforcement(config, policy, uid);
     if (strict) assertEnforced(policy, enforcement, { backend: KIND, sandboxId: id });
     if (signal?.aborted) throw new AbortedError('aborted during open', context);
-    return new SshSandbox({ id, config, conn, dir, uid, enforcement });
+    const sandbox = new SshSandbox({ id, config, conn, dir, uid, enforcement });
+    // The first command should not pay for opening a session. Where the host cannot run one,
+    // the pool says why (sessions.unavailableReason) and every command takes the plain path.
+    await sandbox.sessions.warm();
+    if (signal?.aborted) {
+      await sandbox.sessions.close();
+      throw new AbortedError('aborted during open', context);
+    }
+    return sandbox;
   } catch (error) {
     if (created && dir !== undefined)
       await conn.run(removeTreeCommand(dir), { control: true }).catch(() => {});
