@@ -10,8 +10,8 @@ import { DEFAULT_ENV, type RawProcess, type StartRequest } from '../process.js';
 import { sessionCanRun } from './protocol.js';
 import { type ExecPath, type PooledProcess, Session, type SessionHooks } from './session.js';
 
-/** After this many failed opens in a row the pool stops trying (plain path from then on). */
-const MAX_OPEN_FAILURES = 3;
+/** Longest wait between attempts to open a session after failures (plain path meanwhile). */
+const MAX_RETRY_DELAY_MS = 5 * 60_000;
 
 export interface SessionPoolOptions {
   /**
@@ -229,9 +229,13 @@ export class SessionPool {
         const control = this.#control;
         this.#control = undefined;
         control?.then((session) => session.close(error)).catch(() => {});
-      } else if (++this.#failures >= MAX_OPEN_FAILURES)
-        this.#unavailable = `sessions failed to open ${this.#failures} times in a row: ${(error as Error).message}`;
-      else this.#retryAt = Date.now() + (this.#options.retryAfterMs ?? 5_000);
+      } else {
+        // A transient failure (a dropped connection, a busy host): back off, but never give up
+        // for good, so the fast path comes back once the sandbox is reachable again.
+        const base = this.#options.retryAfterMs ?? 5_000;
+        const delay = base * 2 ** Math.min(this.#failures++, 6);
+        this.#retryAt = Date.now() + Math.min(delay, MAX_RETRY_DELAY_MS);
+      }
       return false;
     } finally {
       this.#opening--;
