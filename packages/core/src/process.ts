@@ -6,10 +6,10 @@
 import { constants } from 'node:os';
 import {
   AbortedError,
-  AgentboxError,
   type ErrorContext,
   InvalidArgumentError,
   TimeoutError,
+  toAgentboxError,
 } from './errors.js';
 import { DEFAULT_MAX_OUTPUT_BYTES, decodeUtf8, encodeUtf8, OutputBuffer } from './output.js';
 import type { Command, ExecHandle, ExecResult, SpawnOptions, StdinSource } from './types.js';
@@ -324,11 +324,8 @@ export class ProcessHandle implements ExecHandle {
         command: this.#command,
       };
     } catch (error) {
-      if (error instanceof AgentboxError) throw error;
-      throw new AgentboxError(error instanceof Error ? error.message : String(error), {
-        ...this.#context,
-        cause: error,
-      });
+      // Typed errors from the transport (a missing cwd, a dead session) get this command's context.
+      throw toAgentboxError(error, this.#context);
     } finally {
       if (timer) clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
