@@ -1,7 +1,9 @@
 /**
  * Docker backend, against the local daemon and the locally built test image
- * (scripts/provision-docker.sh, run if needed): a small exec vs a bare dockerode exec and vs
- * the `docker exec` CLI; open-to-first-exec vs `docker run --rm`; a 100 MB upload and
+ * (scripts/provision-docker.sh, run if needed): a small exec (the fast path) vs the open-shell
+ * floor, a bare dockerode exec and the `docker exec` CLI, and the plain path vs a bare
+ * dockerode exec; 1,000 small commands from 4 concurrent callers, fast path vs plain path;
+ * open-to-first-exec vs `docker run --rm`; a 100 MB upload and
  * download vs `docker cp`; checkpoint and rollback of a 200 MB workspace with one file
  * changed vs `docker commit` of the same tree.
  */
@@ -10,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DEFAULT_IMAGE, type DockerSandbox } from '@agentbox/backend-docker';
@@ -44,6 +47,58 @@ async function bareExec(sb: DockerSandbox): Promise<void> {
   await exec.inspect();
 }
 
+/**
+ * The open-shell floor: a bare hijacked dockerode exec of `sh` in the same container as the
+ * same user, kept open. One round is the command started as its own session and process group
+ * (`setsid sh -c true`) written raw to that shell and its completion read back, no framing of ours.
+ */
+async function openFloorShell(sb: DockerSandbox): Promise<{ round: () => Promise<void>; close: () => void }> {
+  const exec = await sb.docker.getContainer(sb.containerId).exec({
+    Cmd: ['sh'],
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    User: '1000:1000',
+    Tty: false,
+  });
+  const stream = (await exec.start({ hijack: true, stdin: true, Tty: false })) as Duplex;
+  let seen = '';
+  let waiting: { token: string; resolve: () => void } | undefined;
+  stream.on('data', (chunk: Buffer) => {
+    // Tty false: frames of 8-byte headers, but `done-N` fits in one frame, so the raw bytes are searched.
+    seen += chunk.toString('latin1');
+    if (waiting && seen.includes(waiting.token)) {
+      seen = '';
+      const { resolve } = waiting;
+      waiting = undefined;
+      resolve();
+    }
+  });
+  let n = 0;
+  return {
+    round: () =>
+      new Promise<void>((resolve) => {
+        const token = `done-${++n}\n`;
+        waiting = { token, resolve };
+        stream.write(`setsid sh -c true; echo done-${n}\n`);
+      }),
+    close: () => stream.end(),
+  };
+}
+
+/** `total` commands from `callers` concurrent callers on one sandbox; returns ops/s. */
+async function throughput(sb: DockerSandbox, total: number, callers: number): Promise<number> {
+  let next = 0;
+  const caller = async () => {
+    for (let i = next++; i < total; i = next++) {
+      const r = await sb.exec(['echo', String(i)]);
+      if (r.stdout !== `${i}\n`) throw new Error(`exec ${i} printed ${JSON.stringify(r.stdout)}`);
+    }
+  };
+  const ms = await timeMs(() => Promise.all(Array.from({ length: callers }, caller)));
+  return total / (ms / 1000);
+}
+
 export async function run(): Promise<void> {
   try {
     execFileSync('bash', [join(repo, 'scripts/provision-docker.sh')], {
@@ -55,25 +110,58 @@ export async function run(): Promise<void> {
   }
   const local = await mkdtemp(join(tmpdir(), 'agentbox-bench-docker-'));
   const sb = (await openSandbox({ backend: 'docker' })) as DockerSandbox;
+  // The same backend with the fast path off: one docker exec per command.
+  const plainSb = (await openSandbox({ backend: 'docker', config: { fastPath: false } })) as DockerSandbox;
+  const floorShell = await openFloorShell(sb);
   try {
     // 1. A small exec, interleaved with its baselines so machine noise hits all alike.
     const ours: number[] = [];
+    const floor: number[] = [];
+    const plain: number[] = [];
     const bare: number[] = [];
     const cli: number[] = [];
     for (let i = 0; i < 5; i++) {
       await sb.exec(['true']);
+      await floorShell.round();
+      await plainSb.exec(['true']);
       await bareExec(sb);
       await sh('docker', ['exec', sb.containerId, 'true']);
     }
+    const before = sb.sessions.stats;
     for (let i = 0; i < 40; i++) {
-      ours.push(await timeMs(() => sb.exec(['true'])));
+      // The cheap ones more often, for a steadier median.
+      for (let j = 0; j < 5; j++) {
+        ours.push(await timeMs(() => sb.exec(['true'])));
+        floor.push(await timeMs(() => floorShell.round()));
+      }
+      plain.push(await timeMs(() => plainSb.exec(['true'])));
       bare.push(await timeMs(() => bareExec(sb)));
       cli.push(await timeMs(() => sh('docker', ['exec', sb.containerId, 'true'])));
     }
+    const after = sb.sessions.stats;
+    console.error(
+      `exec true: ${after.session - before.session} on a session, ${after.plain - before.plain} on the plain path`,
+    );
     report({
       bench: 'exec true',
       backend: 'docker',
       value: median(ours),
+      unit: 'ms',
+      baseline: 'open-shell floor (setsid sh -c true on an open docker exec shell)',
+      baselineValue: median(floor),
+    });
+    report({
+      bench: 'exec true',
+      backend: 'docker',
+      value: median(ours),
+      unit: 'ms',
+      baseline: 'bare dockerode exec',
+      baselineValue: median(bare),
+    });
+    report({
+      bench: 'exec true, plain path (fastPath: false)',
+      backend: 'docker',
+      value: median(plain),
       unit: 'ms',
       baseline: 'bare dockerode exec',
       baselineValue: median(bare),
@@ -85,6 +173,25 @@ export async function run(): Promise<void> {
       unit: 'ms',
       baseline: 'docker exec CLI',
       baselineValue: median(cli),
+    });
+
+    // 1b. 1,000 small commands from 4 concurrent callers on one sandbox, fast path vs plain path.
+    await throughput(sb, 40, 4);
+    await throughput(plainSb, 40, 4);
+    const fastStats = sb.sessions.stats;
+    const fastOps = await throughput(sb, 1000, 4);
+    const fastAfter = sb.sessions.stats;
+    const plainOps = await throughput(plainSb, 1000, 4);
+    console.error(
+      `1000 x echo, 4 callers: ${fastAfter.session - fastStats.session} on a session, ${fastAfter.plain - fastStats.plain} on the plain path`,
+    );
+    report({
+      bench: '1000 x exec echo, 4 concurrent callers',
+      backend: 'docker',
+      value: fastOps,
+      unit: 'ops/s',
+      baseline: 'plain path (fastPath: false, one docker exec each)',
+      baselineValue: plainOps,
     });
 
     // 2. Time to a usable sandbox.
@@ -207,7 +314,8 @@ export async function run(): Promise<void> {
       await sh('docker', ['rm', '-f', name]);
     }
   } finally {
-    await sb.close();
+    floorShell.close();
+    await Promise.all([sb.close(), plainSb.close()]);
     await rm(local, { recursive: true, force: true });
   }
 }

@@ -14,6 +14,7 @@ import {
   type OpenContext,
   type RawProcess,
   SandboxUnavailableError,
+  SessionPool,
   type StartRequest,
   UnsupportedError,
 } from '@agentbox/core';
@@ -64,6 +65,12 @@ export class DockerSandbox extends BaseSandbox {
   readonly #files: DockerFiles;
   readonly #helper: CheckpointHelper;
   readonly #nonce = newNonce();
+  /**
+   * The fast exec path (core's SessionPool) in front of the plain one: small commands run down
+   * a shell already open in the container. `sessions.lastPath` and `sessions.stats` say which
+   * path commands took; `config.fastPath: false` sends every command down the plain path.
+   */
+  readonly sessions: SessionPool;
 
   constructor(parts: SandboxParts, enforcement: EnforcementReport) {
     super({
@@ -101,6 +108,13 @@ export class DockerSandbox extends BaseSandbox {
       context: this.#target.context,
     });
     this.checkpoints = this.#helper.store;
+    this.sessions = new SessionPool({
+      // The sessions' shells start like any plain exec: as the sandbox user, in the container,
+      // Tty false (stdout and stderr demultiplexed apart), stdin half-closed on end().
+      startProcess: (req, signal) => this.startPlain(req, signal),
+      context: this.#target.context,
+      enabled: parts.config.fastPath,
+    });
   }
 
   /** The Docker client this sandbox uses (for tests and tools). */
@@ -109,7 +123,7 @@ export class DockerSandbox extends BaseSandbox {
   }
 
   protected startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
-    return this.startPlain(req, signal);
+    return this.sessions.startProcess(req, signal);
   }
 
   /** The plain exec path: one docker exec per command, under the process-group wrapper. */
@@ -135,6 +149,8 @@ export class DockerSandbox extends BaseSandbox {
   }
 
   protected async closeResources(): Promise<void> {
+    // First: it kills what still runs on the sessions and ends their shells.
+    await this.sessions.close();
     if (this.#parts.config.keep) {
       await this.#helper.detach();
       return;
@@ -286,10 +302,13 @@ export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise
       egress,
     };
     const sandbox = new DockerSandbox(parts, readEnforcement(hardening, info, observed));
+    cleanup.push(() => sandbox.sessions.close());
+    checkAbort();
+    await sandbox.sessions.warm();
     checkAbort();
     return sandbox;
   } catch (error) {
-    // Undo in reverse order; the containers go before the volumes and network they use.
+    // Undo in reverse order; the sessions end first, the containers before the volumes and network they use.
     for (const undo of cleanup.reverse()) await undo().catch(() => {});
     throw dockerError(error, context, client.address);
   }
@@ -342,7 +361,9 @@ async function reattach(
     egress,
   };
   const observed = { uid: probe.uid, gid: probe.gid, network: await egress?.observe() };
-  return new DockerSandbox(parts, readEnforcement(hardening, info, observed));
+  const sandbox = new DockerSandbox(parts, readEnforcement(hardening, info, observed));
+  await sandbox.sessions.warm();
+  return sandbox;
 }
 
 /** Start the container if needed and learn who commands run as and where `setsid` is. */

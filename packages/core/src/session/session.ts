@@ -132,7 +132,10 @@ export class Session {
     );
     try {
       const script = role === 'command' ? runnerScript(session.#nonce) : controlScript(session.#nonce);
-      session.#write(script).catch(() => {});
+      // One brace group: the shell parses the whole script before running any of it. busybox sh
+      // reads a pipe 1 KiB at a time and runs what it has parsed, so a longer script would say it
+      // is ready while its tail is still unread, and the first request would be read as script.
+      session.#write(`{\n${script}\n}\n`).catch(() => {});
       await session.#ready.promise;
       session.#state = 'idle';
       return session;
