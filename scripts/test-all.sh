@@ -5,10 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-for provision in scripts/provision-*.sh; do
-  log "provision: $provision"
-  bash "$provision"
-done
+bash scripts/provision.sh
 
 log "typecheck"
 pnpm_cmd -r --reporter=append-only typecheck
