@@ -37,8 +37,6 @@ export interface StartOptions {
   /** Upload a script file (used only for large commands). */
   upload: (path: string, data: Uint8Array, signal: AbortSignal | undefined) => Promise<void>;
   context: ErrorContext;
-  /** Open the channel outside the `maxConcurrentCommands` slots (a kill must always get through). */
-  control?: boolean;
 }
 
 export async function startRemoteProcess(
@@ -56,16 +54,7 @@ export async function startRemoteProcess(
     await opts.upload(file, Buffer.from(`rm -f -- "$0"\n${script}\n`), signal);
     command = `exec /bin/sh ${quote(file)}`;
   }
-  const {
-    channel,
-    link,
-    exit: exited,
-    closed,
-  } = await conn.exec(command, {
-    signal,
-    context: opts.context,
-    control: opts.control === true,
-  });
+  const { channel, link, exit: exited, closed } = await conn.exec(command, { signal, context: opts.context });
 
   const markerBytes = Buffer.from(marker);
   const exit = watchExit(exited, conn, link, opts.context);

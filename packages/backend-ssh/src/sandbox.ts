@@ -44,16 +44,6 @@ const RESERVED_CHANNELS = 2;
 /** Sessions at most, however large the budget: more than this many at once run on the plain path. */
 const MAX_SESSIONS = 8;
 
-/** The request core's SessionPool sends down the plain path to signal a group when its control shell is gone. */
-function isPoolKill(req: StartRequest): boolean {
-  return (
-    req.argv.length === 3 &&
-    req.argv[0] === 'sh' &&
-    req.argv[1] === '-c' &&
-    /^kill -\w+ -\d+ /.test(req.argv[2]!)
-  );
-}
-
 /** What SSH can and cannot enforce. `uid` is the login user's, once known (undefined before connecting). */
 export function sshEnforcement(
   config: ParsedSshConfig,
@@ -152,7 +142,10 @@ export class SshSandbox extends BaseSandbox {
       // The shells start as any plain command does: through the wrapper (login-script noise
       // stripped, own process group), stdout and stderr on the channel's two streams, stdin
       // ended by channel EOF.
-      startProcess: (req, signal) => this.#startPlain(req, signal, isPoolKill(req)),
+      startProcess: (req, signal) => this.#startPlain(req, signal),
+      // Kills go on a control channel; a group that cannot be reached (the connection dropped)
+      // is remembered and killed on the next call, after the reconnect.
+      signalGroup: (pgid, signal) => this.#signalGroup(pgid, signal),
       enabled: init.config.fastPath && sessions >= 1,
       maxSessions: Math.max(1, sessions),
       // Errors of session commands name the operation as the plain path's do.
@@ -176,18 +169,13 @@ export class SshSandbox extends BaseSandbox {
     return this.sessions.startProcess(req, signal);
   }
 
-  /** The plain path: one exec channel per command, under the wrapper. `control`: outside the slots (kills). */
-  async #startPlain(
-    req: StartRequest,
-    signal: AbortSignal | undefined,
-    control = false,
-  ): Promise<RawProcess> {
+  /** The plain path: one exec channel per command, under the wrapper. */
+  async #startPlain(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
     if (this.#orphans.size > 0) await this.#killOrphans();
     const proc = await startRemoteProcess(this.#conn, req, signal, {
       scratchDir: `${this.#dir}/tmp`,
       upload: (path, data, sig) => this.#files.write(path, once(data), 0o600, sig),
       context: this.context('exec'),
-      control,
     });
     if (this.closed) {
       await proc.kill('SIGKILL').catch(() => {});
@@ -201,6 +189,14 @@ export class SshSandbox extends BaseSandbox {
       if ((error as { code?: unknown }).code === 'SANDBOX_UNAVAILABLE') this.#orphans.add(proc.pgid);
     });
     return proc;
+  }
+
+  async #signalGroup(pgid: number, signal: string): Promise<void> {
+    const lost = signal === 'SIGKILL';
+    if (lost) this.#orphans.add(pgid);
+    const name = signal.replace(/^SIG/, '');
+    await this.#conn.run(`kill -s ${name} -- -${pgid} 2>/dev/null; true`, { control: true });
+    if (lost) this.#orphans.delete(pgid);
   }
 
   async #killOrphans(): Promise<void> {

@@ -26,6 +26,13 @@ export interface SessionPoolOptions {
    * is the base every session command starts from (the command's `env` is exported on top).
    */
   openShell?(): Promise<RawProcess>;
+  /**
+   * Signal a session command's process group (timeouts, kills, a session lost mid-command).
+   * Default: through the pool's control shell, else a `kill` on the plain path. A backend whose
+   * transport can drop (ssh) passes its own, which can remember a group it could not reach and
+   * kill it once it reconnects. Called synchronously when a session is lost.
+   */
+  signalGroup?(pgid: number, signal: string): Promise<void>;
   /** Sessions open at most, i.e. commands on the fast path at the same time; beyond, the plain path. Default 8. */
   maxSessions?: number;
   /** Idle sessions kept ready after the first use or `warm()`, so the next command never waits. Default 1. */
@@ -301,6 +308,7 @@ export class SessionPool {
 
   /** Signal a command's process group through the control shell, or through the plain path if that fails. */
   async #killGroup(pgid: number, signal: string): Promise<void> {
+    if (this.#options.signalGroup) return this.#options.signalGroup(pgid, signal);
     try {
       await (await this.#controlSession()).signalGroup(signal, pgid);
       return;
