@@ -19,42 +19,12 @@ import {
   type RawProcess,
   SandboxUnavailableError,
   type StartRequest,
+  StreamQueue,
   signalName,
 } from '@agentbox/core';
 import type Docker from 'dockerode';
 import { dockerError, statusOf } from './client.js';
 import { DockerDemuxer } from './demux.js';
-
-/** A single-consumer queue of chunks, as an async iterable. */
-export class ChunkQueue implements AsyncIterable<Uint8Array> {
-  #chunks: Uint8Array[] = [];
-  #done = false;
-  #wake: (() => void) | undefined;
-
-  push(chunk: Uint8Array): void {
-    if (this.#done || chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#wake?.();
-  }
-  end(): void {
-    this.#done = true;
-    this.#wake?.();
-  }
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    for (;;) {
-      const chunk = this.#chunks.shift();
-      if (chunk) {
-        yield chunk;
-        continue;
-      }
-      if (this.#done) return;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
-      this.#wake = undefined;
-    }
-  }
-}
 
 /** What an exec needs to know about its sandbox. */
 export interface ExecTarget {
@@ -293,8 +263,8 @@ export async function startWrapped(
 const MAX_MARKER_BYTES = 256;
 
 class WrappedProcess implements RawProcess {
-  readonly stdout = new ChunkQueue();
-  readonly stderr = new ChunkQueue();
+  readonly stdout = new StreamQueue();
+  readonly stderr = new StreamQueue();
   readonly exit: Promise<{ exitCode: number | null; signal: string | null }>;
   /** Resolves with the pid once the command runs; rejects if it never does. */
   readonly started: Promise<number>;

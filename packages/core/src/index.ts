@@ -7,4 +7,5 @@ export * from './process.js';
 export * from './registry.js';
 export * from './sandbox.js';
 export * from './session/index.js';
+export * from './stream-queue.js';
 export type * from './types.js';

@@ -13,6 +13,7 @@ import {
 } from '../errors.js';
 import { encodeUtf8 } from '../output.js';
 import type { RawProcess, StartRequest } from '../process.js';
+import { StreamQueue } from '../stream-queue.js';
 import {
   commandRequest,
   controlScript,
@@ -25,7 +26,6 @@ import {
   newNonce,
   runnerScript,
 } from './protocol.js';
-import { StreamQueue } from './queue.js';
 import { MarkerScanner } from './scanner.js';
 
 /** Which way a command ran: down an open session, or through the backend's plain exec. */

@@ -1,6 +1,6 @@
 /**
- * One output stream of a command on a session: chunks pushed by the session's reader, read
- * once as an async iterable. `push` resolves only while less than `highWaterBytes` is
+ * One output stream of a command, as the transport delivers it: chunks pushed by a reader,
+ * read once as an async iterable. `push` resolves only while less than `highWaterBytes` is
  * waiting, so a slow reader slows the session's reader (and through it the command), as a
  * pipe would, instead of growing memory.
  */
