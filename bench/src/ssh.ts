@@ -208,8 +208,6 @@ export async function run(): Promise<void> {
       'mkdir -p tree && cd tree && d=0; while [ $d -lt 20 ]; do mkdir d$d; f=0; ' +
       'while [ $f -lt 100 ]; do echo "file $d/$f" > d$d/f$f; f=$((f+1)); done; d=$((d+1)); done';
     {
-      // One store now (core's incremental exec store); the figures keep their old name.
-      const checkpoints = 'incremental';
       await using cb = await openSandbox({ backend: 'ssh', config });
       await cb.exec(tree);
       const copyMs = await timeMs(() => cb.exec('cp -a tree ../tree-copy && rm -rf ../tree-copy'));
@@ -221,7 +219,7 @@ export async function run(): Promise<void> {
       await cb.exec('echo again >> tree/d8/f8 && rm tree/d9/f9');
       const rollbackMs = await timeMs(() => cb.rollback(first));
       const base = {
-        backend: `ssh (${checkpoints})`,
+        backend: 'ssh',
         unit: 'ms',
         baseline: 'cp -a of the tree on the host',
       } as const;
