@@ -8,6 +8,7 @@ import {
   AbortedError,
   type ErrorContext,
   InvalidArgumentError,
+  SandboxClosedError,
   TimeoutError,
   toAgentboxError,
 } from './errors.js';
@@ -174,7 +175,8 @@ export class ProcessHandle implements ExecHandle {
   readonly #liveOut = new ChunkQueue();
   readonly #liveErr = new ChunkQueue();
   readonly #result: Promise<ExecResult>;
-  #stopReason: 'timeout' | 'abort' | undefined;
+  #stopReason: 'timeout' | 'abort' | 'closed' | undefined;
+  #stopNow: (() => void) | undefined;
   #stdinClosed = false;
   #stdinChain: Promise<void> = Promise.resolve();
 
@@ -237,6 +239,21 @@ export class ProcessHandle implements ExecHandle {
     await (await this.#raw).kill(signal);
   }
 
+  /** The sandbox is closing: kill the command's tree; the result is a SandboxClosedError. */
+  stopForClose(): void {
+    if (this.#stopReason) return;
+    this.#stopReason = 'closed';
+    this.#stopNow?.();
+  }
+
+  /** Settles (never rejects) when the command has ended, whatever the outcome. */
+  get settled(): Promise<void> {
+    return this.#result.then(
+      () => {},
+      () => {},
+    );
+  }
+
   wait(): Promise<ExecResult> {
     // A caller waiting for the result without having started to read the streams will not read them.
     this.#liveOut.disableIfUnread();
@@ -264,6 +281,8 @@ export class ProcessHandle implements ExecHandle {
       this.#stopReason = reason;
       raw.kill('SIGKILL').catch(() => {});
     };
+    this.#stopNow = () => raw.kill('SIGKILL').catch(() => {});
+    if (this.#stopReason === 'closed') this.#stopNow();
     const timer = timeoutMs === undefined ? undefined : setTimeout(() => stop('timeout'), timeoutMs);
     const onAbort = () => stop('abort');
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -292,7 +311,13 @@ export class ProcessHandle implements ExecHandle {
     this.#feedStdin();
 
     try {
-      const exit = await raw.exit;
+      // A command stopped by close() may see its transport go first: that is the close, not a failure.
+      const exit = await raw.exit.catch((error: unknown) => {
+        if (this.#stopReason === 'closed') return { exitCode: null, signal: 'SIGKILL' };
+        throw error;
+      });
+      if (this.#stopReason === 'closed')
+        throw new SandboxClosedError('the sandbox was closed while the command ran', this.#context);
       if (this.#stopReason) {
         // Killed by us: do not let a pipe held open by an unreachable descendant hang the caller.
         await Promise.race([drained.catch(() => {}), delay(DRAIN_AFTER_KILL_MS)]);

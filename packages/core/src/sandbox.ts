@@ -68,6 +68,8 @@ export abstract class BaseSandbox implements SandboxBackend {
   readonly enforcement: EnforcementReport;
   readonly #baseEnv: Record<string, string>;
   #closing: Promise<void> | undefined;
+  /** Commands still running, stopped by close(). */
+  readonly #running = new Set<ProcessHandle>();
 
   protected constructor(init: BaseSandboxInit) {
     this.kind = init.kind;
@@ -147,12 +149,15 @@ export abstract class BaseSandbox implements SandboxBackend {
         throw toAgentboxError(error, { ...context, subject: cwd });
       }
     };
-    return new ProcessHandle(
+    const handle = new ProcessHandle(
       argv,
       start,
       { ...opts, closeStdinAfterInput: isExec, streaming: !isExec },
       context,
     );
+    this.#running.add(handle);
+    void handle.settled.then(() => this.#running.delete(handle));
+    return handle;
   }
 
   readFile(path: string, opts: ReadFileOptions = {}): Promise<Uint8Array> {
@@ -225,6 +230,7 @@ export abstract class BaseSandbox implements SandboxBackend {
   }
 
   close(): Promise<void> {
+    if (!this.#closing) for (const handle of this.#running) handle.stopForClose();
     this.#closing ??= this.closeResources().catch((error) => {
       throw toAgentboxError(error, this.context('close'));
     });
