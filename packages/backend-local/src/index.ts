@@ -3,8 +3,6 @@
  * the current user with the host's filesystem and network — and says so in its enforcement
  * report; a strict policy that asks for any isolation control refuses to open it.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,14 +14,15 @@ import {
   type CheckpointStore,
   defineBackend,
   enforcementReport,
+  type HostProcess,
   IsADirectoryError,
-  NotFoundError,
   type OpenContext,
   OutputLimitError,
   type RawProcess,
   registerBackend,
   SandboxUnavailableError,
   type StartRequest,
+  startHostProcess,
   TreeCheckpointStore,
 } from '@agentbox/core';
 import { z } from 'zod';
@@ -45,7 +44,7 @@ export class LocalSandbox extends BaseSandbox {
   protected readonly checkpoints: CheckpointStore;
   readonly #dir: string;
   readonly #keep: boolean;
-  readonly #children = new Set<ChildProcess>();
+  readonly #running = new Set<HostProcess>();
 
   constructor(id: string, dir: string, keep: boolean) {
     const isRoot = process.getuid?.() === 0;
@@ -73,48 +72,10 @@ export class LocalSandbox extends BaseSandbox {
   }
 
   protected async startProcess(req: StartRequest): Promise<RawProcess> {
-    const cwd = await fs.stat(req.cwd).catch(() => undefined);
-    if (!cwd?.isDirectory()) throw new NotFoundError(`working directory ${req.cwd} does not exist`);
-    const [program, ...args] = req.argv;
-    // detached: the command leads a new process group, so a signal to -pid reaches its whole tree.
-    const child = spawn(program!, args, { cwd: req.cwd, env: req.env, detached: true, stdio: 'pipe' });
-    this.#children.add(child);
-    const exit = new Promise<{ exitCode: number | null; signal: string | null }>((resolveExit) => {
-      child.once('exit', (code, signal) => resolveExit({ exitCode: code, signal }));
-      // A program that cannot be started is the shell's "command not found" (127) or "not executable" (126).
-      child.once('error', (error: NodeJS.ErrnoException) => {
-        if (child.pid !== undefined) return;
-        const code = error.code === 'ENOENT' ? 127 : 126;
-        child.stderr?.push(`${program}: ${code === 127 ? 'command not found' : 'permission denied'}\n`);
-        child.stderr?.push(null);
-        child.stdout?.push(null);
-        resolveExit({ exitCode: code, signal: null });
-      });
-    }).finally(() => this.#children.delete(child));
-    child.stdin.on('error', () => {}); // EPIPE when the command exits without reading: reported by writeStdin.
-
-    return {
-      stdout: child.stdout,
-      stderr: child.stderr,
-      exit,
-      async writeStdin(chunk) {
-        if (child.stdin.destroyed || child.stdin.writableEnded) throw new Error('stdin is closed (EPIPE)');
-        if (!child.stdin.write(chunk)) {
-          await Promise.race([once(child.stdin, 'drain'), once(child.stdin, 'close').then(() => {})]);
-        }
-      },
-      async closeStdin() {
-        child.stdin.end();
-      },
-      async kill(signal) {
-        if (child.pid === undefined) return;
-        try {
-          process.kill(-child.pid, signal);
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-        }
-      },
-    };
+    const proc = startHostProcess(req);
+    this.#running.add(proc);
+    void proc.exit.then(() => this.#running.delete(proc));
+    return proc;
   }
 
   protected async readFileAt(path: string, maxBytes: number): Promise<Uint8Array> {
@@ -141,15 +102,7 @@ export class LocalSandbox extends BaseSandbox {
   }
 
   protected async closeResources(): Promise<void> {
-    for (const child of this.#children) {
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
+    await Promise.all([...this.#running].map((proc) => proc.kill('SIGKILL').catch(() => {})));
     if (!this.#keep) await fs.rm(this.#dir, { recursive: true, force: true });
   }
 }

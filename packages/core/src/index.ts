@@ -1,6 +1,7 @@
 export * from './checkpoint/exec-store.js';
 export * from './checkpoint/tree-store.js';
 export * from './errors.js';
+export * from './host-process.js';
 export * from './output.js';
 export * from './policy.js';
 export * from './process.js';

@@ -1,11 +1,8 @@
 /**
- * A local transport for the session tests and benchmark: the plain path is
- * child_process.spawn (each command leads its own process group), and a test sandbox wires a
+ * A local transport for the session tests and benchmark: the plain path is core's
+ * startHostProcess (each command leads its own process group), and a test sandbox wires a
  * SessionPool in front of it exactly as a backend would.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,52 +10,17 @@ import {
   BaseSandbox,
   type CheckpointStore,
   enforcementReport,
-  NotFoundError,
   type RawProcess,
   SessionPool,
   type SessionPoolOptions,
   type StartRequest,
+  startHostProcess,
   UnsupportedError,
 } from '../src/index.js';
 
 /** Plain path: spawn argv in a new process group. */
 export async function spawnPlain(req: StartRequest): Promise<RawProcess> {
-  const st = statSync(req.cwd, { throwIfNoEntry: false });
-  if (!st?.isDirectory()) throw new NotFoundError(`working directory ${req.cwd} does not exist`);
-  const [program, ...args] = req.argv;
-  const child = spawn(program!, args, { cwd: req.cwd, env: req.env, detached: true, stdio: 'pipe' });
-  const exit = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) => {
-    child.once('exit', (exitCode, signal) => resolve({ exitCode, signal }));
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      if (child.pid !== undefined) return;
-      child.stderr.push(`${program}: command not found\n`);
-      child.stderr.push(null);
-      child.stdout.push(null);
-      resolve({ exitCode: error.code === 'ENOENT' ? 127 : 126, signal: null });
-    });
-  });
-  child.stdin.on('error', () => {});
-  return {
-    stdout: child.stdout,
-    stderr: child.stderr,
-    exit,
-    async writeStdin(chunk) {
-      if (child.stdin.destroyed || child.stdin.writableEnded) throw new Error('stdin is closed (EPIPE)');
-      if (!child.stdin.write(chunk))
-        await Promise.race([once(child.stdin, 'drain'), once(child.stdin, 'close').then(() => {})]);
-    },
-    async closeStdin() {
-      child.stdin.end();
-    },
-    async kill(signal) {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, signal);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-      }
-    },
-  };
+  return startHostProcess(req);
 }
 
 /**
