@@ -229,16 +229,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise
     let egress: EgressAllowlist | undefined;
     let networkMode = 'none';
     if (hardening.network.mode === 'allowlist') {
-      egress = new EgressAllowlist({
-        client,
-        sandboxId: ctx.id,
-        allow: hardening.network.allow,
-        image: ctx.config.helperImage,
-        egressNetwork: ctx.config.egressNetwork,
-        labels: hardening.labels,
-        createdAt,
-        context,
-      });
+      egress = egressFor(ctx, client, hardening.network.allow, hardening.labels, createdAt, context);
       cleanup.push(() => removeSandbox(client, ctx.id, context));
       await egress.create();
       networkMode = egress.networkName;
@@ -314,6 +305,27 @@ export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise
   }
 }
 
+/** The allowlist forwarders of a sandbox, as open and re-attach both describe them. */
+function egressFor(
+  ctx: OpenContext<DockerConfig>,
+  client: DockerClient,
+  allow: readonly string[],
+  labels: Record<string, string>,
+  createdAt: string,
+  context: ErrorContext,
+): EgressAllowlist {
+  return new EgressAllowlist({
+    client,
+    sandboxId: ctx.id,
+    allow,
+    image: ctx.config.helperImage,
+    egressNetwork: ctx.config.egressNetwork,
+    labels,
+    createdAt,
+    context,
+  });
+}
+
 async function reattach(
   ctx: OpenContext<DockerConfig>,
   client: DockerClient,
@@ -334,16 +346,8 @@ async function reattach(
   const info = await container.inspect();
   let egress: EgressAllowlist | undefined;
   if (hardening.network.mode === 'allowlist') {
-    egress = new EgressAllowlist({
-      client,
-      sandboxId: ctx.id,
-      allow: hardening.network.allow,
-      image: ctx.config.helperImage,
-      egressNetwork: ctx.config.egressNetwork,
-      labels: hardening.labels,
-      createdAt: labels[LABEL.created] ?? new Date().toISOString(),
-      context,
-    });
+    const createdAt = labels[LABEL.created] ?? new Date().toISOString();
+    egress = egressFor(ctx, client, hardening.network.allow, hardening.labels, createdAt, context);
   }
   const config: DockerConfig = { ...ctx.config, workdir, skillsDir: labels[META.skills] || false };
   const parts: SandboxParts = {
