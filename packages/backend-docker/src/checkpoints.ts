@@ -1,9 +1,11 @@
 /**
- * Checkpoints of the workspace volume, kept by core's ExecCheckpointStore in a second labelled
- * volume. The sandbox container has every capability dropped, so even root in it could not
- * read a mode-000 file or put an owner back; and the store must stay out of the sandbox user's
- * sight. So the store lives in a small helper container, started on first use, that mounts the
- * workspace volume and the store volume and nothing else: root there has exactly CHOWN,
+ * Checkpoints of the sandbox's persistent writable state — the workspace volume and, when the
+ * sandbox has one, the skills volume — kept by core's ExecCheckpointStore in a third labelled
+ * volume. (The root is read-only by default and /tmp is a tmpfs scratch space: neither is kept.)
+ * The sandbox container has every capability dropped, so even root in it could not read a
+ * mode-000 file or put an owner back; and the store must stay out of the sandbox user's sight.
+ * So the store lives in a small helper container, started on first use, that mounts those
+ * volumes and the store volume and nothing else: root there has exactly CHOWN,
  * DAC_OVERRIDE, DAC_READ_SEARCH and FOWNER, no network, a read-only root and no new privileges.
  * The sandbox never mounts the store and cannot see the helper's processes.
  */
@@ -14,7 +16,8 @@ import { type ExecTarget, runExec } from './exec.js';
 import { labelsFor, names } from './labels.js';
 import { REAPER, requireImage } from './runtime.js';
 
-const WORKSPACE = '/workspace';
+/** The helper mounts each checkpointed volume below one root: `/state/workspace`, `/state/skills`. */
+const STATE = '/state';
 const STORE = '/store';
 const PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -23,6 +26,8 @@ export interface CheckpointHelperOptions {
   sandboxId: string;
   image: string;
   labels: Record<string, string>;
+  /** The sandbox has a skills volume: it is checkpointed with the workspace. */
+  skills: boolean;
   context: ErrorContext;
 }
 
@@ -45,7 +50,7 @@ export class CheckpointHelper {
     };
     this.store = new ExecCheckpointStore({
       exec,
-      root: WORKSPACE,
+      root: STATE,
       storeDir: STORE,
       preserveOwnership: true,
       context: options.context,
@@ -107,7 +112,11 @@ export class CheckpointHelper {
             MemorySwap: 512 * 1024 * 1024,
             Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
             Mounts: [
-              { Type: 'volume', Source: names.volume(this.#o.sandboxId, 'workspace'), Target: WORKSPACE },
+              ...(['workspace', ...(this.#o.skills ? ['skills' as const] : [])] as const).map((role) => ({
+                Type: 'volume' as const,
+                Source: names.volume(this.#o.sandboxId, role),
+                Target: `${STATE}/${role}`,
+              })),
               { Type: 'volume', Source: storeVolume, Target: STORE },
             ],
             RestartPolicy: { Name: 'no' },

@@ -105,6 +105,7 @@ export class DockerSandbox extends BaseSandbox {
       sandboxId: parts.id,
       image: parts.config.helperImage,
       labels: parts.hardening.labels,
+      skills: Boolean(parts.config.skillsDir),
       context: this.#target.context,
     });
     this.checkpoints = this.#helper.store;

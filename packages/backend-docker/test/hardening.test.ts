@@ -157,6 +157,38 @@ describe('hardened defaults', () => {
     expect(await sandbox.readTextFile('inplace.txt')).toBe('v1');
     expect((await docker.getContainer(before).inspect()).State.Running).toBe(true);
   });
+
+  it('checkpoints keep the skills volume with the workspace: a skill deleted by mistake comes back', async () => {
+    await sandbox.writeFile('/skills/deploy.md', '# how to deploy\n');
+    await sandbox.writeFile('memory.md', 'remember this');
+    const listing = 'cd /skills && stat -c "%n %a %u" . && stat -c "%n %a %u %s %Y" *; cat /workspace/memory.md';
+    const before = await out(sandbox, listing);
+    const cp = await sandbox.checkpoint({ label: 'skills' });
+    await out(sandbox, 'rm /skills/deploy.md && echo junk > /skills/junk.md && echo lost > /workspace/memory.md');
+    await sandbox.rollback(cp);
+    expect(await out(sandbox, listing)).toBe(before);
+    expect(await sandbox.readTextFile('/skills/deploy.md')).toBe('# how to deploy\n');
+  });
+
+  it('a sandbox without a skills volume checkpoints its workspace alone', async () => {
+    const bare = await open({}, { skillsDir: false });
+    try {
+      await bare.writeFile('a.txt', 'v1');
+      const cp = await bare.checkpoint();
+      await bare.writeFile('a.txt', 'v2');
+      await bare.rollback(cp);
+      expect(await bare.readTextFile('a.txt')).toBe('v1');
+      const helper = await docker.listContainers({
+        filters: JSON.stringify({
+          label: [`agentbox.sandbox-id=${bare.id}`, 'agentbox.role=checkpoint-helper'],
+        }),
+      });
+      const mounts = (await docker.getContainer(helper[0]!.Id).inspect()).Mounts.map((m) => m.Destination);
+      expect(mounts.sort()).toEqual(['/state/workspace', '/store']);
+    } finally {
+      await bare.close();
+    }
+  });
 });
 
 describe('policy settings', () => {
