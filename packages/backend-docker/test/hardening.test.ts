@@ -161,10 +161,14 @@ describe('hardened defaults', () => {
   it('checkpoints keep the skills volume with the workspace: a skill deleted by mistake comes back', async () => {
     await sandbox.writeFile('/skills/deploy.md', '# how to deploy\n');
     await sandbox.writeFile('memory.md', 'remember this');
-    const listing = 'cd /skills && stat -c "%n %a %u" . && stat -c "%n %a %u %s %Y" *; cat /workspace/memory.md';
+    const listing =
+      'cd /skills && stat -c "%n %a %u" . && stat -c "%n %a %u %s %Y" *; cat /workspace/memory.md';
     const before = await out(sandbox, listing);
     const cp = await sandbox.checkpoint({ label: 'skills' });
-    await out(sandbox, 'rm /skills/deploy.md && echo junk > /skills/junk.md && echo lost > /workspace/memory.md');
+    await out(
+      sandbox,
+      'rm /skills/deploy.md && echo junk > /skills/junk.md && echo lost > /workspace/memory.md',
+    );
     await sandbox.rollback(cp);
     expect(await out(sandbox, listing)).toBe(before);
     expect(await sandbox.readTextFile('/skills/deploy.md')).toBe('# how to deploy\n');
