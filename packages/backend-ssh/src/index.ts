@@ -1,7 +1,8 @@
 /**
  * @agentbox/backend-ssh: a sandbox on an SSH host. One connection per sandbox (reused, and
  * re-opened after a drop), host keys verified against known_hosts or a pinned fingerprint,
- * files over SFTP, a private workspace directory per sandbox, checkpoints kept on the host.
+ * files over SFTP, a private workspace directory per sandbox, checkpoints kept on the host,
+ * and `sweepSsh` for what crashed sandboxes left on a host.
  * Importing the package registers the `ssh` backend with openSandbox.
  */
 import { defineBackend, registerBackend } from '@agentbox/core';
@@ -13,6 +14,7 @@ export { HostKeyVerificationError } from './connect.js';
 export { SshConnection } from './connection.js';
 export { fingerprintSha256, hostFieldMatches, knownHostsName, parseKnownHosts } from './known-hosts.js';
 export { SshSandbox, sshEnforcement } from './sandbox.js';
+export { type SshSweepOptions, type SweptSshSandbox, sweepSsh } from './sweep.js';
 
 export const ssh = defineBackend({ kind: 'ssh', configSchema: SshConfigSchema, open: openSsh });
 registerBackend(ssh);

@@ -1,7 +1,8 @@
 /**
  * What only the SSH backend promises: host keys verified (never accepted silently), typed
  * authentication failures, one reused connection that comes back after a drop, the policy it
- * cannot enforce refused before connecting, re-attach by id, and cleanup on close.
+ * cannot enforce refused before connecting, re-attach by id, cleanup on close, and a sweep of
+ * what crashed sandboxes leave on the host.
  */
 import { execFile, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -16,7 +17,7 @@ import {
   SandboxUnavailableError,
 } from '@agentbox/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HostKeyVerificationError, type SshConfig, type SshSandbox } from '../src/index.js';
+import { HostKeyVerificationError, type SshConfig, type SshSandbox, sweepSsh } from '../src/index.js';
 import { fingerprintSha256, hostFieldMatches, knownHostsName, parseKnownHosts } from '../src/known-hosts.js';
 import { scratchDir, sshCli, sshConfig, sshd } from './sshd.ts';
 
@@ -497,5 +498,59 @@ describe('workspace lifecycle', () => {
     const again = await open({}, { id });
     expect(again.id).toBe(id);
     await again.close();
+  });
+});
+
+describe('sweep', () => {
+  const config = sshConfig({ root });
+
+  it('lists a left-behind sandbox and what still runs in it; the sweep kills that and removes the directory', async () => {
+    const id = `leaked-${randomBytes(4).toString('hex')}`;
+    // Left behind: kept on close, with a process that left the command's group still working in it.
+    const sandbox = await open({ keep: true }, { id });
+    const started = await sandbox.exec('setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!');
+    const pid = Number(started.stdout.trim());
+    await sandbox.close();
+    // Alive: present and not a zombie (an orphan's reaper may be slow, or absent in a container).
+    const alive = async () =>
+      (await sshCli(`s=$(ps -o stat= -p ${pid}) && [ "\${s#Z}" = "$s" ] && echo yes || echo no`)).trim() ===
+      'yes';
+    expect(await alive()).toBe(true);
+
+    const [listed, ...others] = await sweepSsh({ config, sandboxId: id, dryRun: true });
+    expect(others).toEqual([]);
+    expect(listed).toMatchObject({ id, path: `${remoteRoot()}/${id}`, removed: false });
+    expect(listed!.processes).toContain(pid);
+    expect(Date.now() - Date.parse(listed!.createdAt!)).toBeLessThan(60_000);
+    expect(await alive()).toBe(true);
+
+    const [swept] = await sweepSsh({ config, sandboxId: id });
+    expect(swept).toMatchObject({ id, removed: true });
+    expect(await remoteExists(`${remoteRoot()}/${id}`)).toBe(false);
+    expect(await alive()).toBe(false);
+  });
+
+  it('takes only what is old enough and carries the labels asked for', async () => {
+    const tag = randomBytes(4).toString('hex');
+    await using sandbox = await openSandbox({
+      backend: 'ssh',
+      config,
+      policy: { labels: { 'sweep-test': tag } },
+    });
+    const mine = { config, labels: { 'sweep-test': tag }, dryRun: true };
+    expect((await sweepSsh(mine)).map((s) => s.id)).toEqual([sandbox.id]);
+    expect(await sweepSsh({ ...mine, labels: { 'sweep-test': 'another' } })).toEqual([]);
+    expect(await sweepSsh({ ...mine, olderThanMs: 3_600_000 })).toEqual([]);
+    // An hour from now it is old enough.
+    expect((await sweepSsh({ ...mine, olderThanMs: 3_600_000, now: Date.now() + 3_600_001 })).length).toBe(1);
+    // A live sandbox the filters keep out is untouched by a real sweep.
+    await sweepSsh({ config, labels: { 'sweep-test': tag }, olderThanMs: 3_600_000 });
+    expect((await sandbox.exec('echo still here')).stdout).toBe('still here\n');
+  });
+
+  it('a bad config is a typed INVALID_ARGUMENT naming the field, before any connection', async () => {
+    const error = await rejection(sweepSsh({ config: { ...config, port: -1 } }));
+    expect(error.code).toBe('INVALID_ARGUMENT');
+    expect(error.message).toContain('port');
   });
 });

@@ -388,12 +388,12 @@ describe.concurrent('sweep (local)', () => {
     expect((await readdir(root)).sort()).toEqual(['not-a-sandbox', 'notes.txt']);
   });
 
-  it('reports UNSUPPORTED for a backend package without a sweep', async () => {
-    const ssh = (await import('@agentbox/backend-ssh')) as Record<string, unknown>;
-    if (typeof ssh.sweepSsh === 'function') return; // the ssh backend has grown a sweep
-    const run = await agentbox(['sweep', '--backend', 'ssh']);
-    expect(run.code).toBe(1);
-    expect(run.stderr).toBe('agentbox: UNSUPPORTED: ssh.sweep: the ssh backend has no sweep\n');
+  it('sweep --backend ssh hands --config to sweepSsh: a bad config is INVALID_ARGUMENT naming each field', async () => {
+    const run = await agentbox(['sweep', '--backend', 'ssh', '--config', '{"port": 0}']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^agentbox: INVALID_ARGUMENT: ssh\.sweep: invalid ssh config: /);
+    for (const field of ['config.host', 'config.user', 'config.auth', 'config.port'])
+      expect(run.stderr).toContain(field);
   });
 });
 

@@ -119,9 +119,35 @@ async function sweepOther(
     sandboxId: request.sandboxId,
     config,
   });
+  const failed = Array.isArray(result) && result.some((s) => typeof s?.error === 'string');
   if (request.json) printJson({ backend: backend.kind, dryRun: request.dryRun, result });
-  else printLine(JSON.stringify(result, null, 2));
-  return 0;
+  else if (Array.isArray(result) && result.every(isSweptSandbox)) {
+    if (result.length === 0) printLine(`no ${backend.kind} sandboxes to sweep`);
+    else
+      printLine(`${request.dryRun ? 'would remove' : 'swept'} ${result.length} ${backend.kind} sandbox(es):`);
+    for (const s of result) {
+      const processes = s.processes?.length ? `, ${s.processes.length} process(es) still in it` : '';
+      const outcome = s.error ? `  NOT removed: ${s.error}` : '';
+      printLine(
+        `  ${s.id}  ${s.path}  (created ${s.createdAt ?? 'at an unknown time'}${processes})${outcome}`,
+      );
+    }
+  } else printLine(JSON.stringify(result, null, 2));
+  return failed ? 1 : 0;
+}
+
+/** The shape a backend's sweep returns per sandbox (ssh's `sweepSsh`, for one). */
+interface SweptSandbox {
+  id: string;
+  path: string;
+  createdAt?: string;
+  processes?: number[];
+  error?: string;
+}
+
+function isSweptSandbox(value: unknown): value is SweptSandbox {
+  const s = value as SweptSandbox | null;
+  return typeof s?.id === 'string' && typeof s.path === 'string';
 }
 
 /** The backend config with its defaults, or INVALID_ARGUMENT listing each bad field. */

@@ -1,0 +1,147 @@
+/**
+ * Find and remove what crashed or forgotten sandboxes left on an SSH host: sandbox directories
+ * under the configured root (`<root>/<id>/workspace`, described by `sandbox.json`) and the
+ * processes still working inside them. A dry run only lists.
+ *
+ * A process belongs to a sandbox when its working directory is inside that sandbox's directory
+ * (every command starts in the workspace); one that changed to a directory elsewhere is not
+ * found. Only the login user's own processes are visible, so only they are touched.
+ */
+import {
+  formatZodIssues,
+  InvalidArgumentError,
+  SandboxIdSchema,
+  SandboxUnavailableError,
+} from '@agentbox/core';
+import { type SshConfig, SshConfigSchema } from './config.js';
+import { SshConnection } from './connection.js';
+import { quoteAll } from './shell.js';
+
+export interface SshSweepOptions {
+  /** How to reach the host and where its sandboxes live: the backend's own config. */
+  config: SshConfig;
+  /** List only; remove nothing. */
+  dryRun?: boolean;
+  /** Only sandboxes created at least this long ago (by `sandbox.json`; one without a readable time is kept). */
+  olderThanMs?: number;
+  /** Only this sandbox. */
+  sandboxId?: string;
+  /** Only sandboxes that carry these labels (the policy labels they were opened with). */
+  labels?: Readonly<Record<string, string>>;
+  /** The current time, for tests (default Date.now()). */
+  now?: number;
+}
+
+export interface SweptSshSandbox {
+  id: string;
+  /** Absolute path of the sandbox directory on the host. */
+  path: string;
+  /** ISO 8601, from `sandbox.json`; undefined when it is missing or unreadable. */
+  createdAt: string | undefined;
+  labels: Record<string, string>;
+  /** Pids of the processes found working inside it (killed unless a dry run). */
+  processes: number[];
+  /** False in a dry run, or when removing it failed (see `error`). */
+  removed: boolean;
+  error?: string;
+}
+
+/** Every sandbox directory under the root, then every process whose working directory is below it. */
+const LIST = `root=$1
+case "$root" in "~") root=$HOME ;; "~/"*) root="$HOME/\${root#"~/"}" ;; esac
+[ -d "$root" ] || exit 0
+root=$(cd -P -- "$root" && pwd) || exit 3
+cd -- "$root" || exit 3
+for d in */; do
+  d=\${d%/}
+  [ -d "$d/workspace" ] && [ ! -L "$d" ] || continue
+  meta=$(head -c 65536 "$d/sandbox.json" 2>/dev/null | tr '\\t\\n' '  ')
+  printf 'S\\t%s\\t%s\\t%s\\n' "$d" "$root/$d" "$meta"
+done
+for p in /proc/[0-9]*; do
+  c=$(readlink "$p/cwd" 2>/dev/null) || continue
+  case "$c" in "$root"/*) printf 'P\\t%s\\t%s\\n' "\${p#/proc/}" "$c" ;; esac
+done`;
+
+/** Kill what still works inside the directory (twice: a dying parent may have forked), then remove it. */
+const REMOVE = `dir=$1
+for pass in 1 2; do
+  for p in /proc/[0-9]*; do
+    c=$(readlink "$p/cwd" 2>/dev/null) || continue
+    case "$c" in "$dir"|"$dir"/*) kill -KILL "\${p#/proc/}" 2>/dev/null ;; esac
+  done
+done
+chmod -R u+rwX "$dir" 2>/dev/null
+rm -rf -- "$dir"
+[ ! -e "$dir" ]`;
+
+export async function sweepSsh(options: SshSweepOptions): Promise<SweptSshSandbox[]> {
+  const context = { backend: 'ssh', operation: 'sweep' };
+  const parsed = SshConfigSchema.safeParse(options.config);
+  if (!parsed.success) {
+    const issues = formatZodIssues(parsed.error, 'config');
+    throw new InvalidArgumentError(`invalid ssh config: ${issues.join('; ')}`, { ...context, issues });
+  }
+  const config = parsed.data;
+  const now = options.now ?? Date.now();
+  const conn = new SshConnection(config, context);
+  try {
+    const listed = await conn.run(`sh -c ${quoteAll([LIST, 'sh', config.root])}`, { context });
+    if (listed.code !== 0)
+      throw new SandboxUnavailableError(
+        `cannot list ${config.root} on the host: ${listed.stderr.toString('utf8').trim() || `exit ${listed.code}`}`,
+        context,
+      );
+    const sandboxes: SweptSshSandbox[] = [];
+    const processes: { pid: number; cwd: string }[] = [];
+    for (const line of listed.stdout.toString('utf8').split('\n')) {
+      const [kind, a, b, meta] = line.split('\t');
+      if (kind === 'P' && a && b) processes.push({ pid: Number(a), cwd: b });
+      if (kind !== 'S' || !a || !b || !SandboxIdSchema.safeParse(a).success) continue;
+      const { createdAt, labels } = readMeta(meta);
+      sandboxes.push({ id: a, path: b, createdAt, labels, processes: [], removed: false });
+    }
+    const chosen = sandboxes.filter((s) => {
+      if (options.sandboxId !== undefined && s.id !== options.sandboxId) return false;
+      for (const [key, value] of Object.entries(options.labels ?? {}))
+        if (s.labels[key] !== value) return false;
+      if (options.olderThanMs !== undefined) {
+        const created = s.createdAt === undefined ? Number.NaN : Date.parse(s.createdAt);
+        // A sweep never guesses an age: no readable creation time, not old enough.
+        if (!(now - created >= options.olderThanMs)) return false;
+      }
+      return true;
+    });
+    for (const s of chosen) {
+      s.processes = processes
+        .filter((p) => p.cwd === s.path || p.cwd.startsWith(`${s.path}/`))
+        .map((p) => p.pid);
+      if (options.dryRun) continue;
+      const result = await conn.run(`sh -c ${quoteAll([REMOVE, 'sh', s.path])}`, { context });
+      if (result.code === 0) s.removed = true;
+      else s.error = result.stderr.toString('utf8').trim() || `exit ${result.code}`;
+    }
+    return chosen;
+  } finally {
+    conn.close();
+  }
+}
+
+function readMeta(text: string | undefined): {
+  createdAt: string | undefined;
+  labels: Record<string, string>;
+} {
+  try {
+    const meta = JSON.parse(text ?? '') as { createdAt?: unknown; labels?: unknown };
+    const createdAt =
+      typeof meta.createdAt === 'string' && !Number.isNaN(Date.parse(meta.createdAt))
+        ? meta.createdAt
+        : undefined;
+    const labels: Record<string, string> = {};
+    if (meta.labels && typeof meta.labels === 'object')
+      for (const [k, v] of Object.entries(meta.labels)) if (typeof v === 'string') labels[k] = v;
+    return { createdAt, labels };
+  } catch {
+    return { createdAt: undefined, labels: {} };
+  }
+}
