@@ -1,7 +1,8 @@
 /**
  * Find and remove what crashed or forgotten sandboxes left on an SSH host: sandbox directories
- * under the configured root (`<root>/<id>/workspace`, described by `sandbox.json`) and the
- * processes still working inside them. A dry run only lists.
+ * under the configured root (`<root>/<id>/workspace`, with the `sandbox.json` this backend
+ * wrote naming that id: nothing else there is touched) and the processes still working inside
+ * them. A dry run only lists.
  *
  * A process belongs to a sandbox when its working directory is inside that sandbox's directory
  * (every command starts in the workspace); one that changed to a directory elsewhere is not
@@ -36,7 +37,7 @@ export interface SweptSshSandbox {
   id: string;
   /** Absolute path of the sandbox directory on the host. */
   path: string;
-  /** ISO 8601, from `sandbox.json`; undefined when it is missing or unreadable. */
+  /** ISO 8601, from `sandbox.json`; undefined when it has none. */
   createdAt: string | undefined;
   labels: Record<string, string>;
   /** Pids of the processes found working inside it (killed unless a dry run). */
@@ -98,8 +99,17 @@ export async function sweepSsh(options: SshSweepOptions): Promise<SweptSshSandbo
       const [kind, a, b, meta] = line.split('\t');
       if (kind === 'P' && a && b) processes.push({ pid: Number(a), cwd: b });
       if (kind !== 'S' || !a || !b || !SandboxIdSchema.safeParse(a).success) continue;
-      const { createdAt, labels } = readMeta(meta);
-      sandboxes.push({ id: a, path: b, createdAt, labels, processes: [], removed: false });
+      // Only what this backend created: a `sandbox.json` naming the directory's own id.
+      const found = readMeta(meta);
+      if (found?.id !== a) continue;
+      sandboxes.push({
+        id: a,
+        path: b,
+        createdAt: found.createdAt,
+        labels: found.labels,
+        processes: [],
+        removed: false,
+      });
     }
     const chosen = sandboxes.filter((s) => {
       if (options.sandboxId !== undefined && s.id !== options.sandboxId) return false;
@@ -127,12 +137,11 @@ export async function sweepSsh(options: SshSweepOptions): Promise<SweptSshSandbo
   }
 }
 
-function readMeta(text: string | undefined): {
-  createdAt: string | undefined;
-  labels: Record<string, string>;
-} {
+function readMeta(
+  text: string | undefined,
+): { id: unknown; createdAt: string | undefined; labels: Record<string, string> } | undefined {
   try {
-    const meta = JSON.parse(text ?? '') as { createdAt?: unknown; labels?: unknown };
+    const meta = JSON.parse(text ?? '') as { id?: unknown; createdAt?: unknown; labels?: unknown };
     const createdAt =
       typeof meta.createdAt === 'string' && !Number.isNaN(Date.parse(meta.createdAt))
         ? meta.createdAt
@@ -140,8 +149,8 @@ function readMeta(text: string | undefined): {
     const labels: Record<string, string> = {};
     if (meta.labels && typeof meta.labels === 'object')
       for (const [k, v] of Object.entries(meta.labels)) if (typeof v === 'string') labels[k] = v;
-    return { createdAt, labels };
+    return { id: meta.id, createdAt, labels };
   } catch {
-    return { createdAt: undefined, labels: {} };
+    return undefined;
   }
 }

@@ -548,6 +548,20 @@ describe('sweep', () => {
     expect((await sandbox.exec('echo still here')).stdout).toBe('still here\n');
   });
 
+  it('leaves alone what this backend did not create, even when it looks like a sandbox', async () => {
+    const base = remoteRoot();
+    await sshCli(
+      `mkdir -p ${base}/lookalike/workspace ${base}/renamed/workspace && echo '{"id":"elsewhere"}' > ${base}/renamed/sandbox.json`,
+    );
+    const ids = (await sweepSsh({ config, dryRun: true })).map((s) => s.id);
+    expect(ids).not.toContain('lookalike');
+    expect(ids).not.toContain('renamed');
+    expect(await sweepSsh({ config, sandboxId: 'lookalike' })).toEqual([]);
+    expect(await sweepSsh({ config, sandboxId: 'renamed' })).toEqual([]);
+    expect(await remoteExists(`${base}/lookalike/workspace`)).toBe(true);
+    expect(await remoteExists(`${base}/renamed/workspace`)).toBe(true);
+  });
+
   it('a bad config is a typed INVALID_ARGUMENT naming the field, before any connection', async () => {
     const error = await rejection(sweepSsh({ config: { ...config, port: -1 } }));
     expect(error.code).toBe('INVALID_ARGUMENT');
