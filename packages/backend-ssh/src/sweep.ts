@@ -8,12 +8,7 @@
  * (every command starts in the workspace); one that changed to a directory elsewhere is not
  * found. Only the login user's own processes are visible, so only they are touched.
  */
-import {
-  formatZodIssues,
-  InvalidArgumentError,
-  SandboxIdSchema,
-  SandboxUnavailableError,
-} from '@agentbox/core';
+import { parseBackendConfig, SandboxIdSchema, SandboxUnavailableError } from '@agentbox/core';
 import { type SshConfig, SshConfigSchema } from './config.js';
 import { SshConnection } from './connection.js';
 import { quoteAll } from './shell.js';
@@ -78,12 +73,7 @@ rm -rf -- "$dir"
 
 export async function sweepSsh(options: SshSweepOptions): Promise<SweptSshSandbox[]> {
   const context = { backend: 'ssh', operation: 'sweep' };
-  const parsed = SshConfigSchema.safeParse(options.config);
-  if (!parsed.success) {
-    const issues = formatZodIssues(parsed.error, 'config');
-    throw new InvalidArgumentError(`invalid ssh config: ${issues.join('; ')}`, { ...context, issues });
-  }
-  const config = parsed.data;
+  const config = parseBackendConfig('ssh', SshConfigSchema, options.config, 'sweep');
   const now = options.now ?? Date.now();
   const conn = new SshConnection(config, context);
   try {

@@ -84,6 +84,23 @@ export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
   });
 }
 
+/** A backend's config checked by its schema (defaults filled in), or INVALID_ARGUMENT naming each bad field. */
+export function parseBackendConfig<Config>(
+  kind: string,
+  schema: z.ZodType<Config>,
+  config: unknown,
+  operation: string,
+): Config {
+  const parsed = schema.safeParse(config ?? {});
+  if (parsed.success) return parsed.data;
+  const issues = formatZodIssues(parsed.error, 'config');
+  throw new InvalidArgumentError(`invalid ${kind} config: ${issues.join('; ')}`, {
+    backend: kind,
+    operation,
+    issues,
+  });
+}
+
 export function newSandboxId(): string {
   return `abx-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
 }
@@ -112,15 +129,7 @@ export async function openSandbox(spec: SandboxSpec, options: OpenOptions = {}):
       { operation: 'open', issues: [`backend: unknown kind "${kind}"`] },
     );
   }
-  const cfg = def.configSchema.safeParse(config ?? {});
-  if (!cfg.success) {
-    const issues = formatZodIssues(cfg.error, 'config');
-    throw new InvalidArgumentError(`invalid ${kind} config: ${issues.join('; ')}`, {
-      backend: kind,
-      operation: 'open',
-      issues,
-    });
-  }
+  const cfg = parseBackendConfig(kind, def.configSchema, config, 'open');
   const signal = options.signal;
   if (signal?.aborted) throw new AbortedError('aborted before open', { backend: kind, operation: 'open' });
   let sandbox: SandboxBackend;
@@ -128,7 +137,7 @@ export async function openSandbox(spec: SandboxSpec, options: OpenOptions = {}):
     sandbox = await def.open({
       id: id ?? newSandboxId(),
       idGiven: id !== undefined,
-      config: cfg.data,
+      config: cfg,
       policy,
       strict,
       signal,

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import type { SweepOptions } from '@agentbox/backend-docker';
-import { formatZodIssues, InvalidArgumentError, UnsupportedError } from '@agentbox/core';
+import { parseBackendConfig, UnsupportedError } from '@agentbox/core';
 import { intFlag, noPositionals, parseCommand } from '../args.js';
 import { dockerSweep, type LoadedBackend, loadBackend, readConfig } from '../backends.js';
 import { printError, printJson, printLine } from '../output.js';
@@ -39,7 +39,7 @@ export const sweepCommand: Command = async (args) => {
   const backend = await loadBackend(values.backend);
   const raw = await readConfig(values);
   if (backend.kind !== 'local' && backend.kind !== 'docker') return sweepOther(backend, raw, request);
-  const config = parseConfig(backend, raw);
+  const config = parseBackendConfig(backend.kind, backend.definition.configSchema, raw, 'sweep');
   if (backend.kind === 'local') return sweepLocalCommand(resolve((config as { root: string }).root), request);
   return sweepDockerCommand(backend, (config as { docker?: SweepOptions['docker'] }).docker, request);
 };
@@ -148,16 +148,4 @@ interface SweptSandbox {
 function isSweptSandbox(value: unknown): value is SweptSandbox {
   const s = value as SweptSandbox | null;
   return typeof s?.id === 'string' && typeof s.path === 'string';
-}
-
-/** The backend config with its defaults, or INVALID_ARGUMENT listing each bad field. */
-function parseConfig(backend: LoadedBackend, config: Record<string, unknown>): unknown {
-  const parsed = backend.definition.configSchema.safeParse(config);
-  if (parsed.success) return parsed.data;
-  const issues = formatZodIssues(parsed.error, 'config');
-  throw new InvalidArgumentError(`invalid ${backend.kind} config: ${issues.join('; ')}`, {
-    backend: backend.kind,
-    operation: 'sweep',
-    issues,
-  });
 }
