@@ -42,8 +42,15 @@ export interface SweptSshSandbox {
   error?: string;
 }
 
+/**
+ * `cwd /proc/PID`: that process's working directory, found by entering it in a subshell (a
+ * builtin `cd`, no program started per process); fails for another user's process.
+ */
+const CWD = `cwd() { (cd -P -- "$1/cwd" 2>/dev/null && pwd); }`;
+
 /** Every sandbox directory under the root, then every process whose working directory is below it. */
-const LIST = `root=$1
+const LIST = `${CWD}
+root=$1
 case "$root" in "~") root=$HOME ;; "~/"*) root="$HOME/\${root#"~/"}" ;; esac
 [ -d "$root" ] || exit 0
 root=$(cd -P -- "$root" && pwd) || exit 3
@@ -55,15 +62,16 @@ for d in */; do
   printf 'S\\t%s\\t%s\\t%s\\n' "$d" "$root/$d" "$meta"
 done
 for p in /proc/[0-9]*; do
-  c=$(readlink "$p/cwd" 2>/dev/null) || continue
+  c=$(cwd "$p") || continue
   case "$c" in "$root"/*) printf 'P\\t%s\\t%s\\n' "\${p#/proc/}" "$c" ;; esac
 done`;
 
 /** Kill what still works inside the directory (twice: a dying parent may have forked), then remove it. */
-const REMOVE = `dir=$1
+const REMOVE = `${CWD}
+dir=$1
 for pass in 1 2; do
   for p in /proc/[0-9]*; do
-    c=$(readlink "$p/cwd" 2>/dev/null) || continue
+    c=$(cwd "$p") || continue
     case "$c" in "$dir"|"$dir"/*) kill -KILL "\${p#/proc/}" 2>/dev/null ;; esac
   done
 done

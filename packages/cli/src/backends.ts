@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { SweepOptions, SweepResult } from '@agentbox/backend-docker';
+import type { SshSweepOptions, SweptSshSandbox } from '@agentbox/backend-ssh';
 import {
   AgentboxError,
   type BackendDefinition,
@@ -69,6 +70,16 @@ export function dockerSweep(
 ): ((options: SweepOptions) => Promise<SweepResult>) | undefined {
   const sweep = backend.kind === 'docker' ? backend.module.sweepDocker : undefined;
   return typeof sweep === 'function' ? (sweep as (options: SweepOptions) => Promise<SweepResult>) : undefined;
+}
+
+/** The ssh package's `sweepSsh` (used for `sweep` and to tell whether a sandbox exists). */
+export function sshSweep(
+  backend: LoadedBackend,
+): ((options: SshSweepOptions) => Promise<SweptSshSandbox[]>) | undefined {
+  const sweep = backend.kind === 'ssh' ? backend.module.sweepSsh : undefined;
+  return typeof sweep === 'function'
+    ? (sweep as (options: SshSweepOptions) => Promise<SweptSshSandbox[]>)
+    : undefined;
 }
 
 /** The backend config from `--config JSON` or `--config-file PATH` (an empty object when neither). */

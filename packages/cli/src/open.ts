@@ -5,6 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { SweepOptions } from '@agentbox/backend-docker';
+import type { SshConfig } from '@agentbox/backend-ssh';
 import {
   InvalidArgumentError,
   NotFoundError,
@@ -20,6 +21,7 @@ import {
   loadBackend,
   readConfig,
   readPolicy,
+  sshSweep,
 } from './backends.js';
 
 export interface SandboxFlags {
@@ -80,8 +82,8 @@ function checkId(id: string): void {
 
 /**
  * Whether sandbox `id` exists, where the CLI can tell without opening it — local: its directory;
- * docker: a container labelled as that sandbox (found with the package's own sweep, as a dry
- * run); undefined elsewhere (ssh), where opening an unknown id creates it.
+ * docker: a container labelled as that sandbox; ssh: its directory on the host (both found with
+ * the package's own sweep, as a dry run); undefined for a backend with neither.
  */
 async function sandboxExists(
   backend: LoadedBackend,
@@ -103,6 +105,11 @@ async function sandboxExists(
       docker: (parsed.data as { docker?: SweepOptions['docker'] }).docker,
     });
     return found.some((o) => o.type === 'container' && o.role === 'sandbox');
+  }
+  const sweepSsh = sshSweep(backend);
+  if (sweepSsh) {
+    const found = await sweepSsh({ config: parsed.data as SshConfig, sandboxId: id, dryRun: true });
+    return found.length > 0;
   }
   return undefined;
 }

@@ -1,9 +1,10 @@
 /**
  * The `agentbox` command run as a child process (from its TypeScript source, through tsx) against
- * the local backend, each test with its own temporary root directory.
+ * the local backend, each test with its own temporary root directory; and once against the ssh
+ * backend on the private test sshd (scripts/provision-sshd.sh).
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -394,6 +395,44 @@ describe.concurrent('sweep (local)', () => {
     expect(run.stderr).toMatch(/^agentbox: INVALID_ARGUMENT: ssh\.sweep: invalid ssh config: /);
     for (const field of ['config.host', 'config.user', 'config.auth', 'config.port'])
       expect(run.stderr).toContain(field);
+  });
+});
+
+describe('the ssh backend through the CLI', () => {
+  it('refuses an unknown id, re-attaches to an opened one, and sweeps it away', async () => {
+    const repo = join(PACKAGE_DIR, '../..');
+    execFileSync('bash', [join(repo, 'scripts/provision-sshd.sh')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const state = JSON.parse(
+      readFileSync(join(process.env.AGENTBOX_SSHD_DIR ?? join(repo, '.tmp/sshd'), 'state.json'), 'utf8'),
+    );
+    const config = {
+      host: state.host,
+      port: state.port,
+      user: state.users[0],
+      auth: { type: 'privateKey', path: state.privateKeyFile },
+      knownHostsFile: state.knownHostsFile,
+      root: `~/.agentbox/cli-test-${process.pid}`,
+    };
+    const flags = ['--backend', 'ssh', '--config', JSON.stringify(config)];
+
+    const typo = await agentbox(['exec', ...flags, '--id', 'typo', '--', 'true']);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/^agentbox: NOT_FOUND: .*no ssh sandbox "typo"/);
+
+    expect((await agentbox(['open', ...flags, '--id', 'box'])).code).toBe(0);
+    expect((await agentbox(['exec', ...flags, '--id', 'box', '-c', 'echo kept > f'])).code).toBe(0);
+    expect((await agentbox(['exec', ...flags, '--id', 'box', '--', 'cat', 'f'])).stdout).toBe('kept\n');
+
+    const listed = await agentbox(['sweep', ...flags, '--dry-run', '--json']);
+    expect(JSON.parse(listed.stdout).result).toMatchObject([{ id: 'box', removed: false }]);
+    const swept = await agentbox(['sweep', ...flags]);
+    expect(swept).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^swept 1 ssh sandbox\(es\):\n {2}box /),
+    });
+    expect((await agentbox(['exec', ...flags, '--id', 'box', '--', 'true'])).stderr).toMatch(/NOT_FOUND/);
   });
 });
 
