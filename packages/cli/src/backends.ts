@@ -64,21 +64,23 @@ export function hasKeepOption(definition: BackendDefinition<unknown>): boolean {
   return shape !== undefined && Object.hasOwn(shape, 'keep');
 }
 
+/** The backend package's own sweep (`sweep<Kind>`, e.g. `sweepSsh`), when it exports one. */
+export function packageSweep<Sweep>(backend: LoadedBackend): Sweep | undefined {
+  const sweep = backend.module[`sweep${backend.kind[0]!.toUpperCase()}${backend.kind.slice(1)}`];
+  return typeof sweep === 'function' ? (sweep as Sweep) : undefined;
+}
+
 /** The docker package's `sweepDocker` (used for `sweep` and to tell whether a sandbox exists). */
-export function dockerSweep(
-  backend: LoadedBackend,
-): ((options: SweepOptions) => Promise<SweepResult>) | undefined {
-  const sweep = backend.kind === 'docker' ? backend.module.sweepDocker : undefined;
-  return typeof sweep === 'function' ? (sweep as (options: SweepOptions) => Promise<SweepResult>) : undefined;
+export function dockerSweep(backend: LoadedBackend) {
+  return backend.kind === 'docker'
+    ? packageSweep<(options: SweepOptions) => Promise<SweepResult>>(backend)
+    : undefined;
 }
 
 /** The ssh package's `sweepSsh` (used for `sweep` and to tell whether a sandbox exists). */
-export function sshSweep(
-  backend: LoadedBackend,
-): ((options: SshSweepOptions) => Promise<SweptSshSandbox[]>) | undefined {
-  const sweep = backend.kind === 'ssh' ? backend.module.sweepSsh : undefined;
-  return typeof sweep === 'function'
-    ? (sweep as (options: SshSweepOptions) => Promise<SweptSshSandbox[]>)
+export function sshSweep(backend: LoadedBackend) {
+  return backend.kind === 'ssh'
+    ? packageSweep<(options: SshSweepOptions) => Promise<SweptSshSandbox[]>>(backend)
     : undefined;
 }
 

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import type { SweepOptions } from '@agentbox/backend-docker';
 import { parseBackendConfig, UnsupportedError } from '@agentbox/core';
 import { intFlag, noPositionals, parseCommand } from '../args.js';
-import { dockerSweep, type LoadedBackend, loadBackend, readConfig } from '../backends.js';
+import { dockerSweep, type LoadedBackend, loadBackend, packageSweep, readConfig } from '../backends.js';
 import { printError, printJson, printLine } from '../output.js';
 import { sweepLocal } from '../sweep-local.js';
 import type { Command } from './context.js';
@@ -99,16 +99,16 @@ async function sweepDockerCommand(
 
 /**
  * A backend package may export `sweep<Kind>({ dryRun, olderThanMs, sandboxId, config })` (config:
- * the raw --config object, e.g. how to reach the host); its result is printed as is.
+ * the raw --config object, e.g. how to reach the host). A result that lists sandboxes (id, path,
+ * ...) is printed a line each; anything else as JSON.
  */
 async function sweepOther(
   backend: LoadedBackend,
   config: Record<string, unknown>,
   request: SweepRequest,
 ): Promise<number> {
-  const name = `sweep${backend.kind[0]!.toUpperCase()}${backend.kind.slice(1)}`;
-  const sweep = backend.module[name];
-  if (typeof sweep !== 'function')
+  const sweep = packageSweep<(options: Record<string, unknown>) => Promise<unknown>>(backend);
+  if (!sweep)
     throw new UnsupportedError(`the ${backend.kind} backend has no sweep`, {
       backend: backend.kind,
       operation: 'sweep',
