@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DEFAULT_IMAGE, type DockerSandbox } from '@agentbox/backend-docker';
 import { openSandbox } from '@agentbox/core';
-import { report, skip, timeMs } from './harness.js';
+import { type Rounds, report, rounds, skip, timeMs } from './harness.js';
 
 const sh = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -52,7 +52,7 @@ async function bareExec(sb: DockerSandbox): Promise<void> {
  * same user, kept open. One round is the command started as its own session and process group
  * (`setsid sh -c true`) written raw to that shell and its completion read back, no framing of ours.
  */
-async function openFloorShell(sb: DockerSandbox): Promise<{ round: () => Promise<void>; close: () => void }> {
+async function openFloorShell(sb: DockerSandbox): Promise<Rounds> {
   const exec = await sb.docker.getContainer(sb.containerId).exec({
     Cmd: ['sh'],
     AttachStdin: true,
@@ -62,28 +62,7 @@ async function openFloorShell(sb: DockerSandbox): Promise<{ round: () => Promise
     Tty: false,
   });
   const stream = (await exec.start({ hijack: true, stdin: true, Tty: false })) as Duplex;
-  let seen = '';
-  let waiting: { token: string; resolve: () => void } | undefined;
-  stream.on('data', (chunk: Buffer) => {
-    // Tty false: frames of 8-byte headers, but `done-N` fits in one frame, so the raw bytes are searched.
-    seen += chunk.toString('latin1');
-    if (waiting && seen.includes(waiting.token)) {
-      seen = '';
-      const { resolve } = waiting;
-      waiting = undefined;
-      resolve();
-    }
-  });
-  let n = 0;
-  return {
-    round: () =>
-      new Promise<void>((resolve) => {
-        const token = `done-${++n}\n`;
-        waiting = { token, resolve };
-        stream.write(`setsid sh -c true; echo done-${n}\n`);
-      }),
-    close: () => stream.end(),
-  };
+  return rounds(stream, (n) => `setsid sh -c true; echo done-${n}\n`);
 }
 
 /** `total` commands from `callers` concurrent callers on one sandbox; returns ops/s. */

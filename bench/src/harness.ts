@@ -1,5 +1,7 @@
 /** Measure, then print one JSON line per figure with its baseline from the same run and the ratio. */
 
+import type { Duplex } from 'node:stream';
+
 export interface Figure {
   bench: string;
   backend: string;
@@ -46,4 +48,40 @@ export async function timeMs(fn: () => Promise<unknown>): Promise<number> {
 
 export function skip(bench: string, reason: string): void {
   console.error(`skipped ${bench}: ${reason}`);
+}
+
+/** Round trips over a stream already open to a shell (or `cat`) in the sandbox. */
+export interface Rounds {
+  /** Write `line(n)` and wait until `done-n` comes back. */
+  round(): Promise<void>;
+  close(): void;
+}
+
+/**
+ * Rounds over an open stream, with no framing of ours: each writes `line(n)`, which must make
+ * the other side print `done-n`, and waits for it. The raw bytes are searched, so a stream with
+ * frame headers (docker without a TTY) works as long as `done-n` fits in one frame.
+ */
+export function rounds(stream: Duplex, line: (n: number) => string): Rounds {
+  let seen = '';
+  let waiting: { token: string; resolve: () => void } | undefined;
+  stream.on('data', (chunk: Buffer) => {
+    seen += chunk.toString('latin1');
+    if (waiting && seen.includes(waiting.token)) {
+      seen = '';
+      const { resolve } = waiting;
+      waiting = undefined;
+      resolve();
+    }
+  });
+  let n = 0;
+  return {
+    round: () =>
+      new Promise<void>((resolve) => {
+        n += 1;
+        waiting = { token: `done-${n}\n`, resolve };
+        stream.write(line(n));
+      }),
+    close: () => stream.end(),
+  };
 }

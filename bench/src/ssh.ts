@@ -19,7 +19,7 @@ import type { SshSandbox } from '@agentbox/backend-ssh';
 import { openSandbox } from '@agentbox/core';
 import '@agentbox/backend-ssh';
 import { Client, type ClientChannel } from 'ssh2';
-import { report, skip, timeMs } from './harness.js';
+import { type Rounds, report, rounds, skip, timeMs } from './harness.js';
 
 const sh = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -296,37 +296,17 @@ function connectDefaults(s: SshdState, user: string): Promise<Client> {
   });
 }
 
-/** A channel kept open running `command`; one round writes `line(n)` and waits for `done-n`. */
+/** A channel kept open running `command`, for rounds of `line(n)` answered by `done-n`. */
 async function openRoundChannel(
   client: Client,
   command: string,
   line: (n: number) => string,
-): Promise<{ round: () => Promise<void>; close: () => void }> {
+): Promise<Rounds> {
   const ch = await new Promise<ClientChannel>((resolve, reject) =>
     client.exec(command, (err, channel) => (err ? reject(err) : resolve(channel))),
   );
   ch.stderr.resume();
-  let seen = '';
-  let waiting: { token: string; resolve: () => void } | undefined;
-  ch.on('data', (chunk: Buffer) => {
-    seen += chunk.toString('latin1');
-    if (waiting && seen.includes(waiting.token)) {
-      seen = '';
-      const { resolve } = waiting;
-      waiting = undefined;
-      resolve();
-    }
-  });
-  let n = 0;
-  return {
-    round: () =>
-      new Promise<void>((resolve) => {
-        n += 1;
-        waiting = { token: `done-${n}\n`, resolve };
-        ch.write(line(n));
-      }),
-    close: () => ch.end(),
-  };
+  return rounds(ch, line);
 }
 
 /** The issue's floor: the command as its own session and process group, from a shell already open. */
