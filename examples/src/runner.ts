@@ -5,8 +5,13 @@
  *
  *   pnpm demo                                   # local backend, scripted model
  *   pnpm demo -- --backend docker               # a hardened container (needs a running dockerd)
+ *   pnpm demo -- --backend ssh --config-file ssh.json   # a workspace on an SSH host
  *   pnpm demo -- --model-url http://127.0.0.1:8000/v1 --model NAME --task "..."
+ *
+ * `--config JSON` (or `--config-file PATH`) is the backend's config, e.g. for ssh
+ * `{"host": "...", "user": "...", "auth": {"type": "agent"}, "knownHostsFile": "..."}`.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
   type AgentEvent,
@@ -15,11 +20,20 @@ import {
   runAgent,
   scriptedModel,
 } from '@agentbox/agent';
-import { openSandbox } from '@agentbox/core';
+import { isAgentboxError, openSandbox } from '@agentbox/core';
+
+// A typed error is the user's to fix (a bad config, no daemon): its code and message, no stack.
+process.on('uncaughtException', (error) => {
+  if (!isAgentboxError(error)) throw error;
+  console.error(`runner: ${error.code}: ${error.message}`);
+  process.exit(1);
+});
 
 const { values } = parseArgs({
   options: {
     backend: { type: 'string', default: 'local' },
+    config: { type: 'string' },
+    'config-file': { type: 'string' },
     'model-url': { type: 'string' },
     model: { type: 'string', default: 'default' },
     task: { type: 'string', default: 'Set up a tiny shell project, then clean up the workspace safely.' },
@@ -31,7 +45,20 @@ const backends: Record<string, () => Promise<unknown>> = {
   docker: () => import('@agentbox/backend-docker'),
   ssh: () => import('@agentbox/backend-ssh'),
 };
-await (backends[backend] ?? backends.local!)();
+const load = backends[backend];
+if (!load) {
+  console.error(`runner: unknown backend "${backend}"; known: ${Object.keys(backends).join(', ')}`);
+  process.exit(2);
+}
+await load();
+const configText = values['config-file'] ? readFileSync(values['config-file'], 'utf8') : values.config;
+let config: unknown;
+try {
+  config = configText === undefined ? undefined : JSON.parse(configText);
+} catch (error) {
+  console.error(`runner: the backend config is not JSON: ${(error as Error).message}`);
+  process.exit(2);
+}
 
 const bold = (s: string) => `\x1b[1m${s}\x1b[0m`;
 const indent = (text: string) => text.replace(/\n$/, '').replace(/^/gm, '  │ ');
@@ -89,7 +116,7 @@ const model = values['model-url']
   : script;
 
 console.log(bold(`▸ open a ${backend} sandbox`));
-await using sandbox = await openSandbox({ backend });
+await using sandbox = await openSandbox({ backend, config });
 const enforced = Object.entries(sandbox.enforcement)
   .filter(([, s]) => s.status === 'enforced')
   .map(([control]) => control);
