@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything CI checks: provision the real services the tests use, type-check, lint, then every
-# package's tests, one package at a time (2 cores: parallel packages would fight over them),
+# package's tests and the example runner's, one package at a time (2 cores: parallel packages would fight over them),
 # on the node on PATH and again on Node 24 (AGENTBOX_SECOND_NODE=<major>, or none to skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ failed=()
 run_packages() {
   local label=$1
   mkdir -p "$results/$label"
-  for dir in packages/*/; do
+  for dir in packages/*/ examples/; do
     name=$(node -p "require('./${dir}package.json').name")
     log "test ($label): $name"
     if ! AGENTBOX_TEST_RESULTS="$results/$label" pnpm_cmd --filter "$name" --reporter=append-only test; then
