@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Everything CI checks: provision the real services the tests use, type-check, lint, then every
-# package's tests and the example runner's, one package at a time (2 cores: parallel packages would fight over them),
-# on the node on PATH and again on Node 24 (AGENTBOX_SECOND_NODE=<major>, or none to skip).
+# Everything CI checks: provision the real services the tests use, type-check, lint, then the
+# tests of every package and of the example runner, one at a time (2 cores: parallel packages
+# would fight over them), on the node on PATH and again on Node 24 (AGENTBOX_SECOND_NODE=<major>,
+# or none to skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
