@@ -413,26 +413,28 @@ describe('the ssh backend through the CLI', () => {
       user: state.users[0],
       auth: { type: 'privateKey', path: state.privateKeyFile },
       knownHostsFile: state.knownHostsFile,
-      root: `~/.agentbox/cli-test-${process.pid}`,
+      root: '~/.agentbox/cli-test',
     };
     const flags = ['--backend', 'ssh', '--config', JSON.stringify(config)];
+    // One root for every run (nothing piles up), an id of this run's own.
+    const id = `box-${process.pid}`;
 
     const typo = await agentbox(['exec', ...flags, '--id', 'typo', '--', 'true']);
     expect(typo.code).toBe(1);
     expect(typo.stderr).toMatch(/^agentbox: NOT_FOUND: .*no ssh sandbox "typo"/);
 
-    expect((await agentbox(['open', ...flags, '--id', 'box'])).code).toBe(0);
-    expect((await agentbox(['exec', ...flags, '--id', 'box', '-c', 'echo kept > f'])).code).toBe(0);
-    expect((await agentbox(['exec', ...flags, '--id', 'box', '--', 'cat', 'f'])).stdout).toBe('kept\n');
+    expect((await agentbox(['open', ...flags, '--id', id])).code).toBe(0);
+    expect((await agentbox(['exec', ...flags, '--id', id, '-c', 'echo kept > f'])).code).toBe(0);
+    expect((await agentbox(['exec', ...flags, '--id', id, '--', 'cat', 'f'])).stdout).toBe('kept\n');
 
-    const listed = await agentbox(['sweep', ...flags, '--dry-run', '--json']);
-    expect(JSON.parse(listed.stdout).result).toMatchObject([{ id: 'box', removed: false }]);
-    const swept = await agentbox(['sweep', ...flags]);
+    const listed = await agentbox(['sweep', ...flags, '--id', id, '--dry-run', '--json']);
+    expect(JSON.parse(listed.stdout).result).toMatchObject([{ id, removed: false }]);
+    const swept = await agentbox(['sweep', ...flags, '--id', id]);
     expect(swept).toMatchObject({
       code: 0,
-      stdout: expect.stringMatching(/^swept 1 ssh sandbox\(es\):\n {2}box /),
+      stdout: expect.stringContaining(`swept 1 ssh sandbox(es):\n  ${id} `),
     });
-    expect((await agentbox(['exec', ...flags, '--id', 'box', '--', 'true'])).stderr).toMatch(/NOT_FOUND/);
+    expect((await agentbox(['exec', ...flags, '--id', id, '--', 'true'])).stderr).toMatch(/NOT_FOUND/);
   });
 });
 
