@@ -24,6 +24,32 @@ export async function spawnPlain(req: StartRequest): Promise<RawProcess> {
 }
 
 /**
+ * The docker CLI's `exec -i` stream as a transport into `container` (it stands in for a hijacked
+ * docker exec): stdout and stderr apart, stdin half-closable.
+ */
+export function dockerCliExec(
+  container: string,
+  argv: readonly string[],
+  env: Readonly<Record<string, string>>,
+  cwd: string,
+): Promise<RawProcess> {
+  return spawnPlain({
+    argv: [
+      'docker',
+      'exec',
+      '-i',
+      '-w',
+      cwd,
+      ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+      container,
+      ...argv,
+    ],
+    cwd: '/',
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+}
+
+/**
  * A transport like a hijacked docker exec: it reports the exit only once stdout and stderr
  * have ended, so a dead shell whose streams something else holds open looks alive.
  */

@@ -18,7 +18,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SessionTestSandbox, spawnPlain } from './session-local.js';
+import { dockerCliExec, SessionTestSandbox, spawnPlain } from './session-local.js';
 
 const ROUNDS = Number(process.argv[2] ?? 15);
 const PER_ROUND = 30;
@@ -174,22 +174,8 @@ async function docker(): Promise<void> {
     { encoding: 'utf8' },
   ).trim();
   try {
-    // The docker CLI's `exec -i` stream is the transport: stdout and stderr apart, stdin half-closable.
     const dockerExec = (argv: readonly string[], env: Record<string, string>, cwd: string) =>
-      spawnPlain({
-        argv: [
-          'docker',
-          'exec',
-          '-i',
-          '-w',
-          cwd,
-          ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
-          container,
-          ...argv,
-        ],
-        cwd: '/',
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-      });
+      dockerCliExec(container, argv, env, cwd);
     const fast = await SessionTestSandbox.create({
       pool: {
         startProcess: (req) => dockerExec(req.argv, req.env, req.cwd),

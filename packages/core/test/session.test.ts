@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AbortedError, NotFoundError, SandboxUnavailableError, TimeoutError } from '../src/index.js';
 import { newNonce } from '../src/session/protocol.js';
 import { MarkerScanner } from '../src/session/scanner.js';
-import { busyboxOnlyPath, SessionTestSandbox, SHELLS, spawnPlain } from './session-local.js';
+import { busyboxOnlyPath, dockerCliExec, SessionTestSandbox, SHELLS } from './session-local.js';
 
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -493,22 +493,8 @@ describe.skipIf(!dockerReady)(
         ],
         { encoding: 'utf8' },
       ).trim();
-      // The docker CLI's `exec -i` stream stands in for a hijacked exec: stdout and stderr apart.
       const dockerExec = (argv: readonly string[], env: Record<string, string>, cwd: string) =>
-        spawnPlain({
-          argv: [
-            'docker',
-            'exec',
-            '-i',
-            '-w',
-            cwd,
-            ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
-            container,
-            ...argv,
-          ],
-          cwd: '/',
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-        });
+        dockerCliExec(container, argv, env, cwd);
       sandbox = await SessionTestSandbox.create({
         pool: {
           startProcess: (req) => dockerExec(req.argv, req.env, req.cwd),
