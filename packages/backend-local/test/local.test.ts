@@ -24,6 +24,22 @@ describe('local backend', () => {
     delete process.env.AGENTBOX_TEST_API_KEY;
   });
 
+  it('spawn: a stream read from the start gets all of it; one left unread until wait() is not kept, and says so', async () => {
+    await using sb = await openSandbox({ backend: 'local', config: { root } });
+    const read = sb.spawn('seq 1 20000');
+    let text = '';
+    for await (const chunk of read.stdout) text += Buffer.from(chunk).toString();
+    expect(text.split('\n').length).toBe(20001);
+    expect((await read.wait()).exitCode).toBe(0);
+
+    const unread = sb.spawn('seq 1 20000');
+    expect((await unread.wait()).stdout.length).toBe(text.length);
+    const iterate = async () => {
+      for await (const _ of unread.stdout) return;
+    };
+    await expect(iterate()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: /not buffered/ });
+  });
+
   it('reports that it isolates nothing', async () => {
     await using sb = await openSandbox({ backend: 'local', config: { root } });
     expect(sb.capabilities.isolation).toBe('none');

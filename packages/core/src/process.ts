@@ -13,6 +13,7 @@ import {
   toAgentboxError,
 } from './errors.js';
 import { DEFAULT_MAX_OUTPUT_BYTES, decodeUtf8, encodeUtf8, OutputBuffer } from './output.js';
+import { StreamQueue } from './stream-queue.js';
 import type { Command, ExecHandle, ExecResult, SpawnOptions, StdinSource } from './types.js';
 
 /** What a backend is asked to start. `cwd` is absolute; `env` is complete (defaults merged). */
@@ -110,51 +111,6 @@ export async function* stdinChunks(source: StdinSource): AsyncGenerator<Uint8Arr
   }
 }
 
-/** A single-consumer queue that turns pushed chunks into an async iterable. */
-class ChunkQueue implements AsyncIterable<Uint8Array> {
-  #chunks: Uint8Array[] = [];
-  #done = false;
-  #wake: (() => void) | undefined;
-  #disabled = false;
-  #started = false;
-
-  push(chunk: Uint8Array): void {
-    if (this.#disabled) return;
-    this.#chunks.push(chunk);
-    this.#wake?.();
-  }
-  end(): void {
-    this.#done = true;
-    this.#wake?.();
-  }
-  /** Stop buffering when nobody will read (the caller is only waiting for the result). */
-  disableIfUnread(): void {
-    if (!this.#started) {
-      this.#disabled = true;
-      this.#chunks = [];
-    }
-  }
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    if (this.#disabled)
-      throw new InvalidArgumentError(
-        'this output stream is not buffered: start reading stdout/stderr before calling wait(), or use exec()',
-      );
-    this.#started = true;
-    for (;;) {
-      const chunk = this.#chunks.shift();
-      if (chunk) {
-        yield chunk;
-        continue;
-      }
-      if (this.#done) return;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
-      this.#wake = undefined;
-    }
-  }
-}
-
 export interface RunOptions extends SpawnOptions {
   /** exec(): stdin is closed after the given input (or at once). spawn(): stays open for writes when none is given. */
   closeStdinAfterInput: boolean;
@@ -172,8 +128,9 @@ export class ProcessHandle implements ExecHandle {
   readonly #raw: Promise<RawProcess>;
   readonly #out: OutputBuffer;
   readonly #err: OutputBuffer;
-  readonly #liveOut = new ChunkQueue();
-  readonly #liveErr = new ChunkQueue();
+  // What spawn's caller reads live; the OutputBuffers bound memory, so no backpressure here.
+  readonly #liveOut = new StreamQueue(Number.POSITIVE_INFINITY);
+  readonly #liveErr = new StreamQueue(Number.POSITIVE_INFINITY);
   readonly #result: Promise<ExecResult>;
   #stopReason: 'timeout' | 'abort' | 'closed' | undefined;
   #stopNow: (() => void) | undefined;
@@ -196,10 +153,7 @@ export class ProcessHandle implements ExecHandle {
       throw new InvalidArgumentError('timeoutMs must be a positive number', context);
     this.#out = new OutputBuffer(max);
     this.#err = new OutputBuffer(max);
-    if (!options.streaming) {
-      this.#liveOut.disableIfUnread();
-      this.#liveErr.disableIfUnread();
-    }
+    if (!options.streaming) this.#stopUnreadStreams();
     this.#raw = options.signal?.aborted
       ? Promise.reject(new AbortedError('aborted before the command started', this.#context))
       : start();
@@ -256,9 +210,18 @@ export class ProcessHandle implements ExecHandle {
 
   wait(): Promise<ExecResult> {
     // A caller waiting for the result without having started to read the streams will not read them.
-    this.#liveOut.disableIfUnread();
-    this.#liveErr.disableIfUnread();
+    this.#stopUnreadStreams();
     return this.#result;
+  }
+
+  #stopUnreadStreams(): void {
+    for (const live of [this.#liveOut, this.#liveErr])
+      live.stopIfUnread(
+        new InvalidArgumentError(
+          'this output stream is not buffered: start reading stdout/stderr before calling wait(), or use exec()',
+          this.#context,
+        ),
+      );
   }
 
   #partial() {
@@ -290,7 +253,7 @@ export class ProcessHandle implements ExecHandle {
     const drain = async (
       stream: AsyncIterable<Uint8Array>,
       buffer: OutputBuffer,
-      live: ChunkQueue,
+      live: StreamQueue,
       cb?: (c: Uint8Array) => void,
     ) => {
       try {

@@ -11,7 +11,11 @@ export class StreamQueue implements AsyncIterable<Uint8Array> {
   #ended = false;
   #wakeReader: (() => void) | undefined;
   #wakeWriters: (() => void)[] = [];
+  #reading = false;
+  /** Set when the queue stopped buffering because nobody read it: reading then throws this. */
+  #unread: Error | undefined;
 
+  /** `highWaterBytes: Infinity` never holds a writer back (the caller bounds memory itself). */
   constructor(highWaterBytes = 1024 * 1024) {
     this.#highWaterBytes = highWaterBytes;
   }
@@ -22,7 +26,7 @@ export class StreamQueue implements AsyncIterable<Uint8Array> {
 
   /** Add a chunk; the promise resolves when there is room again. Chunks after `end` are dropped. */
   push(chunk: Uint8Array): Promise<void> | undefined {
-    if (this.#ended || chunk.length === 0) return undefined;
+    if (this.#ended || this.#unread || chunk.length === 0) return undefined;
     this.#chunks.push(chunk);
     this.#bytes += chunk.length;
     this.#wakeReader?.();
@@ -44,7 +48,21 @@ export class StreamQueue implements AsyncIterable<Uint8Array> {
     this.end();
   }
 
+  /**
+   * Stop buffering if reading has not started (the caller will not read): what is held is
+   * dropped, later chunks are too, and reading afterwards throws `error` instead of ending early.
+   */
+  stopIfUnread(error: Error): void {
+    if (this.#reading || this.#unread) return;
+    this.#unread = error;
+    this.#chunks = [];
+    this.#bytes = 0;
+    this.#releaseWriters();
+  }
+
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    if (this.#unread) throw this.#unread;
+    this.#reading = true;
     for (;;) {
       const chunk = this.#chunks.shift();
       if (chunk) {
