@@ -13,12 +13,15 @@ log "typecheck"
 pnpm_cmd -r --reporter=append-only typecheck
 log "lint and format check"
 pnpm_cmd exec biome check .
+log "package check: publint and attw on every packed package"
+bash scripts/check-packages.sh
 
 results=$(mktemp -d)
 failed=()
 # Every package's tests under the node first on PATH; results land in $results/<label>.
 run_packages() {
   local label=$1
+  export AGENTBOX_TEST_PASS=$2
   mkdir -p "$results/$label"
   for dir in packages/*/ examples/; do
     name=$(node -p "require('./${dir}package.json').name")
@@ -29,12 +32,12 @@ run_packages() {
   done
 }
 
-run_packages "node $(node --version)"
+run_packages "node $(node --version)" first
 # The libraries promise Node 20 and newer: the same tests again on the current LTS (24),
 # fetched from the npm registry as its official binary package.
 if [ "${AGENTBOX_SECOND_NODE:-24}" != none ]; then
   if node_bin=$(bash scripts/node-runtime.sh "${AGENTBOX_SECOND_NODE:-24}"); then
-    PATH="$node_bin:$PATH" run_packages "node $("$node_bin/node" --version)"
+    PATH="$node_bin:$PATH" run_packages "node $("$node_bin/node" --version)" second
   else
     echo "SKIPPING the second Node.js pass: Node ${AGENTBOX_SECOND_NODE:-24} could not be fetched from the npm registry" >&2
   fi

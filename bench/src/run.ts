@@ -1,5 +1,5 @@
 /**
- * Runs every benchmark, or those named: `pnpm bench -- local docker`. Each prints JSON lines
+ * Runs every benchmark, or those named: `pnpm bench -- local docker`; `--list` names them. Each prints JSON lines
  * `{bench, backend, value, unit, baseline, baselineValue, ratio}` on stdout.
  */
 export {};
@@ -11,6 +11,10 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
+if (wanted.includes('--list')) {
+  console.log(Object.keys(all).join('\n'));
+  process.exit(0);
+}
 for (const name of wanted.length ? wanted : Object.keys(all)) {
   const load = all[name];
   if (!load) throw new Error(`unknown benchmark "${name}"; known: ${Object.keys(all).join(', ')}`);

@@ -63,6 +63,14 @@ try {
 const bold = (s: string) => `\x1b[1m${s}\x1b[0m`;
 const indent = (text: string) => text.replace(/\n$/, '').replace(/^/gm, '  │ ');
 
+/** Sleepers (from the runaway command) still running with their cwd in the sandbox's workdir. */
+const COUNT_SLEEPERS = `n=0
+for p in /proc/[0-9]*; do
+  case "$(readlink "$p/cwd" 2>/dev/null)" in "$PWD" | "$PWD"/*) ;; *) continue ;; esac
+  case "$(tr '\\0' ' ' < "$p/cmdline" 2>/dev/null)" in "sleep 3"[01]" "*) n=$((n + 1)) ;; esac
+done
+echo "still here; sleepers left: $n"`;
+
 /** What the scripted model does: one tool call per turn, reading results where it needs them. */
 const lastResult = (messages: readonly Message[]) => (messages.at(-1) as { content: string }).content;
 let checkpointId = '';
@@ -91,9 +99,8 @@ const script = scriptedModel([
     command: 'echo starting; sleep 30 & sleep 31',
     timeoutMs: 500,
   }),
-  turn('The sandbox is still usable.', 'exec', {
-    command: 'echo "still here; sleepers left: $(ps -eo args | grep -c "^sleep 3[01]")"',
-  }),
+  // The sandbox's processes are those working inside it: count the sleepers whose cwd is here.
+  turn('The sandbox is still usable.', 'exec', { command: COUNT_SLEEPERS }),
   { content: 'Done: the project is set up, and the mistaken cleanup was rolled back.', toolCalls: [] },
 ]);
 

@@ -37,7 +37,9 @@ describe.concurrent('the example runner', () => {
   it('runs the agent loop to the end: a destructive mistake is rolled back, a runaway command cut off', async () => {
     const root = await mkdtemp(join(tmpdir(), 'agentbox-demo-'));
     roots.push(root);
-    const run = await runner(['--config', JSON.stringify({ root })]);
+    // An unrelated sleeper on the host is not the sandbox's: the runner must not count it.
+    const bystander = spawn('sleep', ['30'], { cwd: tmpdir(), stdio: 'ignore' });
+    const run = await runner(['--config', JSON.stringify({ root })]).finally(() => bystander.kill());
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const out = plain(run.stdout);
