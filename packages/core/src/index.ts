@@ -1,3 +1,4 @@
+export * from './checkpoint/engine/index.js';
 export * from './checkpoint/exec-store.js';
 export * from './checkpoint/tree-store.js';
 export * from './errors.js';
