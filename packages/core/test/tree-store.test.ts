@@ -66,6 +66,23 @@ describe('TreeCheckpointStore', () => {
     expect((await newStore().list())[0]!.label).toBe('ħ');
   });
 
+  it('round-trips names that are not UTF-8 (files, directories, link targets)', async () => {
+    const raw = (name: number[]) => Buffer.concat([Buffer.from(`${root}/`), Buffer.from(name)]);
+    const dirName = [0x64, 0xff, 0x27];
+    await fs.mkdir(raw(dirName));
+    await fs.writeFile(Buffer.concat([raw(dirName), Buffer.from([0x2f, 0xc4, 0xfe])]), 'inside');
+    await fs.symlink(Buffer.from([0x74, 0xfe]), raw([0x6c, 0x80]));
+    const store = newStore();
+    const info = await store.create({ label: undefined });
+    await fs.rm(raw(dirName), { recursive: true });
+    await fs.rm(raw([0x6c, 0x80]));
+    await store.restore(info.id);
+    expect(await fs.readFile(Buffer.concat([raw(dirName), Buffer.from([0x2f, 0xc4, 0xfe])]), 'utf8')).toBe(
+      'inside',
+    );
+    expect(await fs.readlink(raw([0x6c, 0x80]), { encoding: 'buffer' })).toEqual(Buffer.from([0x74, 0xfe]));
+  });
+
   it('opens read-only directories before restoring into them (and removing below them)', async () => {
     await fs.mkdir(at('locked'));
     await fs.writeFile(at('locked/f'), 'inside');

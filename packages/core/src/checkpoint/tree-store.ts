@@ -3,7 +3,8 @@
  * directly. A checkpoint is a manifest (one entry per path) plus objects named by the SHA-256 of
  * their content; only files whose (inode, size, mtime, ctime) changed since the last scan are
  * read, so the cost follows the change, not the tree. Objects are copies, never hard links, so
- * the store shares no mutable storage with the live tree. Objects and manifests are written to a
+ * the store shares no mutable storage with the live tree. Names are kept as binary strings (one
+ * char per byte), so names that are not UTF-8 round-trip. Objects and manifests are written to a
  * temporary name and renamed, so a crash mid-checkpoint leaves earlier checkpoints intact.
  *
  * The diff, the racy-ctime rule, the restore plan (read-only directories opened first, nothing
@@ -67,6 +68,7 @@ export interface TreeStoreOptions {
 
 export class TreeCheckpointStore implements CheckpointStore {
   readonly #root: string;
+  readonly #rootBytes: Buffer;
   readonly #objects: string;
   readonly #manifests: string;
   readonly #cacheFile: string;
@@ -82,6 +84,7 @@ export class TreeCheckpointStore implements CheckpointStore {
     if (options.manifestKey !== undefined && options.manifestKey.length < 16)
       throw new InvalidArgumentError('manifestKey must be at least 16 bytes');
     this.#root = options.root;
+    this.#rootBytes = Buffer.from(options.root);
     this.#objects = join(options.storeDir, 'objects');
     this.#manifests = join(options.storeDir, 'manifests');
     this.#cacheFile = join(options.storeDir, 'stat-cache.json');
@@ -111,7 +114,7 @@ export class TreeCheckpointStore implements CheckpointStore {
       let bytesStored = 0;
       await forEachLimit(diff.copy, 16, async (entry) => {
         opts.signal?.throwIfAborted();
-        const stored = await this.#storeObject(join(this.#root, entry.path), entry.size ?? 0);
+        const stored = await this.#storeObject(this.#abs(entry.path), entry.size ?? 0);
         entry.hash = stored.hash;
         entry.size = stored.size;
         bytesStored += stored.written;
@@ -126,6 +129,7 @@ export class TreeCheckpointStore implements CheckpointStore {
         bytesStored,
       };
       const manifest: Manifest = {
+        version: 2,
         info,
         entries: scanned.map(({ liveKey: _k, racy: _r, ...entry }) => entry),
       };
@@ -156,7 +160,7 @@ export class TreeCheckpointStore implements CheckpointStore {
         await this.#verifyObject(id, entry.hash!);
       });
 
-      const at = (path: string) => join(this.#root, path);
+      const at = (path: string) => this.#abs(path);
       for (const path of plan.open) {
         const st = await fs.lstat(at(path));
         if (st.isDirectory()) await fs.chmod(at(path), (st.mode & 0o7777) | 0o700);
@@ -165,7 +169,7 @@ export class TreeCheckpointStore implements CheckpointStore {
       for (const { kind, entry } of plan.create) {
         signal?.throwIfAborted();
         if (kind === 'mkdir') await fs.mkdir(at(entry.path), { mode: 0o700 });
-        else if (kind === 'symlink') await fs.symlink(entry.target!, at(entry.path));
+        else if (kind === 'symlink') await fs.symlink(Buffer.from(entry.target!, 'latin1'), at(entry.path));
         else await this.#restoreFile(entry, at(entry.path));
       }
       for (const entry of plan.chmod) await fs.chmod(at(entry.path), entry.mode);
@@ -274,6 +278,11 @@ export class TreeCheckpointStore implements CheckpointStore {
       );
   }
 
+  /** A path of the tree (a binary string, `''` for the root) as the bytes to hand to fs. */
+  #abs(path: string): Buffer {
+    return path ? Buffer.concat([this.#rootBytes, Buffer.from(`/${path}`, 'latin1')]) : this.#rootBytes;
+  }
+
   /** The filesystem's clock now, as the ctime of a file just written in the store. */
   async #clock(): Promise<{ sec: bigint; nsec: bigint }> {
     await fs.mkdir(this.#tmp, { recursive: true });
@@ -299,11 +308,13 @@ export class TreeCheckpointStore implements CheckpointStore {
     let sinceYield = 0;
     while (stack.length > 0) {
       const rel = stack.pop()!;
-      const names = readdirSync(join(this.#root, rel)).sort();
+      const names = readdirSync(this.#abs(rel), { encoding: 'buffer' })
+        .map((n) => n.toString('latin1'))
+        .sort();
       const subdirs: string[] = [];
       for (const name of names) {
         const path = rel ? `${rel}/${name}` : name;
-        const abs = join(this.#root, path);
+        const abs = this.#abs(path);
         const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
         if (!st) continue; // vanished during the scan
         const mode = Number(st.mode & 0o7777n);
@@ -311,7 +322,12 @@ export class TreeCheckpointStore implements CheckpointStore {
           out.push({ path, type: 'dir', mode });
           subdirs.push(path);
         } else if (st.isSymbolicLink()) {
-          out.push({ path, type: 'symlink', mode, target: readlinkSync(abs) });
+          out.push({
+            path,
+            type: 'symlink',
+            mode,
+            target: readlinkSync(abs, { encoding: 'buffer' }).toString('latin1'),
+          });
         } else if (st.isFile()) {
           out.push({
             path,
@@ -357,7 +373,7 @@ export class TreeCheckpointStore implements CheckpointStore {
   }
 
   /** Copy a file into the store while hashing it, in one read (small files in one piece, large ones streamed). */
-  async #storeObject(source: string, size: number): Promise<{ hash: string; size: number; written: number }> {
+  async #storeObject(source: Buffer, size: number): Promise<{ hash: string; size: number; written: number }> {
     const tmp = join(this.#objects, `.tmp-${randomUUID()}`);
     try {
       let digest: string;
@@ -398,8 +414,8 @@ export class TreeCheckpointStore implements CheckpointStore {
   }
 
   /** Replace a file with a fresh copy of its object (a new inode: nothing is shared with the store). */
-  async #restoreFile(entry: ManifestEntry, abs: string): Promise<void> {
-    const tmp = `${abs}.agentbox-restore-${randomUUID().slice(0, 8)}`;
+  async #restoreFile(entry: ManifestEntry, abs: Buffer): Promise<void> {
+    const tmp = Buffer.concat([abs, Buffer.from(`.agentbox-restore-${randomUUID().slice(0, 8)}`)]);
     try {
       await fs.copyFile(this.#objectPath(entry.hash!), tmp, fsConstants.COPYFILE_FICLONE);
       await fs.chmod(tmp, entry.mode);

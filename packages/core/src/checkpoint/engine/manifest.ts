@@ -30,7 +30,6 @@ const sha256 = z.string().regex(SHA256, 'must be a SHA-256 in lowercase hex');
 /** Binary string (one char per byte, no NUL), as the exec store keeps names. */
 const binary = z.string().regex(/^[\x01-\xff]+$/, 'must be a binary string without NUL');
 const binaryPath = binary.refine(isNormalPath, 'must be a normalised relative path');
-const textPath = z.string().refine((p) => isNormalPath(p), 'must be a normalised relative path');
 
 export const checkpointInfoSchema = z.object({
   id: z.string().regex(CHECKPOINT_ID),
@@ -77,8 +76,8 @@ export const execEntrySchema = z.strictObject({
 export type ExecManifestEntry = z.infer<typeof execEntrySchema>;
 
 export const treeEntrySchema = z.strictObject({
-  /** Relative to the root, `/`-separated. */
-  path: textPath,
+  /** Relative to the root, `/`-separated, as a binary string of the raw bytes. */
+  path: binaryPath,
   type: z.enum(['file', 'dir', 'symlink']),
   mode,
   /** Files: SHA-256 of the content. */
@@ -90,11 +89,7 @@ export const treeEntrySchema = z.strictObject({
     .regex(/^-?\d{1,22}$/)
     .optional(),
   /** Symlinks: the link target (never followed by a restore). */
-  target: z
-    .string()
-    .min(1)
-    .refine((t) => !t.includes('\0'))
-    .optional(),
+  target: binary.optional(),
 });
 export type ManifestEntry = z.infer<typeof treeEntrySchema>;
 
@@ -144,6 +139,8 @@ export type ExecManifest = z.infer<typeof execManifestSchema>;
 
 export const treeManifestSchema = z
   .strictObject({
+    /** 2: names are binary strings. (Absent in manifests written before; their names were ASCII or text.) */
+    version: z.literal(2).optional(),
     info: checkpointInfoSchema,
     entries: z.array(treeEntrySchema),
   })
