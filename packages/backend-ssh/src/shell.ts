@@ -5,17 +5,11 @@
  * channel, and replaces itself with the command under a cleared environment (`env -i`), so the
  * exit status and a deadly signal reach us exactly as the command produced them.
  */
-import type { StartRequest } from '@agentbox/core';
+import { type StartRequest, shellQuote, shellQuoteAll } from '@agentbox/core';
 
-/** Quote one word for a POSIX shell: `'…'`, with each `'` written as `'\''`. */
-export function quote(word: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-export function quoteAll(words: readonly string[]): string {
-  return words.map(quote).join(' ');
-}
+/** Core's one quoting function, under the names this package uses (text, sent as UTF-8). */
+export const quote = shellQuote;
+export const quoteAll = shellQuoteAll;
 
 /** How the wrapper ended before the command started, or the process group the command leads. */
 export type WrapperStatus =

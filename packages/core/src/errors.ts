@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'SANDBOX_CLOSED'
   | 'POLICY_NOT_ENFORCEABLE'
   | 'CHECKPOINT_NOT_FOUND'
+  | 'CHECKPOINT_CORRUPT'
   | 'UNSUPPORTED'
   | 'INVALID_ARGUMENT'
   | 'AUTHENTICATION'
@@ -134,6 +135,10 @@ export class PolicyNotEnforceableError extends AgentboxError {
 export class CheckpointNotFoundError extends AgentboxError {
   declare readonly code: 'CHECKPOINT_NOT_FOUND';
 }
+/** A checkpoint failed validation (bad manifest, wrong MAC, object hash mismatch): never restored. */
+export class CheckpointCorruptError extends AgentboxError {
+  declare readonly code: 'CHECKPOINT_CORRUPT';
+}
 export class UnsupportedError extends AgentboxError {
   declare readonly code: 'UNSUPPORTED';
 }
@@ -189,6 +194,7 @@ define(SandboxUnavailableError, 'SANDBOX_UNAVAILABLE', 503, true);
 define(SandboxClosedError, 'SANDBOX_CLOSED', 410);
 define(PolicyNotEnforceableError, 'POLICY_NOT_ENFORCEABLE', 422);
 define(CheckpointNotFoundError, 'CHECKPOINT_NOT_FOUND', 404);
+define(CheckpointCorruptError, 'CHECKPOINT_CORRUPT', 422);
 define(UnsupportedError, 'UNSUPPORTED', 501);
 define(InvalidArgumentError, 'INVALID_ARGUMENT', 400);
 define(AuthenticationError, 'AUTHENTICATION', 401);

@@ -1,3 +1,4 @@
+export * from './checkpoint/engine/index.js';
 export * from './checkpoint/exec-store.js';
 export * from './checkpoint/tree-store.js';
 export * from './errors.js';
@@ -8,5 +9,6 @@ export * from './process.js';
 export * from './registry.js';
 export * from './sandbox.js';
 export * from './session/index.js';
+export * from './shell-quote.js';
 export * from './stream-queue.js';
 export type * from './types.js';

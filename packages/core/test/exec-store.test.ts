@@ -282,3 +282,134 @@ describe('ExecCheckpointStore', () => {
     );
   });
 });
+
+describe('ExecCheckpointStore against a hostile store', () => {
+  const key = new Uint8Array(32).fill(42);
+  const manifestFile = (id: string) => join(storeDir, 'checkpoints', `${id}.manifest`);
+  const keyed = () =>
+    new ExecCheckpointStore({
+      exec: localExec(),
+      root,
+      storeDir,
+      preserveOwnership: false,
+      manifestKey: key,
+    });
+
+  /** Rewrite a manifest's JSON line (keeping any MAC line, which then no longer matches). */
+  async function rewrite(
+    id: string,
+    change: (m: { entries: Record<string, unknown>[]; info: { label?: string } }) => void,
+  ) {
+    const [json, ...rest] = (await fs.readFile(manifestFile(id), 'latin1')).split('\n');
+    const m = JSON.parse(json!);
+    change(m);
+    await fs.writeFile(manifestFile(id), [JSON.stringify(m), ...rest].join('\n'), 'latin1');
+  }
+
+  it('refuses an edited manifest (a path leaving the tree) and restores nothing', async () => {
+    const store = newStore();
+    const info = await store.create({ label: undefined, signal: undefined });
+    await fs.writeFile(at('a.txt'), 'after\n');
+    await rewrite(info.id, (m) => {
+      m.entries.find((e) => e.path === 'a.txt')!.path = '../escaped.txt';
+    });
+    const before = await snapshot();
+    await expect(newStore().restore(info.id, undefined)).rejects.toMatchObject({
+      code: 'CHECKPOINT_CORRUPT',
+    });
+    expect(await snapshot()).toEqual(before);
+    await expect(fs.access(join(dir, 'escaped.txt'))).rejects.toThrow();
+  });
+
+  it('refuses shell text in uid and a forged object reference', async () => {
+    const info = await newStore().create({ label: undefined, signal: undefined });
+    await rewrite(info.id, (m) => {
+      m.entries[0]!.uid = '0; touch pwned';
+    });
+    await expect(newStore().restore(info.id, undefined)).rejects.toMatchObject({
+      code: 'CHECKPOINT_CORRUPT',
+    });
+    const other = await newStore().create({ label: undefined, signal: undefined });
+    await rewrite(other.id, (m) => {
+      const file = m.entries.find((e) => e.type === 'file')!;
+      file.object = { pack: (file.object as { pack: string }).pack, path: '../../../etc/passwd' };
+    });
+    await expect(newStore().restore(other.id, undefined)).rejects.toMatchObject({
+      code: 'CHECKPOINT_CORRUPT',
+    });
+    await expect(fs.access(at('pwned'))).rejects.toThrow();
+  });
+
+  it('with a key: a manifest whose MAC fails is left out of list() and refused on restore', async () => {
+    const store = keyed();
+    const good = await store.create({ label: 'good', signal: undefined });
+    await fs.writeFile(at('a.txt'), 'v2\n');
+    const forged = await store.create({ label: 'forged', signal: undefined });
+    // Rewritten to restore other content; the MAC no longer matches.
+    await rewrite(forged.id, (m) => {
+      m.info.label = 'trust me';
+    });
+    const info = join(storeDir, 'checkpoints', `${forged.id}.info`);
+    await fs.writeFile(info, (await fs.readFile(info, 'latin1')).replace('forged', 'looks ok'), 'latin1');
+    const fresh = keyed();
+    expect((await fresh.list()).map((c) => c.label)).toEqual(['good']);
+    await expect(fresh.restore(forged.id, undefined)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
+    expect(await read('a.txt')).toBe('v2\n');
+    // A manifest written without a key is not accepted by a store that has one.
+    const unkeyed = await newStore().create({ label: 'unkeyed', signal: undefined });
+    await expect(keyed().restore(unkeyed.id, undefined)).rejects.toMatchObject({
+      code: 'CHECKPOINT_CORRUPT',
+    });
+    await keyed().restore(good.id, undefined);
+    expect(await read('a.txt')).toBe('alpha\n');
+  });
+
+  it('an object whose content no longer matches its hash: CHECKPOINT_CORRUPT, nothing restored', async () => {
+    const store = newStore();
+    const info = await store.create({ label: undefined, signal: undefined });
+    for (const name of await fs.readdir(join(storeDir, 'packs'), { recursive: true })) {
+      const path = join(storeDir, 'packs', name);
+      if ((await fs.stat(path)).isFile() && name.endsWith('a.txt')) {
+        await fs.chmod(path, 0o644);
+        await fs.writeFile(path, 'evil\n');
+      }
+    }
+    await fs.writeFile(at('a.txt'), 'live\n');
+    await fs.writeFile(at('extra'), 'x');
+    await fs.rm(at('sub/deep/b.bin'));
+    const before = await snapshot();
+    await expect(newStore().restore(info.id, undefined)).rejects.toMatchObject({
+      code: 'CHECKPOINT_CORRUPT',
+    });
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('never restores through a live symlink put where a directory was', async () => {
+    const outside = join(dir, 'outside');
+    await fs.mkdir(outside);
+    const store = newStore();
+    const before = await snapshot();
+    const info = await store.create({ label: undefined, signal: undefined });
+    await fs.rm(at('sub'), { recursive: true });
+    await fs.symlink(outside, at('sub'));
+    await store.restore(info.id, undefined);
+    expect(await snapshot()).toEqual(before);
+    expect(await fs.readdir(outside)).toEqual([]);
+  });
+
+  it('round-trips names with U+0127, $(), quotes and newlines in directories too', async () => {
+    const names = ['\u0127', "q'\u0127'$(touch pwned)", 'nl\n\u0127', '`id`'];
+    for (const n of names) {
+      await fs.mkdir(at(n));
+      await fs.writeFile(at(`${n}/${n}`), n);
+    }
+    const store = newStore();
+    const before = await snapshot();
+    const info = await store.create({ label: undefined, signal: undefined });
+    for (const n of names) await fs.rm(at(n), { recursive: true });
+    await fs.writeFile(at(names[0]!), 'now a file');
+    await store.restore(info.id, undefined);
+    expect(await snapshot()).toEqual(before);
+    await expect(fs.access(at('pwned'))).rejects.toThrow();
+  });
+});

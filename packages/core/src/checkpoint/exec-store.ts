@@ -13,7 +13,12 @@
  * script that removes what is extra, recreates directories and symlinks, copies changed files
  * back (batched tar from the packs; a per-file copy where an object came from another path)
  * and puts back modes, owners and mtimes. So the cost follows the change, not the tree, and
- * the number of processes per checkpoint does not grow with the number of files.
+ * the number of processes per checkpoint does not grow with the number of files. The diff, the
+ * restore plan, the manifest schema and every script come from the shared engine (./engine).
+ *
+ * Trust: a manifest read back is validated (and, with `manifestKey`, its HMAC checked) before
+ * use; the objects a restore reads are hashed (one batched exec) before the live tree is
+ * touched. A checkpoint that fails either is CHECKPOINT_CORRUPT and is not restored.
  *
  * Change detection uses inode, size, mtime and ctime (ns): `touch -d` can set mtime back, not
  * ctime. A file whose ctime is not older than the listing itself (read from a file the
@@ -26,17 +31,42 @@
  * files, removed by the next delete.
  *
  * Names are handled as bytes: paths read from the sandbox are kept as latin1 "binary strings"
- * (one char per byte) and written back the same way, so any file name round-trips exactly.
+ * (one char per byte) and written back the same way (scripts are binary strings too, quoted by
+ * core's one quoting function), so any file name round-trips exactly.
  */
 import { randomBytes } from 'node:crypto';
 import {
   AgentboxError,
+  CheckpointCorruptError,
   CheckpointNotFoundError,
   type ErrorContext,
   InvalidArgumentError,
 } from '../errors.js';
 import type { CheckpointStore } from '../sandbox.js';
+import { toBinary } from '../shell-quote.js';
 import type { CheckpointInfo } from '../types.js';
+import { diffCapture, keyToRecord, type ScannedFile } from './engine/diff.js';
+import {
+  CHECKPOINT_ID,
+  checkpointInfoSchema,
+  type EntryType,
+  type ExecManifest,
+  type ExecManifestEntry,
+  execManifestSchema,
+  isNormalPath,
+  parseChecked,
+} from './engine/manifest.js';
+import { compareBytes, type LiveEntry, planRestore } from './engine/plan.js';
+import {
+  BATCH,
+  commitScript,
+  type Dirs,
+  gcScript,
+  restoreScript,
+  stageScript,
+  verifyScript,
+} from './engine/script.js';
+import { seal, unseal } from './engine/seal.js';
 
 export interface StoreExecResult {
   exitCode: number;
@@ -58,44 +88,14 @@ export interface ExecCheckpointStoreOptions {
   storeDir: string;
   /** Restore owners (uid/gid) too; needs an exec that may chown (root, or CAP_CHOWN). Default true. */
   preserveOwnership?: boolean;
+  /**
+   * Authenticate manifests: each one written carries an HMAC-SHA256 with this key, each one read
+   * is checked (a failure is CHECKPOINT_CORRUPT, and list() leaves it out). Keep the key where
+   * the sandbox cannot read it.
+   */
+  manifestKey?: Uint8Array;
   /** Backend and sandbox named in errors. */
   context?: ErrorContext;
-}
-
-type EntryType = 'file' | 'dir' | 'symlink';
-
-/** Where a file's content is kept: `packs/<pack>/<path>` in the store (path defaults to the entry's). */
-export interface ExecObjectRef {
-  pack: string;
-  path?: string;
-}
-
-/** One entry of an exec-store manifest. Strings are binary (latin1) strings of the raw bytes. */
-export interface ExecManifestEntry {
-  /** Relative to the root, `/`-separated. */
-  path: string;
-  type: EntryType;
-  /** Permission bits (mode & 0o7777). */
-  mode: number;
-  uid: number;
-  gid: number;
-  /** Files: size, SHA-256 of the content, mtime (whole seconds), where the content is kept. */
-  size?: number;
-  hash?: string;
-  mtimeSec?: number;
-  object?: ExecObjectRef;
-  /** Files: the object already carries this entry's path, mode, owner and mtime (restorable by tar). */
-  exact?: boolean;
-  /** Files: the stat key seen when captured (inode:size:mtime:ctime), absent when it was too recent to trust. */
-  key?: string;
-  /** Symlinks: the target. */
-  target?: string;
-}
-
-export interface ExecManifest {
-  version: 2;
-  info: CheckpointInfo;
-  entries: ExecManifestEntry[];
 }
 
 interface Scanned extends ExecManifestEntry {
@@ -111,11 +111,6 @@ interface StoredObject {
   meta: string;
 }
 
-/** Paths per generated command line (tar, sha256sum, rm, chmod): keeps each well under argv limits. */
-const BATCH = 400;
-
-const ID = /^ckpt-[a-z0-9]+-[0-9a-f]{8}$/;
-
 const SCAN = `n=$1 f=$3 s=$4
 mkdir -p -- "$s/tmp" && : > "$s/tmp/clock-$n" || { printf 'X%s store\\n' "$n"; exit 0; }
 printf 'N%s %s\\n' "$n" "$(stat -c '%Z %z' -- "$s/tmp/clock-$n")"
@@ -129,9 +124,11 @@ printf '\\nE%s %s %s\\n' "$n" "$e" "$?"`;
 
 export class ExecCheckpointStore implements CheckpointStore {
   readonly #exec: StoreExec;
+  readonly #dirs: Dirs;
   readonly #root: string;
   readonly #store: string;
   readonly #owners: boolean;
+  readonly #key: Uint8Array | undefined;
   readonly #context: ErrorContext;
   /** path → its entry at the last capture (or carried through a restore), for change detection. */
   #cache: Map<string, ExecManifestEntry> | undefined;
@@ -145,7 +142,7 @@ export class ExecCheckpointStore implements CheckpointStore {
       ['root', options.root],
       ['storeDir', options.storeDir],
     ] as const) {
-      if (!value.startsWith('/') || value.includes('\0'))
+      if (typeof value !== 'string' || !value.startsWith('/') || value.includes('\0'))
         throw new InvalidArgumentError(`${name} must be an absolute path`, options.context ?? {});
     }
     const root = options.root.replace(/\/+$/, '') || '/';
@@ -155,10 +152,14 @@ export class ExecCheckpointStore implements CheckpointStore {
         'the checkpoint store must be outside the tree it saves',
         options.context ?? {},
       );
+    if (options.manifestKey !== undefined && options.manifestKey.length < 16)
+      throw new InvalidArgumentError('manifestKey must be at least 16 bytes', options.context ?? {});
     this.#exec = options.exec;
     this.#root = root;
     this.#store = store;
+    this.#dirs = { root: toBinary(root), store: toBinary(store) };
     this.#owners = options.preserveOwnership ?? true;
+    this.#key = options.manifestKey;
     this.#context = options.context ?? {};
   }
 
@@ -171,18 +172,21 @@ export class ExecCheckpointStore implements CheckpointStore {
   create(opts: { label: string | undefined; signal: AbortSignal | undefined }): Promise<CheckpointInfo> {
     return this.#serial(async () => {
       const { signal } = opts;
+      if (opts.label !== undefined && typeof opts.label !== 'string')
+        throw new InvalidArgumentError('label must be a string', {
+          ...this.#context,
+          operation: 'checkpoint',
+        });
       const cache = await this.#loadState(signal);
       const scanned = await this.#scan(signal);
-      const toCopy: Scanned[] = [];
-      for (const entry of scanned) {
-        if (entry.type !== 'file') continue;
-        const known = cache.get(entry.path);
-        if (known?.hash && known.object && !entry.racy && known.key === entry.liveKey) {
-          entry.hash = known.hash;
-          entry.object = known.object;
-          if (known.exact) entry.exact = true;
-        } else toCopy.push(entry);
+      const files = scanned.filter((e): e is Scanned & ScannedFile => e.type === 'file');
+      const diff = diffCapture(cache, files, (k) => k.hash !== undefined && k.object !== undefined);
+      for (const { file, known } of diff.reuse) {
+        file.hash = known.hash;
+        file.object = known.object;
+        if (known.exact) file.exact = true;
       }
+      const toCopy = diff.copy;
 
       const n = randomBytes(8).toString('hex');
       const stage = `tmp/stage-${n}`;
@@ -217,9 +221,13 @@ export class ExecCheckpointStore implements CheckpointStore {
 
       const entries: ExecManifestEntry[] = scanned
         .filter((e) => !vanished.has(e.path))
-        .map(({ liveKey, racy, ...entry }) =>
-          entry.type === 'file' && liveKey && !racy ? { ...entry, key: liveKey } : entry,
-        );
+        .map(({ liveKey, racy, ...entry }) => {
+          const key =
+            entry.type === 'file' && liveKey
+              ? keyToRecord({ path: entry.path, liveKey, racy: !!racy })
+              : undefined;
+          return key ? { ...entry, key } : entry;
+        });
       const info: CheckpointInfo = {
         id: `ckpt-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`,
         label: opts.label,
@@ -244,28 +252,30 @@ export class ExecCheckpointStore implements CheckpointStore {
     return this.#serial(async () => {
       const manifest = await this.#readManifest(id, 'rollback', signal);
       const cache = await this.#loadState(signal);
-      const live = new Map((await this.#scan(signal)).map((e) => [e.path, e]));
-      const plan = planRestore(manifest.entries, live, cache, this.#owners);
-      if (plan.lines.length > 0) {
-        const nonce = randomBytes(8).toString('hex');
-        const script = [
-          'set -e',
-          `R=${quote(bin(this.#root))} S=${quote(bin(this.#store))} T=${quote(`.agentbox-restore-${nonce}`)}`,
-          // f OBJECT PATH MODE OWNER MTIME: a fresh copy of the object, put in place by rename.
-          'f() {',
-          '  d=${2%/*}; [ "$d" != "$2" ] || d=.',
-          '  t="$R/$d/$T"',
-          '  cp -- "$S/packs/$1" "$t"',
-          '  [ "$4" = - ] || chown "$4" "$t"',
-          '  chmod "$3" "$t"',
-          '  touch -d "@$5" "$t"',
-          '  mv -f -- "$t" "$R/$2"',
-          '}',
-          // x PACK PATHS...: objects that already carry their path, mode, owner and mtime, in one tar.
-          'x() { p=$1; shift; (cd -- "$S/packs/$p" && tar -cf - "$@") | (cd -- "$R" && tar -xf - --numeric-owner); }',
-          ...plan.lines,
-        ].join('\n');
-        const r = await this.#exec(['sh', '-s'], { stdin: Buffer.from(`${script}\n`, 'latin1'), signal });
+      const live = new Map<string, LiveEntry>((await this.#scan(signal)).map((e) => [e.path, e]));
+      const plan = planRestore(manifest.entries, live, {
+        owners: this.#owners,
+        unchanged: (want, have) => {
+          if (have.racy || have.liveKey === undefined) return false;
+          const cached = cache.get(want.path);
+          return (
+            (cached?.key !== undefined && cached.key === have.liveKey && cached.hash === want.hash) ||
+            (want.key !== undefined && want.key === have.liveKey)
+          );
+        },
+      });
+      // Every object the restore reads is hashed first: a mismatch restores nothing.
+      await this.#verify(
+        id,
+        plan.create.filter((c) => c.kind === 'write').map((c) => c.entry),
+        signal,
+      );
+      const script = restoreScript(this.#dirs, plan, {
+        owners: this.#owners,
+        nonce: randomBytes(8).toString('hex'),
+      });
+      if (script) {
+        const r = await this.#exec(['sh', '-s'], { stdin: script, signal });
         if (r.exitCode !== 0)
           throw this.#error(`rollback to ${id} failed (exit ${r.exitCode}): ${text(r.stderr)}`, 'rollback');
       }
@@ -285,7 +295,7 @@ export class ExecCheckpointStore implements CheckpointStore {
 
   delete(id: string): Promise<void> {
     return this.#serial(async () => {
-      await this.#readManifest(id, 'deleteCheckpoint', undefined);
+      await this.#exists(id, 'deleteCheckpoint');
       const r = await this.#exec(
         [
           'sh',
@@ -303,30 +313,84 @@ export class ExecCheckpointStore implements CheckpointStore {
     });
   }
 
+  /** Hash the objects `entries` are restored from, in one exec; any mismatch is CHECKPOINT_CORRUPT. */
+  async #verify(
+    id: string,
+    entries: readonly ExecManifestEntry[],
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const want = new Map<string, string>();
+    for (const e of entries) want.set(`${e.object!.pack}/${e.object!.path ?? e.path}`, e.hash!);
+    if (want.size === 0) return;
+    const objects = [...want.keys()];
+    const n = randomBytes(8).toString('hex');
+    const r = await this.#exec(['sh', '-s'], { stdin: verifyScript(this.#dirs, objects, n), signal });
+    const out = Buffer.from(r.stdout).toString('latin1');
+    const corrupt = (why: string) =>
+      new CheckpointCorruptError(`checkpoint ${id} is corrupt: ${why}`, {
+        ...this.#context,
+        operation: 'rollback',
+        subject: id,
+      });
+    if (r.exitCode === 3 || r.exitCode === 4) throw corrupt(`an object is missing (${text(r.stderr)})`);
+    if (r.exitCode !== 0 || !out.endsWith(`D${n}\n`))
+      throw this.#error(
+        `verifying checkpoint ${id} failed (exit ${r.exitCode}): ${text(r.stderr)}`,
+        'rollback',
+      );
+    const sections = out
+      .slice(0, -(n.length + 2))
+      .split(`B${n}\n`)
+      .slice(1);
+    const got = new Map<string, string>();
+    for (let i = 0; i * BATCH < objects.length; i++)
+      parseSums(
+        sections[i] ?? '',
+        objects.slice(i * BATCH, (i + 1) * BATCH).map((o) => `./${o}`),
+        got,
+      );
+    for (const [object, hash] of want)
+      if (got.get(object) !== hash) throw corrupt(`object ${JSON.stringify(object)} does not match its hash`);
+  }
+
   async #list(signal: AbortSignal | undefined): Promise<CheckpointInfo[]> {
+    const n = randomBytes(8).toString('hex');
     const r = await this.#exec(
       [
         'sh',
         '-c',
-        'for f in "$1"/checkpoints/*.info; do [ -f "$f" ] || continue; cat -- "$f"; printf "\\n"; done',
+        'for f in "$1"/checkpoints/*.info; do [ -f "$f" ] || continue; printf "\\n%s %s\\n" "$2" "${f##*/}"; cat -- "$f"; done',
         'sh',
         this.#store,
+        n,
       ],
       { signal },
     );
     if (r.exitCode !== 0)
       throw this.#error(`listing checkpoints failed: ${text(r.stderr)}`, 'listCheckpoints');
-    return Buffer.from(r.stdout)
-      .toString('latin1')
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as CheckpointInfo)
-      .map((info) => ({ ...info, label: info.label ?? undefined }))
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    const infos: CheckpointInfo[] = [];
+    for (const record of Buffer.from(r.stdout).toString('latin1').split(`\n${n} `).slice(1)) {
+      const nl = record.indexOf('\n');
+      const name = record.slice(0, nl);
+      const id = name.endsWith('.info') ? name.slice(0, -5) : '';
+      try {
+        if (!CHECKPOINT_ID.test(id)) continue;
+        const body = unseal(record.slice(nl + 1), this.#key, id, this.#context);
+        infos.push(parseChecked(checkpointInfoSchema, body, id, this.#context));
+      } catch (error) {
+        // A checkpoint that fails verification is not offered.
+        if (!(error instanceof CheckpointCorruptError)) throw error;
+      }
+    }
+    return infos.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  #exists(id: string, operation: string): Promise<ExecManifest> {
+    return this.#readManifest(id, operation, undefined);
   }
 
   async #readManifest(id: string, operation: string, signal: AbortSignal | undefined): Promise<ExecManifest> {
-    if (typeof id !== 'string' || !ID.test(id))
+    if (typeof id !== 'string' || !CHECKPOINT_ID.test(id))
       throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, {
         ...this.#context,
         operation,
@@ -352,8 +416,9 @@ export class ExecCheckpointStore implements CheckpointStore {
         subject: id,
       });
     if (r.exitCode !== 0) throw this.#error(`reading checkpoint ${id} failed: ${text(r.stderr)}`, operation);
-    const manifest = JSON.parse(Buffer.from(r.stdout).toString('latin1')) as ExecManifest;
-    if (manifest.version !== 2) throw this.#error(`checkpoint ${id} has an unknown format`, operation);
+    const context = { ...this.#context, operation };
+    const body = unseal(Buffer.from(r.stdout).toString('latin1'), this.#key, id, context);
+    const manifest = parseChecked(execManifestSchema, body, id, context);
     this.#manifests.set(id, manifest);
     this.#learn(manifest);
     return manifest;
@@ -372,7 +437,15 @@ export class ExecCheckpointStore implements CheckpointStore {
   async #loadState(signal: AbortSignal | undefined): Promise<Map<string, ExecManifestEntry>> {
     if (this.#cache) return this.#cache;
     const latest = (await this.#list(signal)).at(-1);
-    const entries = latest ? (await this.#readManifest(latest.id, 'checkpoint', signal)).entries : [];
+    let entries: ExecManifestEntry[] = [];
+    if (latest) {
+      try {
+        entries = (await this.#readManifest(latest.id, 'checkpoint', signal)).entries;
+      } catch (error) {
+        // A corrupt latest checkpoint only costs a full copy.
+        if (!(error instanceof CheckpointCorruptError)) throw error;
+      }
+    }
     this.#cache = new Map(entries.filter((e) => e.type === 'file').map((e) => [e.path, e]));
     return this.#cache;
   }
@@ -454,30 +527,8 @@ export class ExecCheckpointStore implements CheckpointStore {
     n: string,
     signal: AbortSignal | undefined,
   ): Promise<Map<string, string>> {
-    const batches: string[][] = [];
-    for (let i = 0; i < files.length; i += BATCH)
-      batches.push(files.slice(i, i + BATCH).map((f) => `./${f.path}`));
-    const lines = [
-      `R=${quote(bin(this.#root))} S=${quote(bin(this.#store))} T=${quote(stage)} n=${n}`,
-      'cd -- "$S" || exit 3',
-      // Staging left by a crash long ago.
-      'find tmp -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf -- {} + 2>/dev/null',
-      'mkdir -p -- "$T" || exit 3',
-      'b() {',
-      `  printf 'B%s\\n' "$n"`,
-      '  (cd -- "$R" && tar -cf - "$@" 2>/dev/null) | (cd -- "$S/$T" && tar -xf - --numeric-owner 2>/dev/null)',
-      // A file still there but not copied could not be read: refuse rather than lose it on rollback.
-      '  for p; do if [ ! -f "$S/$T/$p" ] && [ -f "$R/$p" ] && [ ! -L "$R/$p" ]; then echo "cannot read $p" >&2; exit 5; fi; done',
-      '  (cd -- "$S/$T" && sha256sum "$@" 2>/dev/null)',
-      '  return 0',
-      '}',
-      ...batches.map((batch) => `b ${batch.map(quote).join(' ')}`),
-      `printf 'D%s\\n' "$n"`,
-    ];
-    const r = await this.#exec(['sh', '-s'], {
-      stdin: Buffer.from(`${lines.join('\n')}\n`, 'latin1'),
-      signal,
-    });
+    const paths = files.map((f) => f.path);
+    const r = await this.#exec(['sh', '-s'], { stdin: stageScript(this.#dirs, stage, paths, n), signal });
     const out = Buffer.from(r.stdout).toString('latin1');
     if (r.exitCode !== 0 || !out.endsWith(`D${n}\n`))
       throw this.#error(
@@ -488,14 +539,20 @@ export class ExecCheckpointStore implements CheckpointStore {
       .slice(0, -(n.length + 2))
       .split(`B${n}\n`)
       .slice(1);
-    if (sections.length !== batches.length)
+    const batches = Math.ceil(paths.length / BATCH);
+    if (sections.length !== batches)
       throw this.#error('unexpected output from the store script', 'checkpoint');
     const hashes = new Map<string, string>();
-    for (const [i, batch] of batches.entries()) parseSums(sections[i]!, batch, hashes);
+    for (let i = 0; i < batches; i++)
+      parseSums(
+        sections[i]!,
+        paths.slice(i * BATCH, (i + 1) * BATCH).map((p) => `./${p}`),
+        hashes,
+      );
     return hashes;
   }
 
-  /** Drop duplicate copies, file the pack, write the manifest and (last) the info file. */
+  /** Drop duplicate copies, file the pack, write the sealed manifest and (last) the info file. */
   async #commit(
     manifest: ExecManifest,
     staged: { stage: string; pack: string; duplicates: string[]; kept: number } | undefined,
@@ -503,40 +560,14 @@ export class ExecCheckpointStore implements CheckpointStore {
   ): Promise<void> {
     const id = manifest.info.id;
     const eof = `AGENTBOX_EOF_${randomBytes(8).toString('hex')}`;
-    const lines = [
-      'set -e',
-      `S=${quote(bin(this.#store))}`,
-      'mkdir -p -- "$S/checkpoints" "$S/tmp" "$S/packs"',
-    ];
-    if (staged) {
-      const stage = `"$S/"${quote(staged.stage)}`;
-      if (staged.kept === 0) lines.push(`rm -rf -- ${stage}`);
-      else {
-        for (let i = 0; i < staged.duplicates.length; i += BATCH)
-          lines.push(
-            `(cd -- ${stage} && rm -f -- ${staged.duplicates
-              .slice(i, i + BATCH)
-              .map((p) => quote(`./${p}`))
-              .join(' ')})`,
-          );
-        lines.push(`mv -- ${stage} "$S/packs/"${quote(staged.pack)}`);
-      }
-    }
-    lines.push(
-      `cat > "$S/tmp/${id}.manifest" <<'${eof}'`,
-      asciiJson(manifest),
+    const script = commitScript(
+      this.#dirs,
+      id,
+      { manifest: seal(manifest, this.#key), info: seal(manifest.info, this.#key) },
+      staged,
       eof,
-      `cat > "$S/tmp/${id}.info" <<'${eof}'`,
-      asciiJson(manifest.info),
-      eof,
-      `mv -f -- "$S/tmp/${id}.manifest" "$S/checkpoints/${id}.manifest"`,
-      // The info file makes the checkpoint exist: written last.
-      `mv -f -- "$S/tmp/${id}.info" "$S/checkpoints/${id}.info"`,
     );
-    const r = await this.#exec(['sh', '-s'], {
-      stdin: Buffer.from(`${lines.join('\n')}\n`, 'latin1'),
-      signal,
-    });
+    const r = await this.#exec(['sh', '-s'], { stdin: script, signal });
     if (r.exitCode !== 0) {
       // Whatever this checkpoint added to the index may not have reached the store.
       for (const [hash, object] of this.#objects)
@@ -550,7 +581,15 @@ export class ExecCheckpointStore implements CheckpointStore {
     const live = new Set<string>();
     const packsInUse = new Set<string>();
     for (const info of await this.#list(undefined)) {
-      for (const e of (await this.#readManifest(info.id, 'deleteCheckpoint', undefined)).entries) {
+      let manifest: ExecManifest;
+      try {
+        manifest = await this.#readManifest(info.id, 'deleteCheckpoint', undefined);
+      } catch (error) {
+        // A corrupt checkpoint keeps nothing alive.
+        if (error instanceof CheckpointCorruptError) continue;
+        throw error;
+      }
+      for (const e of manifest.entries) {
         if (!e.object) continue;
         live.add(`${e.object.pack}/${e.object.path ?? e.path}`);
         packsInUse.add(e.object.pack);
@@ -574,22 +613,11 @@ export class ExecCheckpointStore implements CheckpointStore {
       if (!name.startsWith('./')) continue;
       const file = name.slice(2);
       const pack = file.slice(0, file.indexOf('/'));
+      if (!/^[0-9a-f]{16}$/.test(pack) || !isNormalPath(file)) continue; // not ours: left alone
       if (!packsInUse.has(pack)) whole.add(pack);
       else if (!live.has(file)) doomed.push(file);
     }
-    const lines = ['S=$1', 'cd -- "$S/packs" || exit 3'];
-    for (const pack of whole) lines.push(`rm -rf -- ${quote(pack)}`);
-    for (let i = 0; i < doomed.length; i += BATCH)
-      lines.push(
-        `rm -f -- ${doomed
-          .slice(i, i + BATCH)
-          .map((p) => quote(`./${p}`))
-          .join(' ')}`,
-      );
-    lines.push('find "$S/tmp" -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf -- {} + 2>/dev/null', 'exit 0');
-    const gc = await this.#exec(['sh', '-s', '--', this.#store], {
-      stdin: Buffer.from(`${lines.join('\n')}\n`, 'latin1'),
-    });
+    const gc = await this.#exec(['sh', '-s'], { stdin: gcScript(this.#dirs, [...whole], doomed) });
     if (gc.exitCode !== 0)
       throw this.#error(`cleaning the checkpoint store failed: ${text(gc.stderr)}`, 'deleteCheckpoint');
     // Forget what went: the index and the change cache must only point at objects that exist.
@@ -607,119 +635,6 @@ export class ExecCheckpointStore implements CheckpointStore {
   #error(message: string, operation: string): AgentboxError {
     return new AgentboxError(message, { ...this.#context, operation });
   }
-}
-
-/** The restore script's body, and the paths whose cached entry stays valid. */
-function planRestore(
-  wanted: readonly ExecManifestEntry[],
-  live: Map<string, Scanned>,
-  cache: Map<string, ExecManifestEntry>,
-  owners: boolean,
-): { lines: string[]; kept: Set<string> } {
-  const want = new Map(wanted.map((e) => [e.path, e]));
-  const lines: string[] = [];
-  const kept = new Set<string>();
-  const at = (path: string) => `"$R/"${quote(path)}`;
-  const batched = (command: string, paths: string[]) => {
-    for (let i = 0; i < paths.length; i += BATCH)
-      lines.push(
-        `${command} ${paths
-          .slice(i, i + BATCH)
-          .map(at)
-          .join(' ')}`,
-      );
-  };
-
-  // 1. Remove what the checkpoint does not have, or has as another type: topmost only, children go with it.
-  const removed = new Set<string>();
-  const rm: string[] = [];
-  for (const path of [...live.values()]
-    .filter((e) => want.get(e.path)?.type !== e.type)
-    .map((e) => e.path)
-    .sort(compareBytes)) {
-    if (!hasAncestorIn(path, removed)) rm.push(path);
-    removed.add(path);
-  }
-  batched('rm -rf --', rm);
-  const present = (path: string) => live.has(path) && !removed.has(path);
-
-  // 2. Directories the restorer could not write into are opened first (their mode is put back in step 4).
-  const dirModes: ExecManifestEntry[] = [];
-  const opened = new Set<string>();
-  const open: string[] = [];
-  for (const entry of live.values()) {
-    if (entry.type !== 'dir' || !present(entry.path) || (entry.mode & 0o700) === 0o700) continue;
-    open.push(entry.path);
-    opened.add(entry.path);
-  }
-  batched('chmod u+rwx', open);
-
-  // 3. Directories (parents first), symlinks, files.
-  const byTar = new Map<string, string[]>();
-  const chmods = new Map<string, string[]>();
-  const chowns = new Map<string, string[]>();
-  const add = (map: Map<string, string[]>, key: string, path: string) => {
-    const list = map.get(key) ?? [];
-    list.push(path);
-    map.set(key, list);
-  };
-  for (const entry of [...wanted].sort((a, b) => compareBytes(a.path, b.path))) {
-    const have = present(entry.path) ? live.get(entry.path) : undefined;
-    const owner = `${entry.uid}:${entry.gid}`;
-    const ownerDiffers = owners && (!have || have.uid !== entry.uid || have.gid !== entry.gid);
-    if (entry.type === 'dir') {
-      if (!have) lines.push(`mkdir -m 700 -- ${at(entry.path)}`);
-      if (ownerDiffers) add(chowns, owner, entry.path);
-      if (!have || have.mode !== entry.mode || opened.has(entry.path)) dirModes.push(entry);
-    } else if (entry.type === 'symlink') {
-      if (!have || have.target !== entry.target) {
-        if (have) lines.push(`rm -f -- ${at(entry.path)}`);
-        lines.push(`ln -s -- ${quote(entry.target!)} ${at(entry.path)}`);
-        if (owners) lines.push(`chown -h ${owner} ${at(entry.path)}`);
-      } else if (ownerDiffers) lines.push(`chown -h ${owner} ${at(entry.path)}`);
-    } else {
-      const cached = cache.get(entry.path);
-      const unchanged =
-        have &&
-        !have.racy &&
-        ((cached?.key !== undefined && cached.key === have.liveKey && cached.hash === entry.hash) ||
-          (entry.key !== undefined && entry.key === have.liveKey));
-      if (unchanged) {
-        kept.add(entry.path);
-        if (ownerDiffers) add(chowns, owner, entry.path);
-        if (have.mode !== entry.mode) add(chmods, octal(entry.mode), entry.path);
-        continue;
-      }
-      const object = entry.object!;
-      if (entry.exact && object.path === undefined) {
-        add(byTar, object.pack, entry.path);
-        // tar restores them; as a user without privileges it may not, so say it again (few commands).
-        if (owners) add(chowns, owner, entry.path);
-        add(chmods, octal(entry.mode), entry.path);
-      } else {
-        const source = `${object.pack}/${object.path ?? entry.path}`;
-        lines.push(
-          `f ${quote(source)} ${quote(entry.path)} ${octal(entry.mode)} ${owners ? owner : '-'} ${entry.mtimeSec ?? 0}`,
-        );
-      }
-    }
-  }
-  for (const [pack, paths] of byTar) {
-    for (let i = 0; i < paths.length; i += BATCH)
-      lines.push(
-        `x ${quote(pack)} ${paths
-          .slice(i, i + BATCH)
-          .map((p) => quote(`./${p}`))
-          .join(' ')}`,
-      );
-  }
-  for (const [owner, paths] of chowns) batched(`chown ${owner}`, paths);
-  for (const [mode, paths] of chmods) batched(`chmod ${mode}`, paths);
-  // 4. Directory modes last, deepest first, so a read-only directory does not block its own restore.
-  const dirsByMode = new Map<string, string[]>();
-  for (const entry of dirModes.reverse()) add(dirsByMode, octal(entry.mode), entry.path);
-  for (const [mode, paths] of dirsByMode) batched(`chmod ${mode}`, paths);
-  return { lines, kept };
 }
 
 /**
@@ -748,12 +663,6 @@ function metaOf(e: ExecManifestEntry): string {
   return `${e.mode}:${e.uid}:${e.gid}:${e.mtimeSec ?? 0}`;
 }
 
-function hasAncestorIn(path: string, set: Set<string>): boolean {
-  for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1))
-    if (set.has(path.slice(0, i))) return true;
-  return false;
-}
-
 /** `./a/b` from find → `a/b`; anything else (`..`, empty components) is refused. */
 function relative(name: string, context: ErrorContext): string {
   const path = name.startsWith('./') ? name.slice(2) : '';
@@ -771,38 +680,6 @@ function nanos(time: string): string {
         .slice(dot + 1)
         .padEnd(9, '0')
         .slice(0, 9);
-}
-
-/** Byte order of binary strings, with `/` sorting first so that a directory precedes its contents. */
-function compareBytes(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i) === 0x2f ? -1 : a.charCodeAt(i);
-    const y = b.charCodeAt(i) === 0x2f ? -1 : b.charCodeAt(i);
-    if (x !== y) return x - y;
-  }
-  return a.length - b.length;
-}
-
-function quote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-function octal(mode: number): string {
-  return mode.toString(8).padStart(4, '0');
-}
-
-/** A (UTF-8) string as the binary string of its bytes. */
-function bin(text: string): string {
-  return Buffer.from(text, 'utf8').toString('latin1');
-}
-
-/** JSON with every non-ASCII char escaped: the same text whatever the encoding it is read with. */
-function asciiJson(value: unknown): string {
-  return JSON.stringify(value).replace(
-    /[\u007f-\uffff]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
 }
 
 function text(bytes: Uint8Array): string {

@@ -3,8 +3,15 @@
  * directly. A checkpoint is a manifest (one entry per path) plus objects named by the SHA-256 of
  * their content; only files whose (inode, size, mtime, ctime) changed since the last scan are
  * read, so the cost follows the change, not the tree. Objects are copies, never hard links, so
- * the store shares no mutable storage with the live tree. Objects and manifests are written to a
+ * the store shares no mutable storage with the live tree. Names are kept as binary strings (one
+ * char per byte), so names that are not UTF-8 round-trip. Objects and manifests are written to a
  * temporary name and renamed, so a crash mid-checkpoint leaves earlier checkpoints intact.
+ *
+ * The diff, the racy-ctime rule, the restore plan (read-only directories opened first, nothing
+ * created through a live symlink) and the manifest schema come from the shared engine
+ * (./engine). A manifest read back is validated (and, with `manifestKey`, its HMAC checked);
+ * the objects a restore needs are hashed before the tree is touched. A checkpoint that fails
+ * is CHECKPOINT_CORRUPT and is not restored.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import {
@@ -18,46 +25,33 @@ import {
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CheckpointNotFoundError } from '../errors.js';
+import { CheckpointCorruptError, CheckpointNotFoundError, InvalidArgumentError } from '../errors.js';
 import type { CheckpointStore } from '../sandbox.js';
 import type { CheckpointInfo } from '../types.js';
+import { diffCapture, isRacy, keyToRecord } from './engine/diff.js';
+import {
+  CHECKPOINT_ID,
+  type Manifest,
+  type ManifestEntry,
+  parseChecked,
+  SHA256,
+  treeManifestSchema,
+} from './engine/manifest.js';
+import { type LiveEntry, planRestore } from './engine/plan.js';
+import { seal, unseal } from './engine/seal.js';
 
 /** Files up to this size are read in one piece; larger ones are streamed. */
 const SMALL_FILE_BYTES = 1024 * 1024;
 
-export type EntryType = 'file' | 'dir' | 'symlink';
-
-export interface ManifestEntry {
-  /** Path relative to the tree root, `/`-separated. */
-  path: string;
-  type: EntryType;
-  /** Permission bits (mode & 0o7777). */
-  mode: number;
-  /** Files: SHA-256 of the content. */
-  hash?: string;
-  size?: number;
-  /** Files: modification time to restore, in nanoseconds since the epoch (as a decimal string). */
-  mtimeNs?: string;
-  /** Symlinks: the link target. */
-  target?: string;
-}
-
-export interface Manifest {
-  info: CheckpointInfo;
-  entries: ManifestEntry[];
-}
-
-/** What identifies a file's content without reading it; if any part changes the file is re-read. */
-interface StatKey {
-  ino: string;
-  size: number;
-  mtimeNs: string;
-  ctimeNs: string;
+/** What the last capture knew of a file: its stat key (absent when too recent to trust) and content hash. */
+interface CachedFile {
+  key?: string | undefined;
   hash: string;
 }
 
 interface ScannedEntry extends ManifestEntry {
-  stat?: Omit<StatKey, 'hash'>;
+  liveKey?: string;
+  racy?: boolean;
 }
 
 export interface TreeStoreOptions {
@@ -65,24 +59,37 @@ export interface TreeStoreOptions {
   root: string;
   /** Where manifests and objects live; must be outside `root`. */
   storeDir: string;
+  /**
+   * Authenticate manifests with an HMAC-SHA256 under this key: a manifest that fails is
+   * CHECKPOINT_CORRUPT on restore and left out of list().
+   */
+  manifestKey?: Uint8Array;
 }
 
 export class TreeCheckpointStore implements CheckpointStore {
   readonly #root: string;
+  readonly #rootBytes: Buffer;
   readonly #objects: string;
   readonly #manifests: string;
   readonly #cacheFile: string;
-  #cache: Map<string, StatKey> | undefined;
+  readonly #tmp: string;
+  readonly #key: Uint8Array | undefined;
+  #cache: Map<string, CachedFile> | undefined;
   /** Hashes of the objects in the store, read once per process. */
   #known: Set<string> | undefined;
   /** Checkpoint operations on one tree run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: TreeStoreOptions) {
+    if (options.manifestKey !== undefined && options.manifestKey.length < 16)
+      throw new InvalidArgumentError('manifestKey must be at least 16 bytes');
     this.#root = options.root;
+    this.#rootBytes = Buffer.from(options.root);
     this.#objects = join(options.storeDir, 'objects');
     this.#manifests = join(options.storeDir, 'manifests');
     this.#cacheFile = join(options.storeDir, 'stat-cache.json');
+    this.#tmp = join(options.storeDir, 'tmp');
+    this.#key = options.manifestKey;
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -97,22 +104,23 @@ export class TreeCheckpointStore implements CheckpointStore {
       await fs.mkdir(this.#manifests, { recursive: true });
       const cache = await this.#loadCache();
       const scanned = await this.#scan();
+      const known = await this.#knownObjects();
+      const files = scanned.filter(
+        (e): e is ScannedEntry & { liveKey: string; racy: boolean } =>
+          e.type === 'file' && e.liveKey !== undefined,
+      );
+      const diff = diffCapture(cache, files, (k) => known.has(k.hash));
+      for (const { file, known: k } of diff.reuse) file.hash = k.hash;
       let bytesStored = 0;
-      const nextCache = new Map<string, StatKey>();
-      const files = scanned.filter((e) => e.type === 'file' && e.stat);
-      await forEachLimit(files, 16, async (entry) => {
+      await forEachLimit(diff.copy, 16, async (entry) => {
         opts.signal?.throwIfAborted();
-        const known = cache.get(entry.path);
-        if (known && sameStat(known, entry.stat!) && (await this.#hasObject(known.hash))) {
-          entry.hash = known.hash;
-        } else {
-          const stored = await this.#storeObject(join(this.#root, entry.path), entry.size ?? 0);
-          entry.hash = stored.hash;
-          entry.size = stored.size;
-          bytesStored += stored.written;
-        }
-        nextCache.set(entry.path, { ...entry.stat!, hash: entry.hash });
+        const stored = await this.#storeObject(this.#abs(entry.path), entry.size ?? 0);
+        entry.hash = stored.hash;
+        entry.size = stored.size;
+        bytesStored += stored.written;
       });
+      const nextCache = new Map<string, CachedFile>();
+      for (const f of files) nextCache.set(f.path, { key: keyToRecord(f), hash: f.hash! });
       const info: CheckpointInfo = {
         id: `ckpt-${Date.now().toString(36)}-${randomUUID().slice(0, 8)}`,
         label: opts.label,
@@ -120,8 +128,12 @@ export class TreeCheckpointStore implements CheckpointStore {
         entries: scanned.length,
         bytesStored,
       };
-      const manifest: Manifest = { info, entries: scanned.map(({ stat: _stat, ...entry }) => entry) };
-      await writeAtomic(join(this.#manifests, `${info.id}.json`), JSON.stringify(manifest));
+      const manifest: Manifest = {
+        version: 2,
+        info,
+        entries: scanned.map(({ liveKey: _k, racy: _r, ...entry }) => entry),
+      };
+      await writeAtomic(join(this.#manifests, `${info.id}.json`), seal(manifest, this.#key));
       await this.#saveCache(nextCache);
       return info;
     });
@@ -131,47 +143,43 @@ export class TreeCheckpointStore implements CheckpointStore {
     return this.#serial(async () => {
       const manifest = await this.#readManifest(id);
       const cache = await this.#loadCache();
-      const current = new Map((await this.#scan()).map((e) => [e.path, e]));
-      const wanted = new Map(manifest.entries.map((e) => [e.path, e]));
-
-      // Remove what the checkpoint does not have, or has as another type (deepest first).
-      const doomed = [...current.values()]
-        .filter((e) => wanted.get(e.path)?.type !== e.type)
-        .sort((a, b) => b.path.length - a.path.length);
-      for (const entry of doomed) {
-        await fs.rm(join(this.#root, entry.path), { recursive: true, force: true });
-        current.delete(entry.path);
-      }
-
-      const nextCache = new Map<string, StatKey>();
-      // Parents before children: manifest entries are in scan order (a directory precedes its contents).
-      for (const entry of manifest.entries) {
+      const live = new Map<string, LiveEntry>((await this.#scan()).map((e) => [e.path, e]));
+      const plan = planRestore(manifest.entries, live, {
+        owners: false,
+        unchanged: (want, have) => {
+          const known = cache.get(want.path);
+          return (
+            !have.racy && known?.key !== undefined && known.key === have.liveKey && known.hash === want.hash
+          );
+        },
+      });
+      // Every object the restore reads is hashed first: a mismatch restores nothing.
+      const writes = plan.create.filter((c) => c.kind === 'write').map((c) => c.entry);
+      await forEachLimit(writes, 8, async (entry) => {
         signal?.throwIfAborted();
-        const abs = join(this.#root, entry.path);
-        const have = current.get(entry.path);
-        if (entry.type === 'dir') {
-          if (!have) await fs.mkdir(abs, { mode: 0o700 });
-        } else if (entry.type === 'symlink') {
-          if (have?.target !== entry.target) {
-            if (have) await fs.rm(abs, { force: true });
-            await fs.symlink(entry.target!, abs);
-          }
-        } else {
-          const known = have?.stat && cache.get(entry.path);
-          const unchanged = known && have?.stat && sameStat(known, have.stat) && known.hash === entry.hash;
-          if (unchanged && have.mode === entry.mode) {
-            nextCache.set(entry.path, known);
-            continue;
-          }
-          if (unchanged) await fs.chmod(abs, entry.mode);
-          else await this.#restoreFile(entry, abs);
-          const st = await fs.lstat(abs, { bigint: true });
-          nextCache.set(entry.path, { ...statKey(st), hash: entry.hash! });
-        }
+        await this.#verifyObject(id, entry.hash!);
+      });
+
+      const at = (path: string) => this.#abs(path);
+      for (const path of plan.open) {
+        const st = await fs.lstat(at(path));
+        if (st.isDirectory()) await fs.chmod(at(path), (st.mode & 0o7777) | 0o700);
       }
-      // Modes last, deepest first, so a read-only directory does not block restoring its contents.
-      for (const entry of [...manifest.entries].reverse()) {
-        if (entry.type === 'dir') await fs.chmod(join(this.#root, entry.path), entry.mode);
+      for (const path of plan.remove) await fs.rm(at(path), { recursive: true, force: true });
+      for (const { kind, entry } of plan.create) {
+        signal?.throwIfAborted();
+        if (kind === 'mkdir') await fs.mkdir(at(entry.path), { mode: 0o700 });
+        else if (kind === 'symlink') await fs.symlink(Buffer.from(entry.target!, 'latin1'), at(entry.path));
+        else await this.#restoreFile(entry, at(entry.path));
+      }
+      for (const entry of plan.chmod) await fs.chmod(at(entry.path), entry.mode);
+      for (const entry of plan.dirModes) await fs.chmod(at(entry.path), entry.mode);
+
+      // Files put back are new inodes: read again at the next checkpoint (cost follows the change).
+      const nextCache = new Map<string, CachedFile>();
+      for (const path of plan.kept) {
+        const known = cache.get(path);
+        if (known) nextCache.set(path, known);
       }
       await this.#saveCache(nextCache);
     });
@@ -185,30 +193,49 @@ export class TreeCheckpointStore implements CheckpointStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw error;
     }
-    const infos = await Promise.all(
-      names
-        .filter((n) => n.endsWith('.json'))
-        .map(async (n) => (await this.#readManifest(n.slice(0, -5))).info),
-    );
+    const infos: CheckpointInfo[] = [];
+    for (const name of names) {
+      if (!name.endsWith('.json') || !CHECKPOINT_ID.test(name.slice(0, -5))) continue;
+      try {
+        infos.push((await this.#readManifest(name.slice(0, -5))).info);
+      } catch (error) {
+        // A checkpoint that fails verification (or went meanwhile) is not offered.
+        if (!(error instanceof CheckpointCorruptError || error instanceof CheckpointNotFoundError))
+          throw error;
+      }
+    }
     return infos.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
   }
 
   delete(id: string): Promise<void> {
     return this.#serial(async () => {
-      await this.#readManifest(id);
-      await fs.rm(join(this.#manifests, `${id}.json`));
+      if (!CHECKPOINT_ID.test(id)) throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`);
+      try {
+        await fs.rm(join(this.#manifests, `${id}.json`));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+          throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, { subject: id });
+        throw error;
+      }
       await this.#collectGarbage();
     });
   }
 
-  /** Remove objects that no manifest and no cached stat refers to. */
+  /** Remove objects that no valid manifest refers to. */
   async #collectGarbage(): Promise<void> {
     const live = new Set<string>();
     for (const name of await fs.readdir(this.#manifests)) {
-      if (!name.endsWith('.json')) continue;
-      for (const e of (await this.#readManifest(name.slice(0, -5))).entries) if (e.hash) live.add(e.hash);
+      if (!name.endsWith('.json') || !CHECKPOINT_ID.test(name.slice(0, -5))) continue;
+      try {
+        for (const e of (await this.#readManifest(name.slice(0, -5))).entries) if (e.hash) live.add(e.hash);
+      } catch (error) {
+        // A corrupt checkpoint keeps nothing alive.
+        if (!(error instanceof CheckpointCorruptError || error instanceof CheckpointNotFoundError))
+          throw error;
+      }
     }
     for (const prefix of await fs.readdir(this.#objects)) {
+      if (prefix.length !== 2) continue;
       for (const name of await fs.readdir(join(this.#objects, prefix))) {
         if (live.has(prefix + name)) continue;
         await fs.rm(join(this.#objects, prefix, name), { force: true });
@@ -218,14 +245,54 @@ export class TreeCheckpointStore implements CheckpointStore {
   }
 
   async #readManifest(id: string): Promise<Manifest> {
-    if (!/^[A-Za-z0-9_.-]+$/.test(id))
-      throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`);
+    if (typeof id !== 'string' || !CHECKPOINT_ID.test(id))
+      throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, { subject: String(id) });
+    let file: string;
     try {
-      return JSON.parse(await fs.readFile(join(this.#manifests, `${id}.json`), 'utf8')) as Manifest;
+      file = await fs.readFile(join(this.#manifests, `${id}.json`), 'latin1');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT')
         throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, { subject: id });
       throw error;
+    }
+    return parseChecked(treeManifestSchema, unseal(file, this.#key, id, {}), id, {});
+  }
+
+  /** Hash an object of the store; CHECKPOINT_CORRUPT when it is missing or its content differs. */
+  async #verifyObject(id: string, hash: string): Promise<void> {
+    const digest = createHash('sha256');
+    try {
+      await pipeline(createReadStream(this.#objectPath(hash)), digest);
+    } catch (error) {
+      throw new CheckpointCorruptError(`checkpoint ${id} is corrupt: object ${hash} is unreadable`, {
+        subject: id,
+        cause: error,
+      });
+    }
+    if (digest.digest('hex') !== hash)
+      throw new CheckpointCorruptError(
+        `checkpoint ${id} is corrupt: object ${hash} does not match its hash`,
+        {
+          subject: id,
+        },
+      );
+  }
+
+  /** A path of the tree (a binary string, `''` for the root) as the bytes to hand to fs. */
+  #abs(path: string): Buffer {
+    return path ? Buffer.concat([this.#rootBytes, Buffer.from(`/${path}`, 'latin1')]) : this.#rootBytes;
+  }
+
+  /** The filesystem's clock now, as the ctime of a file just written in the store. */
+  async #clock(): Promise<{ sec: bigint; nsec: bigint }> {
+    await fs.mkdir(this.#tmp, { recursive: true });
+    const probe = join(this.#tmp, `clock-${randomUUID()}`);
+    await fs.writeFile(probe, '');
+    try {
+      const st = await fs.lstat(probe, { bigint: true });
+      return split(st.ctimeNs);
+    } finally {
+      await fs.rm(probe, { force: true });
     }
   }
 
@@ -235,16 +302,19 @@ export class TreeCheckpointStore implements CheckpointStore {
    * the event loop every few hundred directories entries so other work is not starved.
    */
   async #scan(): Promise<ScannedEntry[]> {
+    const clock = await this.#clock();
     const out: ScannedEntry[] = [];
     const stack = [''];
     let sinceYield = 0;
     while (stack.length > 0) {
       const rel = stack.pop()!;
-      const names = readdirSync(join(this.#root, rel)).sort();
+      const names = readdirSync(this.#abs(rel), { encoding: 'buffer' })
+        .map((n) => n.toString('latin1'))
+        .sort();
       const subdirs: string[] = [];
       for (const name of names) {
         const path = rel ? `${rel}/${name}` : name;
-        const abs = join(this.#root, path);
+        const abs = this.#abs(path);
         const st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
         if (!st) continue; // vanished during the scan
         const mode = Number(st.mode & 0o7777n);
@@ -252,7 +322,12 @@ export class TreeCheckpointStore implements CheckpointStore {
           out.push({ path, type: 'dir', mode });
           subdirs.push(path);
         } else if (st.isSymbolicLink()) {
-          out.push({ path, type: 'symlink', mode, target: readlinkSync(abs) });
+          out.push({
+            path,
+            type: 'symlink',
+            mode,
+            target: readlinkSync(abs, { encoding: 'buffer' }).toString('latin1'),
+          });
         } else if (st.isFile()) {
           out.push({
             path,
@@ -260,7 +335,8 @@ export class TreeCheckpointStore implements CheckpointStore {
             mode,
             size: Number(st.size),
             mtimeNs: st.mtimeNs.toString(),
-            stat: statKey(st),
+            liveKey: `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`,
+            racy: isRacy(split(st.ctimeNs), clock),
           });
         }
         // Sockets, FIFOs and devices are not captured.
@@ -280,19 +356,24 @@ export class TreeCheckpointStore implements CheckpointStore {
   }
 
   async #hasObject(hash: string): Promise<boolean> {
+    return (await this.#knownObjects()).has(hash);
+  }
+
+  async #knownObjects(): Promise<Set<string>> {
     if (!this.#known) {
       const known = new Set<string>();
       for (const prefix of await fs.readdir(this.#objects)) {
         if (prefix.length !== 2) continue;
-        for (const name of await fs.readdir(join(this.#objects, prefix))) known.add(prefix + name);
+        for (const name of await fs.readdir(join(this.#objects, prefix)))
+          if (SHA256.test(prefix + name)) known.add(prefix + name);
       }
       this.#known = known;
     }
-    return this.#known.has(hash);
+    return this.#known;
   }
 
   /** Copy a file into the store while hashing it, in one read (small files in one piece, large ones streamed). */
-  async #storeObject(source: string, size: number): Promise<{ hash: string; size: number; written: number }> {
+  async #storeObject(source: Buffer, size: number): Promise<{ hash: string; size: number; written: number }> {
     const tmp = join(this.#objects, `.tmp-${randomUUID()}`);
     try {
       let digest: string;
@@ -333,8 +414,8 @@ export class TreeCheckpointStore implements CheckpointStore {
   }
 
   /** Replace a file with a fresh copy of its object (a new inode: nothing is shared with the store). */
-  async #restoreFile(entry: ManifestEntry, abs: string): Promise<void> {
-    const tmp = `${abs}.agentbox-restore-${randomUUID().slice(0, 8)}`;
+  async #restoreFile(entry: ManifestEntry, abs: Buffer): Promise<void> {
+    const tmp = Buffer.concat([abs, Buffer.from(`.agentbox-restore-${randomUUID().slice(0, 8)}`)]);
     try {
       await fs.copyFile(this.#objectPath(entry.hash!), tmp, fsConstants.COPYFILE_FICLONE);
       await fs.chmod(tmp, entry.mode);
@@ -349,35 +430,34 @@ export class TreeCheckpointStore implements CheckpointStore {
     }
   }
 
-  async #loadCache(): Promise<Map<string, StatKey>> {
+  async #loadCache(): Promise<Map<string, CachedFile>> {
     if (this.#cache) return this.#cache;
+    const cache = new Map<string, CachedFile>();
     try {
-      const raw = JSON.parse(await fs.readFile(this.#cacheFile, 'utf8')) as [string, StatKey][];
-      this.#cache = new Map(raw);
+      const raw: unknown = JSON.parse(await fs.readFile(this.#cacheFile, 'utf8'));
+      // Only a hint: entries of another shape are dropped (their files are read again).
+      for (const item of Array.isArray(raw) ? raw : []) {
+        const [path, v] = Array.isArray(item) ? item : [];
+        if (typeof path === 'string' && typeof v?.hash === 'string' && SHA256.test(v.hash))
+          cache.set(path, { key: typeof v.key === 'string' ? v.key : undefined, hash: v.hash });
+      }
     } catch {
       // No cache yet (or unreadable): every file is read once, which is always correct.
-      this.#cache = new Map();
     }
-    return this.#cache;
+    this.#cache = cache;
+    return cache;
   }
 
-  async #saveCache(cache: Map<string, StatKey>): Promise<void> {
+  async #saveCache(cache: Map<string, CachedFile>): Promise<void> {
     this.#cache = cache;
     await writeAtomic(this.#cacheFile, JSON.stringify([...cache]));
   }
 }
 
-function statKey(st: import('node:fs').BigIntStats): Omit<StatKey, 'hash'> {
-  return {
-    ino: st.ino.toString(),
-    size: Number(st.size),
-    mtimeNs: st.mtimeNs.toString(),
-    ctimeNs: st.ctimeNs.toString(),
-  };
-}
-
-function sameStat(a: Omit<StatKey, 'hash'>, b: Omit<StatKey, 'hash'>): boolean {
-  return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+/** Nanoseconds since the epoch as seconds and nanoseconds. */
+function split(ns: bigint): { sec: bigint; nsec: bigint } {
+  const sec = ns / 1_000_000_000n - (ns % 1_000_000_000n < 0n ? 1n : 0n);
+  return { sec, nsec: ns - sec * 1_000_000_000n };
 }
 
 /** Run `fn` over `items` with at most `limit` calls in flight. */

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { StartRequest } from '../process.js';
+import { shellQuote } from '../shell-quote.js';
 
 /**
  * Marker types: B ready (probe result, runner pid), S a command shell is waiting (its pid),
@@ -25,11 +26,6 @@ export interface Marker {
 
 export function newNonce(): string {
   return `\x1eab${randomBytes(16).toString('hex')}`;
-}
-
-/** Quote one word for sh: everything but NUL survives single quotes. */
-export function shellQuote(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Shared start of both scripts: fds 3 and 4 keep the session's stdout and stderr, fd 2 is muted. */

@@ -1,0 +1,210 @@
+/**
+ * Every shell script the exec store sends, rendered in one place. Scripts are binary strings
+ * (one char per byte, so names that are not UTF-8 survive) turned into bytes by
+ * `binaryScript`, which refuses any char above 0xFF. Every value that reaches the text is
+ * either a validated integer printed by {@link octal} / {@link decimal}, a fixed token, or a
+ * word quoted by `shellQuoteBinary`.
+ */
+import { InvalidArgumentError } from '../../errors.js';
+import { binaryScript, shellQuoteBinary as q } from '../../shell-quote.js';
+import type { ExecManifestEntry } from './manifest.js';
+import { PACK_ID } from './manifest.js';
+import type { RestorePlan } from './plan.js';
+
+/** Paths per generated command line (tar, sha256sum, rm, chmod): keeps each well under argv limits. */
+export const BATCH = 400;
+
+/** A permission mode as 4 octal digits; anything but an integer in 0..0o7777 is refused. */
+export function octal(mode: number): string {
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)
+    throw new InvalidArgumentError(`not a file mode: ${String(mode)}`);
+  return mode.toString(8).padStart(4, '0');
+}
+
+/** A safe integer in decimal (uid, gid, mtime); anything else is refused. */
+export function decimal(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`not an integer: ${String(n)}`);
+  return String(n);
+}
+
+function pack(id: string): string {
+  if (!PACK_ID.test(id)) throw new InvalidArgumentError(`not a pack id: ${JSON.stringify(id)}`);
+  return id;
+}
+
+function batches<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += BATCH) out.push(items.slice(i, i + BATCH));
+  return out;
+}
+
+export interface Dirs {
+  /** The tree's root and the store, as binary strings. */
+  root: string;
+  store: string;
+}
+
+/**
+ * Hash objects of the store (paths below `packs/`, e.g. `<pack>/<path>`), batched: prints
+ * `B<n>\n` before each batch's sha256sum output and `D<n>\n` at the end.
+ */
+export function verifyScript(dirs: Dirs, objects: readonly string[], n: string): Buffer {
+  return binaryScript(
+    [
+      `cd -- ${q(dirs.store)}/packs || exit 3`,
+      ...batches(objects).map(
+        (b) => `printf 'B%s\\n' ${n}; sha256sum -- ${b.map((o) => q(`./${o}`)).join(' ')} || exit 4`,
+      ),
+      `printf 'D%s\\n' ${n}`,
+      '',
+    ].join('\n'),
+  );
+}
+
+/** Copy `files` into the store's staging dir (tar, batched) and hash the copies. */
+export function stageScript(dirs: Dirs, stage: string, files: readonly string[], n: string): Buffer {
+  return binaryScript(
+    [
+      `R=${q(dirs.root)} S=${q(dirs.store)} T=${q(stage)} n=${n}`,
+      'cd -- "$S" || exit 3',
+      // Staging left by a crash long ago.
+      'find tmp -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf -- {} + 2>/dev/null',
+      'mkdir -p -- "$T" || exit 3',
+      'b() {',
+      `  printf 'B%s\\n' "$n"`,
+      '  (cd -- "$R" && tar -cf - "$@" 2>/dev/null) | (cd -- "$S/$T" && tar -xf - --numeric-owner 2>/dev/null)',
+      // A file still there but not copied could not be read: refuse rather than lose it on rollback.
+      '  for p; do if [ ! -f "$S/$T/$p" ] && [ -f "$R/$p" ] && [ ! -L "$R/$p" ]; then echo "cannot read $p" >&2; exit 5; fi; done',
+      '  (cd -- "$S/$T" && sha256sum "$@" 2>/dev/null)',
+      '  return 0',
+      '}',
+      ...batches(files).map((b) => `b ${b.map((f) => q(`./${f}`)).join(' ')}`),
+      `printf 'D%s\\n' "$n"`,
+      '',
+    ].join('\n'),
+  );
+}
+
+/** Drop duplicate copies, file the pack, write the sealed manifest and (last) the info file. */
+export function commitScript(
+  dirs: Dirs,
+  id: string,
+  files: { manifest: string; info: string },
+  staged: { stage: string; pack: string; duplicates: readonly string[]; kept: number } | undefined,
+  eof: string,
+): Buffer {
+  const lines = ['set -e', `S=${q(dirs.store)}`, 'mkdir -p -- "$S/checkpoints" "$S/tmp" "$S/packs"'];
+  if (staged) {
+    const stage = `"$S/"${q(staged.stage)}`;
+    if (staged.kept === 0) lines.push(`rm -rf -- ${stage}`);
+    else {
+      for (const b of batches(staged.duplicates))
+        lines.push(`(cd -- ${stage} && rm -f -- ${b.map((p) => q(`./${p}`)).join(' ')})`);
+      lines.push(`mv -- ${stage} "$S/packs/"${pack(staged.pack)}`);
+    }
+  }
+  const tmp = (ext: string) => `"$S/tmp/"${q(`${id}.${ext}`)}`;
+  const final = (ext: string) => `"$S/checkpoints/"${q(`${id}.${ext}`)}`;
+  // Sealed files are one or two ASCII lines: a quoted heredoc carries them unchanged.
+  for (const [ext, text] of [
+    ['manifest', files.manifest],
+    ['info', files.info],
+  ] as const) {
+    if (/[^\x20-\x7e\n]/.test(text) || text.includes(eof))
+      throw new InvalidArgumentError('unexpected manifest text');
+    lines.push(`cat > ${tmp(ext)} <<'${eof}'`, text.replace(/\n$/, ''), eof);
+  }
+  lines.push(
+    `mv -f -- ${tmp('manifest')} ${final('manifest')}`,
+    // The info file makes the checkpoint exist: written last.
+    `mv -f -- ${tmp('info')} ${final('info')}`,
+    '',
+  );
+  return binaryScript(lines.join('\n'));
+}
+
+/** Remove whole packs and single object files no checkpoint refers to, and old staging. */
+export function gcScript(dirs: Dirs, packs: readonly string[], files: readonly string[]): Buffer {
+  const lines = [`S=${q(dirs.store)}`, 'cd -- "$S/packs" || exit 3'];
+  for (const p of packs) lines.push(`rm -rf -- ${pack(p)}`);
+  for (const b of batches(files)) lines.push(`rm -f -- ${b.map((p) => q(`./${p}`)).join(' ')}`);
+  lines.push(
+    'find "$S/tmp" -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf -- {} + 2>/dev/null',
+    'exit 0',
+    '',
+  );
+  return binaryScript(lines.join('\n'));
+}
+
+/** The restore script for a plan of validated exec-manifest entries. */
+export function restoreScript(
+  dirs: Dirs,
+  plan: RestorePlan<ExecManifestEntry>,
+  options: { owners: boolean; nonce: string },
+): Buffer | undefined {
+  const lines: string[] = [];
+  const at = (path: string) => `"$R/"${q(path)}`;
+  const batched = (command: string, paths: readonly string[]) => {
+    for (const b of batches(paths)) lines.push(`${command} ${b.map(at).join(' ')}`);
+  };
+  const owner = (e: ExecManifestEntry) => `${decimal(e.uid)}:${decimal(e.gid)}`;
+  const group = (entries: readonly ExecManifestEntry[], key: (e: ExecManifestEntry) => string) => {
+    const map = new Map<string, string[]>();
+    for (const e of entries) {
+      const k = key(e);
+      map.set(k, [...(map.get(k) ?? []), e.path]);
+    }
+    return map;
+  };
+
+  batched('chmod u+rwx', plan.open);
+  batched('rm -rf --', plan.remove);
+  const byTar = new Map<string, string[]>();
+  const chown = [...plan.chown];
+  const chmod = [...plan.chmod];
+  for (const { kind, entry } of plan.create) {
+    if (kind === 'mkdir') lines.push(`mkdir -m 700 -- ${at(entry.path)}`);
+    else if (kind === 'symlink') lines.push(`ln -s -- ${q(entry.target!)} ${at(entry.path)}`);
+    else {
+      const object = entry.object!;
+      if (entry.exact && object.path === undefined) {
+        byTar.set(pack(object.pack), [...(byTar.get(object.pack) ?? []), entry.path]);
+        // tar restores them; as a user without privileges it may not, so say it again (few commands).
+        if (options.owners) chown.push(entry);
+        chmod.push(entry);
+      } else {
+        const source = `${pack(object.pack)}/${object.path ?? entry.path}`;
+        lines.push(
+          `f ${q(source)} ${q(entry.path)} ${octal(entry.mode)} ${options.owners ? owner(entry) : '-'} ${decimal(entry.mtimeSec ?? 0)}`,
+        );
+      }
+    }
+  }
+  for (const [p, paths] of byTar)
+    for (const b of batches(paths)) lines.push(`x ${p} ${b.map((path) => q(`./${path}`)).join(' ')}`);
+  for (const [o, paths] of group(chown, owner)) batched(`chown -h ${o}`, paths);
+  for (const [m, paths] of group(chmod, (e) => octal(e.mode))) batched(`chmod ${m}`, paths);
+  for (const [m, paths] of group(plan.dirModes, (e) => octal(e.mode))) batched(`chmod ${m}`, paths);
+  if (lines.length === 0) return undefined;
+  if (!/^[0-9a-f]+$/.test(options.nonce)) throw new InvalidArgumentError('bad nonce');
+  return binaryScript(
+    [
+      'set -e',
+      `R=${q(dirs.root)} S=${q(dirs.store)} T=.agentbox-restore-${options.nonce}`,
+      // f OBJECT PATH MODE OWNER MTIME: a fresh copy of the object, put in place by rename.
+      'f() {',
+      '  d=${2%/*}; [ "$d" != "$2" ] || d=.',
+      '  t="$R/$d/$T"',
+      '  cp -- "$S/packs/$1" "$t"',
+      '  [ "$4" = - ] || chown "$4" "$t"',
+      '  chmod "$3" "$t"',
+      '  touch -d "@$5" "$t"',
+      '  mv -f -- "$t" "$R/$2"',
+      '}',
+      // x PACK PATHS...: objects that already carry their path, mode, owner and mtime, in one tar.
+      'x() { p=$1; shift; (cd -- "$S/packs/$p" && tar -cf - "$@") | (cd -- "$R" && tar -xf - --numeric-owner); }',
+      ...lines,
+      '',
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,166 @@
+/**
+ * TreeCheckpointStore (the host-tree store) against a hostile store directory: validated and
+ * authenticated manifests, hash-checked objects, and the shared restore plan's rules.
+ */
+import * as fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { TreeCheckpointStore } from '../src/index.js';
+
+let dir: string;
+let root: string;
+let storeDir: string;
+const key = new Uint8Array(32).fill(3);
+const at = (p: string) => join(root, p);
+const newStore = (manifestKey?: Uint8Array) =>
+  new TreeCheckpointStore({ root, storeDir, ...(manifestKey ? { manifestKey } : {}) });
+const manifestFile = (id: string) => join(storeDir, 'manifests', `${id}.json`);
+
+async function snapshot(): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of (await fs.readdir(root, { recursive: true })).sort()) {
+    const st = await fs.lstat(at(name));
+    const mode = (st.mode & 0o7777).toString(8);
+    if (st.isSymbolicLink()) out[name] = `link ${await fs.readlink(at(name))}`;
+    else if (st.isDirectory()) out[name] = `dir ${mode}`;
+    else out[name] = `file ${mode} ${await fs.readFile(at(name), 'latin1')}`;
+  }
+  return out;
+}
+
+async function rewrite(id: string, change: (m: { entries: Record<string, unknown>[] }) => void) {
+  const [json, ...rest] = (await fs.readFile(manifestFile(id), 'latin1')).split('\n');
+  const m = JSON.parse(json!);
+  change(m);
+  await fs.writeFile(manifestFile(id), [JSON.stringify(m), ...rest].join('\n'), 'latin1');
+}
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(join(tmpdir(), 'agentbox-tree-store-'));
+  root = join(dir, 'tree');
+  storeDir = join(dir, 'store');
+  await fs.mkdir(at('sub/deep'), { recursive: true });
+  await fs.writeFile(at('a.txt'), 'alpha\n');
+  await fs.writeFile(at('sub/deep/b.txt'), 'beta\n');
+  await fs.symlink('sub/deep/b.txt', at('link'));
+});
+
+afterEach(async () => {
+  await fs.chmod(root, 0o755).catch(() => {});
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe('TreeCheckpointStore', () => {
+  it('restores exactly, odd names included (quotes, newlines, $(), U+0127)', async () => {
+    for (const n of ['q\'"', 'nl\nx', '$(touch pwned)', '\u0127']) await fs.writeFile(at(n), n);
+    const store = newStore();
+    const before = await snapshot();
+    const info = await store.create({ label: 'ħ' });
+    await fs.writeFile(at('a.txt'), 'changed');
+    await fs.rm(at('sub'), { recursive: true });
+    await fs.writeFile(at('sub'), 'now a file');
+    await fs.writeFile(at('new'), 'new');
+    await store.restore(info.id);
+    expect(await snapshot()).toEqual(before);
+    expect((await newStore().list())[0]!.label).toBe('ħ');
+  });
+
+  it('round-trips names that are not UTF-8 (files, directories, link targets)', async () => {
+    const raw = (name: number[]) => Buffer.concat([Buffer.from(`${root}/`), Buffer.from(name)]);
+    const dirName = [0x64, 0xff, 0x27];
+    await fs.mkdir(raw(dirName));
+    await fs.writeFile(Buffer.concat([raw(dirName), Buffer.from([0x2f, 0xc4, 0xfe])]), 'inside');
+    await fs.symlink(Buffer.from([0x74, 0xfe]), raw([0x6c, 0x80]));
+    const store = newStore();
+    const info = await store.create({ label: undefined });
+    await fs.rm(raw(dirName), { recursive: true });
+    await fs.rm(raw([0x6c, 0x80]));
+    await store.restore(info.id);
+    expect(await fs.readFile(Buffer.concat([raw(dirName), Buffer.from([0x2f, 0xc4, 0xfe])]), 'utf8')).toBe(
+      'inside',
+    );
+    expect(await fs.readlink(raw([0x6c, 0x80]), { encoding: 'buffer' })).toEqual(Buffer.from([0x74, 0xfe]));
+  });
+
+  it('opens read-only directories before restoring into them (and removing below them)', async () => {
+    await fs.mkdir(at('locked'));
+    await fs.writeFile(at('locked/f'), 'inside');
+    await fs.chmod(at('locked'), 0o555);
+    const store = newStore();
+    const before = await snapshot();
+    const info = await store.create({ label: undefined });
+    await fs.chmod(at('locked'), 0o755);
+    await fs.writeFile(at('locked/f'), 'changed');
+    await fs.writeFile(at('locked/g'), 'extra');
+    await fs.mkdir(at('locked/ro'));
+    await fs.writeFile(at('locked/ro/x'), 'x');
+    await fs.chmod(at('locked/ro'), 0o500);
+    await fs.chmod(at('locked'), 0o500);
+    await store.restore(info.id);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('never restores through a live symlink put where a directory was', async () => {
+    const outside = join(dir, 'outside');
+    await fs.mkdir(outside);
+    const store = newStore();
+    const before = await snapshot();
+    const info = await store.create({ label: undefined });
+    await fs.rm(at('sub'), { recursive: true });
+    await fs.symlink(outside, at('sub'));
+    await store.restore(info.id);
+    expect(await snapshot()).toEqual(before);
+    expect(await fs.readdir(outside)).toEqual([]);
+  });
+
+  it('refuses a hostile manifest (path leaving the tree, bad mode) with CHECKPOINT_CORRUPT', async () => {
+    const store = newStore();
+    const info = await store.create({ label: undefined });
+    await rewrite(info.id, (m) => {
+      m.entries.find((e) => e.path === 'a.txt')!.path = '../escaped';
+    });
+    await expect(newStore().restore(info.id)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
+    const other = await store.create({ label: undefined });
+    await rewrite(other.id, (m) => {
+      m.entries[0]!.mode = 0.5;
+    });
+    await expect(newStore().restore(other.id)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
+    await expect(fs.access(join(dir, 'escaped'))).rejects.toThrow();
+    expect(await newStore().list()).toEqual([]);
+  });
+
+  it('with a key: a forged manifest is left out of list() and refused on restore', async () => {
+    const store = newStore(key);
+    const good = await store.create({ label: 'good' });
+    await fs.writeFile(at('a.txt'), 'v2\n');
+    const forged = await store.create({ label: 'forged' });
+    await fs.writeFile(
+      manifestFile(forged.id),
+      (await fs.readFile(manifestFile(forged.id), 'latin1')).replace('forged', 'fake!!'),
+    );
+    const fresh = newStore(key);
+    expect((await fresh.list()).map((c) => c.label)).toEqual(['good']);
+    await expect(fresh.restore(forged.id)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
+    const unkeyed = await newStore().create({ label: 'unkeyed' });
+    await expect(newStore(key).restore(unkeyed.id)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
+    await fresh.restore(good.id);
+    expect(await fs.readFile(at('a.txt'), 'utf8')).toBe('alpha\n');
+  });
+
+  it('an object that no longer matches its hash: CHECKPOINT_CORRUPT, nothing restored', async () => {
+    const store = newStore();
+    const info = await store.create({ label: undefined });
+    for (const name of await fs.readdir(join(storeDir, 'objects'), { recursive: true })) {
+      const path = join(storeDir, 'objects', name);
+      if (!(await fs.stat(path)).isFile()) continue;
+      await fs.chmod(path, 0o600);
+      await fs.writeFile(path, 'evil');
+    }
+    await fs.writeFile(at('a.txt'), 'live\n');
+    await fs.writeFile(at('extra'), 'x');
+    const before = await snapshot();
+    await expect(newStore().restore(info.id)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
+    expect(await snapshot()).toEqual(before);
+  });
+});
