@@ -8,5 +8,6 @@ export * from './process.js';
 export * from './registry.js';
 export * from './sandbox.js';
 export * from './session/index.js';
+export * from './signals.js';
 export * from './stream-queue.js';
 export type * from './types.js';
