@@ -56,8 +56,15 @@ export class LocalSandbox extends BaseSandbox {
         isolation: 'none',
         checkpoints: true,
         spawn: true,
+        stdin: true,
+        kill: true,
         nonRootUser: !isRoot,
+        networkPolicy: false,
         reattach: true,
+        unsupported: {
+          networkPolicy: 'commands share the host network',
+          ...(isRoot ? { nonRootUser: 'this process runs as root, so commands do too' } : {}),
+        },
       },
       enforcement: enforcementReport(NOT_ISOLATED, {
         nonRootUser: isRoot

@@ -13,6 +13,7 @@ import {
   type ErrorContext,
   NotFoundError,
   PermissionDeniedError,
+  parseSignal,
   type RawProcess,
   SandboxUnavailableError,
   type StartRequest,
@@ -111,9 +112,11 @@ export async function startRemoteProcess(
       if (!done && !channel.writableEnded) channel.end();
     },
     async kill(sig) {
+      // The name goes into remote shell text: only a name from the Linux table gets there.
+      const name = parseSignal(sig, { ...opts.context, operation: 'kill' });
       if (done) return;
       try {
-        await conn.run(killGroupCommand(pgid, sig), { control: true, context: opts.context });
+        await conn.run(killGroupCommand(pgid, name), { control: true, context: opts.context });
       } catch (error) {
         throw conn.failure(link, error, 'signalling a command', opts.context);
       }

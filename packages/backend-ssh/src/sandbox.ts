@@ -120,8 +120,15 @@ export class SshSandbox extends BaseSandbox {
         isolation: 'remote-host',
         checkpoints: true,
         spawn: true,
+        stdin: true,
+        kill: true,
         nonRootUser: init.uid !== 0,
+        networkPolicy: false,
         reattach: true,
+        unsupported: {
+          networkPolicy: 'commands share the network of the SSH host',
+          ...(init.uid === 0 ? { nonRootUser: 'the SSH user is root (uid 0)' } : {}),
+        },
       },
       enforcement: init.enforcement,
       baseEnv: {

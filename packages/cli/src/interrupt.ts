@@ -2,7 +2,7 @@
  * Ctrl-C and SIGTERM: the first one aborts what is running (the command's whole process tree is
  * killed through its AbortSignal, and the kept sandbox is left intact); a second one exits at once.
  */
-import { constants } from 'node:os';
+import { parseSignal, signalNumber } from '@agentbox/core';
 
 export interface Interrupts {
   readonly signal: AbortSignal;
@@ -20,7 +20,8 @@ export function catchInterrupts(): Interrupts {
   let exitCode: number | undefined;
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((name) => {
     const handler = () => {
-      const code = 128 + constants.signals[name];
+      // The status a shell reports for a command killed by this signal (Linux numbering, whatever the host).
+      const code = 128 + signalNumber(parseSignal(name));
       // A handler that takes the signal itself (the shell interrupting one command) keeps us running.
       if (interrupts.intercept?.(name)) return;
       if (exitCode !== undefined) process.exit(code);

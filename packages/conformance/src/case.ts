@@ -1,5 +1,5 @@
 /** How a conformance case is written: a stable id, a title that states the promise, and a body. */
-import type { SandboxBackend } from '@agentbox/core';
+import type { CapabilityName, SandboxBackend } from '@agentbox/core';
 import type { ConformanceOptions } from './options.js';
 
 export interface CaseContext {
@@ -25,6 +25,8 @@ export interface ConformanceCase {
   title: string;
   /** Vitest timeout before `timeScale` (default 30 s). */
   timeoutMs?: number;
+  /** Capabilities the case exercises: a backend without one skips the case, giving its own reason. */
+  needs?: readonly CapabilityName[];
   run(ctx: CaseContext): Promise<void>;
 }
 

@@ -3,7 +3,7 @@
  * cases (opened in beforeAll, closed in afterAll); each case works in its own directory.
  */
 import { posix } from 'node:path';
-import type { SandboxBackend } from '@agentbox/core';
+import type { Capabilities, CapabilityName, SandboxBackend } from '@agentbox/core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { CaseContext, CaseGroup, ConformanceCase } from './case.js';
 import { checkpointCases } from './cases/checkpoints.js';
@@ -30,6 +30,22 @@ export const caseIds: readonly string[] = groups.flatMap((g) => g.cases.map((c) 
 
 const DEFAULT_CASE_TIMEOUT_MS = 30_000;
 const OPEN_TIMEOUT_MS = 120_000;
+
+/**
+ * Why a case that needs `needs` cannot run on a backend with `capabilities`: the first missing
+ * capability and the backend's own reason for it; undefined when everything needed is there.
+ */
+export function missingCapability(
+  needs: readonly CapabilityName[] | undefined,
+  capabilities: Capabilities,
+): string | undefined {
+  for (const name of needs ?? []) {
+    if (capabilities[name] === true) continue;
+    const reason = capabilities.unsupported?.[name]?.trim() || 'the backend gives no reason';
+    return `needs capability ${name}, which this backend lacks: ${reason}`;
+  }
+  return undefined;
+}
 
 /** Check the options before any test is declared, so that a mistake fails the file loudly. */
 export function validateOptions(options: ConformanceOptions): void {
@@ -98,7 +114,8 @@ export function runConformance(options: ConformanceOptions): void {
                 return t.skip(why);
               };
               if (!shared) throw new Error('the shared sandbox did not open (see the beforeAll error)');
-              const unsupported = group.unsupported?.(shared);
+              const unsupported =
+                group.unsupported?.(shared) ?? missingCapability(testCase.needs, shared.capabilities);
               if (unsupported) skip(unsupported);
               let sandbox = shared;
               if (group.sandbox === 'own') {

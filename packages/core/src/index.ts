@@ -10,5 +10,6 @@ export * from './registry.js';
 export * from './sandbox.js';
 export * from './session/index.js';
 export * from './shell-quote.js';
+export * from './signals.js';
 export * from './stream-queue.js';
 export type * from './types.js';

@@ -3,16 +3,20 @@
  * feeds stdin, drains and caps output, enforces timeouts and aborts by killing the whole
  * process tree, and turns the outcome into an ExecResult or a typed error.
  */
-import { constants } from 'node:os';
 import {
   AbortedError,
+  AgentboxError,
   type ErrorContext,
   InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
   SandboxClosedError,
   TimeoutError,
   toAgentboxError,
+  UnsupportedError,
 } from './errors.js';
 import { DEFAULT_MAX_OUTPUT_BYTES, decodeUtf8, encodeUtf8, OutputBuffer } from './output.js';
+import { parseSignal, type SignalInput, type SignalName, signalNumber } from './signals.js';
 import { StreamQueue } from './stream-queue.js';
 import type { Command, ExecHandle, ExecResult, SpawnOptions, StdinSource } from './types.js';
 
@@ -30,8 +34,11 @@ export interface RawProcess {
   /** Resolves once the chunk is accepted (backpressure). */
   writeStdin(chunk: Uint8Array): Promise<void>;
   closeStdin(): Promise<void>;
-  /** Signal the command's whole process tree (its process group or session), not just its leader. */
-  kill(signal: NodeJS.Signals): Promise<void>;
+  /**
+   * Signal the command's whole process tree (its process group or session), not just its
+   * leader. `signal` has passed {@link parseSignal}: a Linux name from the table, never free text.
+   */
+  kill(signal: SignalName): Promise<void>;
   /** Exit of the command: a code, or the name of the signal that ended it. */
   readonly exit: Promise<{ exitCode: number | null; signal: string | null }>;
 }
@@ -88,13 +95,76 @@ export function normalizeCommand(cmd: Command, context: ErrorContext): readonly 
   return [...cmd];
 }
 
-export function signalNumber(name: string): number {
-  return (constants.signals as Record<string, number>)[name] ?? 0;
+/** Exit status of an {@link apiCommand} whose working directory could not be entered. */
+export const API_CWD_FAILED_STATUS = 111;
+const API_CWD_MARKER = 'agentbox-cwd';
+
+// $0 is the marker, $1 the cwd, the rest `-- NAME=value... program args...` for `env -i`.
+const API_WRAPPER = [
+  'cd -- "$1" 2>/dev/null || {',
+  ' if [ -d "$1" ]; then r=denied; elif [ -e "$1" ]; then r=not-a-directory; else r=missing; fi;',
+  ` printf '%s %s\\n' "$0" "$r" >&2; exit ${API_CWD_FAILED_STATUS}; }`,
+  'shift; exec env -i "$@"',
+].join('\n');
+
+/**
+ * For a backend whose API takes an argv and no working directory or environment of its own
+ * (or only ones we would have to glue from user values): the argv to hand that API so the
+ * command runs in `cwd` with exactly `env`. Every user value travels as its own argument,
+ * never inside shell text: `/bin/sh -c <fixed script> agentbox-cwd <cwd> -- NAME=value... argv...`,
+ * where the script enters the directory and replaces itself with `env -i`. A cwd that cannot be
+ * entered ends with {@link API_CWD_FAILED_STATUS} and a line {@link apiCommandFailure} reads.
+ */
+export function apiCommand(req: StartRequest, context: ErrorContext = {}): string[] {
+  const argv = normalizeCommand(req.argv, context);
+  if (typeof req.cwd !== 'string' || !req.cwd.startsWith('/') || req.cwd.includes('\0'))
+    throw new InvalidArgumentError('cwd must be an absolute path without NUL bytes', context);
+  const assignments: string[] = [];
+  for (const [name, value] of Object.entries(req.env)) {
+    if (!ENV_NAME.test(name))
+      throw new InvalidArgumentError(`invalid environment variable name "${name}"`, context);
+    if (typeof value !== 'string' || value.includes('\0'))
+      throw new InvalidArgumentError(
+        `environment variable ${name} must be a string without NUL bytes`,
+        context,
+      );
+    assignments.push(`${name}=${value}`);
+  }
+  // `env` takes a word with `=` for one more assignment, so such a program is started by `sh`.
+  let program = argv;
+  if (argv[0]!.includes('=')) {
+    // `exec` in bash and busybox reads a leading `-` as an option, and dash has no `--` for it.
+    if (argv[0]!.startsWith('-'))
+      throw new InvalidArgumentError('a program name may not both start with "-" and contain "="', context);
+    program = ['/bin/sh', '-c', 'exec "$0" "$@"', ...argv];
+  }
+  return ['/bin/sh', '-c', API_WRAPPER, API_CWD_MARKER, req.cwd, '--', ...assignments, ...program];
 }
 
-export function signalName(num: number): string | null {
-  for (const [name, n] of Object.entries(constants.signals)) if (n === num) return name;
-  return null;
+/**
+ * The typed error for an {@link apiCommand} that never started because its cwd could not be
+ * entered, judged from its exit status and the start of its stderr; undefined for anything else.
+ */
+export function apiCommandFailure(
+  exitCode: number | null,
+  stderr: string | Uint8Array,
+  cwd: string,
+  context: ErrorContext = {},
+): AgentboxError | undefined {
+  if (exitCode !== API_CWD_FAILED_STATUS) return undefined;
+  const text = typeof stderr === 'string' ? stderr : decodeUtf8(stderr.subarray(0, 64));
+  const reason = new RegExp(`^${API_CWD_MARKER} (missing|not-a-directory|denied)\\n`).exec(text)?.[1];
+  const where = { ...context, subject: cwd };
+  switch (reason) {
+    case 'missing':
+      return new NotFoundError(`working directory ${cwd} does not exist`, where);
+    case 'not-a-directory':
+      return new NotFoundError(`working directory ${cwd} is not a directory`, where);
+    case 'denied':
+      return new PermissionDeniedError(`working directory ${cwd} is not accessible`, where);
+    default:
+      return undefined;
+  }
 }
 
 export async function* stdinChunks(source: StdinSource): AsyncGenerator<Uint8Array> {
@@ -118,8 +188,18 @@ export interface RunOptions extends SpawnOptions {
   streaming: boolean;
 }
 
-/** How long to wait for output pipes to close after a killed command has exited. */
+/** How long to wait for output pipes to close (or a last kill to go out) after a killed command has exited. */
 const DRAIN_AFTER_KILL_MS = 2_000;
+
+type StopReason = 'timeout' | 'abort' | 'closed';
+
+/** Failures that mean the command no longer takes input (it exited, or closed its stdin). */
+function isClosedPipe(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ERR_STREAM_WRITE_AFTER_END')
+    return true;
+  return error instanceof Error && !(error instanceof AgentboxError) && /\bEPIPE\b/.test(error.message);
+}
 
 export class ProcessHandle implements ExecHandle {
   readonly #context: ErrorContext;
@@ -132,14 +212,27 @@ export class ProcessHandle implements ExecHandle {
   readonly #liveOut = new StreamQueue(Number.POSITIVE_INFINITY);
   readonly #liveErr = new StreamQueue(Number.POSITIVE_INFINITY);
   readonly #result: Promise<ExecResult>;
-  #stopReason: 'timeout' | 'abort' | 'closed' | undefined;
-  #stopNow: (() => void) | undefined;
+  /** Aborts a start still in progress (the deadline passed, the caller aborted, the sandbox closed). */
+  readonly #startAbort = new AbortController();
+  readonly #killGraceMs: number;
+  #stopReason: StopReason | undefined;
+  /** The started process, once known: a stop before that is applied when it arrives. */
+  #running: RawProcess | undefined;
+  #deadline: ReturnType<typeof setTimeout> | undefined;
+  #grace: ReturnType<typeof setTimeout> | undefined;
+  #killSent: Promise<void> | undefined;
+  #exited = false;
   #stdinClosed = false;
   #stdinChain: Promise<void> = Promise.resolve();
+  readonly #onAbort = () => this.#stop('abort');
 
+  /**
+   * `start` gets a signal that aborts when the start should give up. The deadline (`timeoutMs`)
+   * runs from this call, so waiting for a free channel or slot and starting count against it.
+   */
   constructor(
     command: readonly string[],
-    start: () => Promise<RawProcess>,
+    start: (signal: AbortSignal) => Promise<RawProcess>,
     private readonly options: RunOptions,
     context: ErrorContext,
   ) {
@@ -151,12 +244,28 @@ export class ProcessHandle implements ExecHandle {
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0))
       throw new InvalidArgumentError('timeoutMs must be a positive number', context);
+    const grace = options.killGraceMs ?? 0;
+    if (!Number.isFinite(grace) || grace < 0)
+      throw new InvalidArgumentError('killGraceMs must be a non-negative number', context);
+    this.#killGraceMs = grace;
     this.#out = new OutputBuffer(max);
     this.#err = new OutputBuffer(max);
     if (!options.streaming) this.#stopUnreadStreams();
-    this.#raw = options.signal?.aborted
-      ? Promise.reject(new AbortedError('aborted before the command started', this.#context))
-      : start();
+    if (options.signal?.aborted) {
+      this.#stopReason = 'abort';
+      this.#raw = Promise.reject(
+        new AbortedError('aborted before the command started', {
+          ...this.#context,
+          cause: options.signal.reason,
+        }),
+      );
+    } else {
+      if (timeoutMs !== undefined) this.#deadline = setTimeout(() => this.#stop('timeout'), timeoutMs);
+      options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+      this.#raw = start(this.#startAbort.signal).catch((error: unknown) => {
+        throw this.#startFailure(error);
+      });
+    }
     this.#raw.catch(() => {});
     this.#result = this.#run();
     this.#result.catch(() => {});
@@ -170,34 +279,63 @@ export class ProcessHandle implements ExecHandle {
   }
 
   writeStdin(data: string | Uint8Array): Promise<void> {
+    const context = { ...this.#context, operation: 'writeStdin' };
+    if (typeof data !== 'string' && !(data instanceof Uint8Array))
+      return Promise.reject(new InvalidArgumentError('writeStdin takes a string or a Uint8Array', context));
     const bytes = typeof data === 'string' ? encodeUtf8(data) : data;
     const next = this.#stdinChain.then(async () => {
-      if (this.#stdinClosed) throw new InvalidArgumentError('stdin is already closed', this.#context);
-      if (bytes.length > 0) await (await this.#raw).writeStdin(bytes);
+      if (this.#stdinClosed) throw new InvalidArgumentError('stdin is already closed', context);
+      const raw = await this.#usable(context);
+      if (bytes.length === 0) return;
+      try {
+        await raw.writeStdin(bytes);
+      } catch (error) {
+        throw this.#stdinFailure(error, context);
+      }
     });
     this.#stdinChain = next.catch(() => {});
     return next;
   }
 
   closeStdin(): Promise<void> {
+    const context = { ...this.#context, operation: 'closeStdin' };
     const next = this.#stdinChain.then(async () => {
       if (this.#stdinClosed) return;
       this.#stdinClosed = true;
-      await (await this.#raw).closeStdin();
+      const raw = await this.#usable(context);
+      try {
+        await raw.closeStdin();
+      } catch (error) {
+        // Closing the input of a command that has already let go of it is what the caller wanted.
+        if (this.#exited || isClosedPipe(error)) return;
+        throw toAgentboxError(error, context);
+      }
     });
     this.#stdinChain = next.catch(() => {});
     return next;
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    await (await this.#raw).kill(signal);
+  async kill(signal: SignalInput = 'SIGTERM'): Promise<void> {
+    const context = { ...this.#context, operation: 'kill' };
+    const name = parseSignal(signal, context);
+    const raw = await this.#usable(context);
+    try {
+      await raw.kill(name);
+    } catch (error) {
+      if ((error as { code?: unknown } | null)?.code === 'ERR_UNKNOWN_SIGNAL')
+        throw new UnsupportedError(`${name} cannot be sent from this host`, { ...context, cause: error });
+      throw toAgentboxError(error, context);
+    }
   }
 
-  /** The sandbox is closing: kill the command's tree; the result is a SandboxClosedError. */
+  /** The sandbox is closing: kill the command's tree at once; the result is a SandboxClosedError. */
   stopForClose(): void {
-    if (this.#stopReason) return;
-    this.#stopReason = 'closed';
-    this.#stopNow?.();
+    if (this.#stopReason && this.#running) {
+      // Already being stopped (a timeout in its grace): closing does not wait for the grace.
+      this.#killNow(this.#running);
+      return;
+    }
+    this.#stop('closed');
   }
 
   /** Settles (never rejects) when the command has ended, whatever the outcome. */
@@ -212,6 +350,87 @@ export class ProcessHandle implements ExecHandle {
     // A caller waiting for the result without having started to read the streams will not read them.
     this.#stopUnreadStreams();
     return this.#result;
+  }
+
+  /** The started process for a stdin or kill call, or the typed reason there is none to use. */
+  async #usable(context: ErrorContext): Promise<RawProcess> {
+    if (this.#stopReason === 'closed')
+      throw new SandboxClosedError('the sandbox was closed while the command ran', context);
+    try {
+      return await this.#raw;
+    } catch (error) {
+      throw toAgentboxError(error, context);
+    }
+  }
+
+  #stdinFailure(error: unknown, context: ErrorContext): AgentboxError {
+    if (error instanceof AgentboxError) return toAgentboxError(error, context);
+    if (this.#stopReason === 'closed')
+      return new SandboxClosedError('the sandbox was closed while the command ran', {
+        ...context,
+        cause: error,
+      });
+    if (this.#exited || isClosedPipe(error))
+      return new InvalidArgumentError('stdin is closed: the command has ended or closed its input', {
+        ...context,
+        cause: error,
+      });
+    return toAgentboxError(error, context);
+  }
+
+  /** A start that failed because we stopped it reports why we stopped it. */
+  #startFailure(error: unknown): AgentboxError {
+    const context = this.#context;
+    switch (this.#stopReason) {
+      case 'timeout':
+        return this.#timeoutError();
+      case 'abort':
+        return new AbortedError('aborted while the command was starting', {
+          ...context,
+          cause: this.options.signal?.reason ?? error,
+        });
+      case 'closed':
+        return new SandboxClosedError('the sandbox was closed while the command was starting', {
+          ...context,
+          cause: error,
+        });
+      default:
+        return toAgentboxError(error, context);
+    }
+  }
+
+  #timeoutError(): TimeoutError {
+    const timeoutMs = this.options.timeoutMs!;
+    return new TimeoutError(
+      `command timed out after ${timeoutMs} ms`,
+      timeoutMs,
+      this.#partial(),
+      this.#context,
+    );
+  }
+
+  #stop(reason: StopReason): void {
+    if (this.#stopReason) return;
+    this.#stopReason = reason;
+    if (this.#running) this.#stopTree(this.#running);
+    // Not started yet: give up the start; a start that completes anyway is stopped in #run.
+    else this.#startAbort.abort(new Error(`command stopped (${reason})`));
+  }
+
+  /** SIGTERM to the tree and SIGKILL after the grace; or SIGKILL at once (no grace, or closing). */
+  #stopTree(raw: RawProcess): void {
+    if (this.#stopReason === 'closed' || this.#killGraceMs === 0) {
+      this.#killNow(raw);
+      return;
+    }
+    raw.kill('SIGTERM').catch(() => {});
+    this.#grace = setTimeout(() => this.#killNow(raw), this.#killGraceMs);
+  }
+
+  #killNow(raw: RawProcess): Promise<void> {
+    if (this.#grace) clearTimeout(this.#grace);
+    this.#killSent ??= raw.kill('SIGKILL').catch(() => {});
+    return this.#killSent;
   }
 
   #stopUnreadStreams(): void {
@@ -236,19 +455,22 @@ export class ProcessHandle implements ExecHandle {
     };
   }
 
+  #cleanup(): void {
+    if (this.#deadline) clearTimeout(this.#deadline);
+    if (this.#grace) clearTimeout(this.#grace);
+    this.options.signal?.removeEventListener('abort', this.#onAbort);
+  }
+
   async #run(): Promise<ExecResult> {
-    const raw = await this.#raw;
-    const { timeoutMs, signal } = this.options;
-    const stop = (reason: 'timeout' | 'abort') => {
-      if (this.#stopReason) return;
-      this.#stopReason = reason;
-      raw.kill('SIGKILL').catch(() => {});
-    };
-    this.#stopNow = () => raw.kill('SIGKILL').catch(() => {});
-    if (this.#stopReason === 'closed') this.#stopNow();
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => stop('timeout'), timeoutMs);
-    const onAbort = () => stop('abort');
-    signal?.addEventListener('abort', onAbort, { once: true });
+    let raw: RawProcess;
+    try {
+      raw = await this.#raw;
+    } catch (error) {
+      this.#cleanup();
+      throw error;
+    }
+    this.#running = raw;
+    if (this.#stopReason) this.#stopTree(raw);
 
     const drain = async (
       stream: AsyncIterable<Uint8Array>,
@@ -279,21 +501,16 @@ export class ProcessHandle implements ExecHandle {
         if (this.#stopReason === 'closed') return { exitCode: null, signal: 'SIGKILL' };
         throw error;
       });
+      this.#exited = true;
       if (this.#stopReason === 'closed')
         throw new SandboxClosedError('the sandbox was closed while the command ran', this.#context);
       if (this.#stopReason) {
+        // The leader has gone (in its grace, or killed): what is left of its tree goes too.
+        await Promise.race([this.#killNow(raw), delay(DRAIN_AFTER_KILL_MS)]);
         // Killed by us: do not let a pipe held open by an unreachable descendant hang the caller.
         await Promise.race([drained.catch(() => {}), delay(DRAIN_AFTER_KILL_MS)]);
-        const partial = this.#partial();
-        if (this.#stopReason === 'timeout') {
-          throw new TimeoutError(
-            `command timed out after ${timeoutMs} ms`,
-            timeoutMs!,
-            partial,
-            this.#context,
-          );
-        }
-        throw new AbortedError('command aborted', { ...this.#context, cause: signal?.reason });
+        if (this.#stopReason === 'timeout') throw this.#timeoutError();
+        throw new AbortedError('command aborted', { ...this.#context, cause: this.options.signal?.reason });
       }
       await drained;
       const stdoutBytes = this.#out.bytes();
@@ -315,8 +532,8 @@ export class ProcessHandle implements ExecHandle {
       // Typed errors from the transport (a missing cwd, a dead session) get this command's context.
       throw toAgentboxError(error, this.#context);
     } finally {
-      if (timer) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      this.#exited = true;
+      this.#cleanup();
     }
   }
 

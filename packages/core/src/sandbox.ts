@@ -12,6 +12,7 @@ import {
   InvalidArgumentError,
   OutputLimitError,
   SandboxClosedError,
+  SandboxUnavailableError,
   toAgentboxError,
 } from './errors.js';
 import { decodeUtf8, encodeUtf8 } from './output.js';
@@ -142,9 +143,10 @@ export abstract class BaseSandbox implements SandboxBackend {
     const argv = normalizeCommand(cmd, context);
     const cwd = resolveSandboxPath(this.workdir, opts.cwd ?? '.', context);
     const env = buildEnv(this.#baseEnv, opts.env, context);
-    const start = async () => {
+    // `signal` aborts when the caller aborts, the deadline passes or the sandbox closes.
+    const start = async (signal: AbortSignal) => {
       try {
-        return await this.startProcess({ argv, cwd, env }, opts.signal);
+        return await this.startProcess({ argv, cwd, env }, signal);
       } catch (error) {
         throw toAgentboxError(error, { ...context, subject: cwd });
       }
@@ -244,6 +246,39 @@ export abstract class BaseSandbox implements SandboxBackend {
 
 export function checkAborted(signal: AbortSignal | undefined, context: ErrorContext): void {
   if (signal?.aborted) throw new AbortedError('aborted', { ...context, cause: signal.reason });
+}
+
+/**
+ * Bound one API request of a backend's transport (its `requestTimeoutMs`, see TransportOptions):
+ * past `timeoutMs` the request's signal aborts and the call rejects with a retryable
+ * SandboxUnavailableError. Without `timeoutMs` the request runs unbounded. Pass a function to
+ * get the signal (hand it to the SDK call so the request is cancelled, not just abandoned).
+ */
+export async function withRequestTimeout<T>(
+  request: Promise<T> | ((signal: AbortSignal) => Promise<T>),
+  timeoutMs: number | undefined,
+  context: ErrorContext,
+): Promise<T> {
+  if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0))
+    throw new InvalidArgumentError('requestTimeoutMs must be a positive number', context);
+  const controller = new AbortController();
+  const pending = typeof request === 'function' ? request(controller.signal) : request;
+  if (timeoutMs === undefined) return pending;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new SandboxUnavailableError(`the request got no answer within ${timeoutMs} ms`, context);
+      controller.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([pending, expired]);
+  } finally {
+    clearTimeout(timer);
+    // The abandoned request may still fail later: that is no longer anyone's error.
+    pending.catch(() => {});
+  }
 }
 
 async function* toChunks(data: string | Uint8Array | AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {

@@ -1,6 +1,7 @@
 /** The contract every backend implements. Semantics are documented in DESIGN.md §2 and checked by @agentbox/conformance. */
 
 import type { EnforcementReport } from './policy.js';
+import type { SignalInput } from './signals.js';
 
 /** A command: a string runs through `sh -c`; an array runs as argv with no shell. */
 export type Command = string | readonly string[];
@@ -15,10 +16,19 @@ export interface ExecOptions {
   env?: Readonly<Record<string, string>>;
   /** Input for the command. Without it, stdin is closed (a command reading it sees EOF at once). */
   stdin?: StdinSource;
-  /** Kill the command's whole process tree after this long and throw a TimeoutError. */
+  /**
+   * Kill the command's whole process tree after this long and throw a TimeoutError. Counted
+   * from the call: waiting for a free channel or slot and starting the process count against it.
+   * (A backend's `requestTimeoutMs`, see {@link TransportOptions}, bounds one API request instead.)
+   */
   timeoutMs?: number;
   /** Aborting kills the command's process tree and rejects with an AbortedError. */
   signal?: AbortSignal;
+  /**
+   * On a timeout or an abort, send SIGTERM to the process tree first and SIGKILL only after
+   * this many ms (or as soon as the command's leader has exited). Default 0: SIGKILL at once.
+   */
+  killGraceMs?: number;
   /** Cap per stream (default 10 MiB). The head and the tail are kept; `truncated` says which was cut. */
   maxOutputBytes?: number;
   /** Called with every chunk as it arrives (whole stream, not capped). */
@@ -54,10 +64,17 @@ export interface ExecResult {
 export interface ExecHandle {
   readonly stdout: AsyncIterable<Uint8Array>;
   readonly stderr: AsyncIterable<Uint8Array>;
+  /**
+   * Rejects with InvalidArgumentError once stdin is closed (closeStdin, or the command ended or
+   * closed its input), SandboxClosedError after close(), or the error that kept the command from starting.
+   */
   writeStdin(data: string | Uint8Array): Promise<void>;
   closeStdin(): Promise<void>;
-  /** Send a signal to the command's whole process tree (default SIGTERM). */
-  kill(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Send a signal to the command's whole process tree (default SIGTERM). A Linux name with or
+   * without `SIG` (`'TERM'`, `'sigterm'`) or a number (15); anything else is an InvalidArgumentError.
+   */
+  kill(signal?: SignalInput): Promise<void>;
   /** Resolves with the result; rejects with TimeoutError/AbortedError/SandboxUnavailableError. */
   wait(): Promise<ExecResult>;
 }
@@ -90,16 +107,47 @@ export interface CheckpointOptions {
   signal?: AbortSignal;
 }
 
+/** The things a backend may lack; each is a boolean in {@link Capabilities}. */
+export type CapabilityName =
+  | 'checkpoints'
+  | 'spawn'
+  | 'stdin'
+  | 'kill'
+  | 'nonRootUser'
+  | 'networkPolicy'
+  | 'reattach';
+
 export interface Capabilities {
   /** What separates the sandbox from the host: nothing, a container, a VM, another machine. */
   isolation: 'none' | 'container' | 'vm' | 'remote-host';
   checkpoints: boolean;
-  /** Streaming spawn with stdin writes and kill. */
+  /** Streaming spawn: output read while the command runs. */
   spawn: boolean;
+  /** Commands get input: exec's `stdin` option and spawn's `writeStdin`/`closeStdin`. */
+  stdin: boolean;
+  /** `ExecHandle.kill` delivers the signal asked for to the command's tree (timeouts and aborts stop commands either way). */
+  kill: boolean;
   /** Commands run as a user without root privileges, so permission checks apply. */
   nonRootUser: boolean;
+  /** The policy's network controls (no network, an allowlist) can be enforced. */
+  networkPolicy: boolean;
   /** Re-attach to an existing sandbox by id. */
   reattach: boolean;
+  /** Why each capability that is false is missing, in the backend's words (the suite prints it when it skips). */
+  unsupported?: Partial<Record<CapabilityName, string>>;
+}
+
+/**
+ * Transport options of a backend whose commands and files go through an API (REST, gRPC): part
+ * of its config, not of a command. See `withRequestTimeout` in the backend kit.
+ */
+export interface TransportOptions {
+  /**
+   * Give up on one API request (start a command, poll it, move a file) after this long, with a
+   * retryable SandboxUnavailableError. It is not a command's `timeoutMs`, which bounds the whole
+   * command from the call and kills its tree.
+   */
+  requestTimeoutMs?: number;
 }
 
 export interface SandboxBackend extends AsyncDisposable {

@@ -18,7 +18,6 @@ import {
 } from '../helpers.js';
 
 const utf8 = new TextEncoder();
-const NO_SPAWN = 'capabilities.spawn is false: no streaming spawn';
 
 /** The physical path of a directory as the sandbox sees it (`pwd -P` after cd). */
 async function physical(sandbox: Parameters<typeof output>[0], dir: string): Promise<string> {
@@ -265,6 +264,7 @@ export const execCases = defineGroup({
     {
       id: 'exec.stdin-text',
       title: 'text stdin reaches the command as UTF-8',
+      needs: ['stdin'],
       async run({ sandbox }) {
         const text = 'hello\nwörld ✓ 😀\nno trailing newline';
         const result = await run(sandbox, ['cat'], { stdin: text });
@@ -275,6 +275,7 @@ export const execCases = defineGroup({
     {
       id: 'exec.stdin-empty',
       title: 'empty stdin is an immediate EOF',
+      needs: ['stdin'],
       async run({ sandbox, ms }) {
         for (const stdin of ['', new Uint8Array(0)]) {
           const result = await run(sandbox, 'cat; echo "rc=$?"', { stdin, timeoutMs: ms(10_000) });
@@ -285,6 +286,7 @@ export const execCases = defineGroup({
     {
       id: 'exec.stdin-binary',
       title: 'binary stdin (NUL bytes, invalid UTF-8) round-trips through cat',
+      needs: ['stdin'],
       async run({ sandbox }) {
         const all = Uint8Array.from({ length: 256 }, (_, i) => i);
         const input = concatBytes([
@@ -299,6 +301,7 @@ export const execCases = defineGroup({
     {
       id: 'exec.stdin-large',
       title: '50 MiB of stdin arrives complete (byte count and sha256 checked inside the sandbox)',
+      needs: ['stdin'],
       timeoutMs: 60_000,
       async run({ sandbox, dir }) {
         const input = randomBytes(50 * MiB);
@@ -318,6 +321,7 @@ export const execCases = defineGroup({
     {
       id: 'exec.stdin-stream',
       title: 'stdin given as an async iterable is streamed in order',
+      needs: ['stdin'],
       async run({ sandbox }) {
         const parts = Array.from({ length: 64 }, (_, i) => randomBytes(1 + i * 997));
         async function* chunks() {
@@ -361,6 +365,7 @@ export const execCases = defineGroup({
     {
       id: 'exec.concurrent',
       title: 'eight concurrent execs in one sandbox each get their own stdin, env and output, in parallel',
+      needs: ['stdin'],
       async run({ sandbox, ms }) {
         const started = Date.now();
         const results = await Promise.all(
@@ -400,8 +405,8 @@ export const execCases = defineGroup({
     {
       id: 'exec.spawn-streaming',
       title: 'spawn streams: the first chunk arrives before the process ends',
-      async run({ sandbox, ms, skip }) {
-        if (!sandbox.capabilities.spawn) skip(NO_SPAWN);
+      needs: ['spawn'],
+      async run({ sandbox, ms }) {
         const started = Date.now();
         const handle = sandbox.spawn('echo first; sleep 2; echo second');
         // Start reading before asking for the result.
@@ -431,8 +436,8 @@ export const execCases = defineGroup({
     {
       id: 'exec.spawn-chunks-join',
       title: 'spawn stdout and stderr chunks join to exactly the final result',
-      async run({ sandbox, skip }) {
-        if (!sandbox.capabilities.spawn) skip(NO_SPAWN);
+      needs: ['spawn'],
+      async run({ sandbox }) {
         const handle = sandbox.spawn(
           'i=0; while [ $i -lt 500 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done; printf "\\342\\202"; printf "\\254"',
         );
@@ -455,8 +460,8 @@ export const execCases = defineGroup({
     {
       id: 'exec.spawn-stdin',
       title: 'spawn: writeStdin talks to a running command and closeStdin ends its input',
-      async run({ sandbox, skip }) {
-        if (!sandbox.capabilities.spawn) skip(NO_SPAWN);
+      needs: ['spawn', 'stdin'],
+      async run({ sandbox }) {
         const handle = sandbox.spawn('while read line; do echo "got:$line"; done; echo eof');
         const iterator = handle.stdout[Symbol.asyncIterator]();
         const decoder = new TextDecoder();
@@ -483,8 +488,8 @@ export const execCases = defineGroup({
     {
       id: 'exec.spawn-kill',
       title: 'spawn: kill() ends the whole tree and wait() reports the signal',
-      async run({ sandbox, ms, skip }) {
-        if (!sandbox.capabilities.spawn) skip(NO_SPAWN);
+      needs: ['spawn', 'kill'],
+      async run({ sandbox, ms }) {
         const mark = marker();
         const ready = waitForOutput('ready');
         const handle = sandbox.spawn(`sleep ${mark} & echo ready; wait`, { onStdout: ready.onChunk });

@@ -109,8 +109,8 @@ export const timeoutCases = defineGroup({
     {
       id: 'timeouts.spawn-timeout',
       title: 'spawn honours timeoutMs: wait() rejects with TIMEOUT and partial output',
-      async run({ sandbox, ms, skip }) {
-        if (!sandbox.capabilities.spawn) skip('capabilities.spawn is false: no streaming spawn');
+      needs: ['spawn'],
+      async run({ sandbox, ms }) {
         const handle = sandbox.spawn(`echo partial; sleep ${marker()}`, { timeoutMs: ms(1_000) });
         const error = (await expectError(sandbox, 'TIMEOUT', () => handle.wait())) as TimeoutError;
         expect(error.partial.stdout).toBe('partial\n');

@@ -7,6 +7,7 @@
  */
 import { type ErrorContext, SandboxClosedError, UnsupportedError } from '../errors.js';
 import { DEFAULT_ENV, type RawProcess, type StartRequest } from '../process.js';
+import type { SignalName } from '../signals.js';
 import { sessionCanRun } from './protocol.js';
 import { type ExecPath, type PooledProcess, Session, type SessionHooks } from './session.js';
 
@@ -89,7 +90,7 @@ class PlainProcess implements PooledProcess {
   closeStdin(): Promise<void> {
     return this.#raw.closeStdin();
   }
-  kill(signal: NodeJS.Signals): Promise<void> {
+  kill(signal: SignalName): Promise<void> {
     return this.#raw.kill(signal);
   }
 }

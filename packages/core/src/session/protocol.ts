@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { StartRequest } from '../process.js';
 import { shellQuote } from '../shell-quote.js';
+import { isSignalName, signalName, signalNumber } from '../signals.js';
 
 /**
  * Marker types: B ready (probe result, runner pid), S a command shell is waiting (its pid),
@@ -188,49 +189,14 @@ export function parseMarker(text: string): Marker | undefined {
   return { type: match[1] as MarkerType, seq: Number(match[2]), fields: match[3] ? match[3].split(' ') : [] };
 }
 
-/** Linux signal numbers: the runner reports a signal death as the shell does, 128 + n. */
-const LINUX_SIGNALS = [
-  'SIGHUP',
-  'SIGINT',
-  'SIGQUIT',
-  'SIGILL',
-  'SIGTRAP',
-  'SIGABRT',
-  'SIGBUS',
-  'SIGFPE',
-  'SIGKILL',
-  'SIGUSR1',
-  'SIGSEGV',
-  'SIGUSR2',
-  'SIGPIPE',
-  'SIGALRM',
-  'SIGTERM',
-  'SIGSTKFLT',
-  'SIGCHLD',
-  'SIGCONT',
-  'SIGSTOP',
-  'SIGTSTP',
-  'SIGTTIN',
-  'SIGTTOU',
-  'SIGURG',
-  'SIGXCPU',
-  'SIGXFSZ',
-  'SIGVTALRM',
-  'SIGPROF',
-  'SIGWINCH',
-  'SIGIO',
-  'SIGPWR',
-  'SIGSYS',
-] as const;
-
 /** Names the control shell accepts (everything a shell's `kill` knows by name). */
 export function isKnownSignal(name: string): boolean {
-  return (LINUX_SIGNALS as readonly string[]).includes(name);
+  return isSignalName(name);
 }
 
 /** The exit of a command killed by `signal` (a name the table knows), as a shell reports it. */
 export function exitFromSignal(signal: string): { exitCode: number; signal: string } {
-  return { exitCode: 128 + (LINUX_SIGNALS as readonly string[]).indexOf(signal) + 1, signal };
+  return { exitCode: 128 + signalNumber(signal), signal };
 }
 
 /**
@@ -240,5 +206,5 @@ export function exitFromSignal(signal: string): { exitCode: number; signal: stri
  */
 export function exitFromStatus(status: number): { exitCode: number; signal: string | null } {
   const n = status - 128;
-  return { exitCode: status, signal: n >= 1 && n <= LINUX_SIGNALS.length ? LINUX_SIGNALS[n - 1]! : null };
+  return { exitCode: status, signal: signalName(n) };
 }
