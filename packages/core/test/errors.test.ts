@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   AgentboxError,
+  CheckpointCorruptError,
+  CheckpointNotFoundError,
   NotFoundError,
   SandboxUnavailableError,
   TimeoutError,
@@ -40,5 +42,14 @@ describe('typed errors', () => {
     expect(err.cause).toBe(cause);
     const abort = toAgentboxError(new DOMException('stop', 'AbortError'), { operation: 'open' });
     expect(abort.code).toBe('ABORTED');
+  });
+
+  it('CheckpointCorruptError is its own kind: CHECKPOINT_CORRUPT, never restored', () => {
+    const err = new CheckpointCorruptError('bad MAC', { operation: 'rollback', subject: 'ckpt-x' });
+    expect(err.code).toBe('CHECKPOINT_CORRUPT');
+    expect(err.status).toBe(422);
+    expect(err.retryable).toBe(false);
+    expect(err).toBeInstanceOf(AgentboxError);
+    expect(err).not.toBeInstanceOf(CheckpointNotFoundError);
   });
 });

@@ -385,8 +385,13 @@ export class ExecCheckpointStore implements CheckpointStore {
     return infos.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
   }
 
-  #exists(id: string, operation: string): Promise<ExecManifest> {
-    return this.#readManifest(id, operation, undefined);
+  /** CHECKPOINT_NOT_FOUND unless the checkpoint exists; a corrupt one exists (and may be deleted). */
+  async #exists(id: string, operation: string): Promise<void> {
+    try {
+      await this.#readManifest(id, operation, undefined);
+    } catch (error) {
+      if (!(error instanceof CheckpointCorruptError)) throw error;
+    }
   }
 
   async #readManifest(id: string, operation: string, signal: AbortSignal | undefined): Promise<ExecManifest> {

@@ -75,6 +75,8 @@ export class TreeCheckpointStore implements CheckpointStore {
   readonly #tmp: string;
   readonly #key: Uint8Array | undefined;
   #cache: Map<string, CachedFile> | undefined;
+  /** Manifests validated (or written) by this process: never re-read, so never re-parsed. */
+  readonly #read = new Map<string, Manifest>();
   /** Hashes of the objects in the store, read once per process. */
   #known: Set<string> | undefined;
   /** Checkpoint operations on one tree run one at a time. */
@@ -134,6 +136,7 @@ export class TreeCheckpointStore implements CheckpointStore {
         entries: scanned.map(({ liveKey: _k, racy: _r, ...entry }) => entry),
       };
       await writeAtomic(join(this.#manifests, `${info.id}.json`), seal(manifest, this.#key));
+      this.#read.set(info.id, manifest);
       await this.#saveCache(nextCache);
       return info;
     });
@@ -211,6 +214,7 @@ export class TreeCheckpointStore implements CheckpointStore {
     return this.#serial(async () => {
       if (!CHECKPOINT_ID.test(id)) throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`);
       try {
+        this.#read.delete(id);
         await fs.rm(join(this.#manifests, `${id}.json`));
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT')
@@ -247,15 +251,21 @@ export class TreeCheckpointStore implements CheckpointStore {
   async #readManifest(id: string): Promise<Manifest> {
     if (typeof id !== 'string' || !CHECKPOINT_ID.test(id))
       throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, { subject: String(id) });
+    const path = join(this.#manifests, `${id}.json`);
     let file: string;
     try {
-      file = await fs.readFile(join(this.#manifests, `${id}.json`), 'latin1');
+      // Read once per process; later only whether it still exists (another process may delete it).
+      const known = this.#read.get(id);
+      if (known) return await fs.access(path).then(() => known);
+      file = await fs.readFile(path, 'latin1');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT')
         throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, { subject: id });
       throw error;
     }
-    return parseChecked(treeManifestSchema, unseal(file, this.#key, id, {}), id, {});
+    const manifest = parseChecked(treeManifestSchema, unseal(file, this.#key, id, {}), id, {});
+    this.#read.set(id, manifest);
+    return manifest;
   }
 
   /** Hash an object of the store; CHECKPOINT_CORRUPT when it is missing or its content differs. */

@@ -35,7 +35,6 @@ export const checkpointInfoSchema = z.object({
   id: z.string().regex(CHECKPOINT_ID),
   label: z
     .string()
-    .max(10_000)
     .nullish()
     .transform((l) => l ?? undefined),
   createdAt: z.iso.datetime(),
@@ -61,7 +60,7 @@ export const execEntrySchema = z.strictObject({
   /** Files: size, SHA-256 of the content, mtime (whole seconds), where the content is kept. */
   size: size.optional(),
   hash: sha256.optional(),
-  mtimeSec: int(-(2 ** 40), 2 ** 40).optional(),
+  mtimeSec: int(Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER).optional(),
   object: execObjectRefSchema.optional(),
   /** Files: the object already carries this entry's path, mode, owner and mtime (restorable by tar). */
   exact: z.literal(true).optional(),
