@@ -211,6 +211,9 @@ const WRAPPER = [
   'exit $r',
 ].join('\n');
 
+/** How long after the command's exit a follow-up signal still goes to its group. */
+const AFTER_EXIT_SIGNAL_MS = 10_000;
+
 /** Signal a process group, or (before `setsid` ran) the process itself. */
 const KILL = 'kill -"$1" -"$2" 2>/dev/null || kill -"$1" "$2" 2>/dev/null; exit 0';
 
@@ -275,6 +278,9 @@ class WrappedProcess implements RawProcess {
   #marker: Buffer | undefined = Buffer.alloc(0);
   #pid: number | undefined;
   #exited = false;
+  #exitedAt = 0;
+  /** A signal of ours has gone out (or is going out) to the group. */
+  #signalled = false;
   #killed = false;
   #resolveStarted!: (pid: number) => void;
   #rejectStarted!: (error: unknown) => void;
@@ -380,6 +386,7 @@ class WrappedProcess implements RawProcess {
   #settle(code: number): void {
     if (this.#exited) return;
     this.#exited = true;
+    this.#exitedAt = Date.now();
     if (this.#pid === undefined) {
       // The wrapper never reported the command: it could not run at all (no /bin/sh, no setsid...).
       this.#rejectStarted(
@@ -402,11 +409,17 @@ class WrappedProcess implements RawProcess {
   }
 
   async kill(signal: NodeJS.Signals): Promise<void> {
-    if (this.#exited) return;
+    // A leader that died of our signal (SIGTERM in a kill grace) may leave members of its group
+    // behind: a follow-up signal right after still reaches them (the group id cannot be reused
+    // while they live, and a fresh pid that soon is out of reach).
+    const gone = () =>
+      this.#exited && !(this.#signalled && Date.now() - this.#exitedAt < AFTER_EXIT_SIGNAL_MS);
+    if (gone()) return;
     const pid =
       this.#pid ??
       (await Promise.race([this.started, this.exit.then(() => undefined)]).catch(() => undefined));
-    if (pid === undefined || this.#exited) return;
+    if (pid === undefined || gone()) return;
+    this.#signalled = true;
     await runExec(this.#opts.target, {
       argv: ['/bin/sh', '-c', KILL, 'agentbox-kill', signal.replace(/^SIG/, ''), String(pid)],
       user: this.#opts.user,

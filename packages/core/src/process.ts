@@ -221,6 +221,8 @@ export class ProcessHandle implements ExecHandle {
   #deadline: ReturnType<typeof setTimeout> | undefined;
   #grace: ReturnType<typeof setTimeout> | undefined;
   #killSent: Promise<void> | undefined;
+  /** The sandbox is closing: no grace for anything any more. */
+  #closing = false;
   #exited = false;
   #stdinClosed = false;
   #stdinChain: Promise<void> = Promise.resolve();
@@ -330,6 +332,7 @@ export class ProcessHandle implements ExecHandle {
 
   /** The sandbox is closing: kill the command's tree at once; the result is a SandboxClosedError. */
   stopForClose(): void {
+    this.#closing = true;
     if (this.#stopReason && this.#running) {
       // Already being stopped (a timeout in its grace): closing does not wait for the grace.
       this.#killNow(this.#running);
@@ -419,7 +422,7 @@ export class ProcessHandle implements ExecHandle {
 
   /** SIGTERM to the tree and SIGKILL after the grace; or SIGKILL at once (no grace, or closing). */
   #stopTree(raw: RawProcess): void {
-    if (this.#stopReason === 'closed' || this.#killGraceMs === 0) {
+    if (this.#closing || this.#killGraceMs === 0) {
       this.#killNow(raw);
       return;
     }

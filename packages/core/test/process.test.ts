@@ -388,6 +388,22 @@ for (const path of ['plain', 'session'] as const) {
   });
 }
 
+describe('killGraceMs and close', () => {
+  it('closing the sandbox does not wait out a grace in progress', async () => {
+    const sandbox = new HostSandbox(await freshDir('grace-close'));
+    const started = Date.now();
+    const pending = rejection(
+      sandbox.exec(['sh', '-c', "trap '' TERM; sleep 30"], { timeoutMs: 300, killGraceMs: 30_000 }),
+    );
+    await sleep(800);
+    // Only the engine may end it now: this test sandbox's own cleanup kills nothing.
+    sandbox.started.length = 0;
+    await sandbox.close();
+    expect(await pending).toBeInstanceOf(TimeoutError);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+});
+
 describe('timeoutMs counts from the call', () => {
   it('a start that takes longer than the deadline is a TimeoutError, even when the backend ignores the signal', async () => {
     const sandbox = new HostSandbox(await freshDir('slow-ignore'));
