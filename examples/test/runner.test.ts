@@ -15,7 +15,7 @@ const EXAMPLES_DIR = fileURLToPath(new URL('..', import.meta.url));
 function runner(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(
     process.execPath,
-    ['--conditions=@agentbox/source', '--import', 'tsx', 'src/runner.ts', ...args],
+    ['--import', 'tsx', 'src/runner.ts', ...args],
     { cwd: EXAMPLES_DIR, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';

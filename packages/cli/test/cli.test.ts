@@ -31,7 +31,7 @@ function agentbox(
   const started = performance.now();
   const child = spawn(
     process.execPath,
-    ['--conditions=@agentbox/source', '--import', 'tsx', 'src/cli.ts', ...args],
+    ['--import', 'tsx', 'src/cli.ts', ...args],
     { cwd: PACKAGE_DIR, env: { ...process.env, ...options.env }, stdio: 'pipe' },
   );
   const run: Run = { code: null, stdout: '', stderr: '', stdoutTimes: [], ms: 0 };
