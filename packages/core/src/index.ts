@@ -1,5 +1,6 @@
 export * from './checkpoint/exec-store.js';
 export * from './checkpoint/tree-store.js';
+export * from './discovery.js';
 export * from './errors.js';
 export * from './host-process.js';
 export * from './output.js';
