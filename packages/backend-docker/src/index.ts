@@ -4,12 +4,16 @@
  */
 import { defineBackend, registerBackend } from '@agentbox/core';
 import { DockerConfigSchema } from './config.js';
+import { doctorDocker } from './doctor.js';
 import { openDockerSandbox } from './sandbox.js';
+import { sweepDockerSandboxes } from './sweep.js';
 
 export const docker = defineBackend({
   kind: 'docker',
   configSchema: DockerConfigSchema,
   open: openDockerSandbox,
+  sweep: sweepDockerSandboxes,
+  doctor: ({ config }) => doctorDocker(config),
 });
 
 registerBackend(docker);

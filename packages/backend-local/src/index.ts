@@ -13,6 +13,7 @@ import {
   BaseSandbox,
   type CheckpointStore,
   defineBackend,
+  type EnforcementReport,
   enforcementReport,
   type HostProcess,
   IsADirectoryError,
@@ -26,6 +27,8 @@ import {
   TreeCheckpointStore,
 } from '@agentbox/core';
 import { z } from 'zod';
+import { doctorLocal } from './doctor.js';
+import { sweepLocal } from './sweep.js';
 
 export const LocalConfigSchema = z.strictObject({
   /** Directory under which each sandbox gets `<id>/workspace` and `<id>/checkpoints`. */
@@ -39,6 +42,17 @@ const NOT_ISOLATED = {
   status: 'not-supported',
   detail: 'the local backend runs commands directly on the host as the current user',
 } as const;
+
+/** What the local backend enforces: nothing but a non-root user, when this process is not root. */
+function localEnforcement(): EnforcementReport {
+  return enforcementReport(NOT_ISOLATED, {
+    nonRootUser:
+      process.getuid?.() === 0
+        ? { status: 'not-supported', detail: 'this process runs as root, so commands do too' }
+        : { status: 'enforced', detail: `commands run as uid ${process.getuid?.()}` },
+    network: { status: 'not-supported', detail: 'commands share the host network' },
+  });
+}
 
 export class LocalSandbox extends BaseSandbox {
   protected readonly checkpoints: CheckpointStore;
@@ -59,12 +73,7 @@ export class LocalSandbox extends BaseSandbox {
         nonRootUser: !isRoot,
         reattach: true,
       },
-      enforcement: enforcementReport(NOT_ISOLATED, {
-        nonRootUser: isRoot
-          ? { status: 'not-supported', detail: 'this process runs as root, so commands do too' }
-          : { status: 'enforced', detail: `commands run as uid ${process.getuid?.()}` },
-        network: { status: 'not-supported', detail: 'commands share the host network' },
-      }),
+      enforcement: localEnforcement(),
     });
     this.#dir = dir;
     this.#keep = keep;
@@ -135,5 +144,11 @@ async function openLocal({
   return probe;
 }
 
-export const local = defineBackend({ kind: 'local', configSchema: LocalConfigSchema, open: openLocal });
+export const local = defineBackend({
+  kind: 'local',
+  configSchema: LocalConfigSchema,
+  open: openLocal,
+  sweep: sweepLocal,
+  doctor: ({ config }) => doctorLocal(config, localEnforcement()),
+});
 registerBackend(local);
