@@ -3,13 +3,8 @@
  * (never pulled), the egress network for allowlists; and which controls that daemon's cgroups
  * let it enforce.
  */
-import {
-  type ControlStatus,
-  type DoctorCheck,
-  type DoctorReport,
-  enforcementReport,
-  type PolicyControl,
-} from '@agentbox/core';
+import type { ControlStatus, DoctorCheck, DoctorReport, PolicyControl } from '@agentbox/core';
+import { enforcementReport } from '@agentbox/core/backend';
 import { connectDocker, dockerMessage, pingDaemon } from './client.js';
 import type { DockerConfig } from './config.js';
 

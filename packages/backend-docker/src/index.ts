@@ -2,7 +2,7 @@
  * @agentbox/backend-docker: one hardened container per sandbox. Importing this module registers
  * the `docker` backend with `openSandbox`.
  */
-import { defineBackend, registerBackend } from '@agentbox/core';
+import { defineBackend, registerBackend } from '@agentbox/core/backend';
 import { DockerConfigSchema } from './config.js';
 import { doctorDocker } from './doctor.js';
 import { openDockerSandbox } from './sandbox.js';

@@ -9,23 +9,25 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
+  type EnforcementReport,
+  IsADirectoryError,
+  OutputLimitError,
+  SandboxUnavailableError,
+} from '@agentbox/core';
+import {
   assertEnforced,
   BaseSandbox,
   type CheckpointStore,
   defineBackend,
-  type EnforcementReport,
   enforcementReport,
   type HostProcess,
-  IsADirectoryError,
   type OpenContext,
-  OutputLimitError,
   type RawProcess,
   registerBackend,
-  SandboxUnavailableError,
   type StartRequest,
   startHostProcess,
   TreeCheckpointStore,
-} from '@agentbox/core';
+} from '@agentbox/core/backend';
 import { z } from 'zod';
 import { doctorLocal } from './doctor.js';
 import { sweepLocal } from './sweep.js';

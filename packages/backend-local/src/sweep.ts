@@ -6,13 +6,8 @@
 import type { Stats } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import {
-  SandboxIdSchema,
-  type SweepOptions,
-  type SweepReport,
-  type SweptSandbox,
-  toAgentboxError,
-} from '@agentbox/core';
+import { SandboxIdSchema, type SweepOptions, type SweepReport, type SweptSandbox } from '@agentbox/core';
+import { toAgentboxError } from '@agentbox/core/backend';
 
 export async function sweepLocal(
   options: SweepOptions<{ root: string }> & { now?: number },

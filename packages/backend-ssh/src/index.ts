@@ -5,7 +5,7 @@
  * and `sweepSsh` for what crashed sandboxes left on a host.
  * Importing the package registers the `ssh` backend with openSandbox.
  */
-import { defineBackend, registerBackend } from '@agentbox/core';
+import { defineBackend, registerBackend } from '@agentbox/core/backend';
 import { SshConfigSchema } from './config.js';
 import { doctorSsh } from './doctor.js';
 import { openSsh } from './sandbox.js';

@@ -5,7 +5,7 @@
  * channel, and replaces itself with the command under a cleared environment (`env -i`), so the
  * exit status and a deadly signal reach us exactly as the command produced them.
  */
-import type { StartRequest } from '@agentbox/core';
+import type { StartRequest } from '@agentbox/core/backend';
 
 /** Quote one word for a POSIX shell: `'…'`, with each `'` written as `'\''`. */
 export function quote(word: string): string {

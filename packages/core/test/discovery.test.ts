@@ -7,14 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  BackendRegistry,
-  defaultRegistry,
-  findBackends,
-  InvalidArgumentError,
-  listBackends,
-  loadBackend,
-} from '../src/index.js';
+import { findBackends } from '../src/discovery.js';
+import { InvalidArgumentError, listBackends, loadBackend } from '../src/index.js';
+import { BackendRegistry, defaultRegistry } from '../src/registry.js';
 
 const TWIN = fileURLToPath(new URL('./fixtures/backend-twin', import.meta.url));
 const CLI = fileURLToPath(new URL('../../cli', import.meta.url));

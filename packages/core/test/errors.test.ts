@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  AgentboxError,
-  NotFoundError,
-  SandboxUnavailableError,
-  TimeoutError,
-  toAgentboxError,
-} from '../src/index.js';
+import { toAgentboxError } from '../src/backend.js';
+import { AgentboxError, NotFoundError, SandboxUnavailableError, TimeoutError } from '../src/index.js';
 
 describe('typed errors', () => {
   it('carry a stable code, status, retryable flag, backend and operation', () => {

@@ -2,7 +2,7 @@
  * `agentbox doctor`: each backend's own report (what it needs, what is installed and reachable
  * here, which policy controls it can enforce). Exit 1 when a checked backend is not ready.
  */
-import { type DoctorReport, formatZodIssues } from '@agentbox/core';
+import { type DoctorReport, InvalidArgumentError, parseBackendConfig } from '@agentbox/core';
 import { noPositionals, parseCommand, UsageError } from '../args.js';
 import { listBackends, loadBackend, readConfig } from '../backends.js';
 import { printJson, printLine } from '../output.js';
@@ -48,11 +48,13 @@ async function doctor(
       checks: [{ name: 'doctor', ok: true, detail: 'this backend has no checks' }],
       controls: {},
     };
-  const parsed = definition.configSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issues = formatZodIssues(parsed.error, 'config').join('; ');
-    const detail = `needs a config (agentbox doctor --backend ${kind} --config JSON): ${issues}`;
+  let config: unknown;
+  try {
+    config = parseBackendConfig(kind, definition.configSchema, raw, 'doctor');
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    const detail = `needs a config (agentbox doctor --backend ${kind} --config JSON): ${error.issues.join('; ')}`;
     return { ok: false, checks: [{ name: 'config', ok: false, detail }], controls: {} };
   }
-  return definition.doctor({ config: parsed.data, signal: ctx.interrupts.signal });
+  return definition.doctor({ config, signal: ctx.interrupts.signal });
 }
