@@ -9,6 +9,8 @@ export function packageBuild(overrides: Options = {}) {
     clean: true,
     sourcemap: true,
     target: 'node20',
+    // import.meta.url in the CommonJS output too (discovery walks up from where a package is installed).
+    shims: true,
     // Only this package's src: parallel builds of other packages must not leak in.
     tsconfig: 'tsconfig.build.json',
     ...overrides,

@@ -1,13 +1,25 @@
-import { basename, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 // scripts/test-all.sh sets this to collect every package's counts for one closing summary line.
 const resultsDir = process.env.AGENTBOX_TEST_RESULTS;
 
-/** Tests run against each package's TypeScript source (the "@agentbox/source" export condition), no build needed. */
+/**
+ * Tests run against each package's TypeScript source, no build needed: the workspace packages
+ * resolve through the `paths` of tsconfig.base.json (one list, which tsc and tsx read too).
+ */
+const base = JSON.parse(readFileSync(join(import.meta.dirname, 'tsconfig.base.json'), 'utf8')) as {
+  compilerOptions: { paths: Record<string, string[]> };
+};
+const alias = Object.entries(base.compilerOptions.paths).map(([name, [target]]) => ({
+  // Exact names only: `@agentbox/core` must not swallow `@agentbox/core/backend`.
+  find: new RegExp(`^${name.replace(/[/.]/g, '\\$&')}$`),
+  replacement: resolve(import.meta.dirname, target!),
+}));
+
 export default defineConfig({
-  resolve: { conditions: ['@agentbox/source'] },
-  ssr: { resolve: { conditions: ['@agentbox/source'] } },
+  resolve: { alias },
   test: {
     testTimeout: 60_000,
     hookTimeout: 180_000,

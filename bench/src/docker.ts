@@ -15,8 +15,8 @@ import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DEFAULT_IMAGE, type DockerSandbox } from '@agentbox/backend-docker';
-import { openSandbox } from '@agentbox/core';
+import type { DockerSandbox } from '@agentbox/backend-docker';
+import { loadBackend, openSandbox } from '@agentbox/core';
 import { type Rounds, report, rounds, skip, timeMs } from './harness.js';
 
 const sh = promisify(execFile);
@@ -87,6 +87,8 @@ export async function run(): Promise<void> {
     skip('docker', `no Docker daemon or test image: ${(error as Error).message}`);
     return;
   }
+  // The image the backend uses by default, from its own config schema.
+  const { image: defaultImage } = (await loadBackend('docker')).configSchema.parse({}) as { image: string };
   const local = await mkdtemp(join(tmpdir(), 'agentbox-bench-docker-'));
   const sb = (await openSandbox({ backend: 'docker' })) as DockerSandbox;
   // The same backend with the fast path off: one docker exec per command.
@@ -186,9 +188,7 @@ export async function run(): Promise<void> {
         }),
       );
       closes.push(await timeMs(() => other!.close()));
-      runs.push(
-        await timeMs(() => sh('docker', ['run', '--rm', '--network', 'none', DEFAULT_IMAGE, 'true'])),
-      );
+      runs.push(await timeMs(() => sh('docker', ['run', '--rm', '--network', 'none', defaultImage, 'true'])));
     }
     report({
       bench: 'open to first exec',
@@ -255,7 +255,7 @@ export async function run(): Promise<void> {
       'none',
       '--user',
       '0',
-      DEFAULT_IMAGE,
+      defaultImage,
       'sleep',
       '3600',
     ]);

@@ -3,8 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openSandbox } from '@agentbox/core';
-import '@agentbox/backend-local';
+import { loadBackend, openSandbox } from '@agentbox/core';
 import { report, timeMs } from './harness.js';
 
 function bareSpawn(argv: string[], cwd: string): Promise<void> {
@@ -18,6 +17,7 @@ function bareSpawn(argv: string[], cwd: string): Promise<void> {
 }
 
 export async function run(): Promise<void> {
+  await loadBackend('local');
   const root = await mkdtemp(join(tmpdir(), 'agentbox-bench-'));
   try {
     await using sb = await openSandbox({ backend: 'local', config: { root } });

@@ -1,6 +1,7 @@
 /**
- * Runs every benchmark, or those named: `pnpm bench -- local docker`; `--list` names them. Each prints JSON lines
- * `{bench, backend, value, unit, baseline, baselineValue, ratio}` on stdout.
+ * Runs every benchmark group, or those named: `pnpm bench -- local docker`; `--list` names them.
+ * Each prints JSON lines `{bench, backend, value, unit, baseline, baselineValue, ratio}` on stdout.
+ * A group loads its backend by kind (core's discovery); this file lists benchmark groups, not backends.
  */
 export {};
 

@@ -16,8 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { SshSandbox } from '@agentbox/backend-ssh';
-import { openSandbox } from '@agentbox/core';
-import '@agentbox/backend-ssh';
+import { loadBackend, openSandbox } from '@agentbox/core';
 import { Client, type ClientChannel } from 'ssh2';
 import { type Rounds, report, rounds, skip, timeMs } from './harness.js';
 
@@ -49,6 +48,7 @@ function provision(): SshdState | undefined {
 export async function run(): Promise<void> {
   const s = provision();
   if (!s) return;
+  await loadBackend('ssh');
   const user = s.users[0]!;
   const local = await mkdtemp(join(tmpdir(), 'agentbox-bench-ssh-'));
   const control = join(local, 'cm');

@@ -20,7 +20,13 @@ import {
   runAgent,
   scriptedModel,
 } from '@agentbox/agent';
-import { isAgentboxError, openSandbox } from '@agentbox/core';
+import {
+  InvalidArgumentError,
+  isAgentboxError,
+  listBackends,
+  loadBackend,
+  openSandbox,
+} from '@agentbox/core';
 
 // A typed error is the user's to fix (a bad config, no daemon): its code and message, no stack.
 process.on('uncaughtException', (error) => {
@@ -40,17 +46,15 @@ const { values } = parseArgs({
   },
 });
 const backend = values.backend!;
-const backends: Record<string, () => Promise<unknown>> = {
-  local: () => import('@agentbox/backend-local'),
-  docker: () => import('@agentbox/backend-docker'),
-  ssh: () => import('@agentbox/backend-ssh'),
-};
-const load = backends[backend];
-if (!load) {
-  console.error(`runner: unknown backend "${backend}"; known: ${Object.keys(backends).join(', ')}`);
+// The backend is found by kind (installed packages that say they are one, AGENTBOX_BACKENDS) and loaded.
+try {
+  await loadBackend(backend, { from: [process.cwd(), import.meta.dirname] });
+} catch (error) {
+  if (!(error instanceof InvalidArgumentError)) throw error;
+  const known = await listBackends({ from: [process.cwd(), import.meta.dirname] });
+  console.error(`runner: unknown backend "${backend}"; known: ${known.join(', ')}`);
   process.exit(2);
 }
-await load();
 const configText = values['config-file'] ? readFileSync(values['config-file'], 'utf8') : values.config;
 let config: unknown;
 try {

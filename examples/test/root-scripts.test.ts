@@ -27,7 +27,7 @@ function pathWithoutPnpm(): string {
     .join(delimiter);
 }
 
-const env = { ...process.env, PATH: pathWithoutPnpm() };
+const env: NodeJS.ProcessEnv = { ...process.env, PATH: pathWithoutPnpm() };
 for (const name of Object.keys(env)) if (name.startsWith('npm_') || name.startsWith('PNPM')) delete env[name];
 
 async function npmRun(...args: string[]) {

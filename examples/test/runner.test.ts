@@ -13,11 +13,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 const EXAMPLES_DIR = fileURLToPath(new URL('..', import.meta.url));
 
 function runner(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@agentbox/source', '--import', 'tsx', 'src/runner.ts', ...args],
-    { cwd: EXAMPLES_DIR, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/runner.ts', ...args], {
+    cwd: EXAMPLES_DIR,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
@@ -66,7 +65,7 @@ describe.concurrent('the example runner', () => {
     const unknown = await runner(['--backend', 'nope']);
     expect(unknown).toMatchObject({
       code: 2,
-      stderr: 'runner: unknown backend "nope"; known: local, docker, ssh\n',
+      stderr: 'runner: unknown backend "nope"; known: docker, local, ssh\n',
     });
     const notJson = await runner(['--config', '{x']);
     expect(notJson.code).toBe(2);

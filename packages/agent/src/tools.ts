@@ -1,5 +1,5 @@
 /** The tools the agent offers a model, each a thin, validated call into the sandbox. */
-import { AgentboxError, decodeUtf8, type SandboxBackend } from '@agentbox/core';
+import { AgentboxError, type SandboxBackend } from '@agentbox/core';
 import { z } from 'zod';
 
 export interface ToolSpec {
@@ -84,7 +84,7 @@ export const TOOLS = {
     },
     args: pathArgs,
     async run(sandbox, args, settings, signal) {
-      return decodeUtf8(await sandbox.readFile(args.path, { maxBytes: settings.maxOutputBytes, signal }));
+      return await sandbox.readTextFile(args.path, { maxBytes: settings.maxOutputBytes, signal });
     },
   }),
   write_file: tool({

@@ -9,7 +9,7 @@
  * DAC_OVERRIDE, DAC_READ_SEARCH and FOWNER, no network, a read-only root and no new privileges.
  * The sandbox never mounts the store and cannot see the helper's processes.
  */
-import { type ErrorContext, ExecCheckpointStore, type StoreExec } from '@agentbox/core';
+import { type ErrorContext, ExecCheckpointStore, type StoreExec } from '@agentbox/core/backend';
 import type Docker from 'dockerode';
 import { type DockerClient, dockerError, statusOf } from './client.js';
 import { type ExecTarget, runExec } from './exec.js';

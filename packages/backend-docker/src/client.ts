@@ -6,12 +6,12 @@
  */
 import {
   AgentboxError,
-  type ErrorContext,
   InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
   SandboxUnavailableError,
 } from '@agentbox/core';
+import type { ErrorContext } from '@agentbox/core/backend';
 import Docker from 'dockerode';
 import type { DockerConnection } from './config.js';
 

@@ -11,17 +11,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { AbortedError, type AgentboxError, SandboxUnavailableError } from '@agentbox/core';
 import {
-  AbortedError,
-  type AgentboxError,
   type ErrorContext,
   fromErrno,
   type RawProcess,
-  SandboxUnavailableError,
   type StartRequest,
   StreamQueue,
   signalName,
-} from '@agentbox/core';
+} from '@agentbox/core/backend';
 import type Docker from 'dockerode';
 import { dockerError, statusOf } from './client.js';
 import { DockerDemuxer } from './demux.js';

@@ -16,13 +16,12 @@ import { Readable } from 'node:stream';
 import {
   AbortedError,
   AgentboxError,
-  type ErrorContext,
-  fromErrno,
   IsADirectoryError,
   NotFoundError,
   OutputLimitError,
   PermissionDeniedError,
 } from '@agentbox/core';
+import { type ErrorContext, fromErrno } from '@agentbox/core/backend';
 import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { dockerError, statusOf } from './client.js';

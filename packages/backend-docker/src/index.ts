@@ -2,14 +2,18 @@
  * @agentbox/backend-docker: one hardened container per sandbox. Importing this module registers
  * the `docker` backend with `openSandbox`.
  */
-import { defineBackend, registerBackend } from '@agentbox/core';
+import { defineBackend, registerBackend } from '@agentbox/core/backend';
 import { DockerConfigSchema } from './config.js';
+import { doctorDocker } from './doctor.js';
 import { openDockerSandbox } from './sandbox.js';
+import { sweepDockerSandboxes } from './sweep.js';
 
 export const docker = defineBackend({
   kind: 'docker',
   configSchema: DockerConfigSchema,
   open: openDockerSandbox,
+  sweep: sweepDockerSandboxes,
+  doctor: ({ config }) => doctorDocker(config),
 });
 
 registerBackend(docker);

@@ -10,7 +10,8 @@
  * Limits: entries must be host names (an IP literal has no forwarder address to stand in for
  * it), and loopback names mean the sandbox itself.
  */
-import { type ErrorContext, PolicyNotEnforceableError } from '@agentbox/core';
+import { PolicyNotEnforceableError } from '@agentbox/core';
+import type { ErrorContext } from '@agentbox/core/backend';
 import type Docker from 'dockerode';
 import type { DockerClient } from './client.js';
 import { LABEL, labelsFor, names } from './labels.js';

@@ -1,5 +1,6 @@
 /** What every container of the backend shares: its PID 1, and the rule that images are never pulled. */
-import { type ErrorContext, InvalidArgumentError } from '@agentbox/core';
+import { InvalidArgumentError } from '@agentbox/core';
+import type { ErrorContext } from '@agentbox/core/backend';
 import { type DockerClient, dockerError, statusOf } from './client.js';
 
 /** PID 1 of our containers: a shell that reaps orphaned processes and exits on SIGTERM. */

@@ -6,18 +6,20 @@
  */
 import {
   AbortedError,
-  BaseSandbox,
-  type CheckpointStore,
   type EnforcementReport,
-  type ErrorContext,
   InvalidArgumentError,
-  type OpenContext,
-  type RawProcess,
   SandboxUnavailableError,
-  SessionPool,
-  type StartRequest,
   UnsupportedError,
 } from '@agentbox/core';
+import {
+  BaseSandbox,
+  type CheckpointStore,
+  type ErrorContext,
+  type OpenContext,
+  type RawProcess,
+  SessionPool,
+  type StartRequest,
+} from '@agentbox/core/backend';
 import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { CheckpointHelper } from './checkpoints.js';

@@ -2,8 +2,9 @@
  * Find and remove what crashed or forgotten sandboxes left behind: every container, network,
  * volume and image carrying the agentbox labels (creator and sandbox id). A dry run only lists.
  */
+import type { SweepOptions as CoreSweepOptions, SweepReport, SweptSandbox } from '@agentbox/core';
 import { connectDocker, dockerError, pingDaemon, statusOf } from './client.js';
-import { type DockerConnection, DockerConnectionSchema } from './config.js';
+import { type DockerConfig, type DockerConnection, DockerConnectionSchema } from './config.js';
 import { LABEL, labelFilter } from './labels.js';
 
 export interface SweepOptions {
@@ -36,6 +37,8 @@ export interface SweepResult {
   removed: SweptObject[];
   /** What could not be removed, and why. */
   failed: { object: SweptObject; error: string }[];
+  /** The daemon swept, e.g. `unix:///var/run/docker.sock`. */
+  address: string;
 }
 
 export async function sweepDocker(options: SweepOptions = {}): Promise<SweepResult> {
@@ -80,7 +83,7 @@ export async function sweepDocker(options: SweepOptions = {}): Promise<SweepResu
     // Objects without a readable creation time are kept: a sweep never guesses an age.
     found = found.filter((o) => o.createdAt !== undefined && Date.parse(o.createdAt) <= cutoff);
   }
-  const result: SweepResult = { found, removed: [], failed: [] };
+  const result: SweepResult = { found, removed: [], failed: [], address: client.address };
   if (options.dryRun) return result;
   // Containers first: networks and volumes in use cannot go before them.
   for (const type of ['container', 'network', 'volume', 'image'] as const) {
@@ -102,4 +105,44 @@ export async function sweepDocker(options: SweepOptions = {}): Promise<SweepResu
     );
   }
   return result;
+}
+
+/** The definition's sweep: `sweepDocker` for each asked id (or all), grouped by sandbox. */
+export async function sweepDockerSandboxes(options: CoreSweepOptions<DockerConfig>): Promise<SweepReport> {
+  const ids = options.ids ?? [undefined];
+  const sandboxes = new Map<string, SweptSandbox>();
+  let address = '';
+  for (const sandboxId of ids) {
+    options.signal?.throwIfAborted();
+    const result = await sweepDocker({
+      dryRun: options.dryRun,
+      olderThanMs: options.olderThanMs,
+      sandboxId,
+      labels: options.labels,
+      docker: options.config.docker,
+    });
+    address = result.address;
+    const failed = new Map(result.failed.map((f) => [f.object, f.error]));
+    const removed = new Set(result.removed);
+    for (const object of result.found) {
+      const swept = sandboxes.get(object.sandboxId) ?? {
+        id: object.sandboxId,
+        createdAt: object.createdAt,
+        resources: [],
+        removed: !options.dryRun,
+      };
+      sandboxes.set(object.sandboxId, swept);
+      swept.resources.push({ type: object.type, name: object.name });
+      if (object.createdAt && (!swept.createdAt || object.createdAt < swept.createdAt))
+        swept.createdAt = object.createdAt;
+      if (!removed.has(object)) swept.removed = false;
+      const error = failed.get(object);
+      if (error)
+        swept.error = [swept.error, `${object.type} ${object.name}: ${error}`].filter(Boolean).join('; ');
+    }
+  }
+  return {
+    location: `on the Docker daemon at ${address || 'DOCKER_HOST or the default socket'}`,
+    sandboxes: [...sandboxes.values()].sort((a, b) => a.id.localeCompare(b.id)),
+  };
 }

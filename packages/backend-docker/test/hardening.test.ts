@@ -327,7 +327,7 @@ describe('re-attach', () => {
     const id = `reattach-${runId}`;
     // The first process opens the sandbox and exits without closing it.
     const fixture = fileURLToPath(new URL('./fixtures/open-and-exit.ts', import.meta.url));
-    const { stdout } = await run('npx', ['tsx', '--conditions=@agentbox/source', fixture, id, runId], {
+    const { stdout } = await run('npx', ['tsx', fixture, id, runId], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
     });
     const first = JSON.parse(stdout.trim().split('\n').at(-1)!) as { checkpoint: string; pid: number };

@@ -9,23 +9,28 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
+  type EnforcementReport,
+  IsADirectoryError,
+  OutputLimitError,
+  SandboxUnavailableError,
+} from '@agentbox/core';
+import {
   assertEnforced,
   BaseSandbox,
   type CheckpointStore,
   defineBackend,
   enforcementReport,
   type HostProcess,
-  IsADirectoryError,
   type OpenContext,
-  OutputLimitError,
   type RawProcess,
   registerBackend,
-  SandboxUnavailableError,
   type StartRequest,
   startHostProcess,
   TreeCheckpointStore,
-} from '@agentbox/core';
+} from '@agentbox/core/backend';
 import { z } from 'zod';
+import { doctorLocal } from './doctor.js';
+import { sweepLocal } from './sweep.js';
 
 export const LocalConfigSchema = z.strictObject({
   /** Directory under which each sandbox gets `<id>/workspace` and `<id>/checkpoints`. */
@@ -39,6 +44,17 @@ const NOT_ISOLATED = {
   status: 'not-supported',
   detail: 'the local backend runs commands directly on the host as the current user',
 } as const;
+
+/** What the local backend enforces: nothing but a non-root user, when this process is not root. */
+function localEnforcement(): EnforcementReport {
+  return enforcementReport(NOT_ISOLATED, {
+    nonRootUser:
+      process.getuid?.() === 0
+        ? { status: 'not-supported', detail: 'this process runs as root, so commands do too' }
+        : { status: 'enforced', detail: `commands run as uid ${process.getuid?.()}` },
+    network: { status: 'not-supported', detail: 'commands share the host network' },
+  });
+}
 
 export class LocalSandbox extends BaseSandbox {
   protected readonly checkpoints: CheckpointStore;
@@ -66,12 +82,7 @@ export class LocalSandbox extends BaseSandbox {
           ...(isRoot ? { nonRootUser: 'this process runs as root, so commands do too' } : {}),
         },
       },
-      enforcement: enforcementReport(NOT_ISOLATED, {
-        nonRootUser: isRoot
-          ? { status: 'not-supported', detail: 'this process runs as root, so commands do too' }
-          : { status: 'enforced', detail: `commands run as uid ${process.getuid?.()}` },
-        network: { status: 'not-supported', detail: 'commands share the host network' },
-      }),
+      enforcement: localEnforcement(),
     });
     this.#dir = dir;
     this.#keep = keep;
@@ -142,5 +153,11 @@ async function openLocal({
   return probe;
 }
 
-export const local = defineBackend({ kind: 'local', configSchema: LocalConfigSchema, open: openLocal });
+export const local = defineBackend({
+  kind: 'local',
+  configSchema: LocalConfigSchema,
+  open: openLocal,
+  sweep: sweepLocal,
+  doctor: ({ config }) => doctorLocal(config, localEnforcement()),
+});
 registerBackend(local);

@@ -1,9 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSandbox, type SandboxBackend } from '@agentbox/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import '../src/index.js';
+import { local } from '../src/index.js';
 
 let root: string;
 beforeAll(async () => {
@@ -101,5 +101,46 @@ describe('local backend', () => {
     expect(third.bytesStored).toBe(1);
     await sb.rollback(first);
     expect((await sb.exec('wc -c < d/f7')).stdout.trim()).toBe('4096');
+  });
+});
+
+describe('the local definition: sweep and doctor', () => {
+  it('sweep lists on a dry run, honours ids and age, then removes; doctor says what it needs and enforces', async () => {
+    const sweepRoot = await mkdtemp(join(tmpdir(), 'agentbox-local-sweep-'));
+    try {
+      for (const id of ['one', 'two']) {
+        const sb = await openSandbox({ backend: 'local', id, config: { root: sweepRoot, keep: true } });
+        await sb.close();
+      }
+      await mkdir(join(sweepRoot, 'not-a-sandbox'));
+      const config = { root: sweepRoot, keep: false };
+      const dry = await local.sweep!({ config, dryRun: true });
+      expect(dry.location).toBe(`under ${sweepRoot}`);
+      expect(dry.sandboxes.map((s) => [s.id, s.removed, s.resources[0]?.type])).toEqual([
+        ['one', false, 'directory'],
+        ['two', false, 'directory'],
+      ]);
+      expect((await local.sweep!({ config, dryRun: false, olderThanMs: 3_600_000 })).sandboxes).toEqual([]);
+      const one = await local.sweep!({ config, dryRun: false, ids: ['one'] });
+      expect(one.sandboxes).toMatchObject([{ id: 'one', removed: true }]);
+      expect((await readdir(sweepRoot)).sort()).toEqual(['not-a-sandbox', 'two']);
+
+      const report = await local.doctor!({ config });
+      expect(report.ok).toBe(true);
+      expect(report.checks.map((c) => c.name)).toEqual(['sh', 'root directory']);
+      expect(report.controls.isolation?.status).toBe('not-supported');
+      await writeFile(join(sweepRoot, 'file'), 'not a directory');
+      const blocked = await local.doctor!({
+        config: { root: join(sweepRoot, 'file', 'boxes'), keep: false },
+      });
+      expect(blocked.ok).toBe(false);
+      expect(blocked.checks).toContainEqual({
+        name: 'root directory',
+        ok: false,
+        detail: `${join(sweepRoot, 'file')} is not a directory`,
+      });
+    } finally {
+      await rm(sweepRoot, { recursive: true, force: true });
+    }
   });
 });

@@ -9,10 +9,10 @@ import type { Duplex } from 'node:stream';
 import {
   type AgentboxError,
   AuthenticationError,
-  type ErrorContext,
   InvalidArgumentError,
   SandboxUnavailableError,
 } from '@agentbox/core';
+import type { ErrorContext } from '@agentbox/core/backend';
 import ssh2, { type AnyAuthMethod, type Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import type { SshAuth, SshEndpoint } from './config.js';
 import {

@@ -6,13 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import {
-  AbortedError,
-  AgentboxError,
-  type ErrorContext,
-  SandboxClosedError,
-  SandboxUnavailableError,
-} from '@agentbox/core';
+import { AbortedError, AgentboxError, SandboxClosedError, SandboxUnavailableError } from '@agentbox/core';
+import type { ErrorContext } from '@agentbox/core/backend';
 import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
 import type { ParsedSshConfig } from './config.js';
 import { connectEndpoint, endedClients, messageOf } from './connect.js';

@@ -6,7 +6,6 @@ import { posix } from 'node:path';
 import {
   AbortedError,
   AgentboxError,
-  type ErrorContext,
   InvalidArgumentError,
   IsADirectoryError,
   NotFoundError,
@@ -15,6 +14,7 @@ import {
   SandboxUnavailableError,
   UnsupportedError,
 } from '@agentbox/core';
+import type { ErrorContext } from '@agentbox/core/backend';
 import type { Attributes, SFTPWrapper, Stats } from 'ssh2';
 import type { SshConnection } from './connection.js';
 

@@ -5,9 +5,11 @@
  * and `sweepSsh` for what crashed sandboxes left on a host.
  * Importing the package registers the `ssh` backend with openSandbox.
  */
-import { defineBackend, registerBackend } from '@agentbox/core';
+import { defineBackend, registerBackend } from '@agentbox/core/backend';
 import { SshConfigSchema } from './config.js';
+import { doctorSsh } from './doctor.js';
 import { openSsh } from './sandbox.js';
+import { sweepSshSandboxes } from './sweep.js';
 
 export { type SshConfig, SshConfigSchema } from './config.js';
 export { HostKeyVerificationError } from './connect.js';
@@ -16,5 +18,11 @@ export { fingerprintSha256, hostFieldMatches, knownHostsName, parseKnownHosts } 
 export { SshSandbox, sshEnforcement } from './sandbox.js';
 export { type SshSweepOptions, type SweptSshSandbox, sweepSsh } from './sweep.js';
 
-export const ssh = defineBackend({ kind: 'ssh', configSchema: SshConfigSchema, open: openSsh });
+export const ssh = defineBackend({
+  kind: 'ssh',
+  configSchema: SshConfigSchema,
+  open: openSsh,
+  sweep: sweepSshSandboxes,
+  doctor: ({ config, signal }) => doctorSsh(config, signal),
+});
 registerBackend(ssh);

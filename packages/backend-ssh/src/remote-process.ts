@@ -10,14 +10,12 @@ import { randomBytes } from 'node:crypto';
 import {
   AbortedError,
   AgentboxError,
-  type ErrorContext,
   NotFoundError,
   PermissionDeniedError,
   parseSignal,
-  type RawProcess,
   SandboxUnavailableError,
-  type StartRequest,
 } from '@agentbox/core';
+import type { ErrorContext, RawProcess, StartRequest } from '@agentbox/core/backend';
 import type { ClientChannel } from 'ssh2';
 import type { ExitStatus, Link, SshConnection } from './connection.js';
 import { killGroupCommand, parseWrapperStatus, quote, type WrapperStatus, wrapperScript } from './shell.js';

@@ -9,23 +9,25 @@
  */
 import {
   AbortedError,
+  type ControlStatus,
+  type EnforcementReport,
+  type ParsedPolicy,
+  SandboxUnavailableError,
+} from '@agentbox/core';
+import {
   assertEnforced,
   BaseSandbox,
   type CheckpointStore,
-  type ControlStatus,
-  type EnforcementReport,
   type ErrorContext,
   ExecCheckpointStore,
   enforcementReport,
   type OpenContext,
-  type ParsedPolicy,
   type RawProcess,
-  SandboxUnavailableError,
   SessionPool,
   type StartRequest,
   type StoreExec,
   signalNumber,
-} from '@agentbox/core';
+} from '@agentbox/core/backend';
 import type { ParsedSshConfig } from './config.js';
 import { SshConnection } from './connection.js';
 import { RemoteFiles } from './files.js';

@@ -5,7 +5,7 @@
  * channel, and replaces itself with the command under a cleared environment (`env -i`), so the
  * exit status and a deadly signal reach us exactly as the command produced them.
  */
-import { type StartRequest, shellQuote, shellQuoteAll } from '@agentbox/core';
+import { type StartRequest, shellQuote, shellQuoteAll } from '@agentbox/core/backend';
 
 /** Core's one quoting function, under the names this package uses (text, sent as UTF-8). */
 export const quote = shellQuote;

@@ -8,9 +8,17 @@
  * (every command starts in the workspace); one that changed to a directory elsewhere is not
  * found. Only the login user's own processes are visible, so only they are touched.
  */
-import { parseBackendConfig, SandboxIdSchema, SandboxUnavailableError } from '@agentbox/core';
-import { type SshConfig, SshConfigSchema } from './config.js';
+import {
+  parseBackendConfig,
+  SandboxIdSchema,
+  SandboxUnavailableError,
+  type SweepOptions,
+  type SweepReport,
+  type SweptSandbox,
+} from '@agentbox/core';
+import { type ParsedSshConfig, type SshConfig, SshConfigSchema } from './config.js';
 import { SshConnection } from './connection.js';
+import { knownHostsName } from './known-hosts.js';
 import { quoteAll } from './shell.js';
 
 export interface SshSweepOptions {
@@ -151,4 +159,32 @@ function readMeta(
   } catch {
     return undefined;
   }
+}
+
+/** The definition's sweep: `sweepSsh` for each asked id (or all). */
+export async function sweepSshSandboxes(options: SweepOptions<ParsedSshConfig>): Promise<SweepReport> {
+  const sandboxes: SweptSandbox[] = [];
+  for (const sandboxId of options.ids ?? [undefined]) {
+    options.signal?.throwIfAborted();
+    const swept = await sweepSsh({
+      config: options.config,
+      dryRun: options.dryRun,
+      olderThanMs: options.olderThanMs,
+      sandboxId,
+      labels: options.labels,
+    });
+    for (const s of swept)
+      sandboxes.push({
+        id: s.id,
+        createdAt: s.createdAt,
+        resources: [
+          { type: 'directory', name: s.path },
+          ...s.processes.map((pid) => ({ type: 'process', name: String(pid) })),
+        ],
+        removed: s.removed,
+        ...(s.error === undefined ? {} : { error: s.error }),
+      });
+  }
+  const { user, host, port, root } = options.config;
+  return { location: `under ${root} on ${user}@${knownHostsName(host, port)}`, sandboxes };
 }

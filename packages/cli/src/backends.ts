@@ -1,87 +1,48 @@
 /**
- * Backends by kind, loaded lazily: `--backend local` never loads the docker or ssh packages (or
- * their SDKs), so a missing daemon or SSH library cannot matter to it.
+ * Backends by kind, found by core's discovery (installed packages that say `"agentbox":
+ * {"backend": KIND}`, and modules listed in AGENTBOX_BACKENDS) and loaded lazily: `--backend
+ * local` never loads the docker or ssh packages (or their SDKs), so a missing daemon or SSH
+ * library cannot matter to it.
  */
 import { readFile } from 'node:fs/promises';
-import type { SweepOptions, SweepResult } from '@agentbox/backend-docker';
-import type { SshSweepOptions, SweptSshSandbox } from '@agentbox/backend-ssh';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
-  AgentboxError,
   type BackendDefinition,
-  defaultRegistry,
   InvalidArgumentError,
+  listBackends as listFound,
+  loadBackend as loadFound,
   type Policy,
 } from '@agentbox/core';
 
-type BackendModule = Record<string, unknown>;
-
-const LOADERS: Record<string, () => Promise<BackendModule>> = {
-  local: () => import('@agentbox/backend-local'),
-  docker: () => import('@agentbox/backend-docker'),
-  ssh: () => import('@agentbox/backend-ssh'),
-};
-
-export const BACKEND_KINDS = Object.keys(LOADERS);
+/** Where to look: from the working directory, and from where this CLI is installed (its own dependencies). */
+function discovery(env: Readonly<Record<string, string | undefined>>) {
+  return { from: [process.cwd(), dirname(fileURLToPath(import.meta.url))], env };
+}
 
 export interface LoadedBackend {
   kind: string;
-  /** The package's exports (for optional extras such as a sweep function). */
-  module: BackendModule;
   /** The definition the package registered with openSandbox. */
   definition: BackendDefinition<unknown>;
 }
 
 /** Import the package of backend `kind` (which registers it) and return its definition. */
-export async function loadBackend(kind: string): Promise<LoadedBackend> {
-  const load = Object.hasOwn(LOADERS, kind) ? LOADERS[kind] : undefined;
-  if (!load)
-    throw new InvalidArgumentError(`unknown backend "${kind}"; known: ${BACKEND_KINDS.join(', ')}`, {
-      operation: 'open',
-      issues: [`--backend: unknown kind "${kind}"`],
-    });
-  let module: BackendModule;
-  try {
-    module = await load();
-  } catch (error) {
-    throw new AgentboxError(`cannot load @agentbox/backend-${kind}: ${(error as Error).message}`, {
-      backend: kind,
-      operation: 'open',
-      cause: error,
-    });
-  }
-  const definition = defaultRegistry.get(kind);
-  if (!definition)
-    throw new AgentboxError(`@agentbox/backend-${kind} loaded but registered no "${kind}" backend`, {
-      backend: kind,
-      operation: 'open',
-    });
-  return { kind, module, definition };
+export async function loadBackend(
+  kind: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<LoadedBackend> {
+  return { kind, definition: await loadFound(kind, discovery(env)) };
+}
+
+/** Every backend kind this CLI can find. */
+export function listBackends(env: Readonly<Record<string, string | undefined>>): Promise<string[]> {
+  return listFound(discovery(env));
 }
 
 /** Whether the backend's config schema has a `keep` switch (keep the sandbox on close). */
 export function hasKeepOption(definition: BackendDefinition<unknown>): boolean {
   const shape = (definition.configSchema as { shape?: Record<string, unknown> }).shape;
   return shape !== undefined && Object.hasOwn(shape, 'keep');
-}
-
-/** The backend package's own sweep (`sweep<Kind>`, e.g. `sweepSsh`), when it exports one. */
-export function packageSweep<Sweep>(backend: LoadedBackend): Sweep | undefined {
-  const sweep = backend.module[`sweep${backend.kind[0]!.toUpperCase()}${backend.kind.slice(1)}`];
-  return typeof sweep === 'function' ? (sweep as Sweep) : undefined;
-}
-
-/** The docker package's `sweepDocker` (used for `sweep` and to tell whether a sandbox exists). */
-export function dockerSweep(backend: LoadedBackend) {
-  return backend.kind === 'docker'
-    ? packageSweep<(options: SweepOptions) => Promise<SweepResult>>(backend)
-    : undefined;
-}
-
-/** The ssh package's `sweepSsh` (used for `sweep` and to tell whether a sandbox exists). */
-export function sshSweep(backend: LoadedBackend) {
-  return backend.kind === 'ssh'
-    ? packageSweep<(options: SshSweepOptions) => Promise<SweptSshSandbox[]>>(backend)
-    : undefined;
 }
 
 /** The backend config from `--config JSON` or `--config-file PATH` (an empty object when neither). */

@@ -5,6 +5,7 @@ import { agentCommand } from './commands/agent.js';
 import { checkpointCommand, checkpointsCommand, rollbackCommand } from './commands/checkpoints.js';
 import { closeCommand } from './commands/close.js';
 import type { Command } from './commands/context.js';
+import { doctorCommand } from './commands/doctor.js';
 import { execCommand } from './commands/exec.js';
 import { openCommand } from './commands/open.js';
 import { shellCommand } from './commands/shell.js';
@@ -23,6 +24,7 @@ const COMMANDS: Record<CommandName, Command> = {
   checkpoints: checkpointsCommand,
   close: closeCommand,
   sweep: sweepCommand,
+  doctor: doctorCommand,
   agent: agentCommand,
 };
 

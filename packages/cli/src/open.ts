@@ -2,10 +2,6 @@
  * Opening the sandbox a command addresses. A sandbox used across CLI invocations is opened with
  * the backend's `keep` switch, so closing this process's handle leaves it in place for the next.
  */
-import { stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import type { SweepOptions } from '@agentbox/backend-docker';
-import type { SshConfig } from '@agentbox/backend-ssh';
 import {
   InvalidArgumentError,
   NotFoundError,
@@ -14,15 +10,7 @@ import {
   SandboxIdSchema,
   UnsupportedError,
 } from '@agentbox/core';
-import {
-  dockerSweep,
-  hasKeepOption,
-  type LoadedBackend,
-  loadBackend,
-  readConfig,
-  readPolicy,
-  sshSweep,
-} from './backends.js';
+import { hasKeepOption, type LoadedBackend, loadBackend, readConfig, readPolicy } from './backends.js';
 
 export interface SandboxFlags {
   backend: string;
@@ -41,10 +29,12 @@ export interface OpenRequest {
   /** Refuse (NOT_FOUND) an `--id` that names no existing sandbox, where the backend can tell. */
   mustExist: boolean;
   signal?: AbortSignal | undefined;
+  /** The environment (AGENTBOX_BACKENDS); default process.env. */
+  env?: Readonly<Record<string, string | undefined>> | undefined;
 }
 
 export async function openFromFlags(flags: SandboxFlags, request: OpenRequest): Promise<SandboxBackend> {
-  const backend = await loadBackend(flags.backend);
+  const backend = await loadBackend(flags.backend, request.env ?? process.env);
   const config = await readConfig(flags);
   const policy = readPolicy(flags.policy);
   if (request.keep !== undefined) {
@@ -57,9 +47,12 @@ export async function openFromFlags(flags: SandboxFlags, request: OpenRequest): 
   }
   if (flags.id !== undefined) {
     checkId(flags.id);
-    if (request.mustExist && (await sandboxExists(backend, config, flags.id)) === false)
+    const found = request.mustExist
+      ? await findSandbox(backend, config, flags.id, request.signal)
+      : undefined;
+    if (found && !found.exists)
       throw new NotFoundError(
-        `no ${backend.kind} sandbox "${flags.id}"${backend.kind === 'local' ? ` under ${localRoot(backend, config)}` : ''}; ` +
+        `no ${backend.kind} sandbox "${flags.id}" ${found.location}; ` +
           `create one with \`agentbox open${backend.kind === 'local' ? '' : ` --backend ${backend.kind}`} --id ${flags.id}\``,
         { backend: backend.kind, operation: 'open', sandboxId: flags.id },
       );
@@ -81,44 +74,21 @@ function checkId(id: string): void {
 }
 
 /**
- * Whether sandbox `id` exists, where the CLI can tell without opening it — local: its directory;
- * docker: a container labelled as that sandbox; ssh: its directory on the host (both found with
- * the package's own sweep, as a dry run); undefined for a backend with neither.
+ * Whether sandbox `id` exists, where the backend can tell without opening it: its sweep, as a
+ * dry run for that id. Undefined for a backend without a sweep, or with a config openSandbox
+ * will report field by field.
  */
-async function sandboxExists(
+async function findSandbox(
   backend: LoadedBackend,
   config: Record<string, unknown>,
   id: string,
-): Promise<boolean | undefined> {
-  const parsed = backend.definition.configSchema.safeParse(config);
-  if (!parsed.success) return undefined; // a bad config: openSandbox reports it field by field
-  if (backend.kind === 'local')
-    return stat(join(resolve((parsed.data as { root: string }).root), id, 'workspace')).then(
-      (st) => st.isDirectory(),
-      () => false,
-    );
-  const sweepDocker = dockerSweep(backend);
-  if (sweepDocker) {
-    const { found } = await sweepDocker({
-      dryRun: true,
-      sandboxId: id,
-      docker: (parsed.data as { docker?: SweepOptions['docker'] }).docker,
-    });
-    return found.some((o) => o.type === 'container' && o.role === 'sandbox');
-  }
-  const sweepSsh = sshSweep(backend);
-  if (sweepSsh) {
-    const found = await sweepSsh({ config: parsed.data as SshConfig, sandboxId: id, dryRun: true });
-    return found.length > 0;
-  }
-  return undefined;
-}
-
-/** The local backend's root directory after its config defaults apply; undefined for an invalid config. */
-export function localRoot(backend: LoadedBackend, config: Record<string, unknown>): string | undefined {
-  const parsed = backend.definition.configSchema.safeParse(config);
-  if (!parsed.success) return undefined;
-  return resolve((parsed.data as { root: string }).root);
+  signal: AbortSignal | undefined,
+): Promise<{ exists: boolean; location: string } | undefined> {
+  const { sweep, configSchema } = backend.definition;
+  const parsed = configSchema.safeParse(config);
+  if (!sweep || !parsed.success) return undefined;
+  const report = await sweep({ config: parsed.data, dryRun: true, ids: [id], signal });
+  return { exists: report.sandboxes.some((s) => s.id === id), location: report.location };
 }
 
 /** Open, run `use`, and close this process's handle (which leaves a kept sandbox in place). */

@@ -1,7 +1,7 @@
 /** Help texts: `agentbox --help` and `agentbox COMMAND --help`. */
 
 const SANDBOX_FLAGS = `Backend flags (every command that opens a sandbox):
-  --backend KIND        local (default), docker or ssh
+  --backend KIND        local (default), docker, ssh, or any installed backend (agentbox doctor lists them)
   --config JSON         the backend's config, e.g. '{"root": "/tmp/boxes"}'
   --config-file PATH    the same, read from a JSON file
   --policy JSON         hardening policy to request (refused unless the backend enforces it)
@@ -56,17 +56,27 @@ Remove sandbox ID and everything it holds (workspace, checkpoints, containers).`
 
   sweep: `Usage: agentbox sweep [--backend KIND] [--dry-run] [--older-than-ms N] [--id ID]
 
-Remove sandboxes left behind (by crashes, or kept and forgotten). Every sandbox of the
-backend counts unless --older-than-ms is given. local: sandbox directories under the config's
-root; other backends: the backend package's own sweep, where it has one.
+Remove sandboxes left behind (by crashes, or kept and forgotten), found by the backend's own
+sweep: local: sandbox directories under the config's root; docker: labelled containers,
+networks and volumes; ssh: sandbox directories on the host and what still runs in them. Every
+sandbox of the backend counts unless --older-than-ms or --id is given.
 
 Options:
   --dry-run             list what would be removed, remove nothing
   --older-than-ms N     only sandboxes created at least N ms ago
   --id ID               only sandbox ID
-  --backend KIND        local (default) or docker; --config JSON / --config-file PATH as for
-                        the other commands (local: which root; docker: which daemon)
+  --backend KIND        local (default), docker, ssh, ...; --config JSON / --config-file PATH as
+                        for the other commands (local: which root; docker: which daemon; ssh: which host)
   --json                machine-readable output`,
+
+  doctor: `Usage: agentbox doctor [--backend KIND [--config JSON | --config-file PATH]] [--json]
+
+Check each backend found here (or only KIND): what it needs, whether that is installed and
+reachable, and which policy controls it can enforce on this machine. Backends are the installed
+packages whose package.json says "agentbox": {"backend": KIND}, and the modules listed in the
+AGENTBOX_BACKENDS environment variable (comma-separated paths or package names).
+
+Exit status: 0 when every checked backend is ready, 1 otherwise.`,
 
   agent: `Usage: agentbox agent --task TEXT --model-url URL --model NAME [options]
 
@@ -101,10 +111,13 @@ Commands:
   checkpoints   list checkpoints
   close         remove a sandbox
   sweep         remove sandboxes left behind
+  doctor        check what each backend needs here and what it can enforce
   agent         run the reference agent loop against a chat-completions model
 
 Run \`agentbox COMMAND --help\` for a command's flags.`;
 
 export function commandUsage(command: CommandName): string {
-  return command === 'sweep' ? COMMANDS.sweep : `${COMMANDS[command]}\n\n${SANDBOX_FLAGS}`;
+  return command === 'sweep' || command === 'doctor'
+    ? COMMANDS[command]
+    : `${COMMANDS[command]}\n\n${SANDBOX_FLAGS}`;
 }

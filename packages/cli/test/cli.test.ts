@@ -29,11 +29,11 @@ function agentbox(
   options: { input?: string; env?: Record<string, string>; closeStdoutAfterFirstChunk?: boolean } = {},
 ): Promise<Run> {
   const started = performance.now();
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@agentbox/source', '--import', 'tsx', 'src/cli.ts', ...args],
-    { cwd: PACKAGE_DIR, env: { ...process.env, ...options.env }, stdio: 'pipe' },
-  );
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+    cwd: PACKAGE_DIR,
+    env: { ...process.env, ...options.env },
+    stdio: 'pipe',
+  });
   const run: Run = { code: null, stdout: '', stderr: '', stdoutTimes: [], ms: 0 };
   child.stdout.setEncoding('utf8').on('data', (text: string) => {
     run.stdout += text;
@@ -87,6 +87,7 @@ describe.concurrent('help and usage errors', () => {
       'checkpoints',
       'close',
       'sweep',
+      'doctor',
     ])
       expect(main.stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
 
@@ -370,7 +371,7 @@ describe.concurrent('sweep (local)', () => {
     const dry = await agentbox(['sweep', ...flags, '--dry-run', '--json']);
     expect(dry.code).toBe(0);
     const listed = JSON.parse(dry.stdout);
-    expect(listed).toMatchObject({ backend: 'local', root, dryRun: true });
+    expect(listed).toMatchObject({ backend: 'local', location: `under ${root}`, dryRun: true });
     expect(listed.sandboxes.map((s: { id: string; removed: boolean }) => [s.id, s.removed])).toEqual([
       ['first', false],
       ['second', false],
@@ -395,6 +396,80 @@ describe.concurrent('sweep (local)', () => {
     expect(run.stderr).toMatch(/^agentbox: INVALID_ARGUMENT: ssh\.sweep: invalid ssh config: /);
     for (const field of ['config.host', 'config.user', 'config.auth', 'config.port'])
       expect(run.stderr).toContain(field);
+  });
+});
+
+describe.concurrent('a backend found by discovery (the test-only twin)', () => {
+  // Nothing names the twin but this variable: the CLI finds it, its sweep and its doctor.
+  const env = {
+    AGENTBOX_BACKENDS: fileURLToPath(new URL('../../core/test/fixtures/backend-twin', import.meta.url)),
+  };
+
+  it('opens, runs, rolls back and sweeps twin sandboxes with no list naming the kind', async () => {
+    const { root, flags } = await newRoot();
+    const twin = ['--backend', 'twin', ...flags];
+    expect(await agentbox(['open', ...twin, '--id', 'one'], { env })).toMatchObject({ code: 0, stderr: '' });
+    expect(await agentbox(['open', ...twin, '--id', 'two'], { env })).toMatchObject({ code: 0, stderr: '' });
+    const wrote = await agentbox(['exec', ...twin, '--id', 'one', '-c', 'echo kept > f; cat f'], { env });
+    expect(wrote).toMatchObject({ code: 0, stdout: 'kept\n', stderr: '' });
+    // Its rollback starts a new instance from the snapshot; the next command re-attaches to that one.
+    const cp = (await agentbox(['checkpoint', ...twin, '--id', 'one'], { env })).stdout.trim();
+    expect((await agentbox(['exec', ...twin, '--id', 'one', '-c', 'echo changed > f'], { env })).code).toBe(
+      0,
+    );
+    expect((await agentbox(['rollback', ...twin, '--id', 'one', cp], { env })).code).toBe(0);
+    const back = await agentbox(['exec', ...twin, '--id', 'one', '-c', 'cat f; pwd -P'], { env });
+    expect(back.stdout).toBe(`kept\n${root}/one/instances/2\n`);
+    const typo = await agentbox(['exec', ...twin, '--id', 'typo', '--', 'true'], { env });
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/^agentbox: NOT_FOUND: .*no twin sandbox "typo" under /);
+
+    const dry = await agentbox(['sweep', ...twin, '--dry-run', '--json'], { env });
+    expect(JSON.parse(dry.stdout)).toMatchObject({
+      backend: 'twin',
+      location: `under ${root}`,
+      sandboxes: [
+        { id: 'one', removed: false },
+        { id: 'two', removed: false },
+      ],
+    });
+    const one = await agentbox(['sweep', ...twin, '--id', 'one'], { env });
+    expect(one).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^removed 1 twin sandbox\(es\) under .*:\n {2}one /),
+    });
+    expect(await readdir(root)).toEqual(['two']);
+
+    // Without the variable the kind is unknown, and the error says what was found.
+    const unknown = await agentbox(['sweep', ...twin], { env: { AGENTBOX_BACKENDS: '' } });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown backend "twin"; found: docker, local, ssh\b/);
+  }, 180_000);
+
+  it('doctor reports every backend found, the twin among them, and one backend alone', async () => {
+    const all = await agentbox(['doctor', '--json'], { env });
+    const report = JSON.parse(all.stdout) as { backends: { backend: string; ok: boolean }[] };
+    expect(report.backends.map((b) => b.backend)).toEqual(['docker', 'local', 'ssh', 'twin']);
+    // ssh needs a host to check: without a config it is not ready, and doctor says so.
+    expect(report.backends.find((b) => b.backend === 'ssh')).toMatchObject({
+      ok: false,
+      checks: [{ name: 'config', ok: false }],
+    });
+    expect(all.code).toBe(1);
+
+    const twin = await agentbox(['doctor', '--backend', 'twin'], { env });
+    expect(twin).toMatchObject({ code: 0, stderr: '' });
+    expect(twin.stdout).toMatch(/^twin: ready\n {2}ok {2}sh: runs\n/);
+    expect(twin.stdout).toContain('policy controls it can enforce here:');
+
+    const local = await agentbox(['doctor', '--backend', 'local', '--json'], { env });
+    expect(JSON.parse(local.stdout)).toMatchObject({
+      ok: true,
+      backends: [{ backend: 'local', ok: true, controls: { isolation: { status: 'not-supported' } } }],
+    });
+    const usage = await agentbox(['doctor', '--config', '{}']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/give --backend KIND with it/);
   });
 });
 
@@ -428,11 +503,15 @@ describe('the ssh backend through the CLI', () => {
     expect((await agentbox(['exec', ...flags, '--id', id, '--', 'cat', 'f'])).stdout).toBe('kept\n');
 
     const listed = await agentbox(['sweep', ...flags, '--id', id, '--dry-run', '--json']);
-    expect(JSON.parse(listed.stdout).result).toMatchObject([{ id, removed: false }]);
+    expect(JSON.parse(listed.stdout).sandboxes).toMatchObject([{ id, removed: false }]);
     const swept = await agentbox(['sweep', ...flags, '--id', id]);
     expect(swept).toMatchObject({
       code: 0,
-      stdout: expect.stringContaining(`swept 1 ssh sandbox(es):\n  ${id} `),
+      stdout: expect.stringMatching(
+        new RegExp(
+          `^removed 1 ssh sandbox\\(es\\) under ~/\\.agentbox/cli-test on ${config.user}@.*:\\n  ${id} `,
+        ),
+      ),
     });
     expect((await agentbox(['exec', ...flags, '--id', id, '--', 'true'])).stderr).toMatch(/NOT_FOUND/);
   });

@@ -1,15 +1,76 @@
-export * from './checkpoint/engine/index.js';
-export * from './checkpoint/exec-store.js';
-export * from './checkpoint/tree-store.js';
-export * from './errors.js';
-export * from './host-process.js';
-export * from './output.js';
-export * from './policy.js';
-export * from './process.js';
-export * from './registry.js';
-export * from './sandbox.js';
-export * from './session/index.js';
-export * from './shell-quote.js';
-export * from './signals.js';
-export * from './stream-queue.js';
-export type * from './types.js';
+/**
+ * @agentbox/core: what a user of agentbox calls. Open a sandbox from a spec, the contract it
+ * keeps, the typed errors, the policy and the report of what is enforced, and the discovery of
+ * backends by kind. What a backend author needs (BaseSandbox, the exec engine, sessions,
+ * checkpoint stores) is `@agentbox/core/backend`.
+ */
+export { type DiscoveryOptions, listBackends, loadBackend } from './discovery.js';
+export {
+  AbortedError,
+  AgentboxError,
+  AuthenticationError,
+  CheckpointCorruptError,
+  CheckpointNotFoundError,
+  type ErrorCode,
+  InvalidArgumentError,
+  IsADirectoryError,
+  isAgentboxError,
+  NotFoundError,
+  OutputLimitError,
+  type PartialOutput,
+  PermissionDeniedError,
+  PolicyNotEnforceableError,
+  SandboxClosedError,
+  SandboxUnavailableError,
+  TimeoutError,
+  UnsupportedError,
+} from './errors.js';
+export { DEFAULT_MAX_OUTPUT_BYTES } from './output.js';
+export {
+  type ControlStatus,
+  type EnforcementReport,
+  type NetworkPolicy,
+  type ParsedPolicy,
+  POLICY_CONTROLS,
+  type Policy,
+  type PolicyControl,
+  PolicySchema,
+} from './policy.js';
+export {
+  type BackendDefinition,
+  type DoctorCheck,
+  type DoctorReport,
+  type OpenOptions,
+  openSandbox,
+  parseBackendConfig,
+  SandboxIdSchema,
+  type SandboxSpec,
+  SandboxSpecSchema,
+  type SweepOptions,
+  type SweepReport,
+  type SweptSandbox,
+} from './registry.js';
+export {
+  LINUX_SIGNALS,
+  parseSignal,
+  type SignalInput,
+  type SignalName,
+  signalName,
+  signalNumber,
+} from './signals.js';
+export type {
+  Capabilities,
+  CapabilityName,
+  CheckpointInfo,
+  CheckpointOptions,
+  Command,
+  ExecHandle,
+  ExecOptions,
+  ExecResult,
+  ReadFileOptions,
+  SandboxBackend,
+  SpawnOptions,
+  StdinSource,
+  TransportOptions,
+  WriteFileOptions,
+} from './types.js';

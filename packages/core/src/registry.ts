@@ -4,7 +4,13 @@
  */
 import { z } from 'zod';
 import { AbortedError, InvalidArgumentError, toAgentboxError } from './errors.js';
-import { assertEnforced, type ParsedPolicy, PolicySchema } from './policy.js';
+import {
+  assertEnforced,
+  type ControlStatus,
+  type ParsedPolicy,
+  type PolicyControl,
+  PolicySchema,
+} from './policy.js';
 import type { SandboxBackend } from './types.js';
 
 /** A sandbox id: safe in labels, container names and paths. */
@@ -36,12 +42,66 @@ export interface OpenContext<Config> {
   signal: AbortSignal | undefined;
 }
 
+/** What `sweep` is asked to find (and, unless a dry run, remove). */
+export interface SweepOptions<Config = unknown> {
+  /** The backend's config, parsed by its schema: where its sandboxes live, how to reach them. */
+  config: Config;
+  /** List only; remove nothing. */
+  dryRun: boolean;
+  /** Only sandboxes created at least this long ago (one whose age cannot be read is kept). */
+  olderThanMs?: number | undefined;
+  /** Only these sandboxes. */
+  ids?: readonly string[] | undefined;
+  /** Only sandboxes carrying these labels (the policy labels they were opened with). */
+  labels?: Readonly<Record<string, string>> | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** One leaked sandbox: what was found of it, and whether it is gone. */
+export interface SweptSandbox {
+  /** Its id ('' for resources that carry the backend's labels but name no sandbox). */
+  id: string;
+  /** ISO 8601, when the backend recorded it. */
+  createdAt: string | undefined;
+  /** What it consists of, e.g. `{ type: 'directory', name: '/tmp/boxes/abc' }`, containers, processes. */
+  resources: { type: string; name: string }[];
+  /** True once every resource is removed; false on a dry run or when removal failed (see `error`). */
+  removed: boolean;
+  error?: string;
+}
+
+export interface SweepReport {
+  /** Where the sweep looked, as a phrase: `under /tmp/agentbox-local`, `on the Docker daemon at ...`. */
+  location: string;
+  sandboxes: SweptSandbox[];
+}
+
+export interface DoctorCheck {
+  /** What was checked, e.g. `daemon`, `sh`, `root directory`. */
+  name: string;
+  ok: boolean;
+  /** What was found, or what to do about it. */
+  detail: string;
+}
+
+export interface DoctorReport {
+  /** Every check passed: sandboxes can be opened here with this config. */
+  ok: boolean;
+  checks: DoctorCheck[];
+  /** Which policy controls this backend can enforce here (`enforced`) and which not (`not-supported`), and why. */
+  controls: Partial<Record<PolicyControl, ControlStatus>>;
+}
+
 export interface BackendDefinition<Config = unknown> {
   kind: string;
   /** zod schema for `spec.config`; its errors are reported field by field. */
   configSchema: z.ZodType<Config>;
   /** Open (or re-attach to) a sandbox. Must clean up after itself if aborted or failing halfway. */
   open(ctx: OpenContext<Config>): Promise<SandboxBackend>;
+  /** Find the sandboxes this backend left behind (crashes, kept and forgotten) and remove them unless a dry run. */
+  sweep?(options: SweepOptions<Config>): Promise<SweepReport>;
+  /** What the backend needs, whether it is installed and reachable here, and which policy controls it can enforce. */
+  doctor?(options: { config: Config; signal?: AbortSignal | undefined }): Promise<DoctorReport>;
 }
 
 export function defineBackend<Schema extends z.ZodType>(

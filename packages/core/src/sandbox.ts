@@ -18,6 +18,7 @@ import {
 import { decodeUtf8, encodeUtf8 } from './output.js';
 import type { EnforcementReport } from './policy.js';
 import { buildEnv, normalizeCommand, ProcessHandle, type RawProcess, type StartRequest } from './process.js';
+import type { SessionPool } from './session/index.js';
 import type {
   Capabilities,
   CheckpointInfo,
@@ -51,6 +52,61 @@ export function resolveSandboxPath(workdir: string, path: string, context: Error
   return posix.resolve(workdir, path);
 }
 
+/**
+ * A new instance under the same handle, for backends that restore a checkpoint by starting a
+ * new sandbox from a snapshot (`swapInstance`, called from the checkpoint store's restore).
+ */
+export interface InstanceSwap {
+  /**
+   * Point the transport at the new instance: every later call (exec, files, checkpoints) reaches
+   * it. Synchronous, so that no call can slip in between.
+   */
+  activate(): void;
+  /** The session pool of the old instance (closed) and the one opened on the new instance (warmed). */
+  sessions?: { previous: SessionPool; next: SessionPool };
+  /** Release the old instance once its commands are stopped and its sessions closed. */
+  retire?(): Promise<void>;
+}
+
+/** The commands running on one instance; ended with a typed error when the instance is swapped out. */
+class InstanceCommands {
+  #replaced: string | undefined;
+  readonly #live = new Map<RawProcess, () => void>();
+
+  /** The process as the exec engine sees it: its exit rejects once its instance is replaced. */
+  track(raw: RawProcess, context: ErrorContext): RawProcess {
+    if (this.#replaced !== undefined) {
+      raw.kill('SIGKILL').catch(() => {});
+      throw new SandboxUnavailableError(this.#replaced, context);
+    }
+    let fail!: (error: Error) => void;
+    const replaced = new Promise<never>((_, reject) => {
+      fail = reject;
+    });
+    replaced.catch(() => {});
+    this.#live.set(raw, () => fail(new SandboxUnavailableError(this.#replaced!, context)));
+    const forget = () => this.#live.delete(raw);
+    raw.exit.then(forget, forget);
+    return {
+      stdout: raw.stdout,
+      stderr: raw.stderr,
+      writeStdin: (chunk) => raw.writeStdin(chunk),
+      closeStdin: () => raw.closeStdin(),
+      kill: (signal) => raw.kill(signal),
+      exit: Promise.race([raw.exit, replaced]),
+    };
+  }
+
+  replace(reason: string): void {
+    this.#replaced = reason;
+    for (const [raw, fail] of this.#live) {
+      fail();
+      raw.kill('SIGKILL').catch(() => {});
+    }
+    this.#live.clear();
+  }
+}
+
 export interface BaseSandboxInit {
   kind: string;
   id: string;
@@ -71,6 +127,8 @@ export abstract class BaseSandbox implements SandboxBackend {
   #closing: Promise<void> | undefined;
   /** Commands still running, stopped by close(). */
   readonly #running = new Set<ProcessHandle>();
+  /** The commands of the current instance (see swapInstance). */
+  #instance = new InstanceCommands();
 
   protected constructor(init: BaseSandboxInit) {
     this.kind = init.kind;
@@ -143,13 +201,16 @@ export abstract class BaseSandbox implements SandboxBackend {
     const argv = normalizeCommand(cmd, context);
     const cwd = resolveSandboxPath(this.workdir, opts.cwd ?? '.', context);
     const env = buildEnv(this.#baseEnv, opts.env, context);
+    const instance = this.#instance;
     // `signal` aborts when the caller aborts, the deadline passes or the sandbox closes.
     const start = async (signal: AbortSignal) => {
+      let raw: RawProcess;
       try {
-        return await this.startProcess({ argv, cwd, env }, signal);
+        raw = await this.startProcess({ argv, cwd, env }, signal);
       } catch (error) {
         throw toAgentboxError(error, { ...context, subject: cwd });
       }
+      return instance.track(raw, context);
     };
     const handle = new ProcessHandle(
       argv,
@@ -229,6 +290,25 @@ export abstract class BaseSandbox implements SandboxBackend {
 
   deleteCheckpoint(id: string): Promise<void> {
     return this.guard('deleteCheckpoint', id, () => this.checkpoints.delete(id));
+  }
+
+  /**
+   * Swap the instance under this handle (a rollback that starts a new sandbox from a snapshot).
+   * The handle keeps its id; commands still running on the old instance end with a
+   * SandboxUnavailableError and are killed; its sessions are closed and the new instance's
+   * opened; every later call goes to the new instance.
+   */
+  protected async swapInstance(swap: InstanceSwap): Promise<void> {
+    this.assertOpen('rollback');
+    const old = this.#instance;
+    this.#instance = new InstanceCommands();
+    swap.activate();
+    old.replace(
+      `sandbox ${this.id} was rolled back while this command ran: it ran on the instance the rollback replaced`,
+    );
+    await swap.sessions?.previous.close();
+    await swap.retire?.();
+    await swap.sessions?.next.warm();
   }
 
   close(): Promise<void> {

@@ -4,7 +4,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  CheckpointCorruptError,
   decimal,
   diffCapture,
   execManifestSchema,
@@ -15,7 +14,8 @@ import {
   seal,
   treeManifestSchema,
   unseal,
-} from '../src/index.js';
+} from '../src/checkpoint/engine/index.js';
+import { CheckpointCorruptError } from '../src/index.js';
 
 const ID = 'ckpt-abc123-0123abcd';
 const HASH = 'a'.repeat(64);

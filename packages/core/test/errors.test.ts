@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { toAgentboxError } from '../src/backend.js';
 import {
   AgentboxError,
   CheckpointCorruptError,
@@ -6,7 +7,6 @@ import {
   NotFoundError,
   SandboxUnavailableError,
   TimeoutError,
-  toAgentboxError,
 } from '../src/index.js';
 
 describe('typed errors', () => {

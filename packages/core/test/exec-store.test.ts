@@ -7,7 +7,7 @@ import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ExecCheckpointStore, type StoreExec } from '../src/index.js';
+import { ExecCheckpointStore, type StoreExec } from '../src/backend.js';
 
 let dir: string;
 let root: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeUtf8Stream, OutputBuffer } from '../src/index.js';
+import { decodeUtf8Stream, OutputBuffer } from '../src/output.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);

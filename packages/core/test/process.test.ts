@@ -9,31 +9,33 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  AbortedError,
-  AgentboxError,
   API_CWD_FAILED_STATUS,
   apiCommand,
   apiCommandFailure,
   BaseSandbox,
   type CheckpointStore,
-  type ExecHandle,
   enforcementReport,
   type HostProcess,
+  type RawProcess,
+  type StartRequest,
+  startHostProcess,
+  withRequestTimeout,
+} from '../src/backend.js';
+import {
+  AbortedError,
+  AgentboxError,
+  type ExecHandle,
   InvalidArgumentError,
   LINUX_SIGNALS,
   NotFoundError,
   PermissionDeniedError,
   parseSignal,
-  type RawProcess,
   SandboxClosedError,
   SandboxUnavailableError,
-  type StartRequest,
   signalName,
   signalNumber,
-  startHostProcess,
   TimeoutError,
   UnsupportedError,
-  withRequestTimeout,
 } from '../src/index.js';
 import { SessionTestSandbox } from './session-local.js';
 

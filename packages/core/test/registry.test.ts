@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { BackendRegistry, defineBackend, InvalidArgumentError, openSandbox } from '../src/index.js';
+import { InvalidArgumentError } from '../src/index.js';
+import { BackendRegistry, defineBackend, openSandbox } from '../src/registry.js';
 
 const registry = new BackendRegistry();
 registry.register(

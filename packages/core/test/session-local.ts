@@ -12,11 +12,11 @@ import {
   enforcementReport,
   type RawProcess,
   SessionPool,
-  type SessionPoolOptions,
   type StartRequest,
   startHostProcess,
-  UnsupportedError,
-} from '../src/index.js';
+} from '../src/backend.js';
+import { UnsupportedError } from '../src/index.js';
+import type { SessionPoolOptions } from '../src/session/index.js';
 
 /** Plain path: spawn argv in a new process group. */
 export async function spawnPlain(req: StartRequest): Promise<RawProcess> {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TreeCheckpointStore } from '../src/index.js';
+import { TreeCheckpointStore } from '../src/backend.js';
 
 let dir: string;
 let root: string;

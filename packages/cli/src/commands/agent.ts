@@ -35,7 +35,7 @@ export const agentCommand: Command = async (args, ctx) => {
   const signal = ctx.interrupts.signal;
   const given = values.id !== undefined;
   // A fresh sandbox goes when the run ends (unless the config says keep); an --id one is kept.
-  const request = { keep: given ? true : undefined, mustExist: given, signal };
+  const request = { keep: given ? true : undefined, mustExist: given, signal, env: ctx.env };
 
   return useSandbox(values, request, async (sandbox) => {
     if (values.json)

@@ -13,7 +13,7 @@ export const checkpointCommand: Command = async (args, ctx) => {
   noPositionals('checkpoint', positionals);
   requireId('checkpoint', values.id);
   const signal = ctx.interrupts.signal;
-  return useSandbox(values, { keep: true, mustExist: true, signal }, async (sandbox) => {
+  return useSandbox(values, { keep: true, mustExist: true, signal, env: ctx.env }, async (sandbox) => {
     const info = await sandbox.checkpoint({ label: values.label, signal });
     // Plain output is the id alone, so that `CP=$(agentbox checkpoint ...)` works.
     if (values.json) printJson(checkpointJson(info));
@@ -29,7 +29,7 @@ export const rollbackCommand: Command = async (args, ctx) => {
   if (checkpointId === undefined) throw new UsageError('CHECKPOINT_ID is required', 'rollback');
   noPositionals('rollback', extra);
   const signal = ctx.interrupts.signal;
-  return useSandbox(values, { keep: true, mustExist: true, signal }, async (sandbox) => {
+  return useSandbox(values, { keep: true, mustExist: true, signal, env: ctx.env }, async (sandbox) => {
     await sandbox.rollback(checkpointId, { signal });
     if (values.json) printJson({ id: sandbox.id, rolledBackTo: checkpointId });
     else printLine(`rolled ${sandbox.id} back to ${checkpointId}`);
@@ -43,7 +43,7 @@ export const checkpointsCommand: Command = async (args, ctx) => {
   requireId('checkpoints', values.id);
   return useSandbox(
     values,
-    { keep: true, mustExist: true, signal: ctx.interrupts.signal },
+    { keep: true, mustExist: true, signal: ctx.interrupts.signal, env: ctx.env },
     async (sandbox) => {
       const list = await sandbox.listCheckpoints();
       if (values.json) printJson(list.map(checkpointJson));

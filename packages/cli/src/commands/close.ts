@@ -12,6 +12,7 @@ export const closeCommand: Command = async (args, ctx) => {
     keep: false,
     mustExist: true,
     signal: ctx.interrupts.signal,
+    env: ctx.env,
   });
   await sandbox.close();
   if (values.json) printJson({ id: sandbox.id, removed: true });

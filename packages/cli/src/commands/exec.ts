@@ -28,7 +28,7 @@ export const execCommand: Command = async (args, ctx) => {
   const env = envFlags('exec', values.env);
   const signal = ctx.interrupts.signal;
 
-  return useSandbox(values, { keep: true, mustExist: true, signal }, async (sandbox) => {
+  return useSandbox(values, { keep: true, mustExist: true, signal, env: ctx.env }, async (sandbox) => {
     const result = await sandbox.exec(values.command ?? positionals, {
       cwd: values.cwd,
       env,

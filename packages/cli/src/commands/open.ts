@@ -9,7 +9,7 @@ export const openCommand: Command = async (args, ctx) => {
   noPositionals('open', positionals);
   return useSandbox(
     values,
-    { keep: true, mustExist: false, signal: ctx.interrupts.signal },
+    { keep: true, mustExist: false, signal: ctx.interrupts.signal, env: ctx.env },
     async (sandbox) => {
       if (values.json) {
         printJson({

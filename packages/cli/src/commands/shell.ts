@@ -33,8 +33,10 @@ export const shellCommand: Command = async (args, ctx) => {
     timeoutMs: intFlag('shell', 'timeout-ms', values['timeout-ms'], 1),
     json: values.json,
   };
-  return useSandbox(values, { keep: true, mustExist: true, signal: ctx.interrupts.signal }, (sandbox) =>
-    repl(sandbox, values.cwd, settings, ctx),
+  return useSandbox(
+    values,
+    { keep: true, mustExist: true, signal: ctx.interrupts.signal, env: ctx.env },
+    (sandbox) => repl(sandbox, values.cwd, settings, ctx),
   );
 };
 

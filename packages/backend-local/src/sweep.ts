@@ -6,33 +6,14 @@
 import type { Stats } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { SandboxIdSchema, toAgentboxError } from '@agentbox/core';
+import { SandboxIdSchema, type SweepOptions, type SweepReport, type SweptSandbox } from '@agentbox/core';
+import { toAgentboxError } from '@agentbox/core/backend';
 
-export interface LocalSweepOptions {
-  /** The local backend's root directory (its config `root`). */
-  root: string;
-  /** List what would be removed without removing anything. */
-  dryRun?: boolean;
-  /** Only sandboxes created at least this long ago (default 0: every sandbox). */
-  olderThanMs?: number;
-  /** Only this sandbox. */
-  sandboxId?: string;
-  /** The current time, for tests (default Date.now()). */
-  now?: number;
-}
-
-export interface SweptLocalSandbox {
-  id: string;
-  path: string;
-  /** ISO 8601: the directory's birth time where the filesystem records one, else its mtime. */
-  createdAt: string;
-  ageMs: number;
-  /** False in a dry run. */
-  removed: boolean;
-}
-
-export async function sweepLocal(options: LocalSweepOptions): Promise<SweptLocalSandbox[]> {
-  const root = resolve(options.root);
+export async function sweepLocal(
+  options: SweepOptions<{ root: string }> & { now?: number },
+): Promise<SweepReport> {
+  const root = resolve(options.config.root);
+  const report: SweepReport = { location: `under ${root}`, sandboxes: [] };
   const olderThanMs = options.olderThanMs ?? 0;
   const now = options.now ?? Date.now();
   const context = { backend: 'local', operation: 'sweep', subject: root };
@@ -40,15 +21,17 @@ export async function sweepLocal(options: LocalSweepOptions): Promise<SweptLocal
   try {
     names = (await readdir(root, { withFileTypes: true }))
       .filter((entry) => entry.isDirectory() && SandboxIdSchema.safeParse(entry.name).success)
-      .filter((entry) => options.sandboxId === undefined || entry.name === options.sandboxId)
+      .filter((entry) => options.ids === undefined || options.ids.includes(entry.name))
       .map((entry) => entry.name)
       .sort();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return report;
     throw toAgentboxError(error, context);
   }
-  const swept: SweptLocalSandbox[] = [];
+  // Local sandboxes carry no labels: asking for some matches none.
+  if (options.labels && Object.keys(options.labels).length > 0) return report;
   for (const id of names) {
+    options.signal?.throwIfAborted();
     const path = join(root, id);
     const [dir, workspace] = await Promise.all([
       lstatOrUndefined(path),
@@ -56,18 +39,24 @@ export async function sweepLocal(options: LocalSweepOptions): Promise<SweptLocal
     ]);
     if (!dir?.isDirectory() || !workspace?.isDirectory()) continue;
     const created = dir.birthtimeMs > 0 ? dir.birthtimeMs : dir.mtimeMs;
-    const ageMs = Math.max(0, Math.round(now - created));
-    if (ageMs < olderThanMs) continue;
+    if (Math.max(0, now - created) < olderThanMs) continue;
+    const swept: SweptSandbox = {
+      id,
+      createdAt: new Date(created).toISOString(),
+      resources: [{ type: 'directory', name: path }],
+      removed: false,
+    };
     if (!options.dryRun) {
       try {
         await rm(path, { recursive: true, force: true });
+        swept.removed = true;
       } catch (error) {
-        throw toAgentboxError(error, { ...context, sandboxId: id, subject: path });
+        swept.error = toAgentboxError(error, { ...context, sandboxId: id, subject: path }).message;
       }
     }
-    swept.push({ id, path, createdAt: new Date(created).toISOString(), ageMs, removed: !options.dryRun });
+    report.sandboxes.push(swept);
   }
-  return swept;
+  return report;
 }
 
 function lstatOrUndefined(path: string): Promise<Stats | undefined> {

@@ -1,0 +1,86 @@
+/**
+ * What the docker backend needs here: a daemon it can reach, the sandbox and helper images
+ * (never pulled), the egress network for allowlists; and which controls that daemon's cgroups
+ * let it enforce.
+ */
+import type { ControlStatus, DoctorCheck, DoctorReport, PolicyControl } from '@agentbox/core';
+import { enforcementReport } from '@agentbox/core/backend';
+import { connectDocker, dockerMessage, pingDaemon } from './client.js';
+import type { DockerConfig } from './config.js';
+
+interface DaemonInfo {
+  ServerVersion?: string;
+  MemoryLimit?: boolean;
+  PidsLimit?: boolean;
+  CpuCfsQuota?: boolean;
+}
+
+export async function doctorDocker(config: DockerConfig): Promise<DoctorReport> {
+  const context = { backend: 'docker', operation: 'doctor' };
+  const checks: DoctorCheck[] = [];
+  const unknown = (detail: string): ControlStatus => ({ status: 'not-supported', detail });
+  let client: ReturnType<typeof connectDocker>;
+  try {
+    client = connectDocker(config.docker, process.env.DOCKER_HOST, context);
+    await pingDaemon(client, Math.min(config.docker.requestTimeoutMs, 10_000), context);
+  } catch (error) {
+    checks.push({ name: 'daemon', ok: false, detail: (error as Error).message });
+    return { ok: false, checks, controls: enforcementReport(unknown('the Docker daemon is not reachable')) };
+  }
+  const { docker } = client;
+  const info = (await docker.info().catch(() => ({}))) as DaemonInfo;
+  checks.push({
+    name: 'daemon',
+    ok: true,
+    detail: `Docker ${info.ServerVersion ?? '(version unknown)'} at ${client.address}`,
+  });
+  const images = [...new Set([config.image, config.helperImage])];
+  for (const image of images) {
+    const role = image === config.image ? 'sandbox image' : 'helper image';
+    checks.push(
+      await docker
+        .getImage(image)
+        .inspect()
+        .then(
+          (): DoctorCheck => ({ name: role, ok: true, detail: `${image} is on the daemon` }),
+          (error): DoctorCheck => ({
+            name: role,
+            ok: false,
+            detail: `${image}: ${dockerMessage(error)} (agentbox never pulls: build or pull it first)`,
+          }),
+        ),
+    );
+  }
+  const egress = await docker
+    .getNetwork(config.egressNetwork)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
+  checks.push({
+    name: 'egress network',
+    ok: egress,
+    detail: egress
+      ? `${config.egressNetwork} exists (network allowlists reach allowed hosts through it)`
+      : `no network ${config.egressNetwork}: network allowlists cannot be enforced`,
+  });
+  const yes = (detail: string): ControlStatus => ({ status: 'enforced', detail });
+  const cgroup = (supported: boolean | undefined, what: string): ControlStatus =>
+    supported === false
+      ? unknown(`this daemon's cgroups cannot limit ${what}`)
+      : yes(`${what} limit (cgroup)`);
+  const controls: Partial<Record<PolicyControl, ControlStatus>> = enforcementReport(
+    yes('container setting'),
+    {
+      isolation: yes('a container per sandbox (own pid, mount, ipc and uts namespaces)'),
+      'limits.pids': cgroup(info.PidsLimit, 'process'),
+      'limits.memoryMiB': cgroup(info.MemoryLimit, 'memory'),
+      'limits.cpus': cgroup(info.CpuCfsQuota, 'CPU'),
+      network: egress
+        ? yes('none, open, or an allowlist of host names through forwarder containers')
+        : unknown(`none or open only: no egress network ${config.egressNetwork} for allowlists`),
+    },
+  );
+  return { ok: checks.every((c) => c.ok), checks, controls };
+}

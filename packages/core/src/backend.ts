@@ -1,0 +1,37 @@
+/**
+ * @agentbox/core/backend: the kit for writing a backend. Subclass BaseSandbox and supply the
+ * transport (start a RawProcess, read and write files) and a CheckpointStore; put a SessionPool
+ * in front of the plain exec path; register the definition. The user-facing types and errors
+ * come from `@agentbox/core`.
+ */
+export { ExecCheckpointStore, type StoreExec } from './checkpoint/exec-store.js';
+export { TreeCheckpointStore } from './checkpoint/tree-store.js';
+export { type ErrorContext, fromErrno, toAgentboxError } from './errors.js';
+export { type HostProcess, startHostProcess } from './host-process.js';
+export { assertEnforced, enforcementReport } from './policy.js';
+export {
+  API_CWD_FAILED_STATUS,
+  apiCommand,
+  apiCommandFailure,
+  type RawProcess,
+  type StartRequest,
+} from './process.js';
+export { defineBackend, type OpenContext, registerBackend } from './registry.js';
+export {
+  BaseSandbox,
+  type BaseSandboxInit,
+  type CheckpointStore,
+  type InstanceSwap,
+  withRequestTimeout,
+} from './sandbox.js';
+export { SessionPool } from './session/index.js';
+export {
+  binaryScript,
+  shellQuote,
+  shellQuoteAll,
+  shellQuoteBinary,
+  shellQuoteBytes,
+  toBinary,
+} from './shell-quote.js';
+export { isSignalName, signalName, signalNumber } from './signals.js';
+export { StreamQueue } from './stream-queue.js';
