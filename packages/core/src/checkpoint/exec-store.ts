@@ -18,7 +18,9 @@
  *
  * Trust: a manifest read back is validated (and, with `manifestKey`, its HMAC checked) before
  * use; the objects a restore reads are hashed (one batched exec) before the live tree is
- * touched. A checkpoint that fails either is CHECKPOINT_CORRUPT and is not restored.
+ * touched. A checkpoint that fails either is CHECKPOINT_CORRUPT and is not restored. Hashing
+ * and restoring are two execs, and the restore works by path on the live tree: both checks hold
+ * only when the sandbox can neither write the store nor run while a restore does.
  *
  * Change detection uses inode, size, mtime and ctime (ns): `touch -d` can set mtime back, not
  * ctime. A file whose ctime is not older than the listing itself (read from a file the
