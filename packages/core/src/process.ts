@@ -186,6 +186,8 @@ export interface RunOptions extends SpawnOptions {
   closeStdinAfterInput: boolean;
   /** exec(): nobody reads the live streams, so they are not buffered. */
   streaming: boolean;
+  /** Why the backend cannot take stdin writes or deliver a chosen signal (its capabilities), if it cannot. */
+  lacking?: { stdin?: string | undefined; kill?: string | undefined };
 }
 
 /** How long to wait for output pipes to close (or a last kill to go out) after a killed command has exited. */
@@ -284,6 +286,8 @@ export class ProcessHandle implements ExecHandle {
     const context = { ...this.#context, operation: 'writeStdin' };
     if (typeof data !== 'string' && !(data instanceof Uint8Array))
       return Promise.reject(new InvalidArgumentError('writeStdin takes a string or a Uint8Array', context));
+    const lacking = this.options.lacking?.stdin;
+    if (lacking) return Promise.reject(new UnsupportedError(`stdin is not supported: ${lacking}`, context));
     const bytes = typeof data === 'string' ? encodeUtf8(data) : data;
     const next = this.#stdinChain.then(async () => {
       if (this.#stdinClosed) throw new InvalidArgumentError('stdin is already closed', context);
@@ -320,6 +324,8 @@ export class ProcessHandle implements ExecHandle {
   async kill(signal: SignalInput = 'SIGTERM'): Promise<void> {
     const context = { ...this.#context, operation: 'kill' };
     const name = parseSignal(signal, context);
+    const lacking = this.options.lacking?.kill;
+    if (lacking) throw new UnsupportedError(`kill is not supported: ${lacking}`, context);
     const raw = await this.#usable(context);
     try {
       await raw.kill(name);

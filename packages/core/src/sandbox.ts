@@ -14,6 +14,7 @@ import {
   SandboxClosedError,
   SandboxUnavailableError,
   toAgentboxError,
+  UnsupportedError,
 } from './errors.js';
 import { decodeUtf8, encodeUtf8 } from './output.js';
 import type { EnforcementReport } from './policy.js';
@@ -21,6 +22,7 @@ import { buildEnv, normalizeCommand, ProcessHandle, type RawProcess, type StartR
 import type { SessionPool } from './session/index.js';
 import type {
   Capabilities,
+  CapabilityName,
   CheckpointInfo,
   CheckpointOptions,
   Command,
@@ -199,6 +201,16 @@ export abstract class BaseSandbox implements SandboxBackend {
     const context = this.context(isExec ? 'exec' : 'spawn');
     this.assertOpen(context.operation!);
     const argv = normalizeCommand(cmd, context);
+    // What the backend says it lacks is refused here, typed and with its reason, before anything starts.
+    const lacking = (name: CapabilityName) =>
+      this.capabilities[name] === false
+        ? (this.capabilities.unsupported?.[name] ?? `the ${this.kind} backend has no ${name}`)
+        : undefined;
+    const refuse = (what: string, why: string | undefined) => {
+      if (why) throw new UnsupportedError(`${what} is not supported: ${why}`, context);
+    };
+    if (!isExec) refuse('spawn', lacking('spawn'));
+    if (opts.stdin !== undefined) refuse('stdin', lacking('stdin'));
     const cwd = resolveSandboxPath(this.workdir, opts.cwd ?? '.', context);
     const env = buildEnv(this.#baseEnv, opts.env, context);
     const instance = this.#instance;
@@ -215,7 +227,12 @@ export abstract class BaseSandbox implements SandboxBackend {
     const handle = new ProcessHandle(
       argv,
       start,
-      { ...opts, closeStdinAfterInput: isExec, streaming: !isExec },
+      {
+        ...opts,
+        closeStdinAfterInput: isExec,
+        streaming: !isExec,
+        lacking: { stdin: lacking('stdin'), kill: lacking('kill') },
+      },
       context,
     );
     this.#running.add(handle);

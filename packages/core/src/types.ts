@@ -133,7 +133,10 @@ export interface Capabilities {
   networkPolicy: boolean;
   /** Re-attach to an existing sandbox by id. */
   reattach: boolean;
-  /** Why each capability that is false is missing, in the backend's words (the suite prints it when it skips). */
+  /**
+   * Why each capability that is false is missing, in the backend's words. A call that needs a
+   * missing spawn, stdin or kill is an UnsupportedError with this reason; the suite prints it when it skips.
+   */
   unsupported?: Partial<Record<CapabilityName, string>>;
 }
 

@@ -13,6 +13,7 @@ import {
   apiCommand,
   apiCommandFailure,
   BaseSandbox,
+  type Capabilities,
   type CheckpointStore,
   enforcementReport,
   type HostProcess,
@@ -90,7 +91,7 @@ class HostSandbox extends BaseSandbox {
   /** Replace the started process (to fake a transport whose calls fail). */
   wrap: ((raw: RawProcess) => RawProcess) | undefined;
 
-  constructor(dir: string) {
+  constructor(dir: string, lacks: Partial<Capabilities> = {}) {
     super({
       kind: 'host-test',
       id: 'host-test',
@@ -104,6 +105,7 @@ class HostSandbox extends BaseSandbox {
         nonRootUser: !isRoot,
         networkPolicy: false,
         reattach: false,
+        ...lacks,
       },
       enforcement: enforcementReport({ status: 'not-supported', detail: 'a test sandbox on this machine' }),
     });
@@ -389,6 +391,46 @@ for (const path of ['plain', 'session'] as const) {
     });
   });
 }
+
+describe('what a backend lacks is refused with its own reason', () => {
+  it('spawn, stdin and kill are UNSUPPORTED where the capabilities say so; exec without them works', async () => {
+    const reasons = {
+      spawn: 'no streams here',
+      stdin: 'the API takes no input',
+      kill: 'the API can only terminate',
+    };
+    const none = new HostSandbox(await freshDir('lacks-all'), {
+      spawn: false,
+      stdin: false,
+      unsupported: reasons,
+    });
+    try {
+      expect(() => none.spawn(['true'])).toThrow(/spawn is not supported: no streams here/);
+      const error = await rejection(none.exec(['cat'], { stdin: 'x' }));
+      expectTyped(error, 'UNSUPPORTED', 'exec');
+      expect((error as Error).message).toMatch(/the API takes no input/);
+      expect((await none.exec(['echo', 'ok'])).stdout).toBe('ok\n');
+    } finally {
+      await none.close();
+    }
+    const some = new HostSandbox(await freshDir('lacks-some'), {
+      stdin: false,
+      kill: false,
+      unsupported: reasons,
+    });
+    try {
+      const handle = some.spawn(['sleep', '30'], { timeoutMs: 500 });
+      expectTyped(await rejection(handle.writeStdin('x')), 'UNSUPPORTED', 'writeStdin');
+      const killed = await rejection(handle.kill('SIGINT'));
+      expectTyped(killed, 'UNSUPPORTED', 'kill');
+      expect((killed as Error).message).toMatch(/the API can only terminate/);
+      // The engine still stops the command at its deadline.
+      expect(await rejection(handle.wait())).toBeInstanceOf(TimeoutError);
+    } finally {
+      await some.close();
+    }
+  });
+});
 
 describe('killGraceMs and close', () => {
   it('closing the sandbox does not wait out a grace in progress', async () => {
