@@ -11,7 +11,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { openSandbox, type Policy, type SandboxBackend } from '@agentbox/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DockerSandbox, sweepDocker } from '../src/index.js';
+import {
+  DockerConfigSchema,
+  type DockerSandbox,
+  docker as dockerBackend,
+  sweepDocker,
+} from '../src/index.js';
 import { docker, RUN_LABEL, runId, runObjects } from './helpers.ts';
 
 const labels = { [RUN_LABEL]: runId };
@@ -316,6 +321,52 @@ describe('sweep', () => {
       await expect(docker.getContainer(leaked.containerId).inspect()).rejects.toMatchObject({
         statusCode: 404,
       });
+    } finally {
+      await sweepDocker(only);
+    }
+  });
+});
+
+describe('the docker definition: sweep and doctor', () => {
+  it('sweeps a leaked sandbox as one entry with its containers and volumes; doctor finds the daemon and images', async () => {
+    const only = { labels: { 'agentbox.test-leak': `definition-${runId}` } };
+    const leaked = await open(only, { keep: true });
+    await leaked.close();
+    const config = DockerConfigSchema.parse({});
+    try {
+      const dry = await dockerBackend.sweep!({ config, dryRun: true, labels: only.labels });
+      expect(dry.location).toMatch(/^on the Docker daemon at /);
+      expect(dry.sandboxes).toMatchObject([{ id: leaked.id, removed: false }]);
+      expect(dry.sandboxes[0]!.resources.map((r) => r.type).sort()).toEqual([
+        'container',
+        'volume',
+        'volume',
+      ]);
+      const other = await dockerBackend.sweep!({
+        config,
+        dryRun: true,
+        labels: only.labels,
+        ids: ['someone-else'],
+      });
+      expect(other.sandboxes).toEqual([]);
+      const swept = await dockerBackend.sweep!({
+        config,
+        dryRun: false,
+        labels: only.labels,
+        ids: [leaked.id],
+      });
+      expect(swept.sandboxes).toMatchObject([{ id: leaked.id, removed: true }]);
+      expect((await sweepDocker({ ...only, dryRun: true })).found).toEqual([]);
+
+      const report = await dockerBackend.doctor!({ config });
+      expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+      expect(report.checks.map((c) => c.name)).toEqual(['daemon', 'sandbox image', 'egress network']);
+      expect(report.controls.readOnlyRoot?.status).toBe('enforced');
+      const missing = await dockerBackend.doctor!({
+        config: { ...config, image: 'agentbox/no-such-image:x' },
+      });
+      expect(missing.ok).toBe(false);
+      expect(missing.checks).toContainEqual(expect.objectContaining({ name: 'sandbox image', ok: false }));
     } finally {
       await sweepDocker(only);
     }

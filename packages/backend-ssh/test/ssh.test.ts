@@ -17,7 +17,14 @@ import {
   SandboxUnavailableError,
 } from '@agentbox/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HostKeyVerificationError, type SshConfig, type SshSandbox, sweepSsh } from '../src/index.js';
+import {
+  HostKeyVerificationError,
+  type SshConfig,
+  SshConfigSchema,
+  type SshSandbox,
+  ssh,
+  sweepSsh,
+} from '../src/index.js';
 import { fingerprintSha256, hostFieldMatches, knownHostsName, parseKnownHosts } from '../src/known-hosts.js';
 import { scratchDir, sshCli, sshConfig, sshd } from './sshd.ts';
 
@@ -528,6 +535,39 @@ describe('sweep', () => {
     expect(swept).toMatchObject({ id, removed: true });
     expect(await remoteExists(`${remoteRoot()}/${id}`)).toBe(false);
     expect(await alive()).toBe(false);
+  });
+
+  it('the definition sweeps through sweepSsh, and its doctor checks the host', async () => {
+    const parsed = SshConfigSchema.parse(config);
+    const sandbox = await open({ keep: true });
+    await sandbox.close();
+    const report = await ssh.sweep!({ config: parsed, dryRun: true, ids: [sandbox.id] });
+    expect(report.location).toMatch(new RegExp(`^under ${root.replace('.', '\\.')} on ${sshd().users[0]}@`));
+    expect(report.sandboxes).toMatchObject([
+      {
+        id: sandbox.id,
+        removed: false,
+        resources: [{ type: 'directory', name: `${remoteRoot()}/${sandbox.id}` }],
+      },
+    ]);
+    expect((await ssh.sweep!({ config: parsed, dryRun: false, ids: [sandbox.id] })).sandboxes).toMatchObject([
+      { id: sandbox.id, removed: true },
+    ]);
+    expect(await remoteExists(`${remoteRoot()}/${sandbox.id}`)).toBe(false);
+
+    const doctor = await ssh.doctor!({ config: parsed });
+    expect(doctor.ok).toBe(true);
+    expect(doctor.checks.map((c) => c.name)).toEqual([
+      'connection',
+      'sh',
+      'setsid',
+      '/proc',
+      'root directory',
+    ]);
+    expect(doctor.controls.nonRootUser?.status).toBe('enforced');
+    const refused = await ssh.doctor!({ config: { ...parsed, port: 1 } });
+    expect(refused.ok).toBe(false);
+    expect(refused.checks).toMatchObject([{ name: 'connection', ok: false }]);
   });
 
   it('takes only what is old enough and carries the labels asked for', async () => {
