@@ -13,7 +13,6 @@ import {
   apiCommand,
   apiCommandFailure,
   BaseSandbox,
-  type Capabilities,
   type CheckpointStore,
   enforcementReport,
   type HostProcess,
@@ -25,6 +24,7 @@ import {
 import {
   AbortedError,
   AgentboxError,
+  type Capabilities,
   type ExecHandle,
   InvalidArgumentError,
   LINUX_SIGNALS,
