@@ -13,8 +13,13 @@
  * included. Commands enter it with `nsenter` (the wrapper in shell.ts), after checking that
  * the recorded pid still is the jail's init, and with no_new_privs set.
  */
-import type { ErrorContext } from '@agentbox/core';
-import { SandboxUnavailableError } from '@agentbox/core';
+import {
+  type ErrorContext,
+  fromErrno,
+  IsADirectoryError,
+  OutputLimitError,
+  SandboxUnavailableError,
+} from '@agentbox/core';
 import type { SshConnection } from './connection.js';
 import { quote, quoteAll } from './shell.js';
 
@@ -122,4 +127,111 @@ export function jailKillCommand(jail: JailInfo, pgid: number, signal: string): s
   const name = signal.replace(/^SIG/, '');
   if (!/^[A-Z0-9]+$/.test(name)) throw new Error(`refusing to send signal ${signal}`);
   return `if ${jailAliveTest(jail)}; then ${quoteAll(enterJailWords(jail))} kill -s ${name} -- -${pgid} 2>/dev/null; fi; true`;
+}
+
+/** What a file operation's script reports by exit status. */
+const FILE_ERRORS: Record<number, string> = { 3: 'ENOENT', 4: 'EISDIR', 5: 'EACCES', 7: 'ENOTDIR' };
+
+const READ_SCRIPT = `f=$1
+[ -e "$f" ] || exit 3
+[ -d "$f" ] && exit 4
+[ -r "$f" ] || exit 5
+n=$(wc -c <"$f") || exit 5
+if [ "$n" -gt "$2" ]; then printf '%s' "$n"; exit 6; fi
+exec cat -- "$f"`;
+
+const WRITE_SCRIPT = `f=$1
+umask 022
+d=$(dirname -- "$f")
+if ! mkdir -p -- "$d" 2>/dev/null; then
+  p=$d
+  while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done
+  [ -d "$p" ] && exit 5
+  exit 7
+fi
+[ -d "$f" ] && exit 4
+cat >"$f" || exit 5
+[ -z "$2" ] || chmod "$2" -- "$f" || exit 5`;
+
+/**
+ * Files of a jailed sandbox go through the jail, not SFTP: SFTP resolves paths as the login
+ * user sees the host, so a symlink the sandbox made would lead readFile into another sandbox.
+ */
+export class JailFiles {
+  readonly #conn: SshConnection;
+  readonly #jail: JailInfo;
+  readonly #context: ErrorContext;
+
+  constructor(conn: SshConnection, jail: JailInfo, context: ErrorContext) {
+    this.#conn = conn;
+    this.#jail = jail;
+    this.#context = context;
+  }
+
+  async read(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    const context = { ...this.#context, operation: 'readFile', subject: path };
+    const r = await this.#run(READ_SCRIPT, [path, String(maxBytes)], undefined, signal, context);
+    if (r.code === 6) {
+      const size = Number(r.stdout.toString('latin1'));
+      throw new OutputLimitError(
+        `${path} is ${size} bytes, over the ${maxBytes}-byte read limit`,
+        maxBytes,
+        size,
+        context,
+      );
+    }
+    this.#check(r, path, context);
+    return r.stdout;
+  }
+
+  async write(
+    path: string,
+    data: AsyncIterable<Uint8Array>,
+    mode: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const context = { ...this.#context, operation: 'writeFile', subject: path };
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of data) chunks.push(chunk);
+    const r = await this.#run(
+      WRITE_SCRIPT,
+      [path, mode === undefined ? '' : mode.toString(8)],
+      Buffer.concat(chunks),
+      signal,
+      context,
+    );
+    this.#check(r, path, context);
+  }
+
+  #run(
+    script: string,
+    args: string[],
+    stdin: Uint8Array | undefined,
+    signal: AbortSignal | undefined,
+    context: ErrorContext,
+  ) {
+    const command = `if ${jailAliveTest(this.#jail)}; then exec ${quoteAll(enterJailWords(this.#jail))} env -i PATH=/usr/bin:/bin LC_ALL=C /bin/sh -c ${quoteAll([script, 'sh', ...args])}; fi; exit 9`;
+    return this.#conn.run(command, { signal, context, ...(stdin ? { stdin } : {}) });
+  }
+
+  #check(r: { code: number | null; stderr: Buffer }, path: string, context: ErrorContext): void {
+    if (r.code === 0) return;
+    if (r.code === 9)
+      throw new SandboxUnavailableError(
+        "the sandbox's jail on the host is gone (killed, or the host rebooted)",
+        context,
+      );
+    const errno = r.code === null ? undefined : FILE_ERRORS[r.code];
+    if (errno === 'EISDIR') throw new IsADirectoryError(`${path} is a directory`, context);
+    const what: Record<string, string> = {
+      ENOENT: 'no such file',
+      EACCES: 'permission denied',
+      ENOTDIR: 'a parent is not a directory',
+    };
+    throw fromErrno(
+      errno,
+      errno ? `${path}: ${what[errno]}` : `${path}: ${r.stderr.toString('utf8').trim() || `exit ${r.code}`}`,
+      context,
+    );
+  }
 }

@@ -29,7 +29,7 @@ import {
 import type { ParsedSshConfig } from './config.js';
 import { SshConnection } from './connection.js';
 import { RemoteFiles } from './files.js';
-import { endJailCommand, type JailInfo, startJail } from './jail.js';
+import { endJailCommand, JailFiles, type JailInfo, startJail } from './jail.js';
 import { knownHostsName } from './known-hosts.js';
 import { type RemoteProcess, startRemoteProcess } from './remote-process.js';
 import { quoteAll } from './shell.js';
@@ -137,7 +137,9 @@ interface SshSandboxInit {
 export class SshSandbox extends BaseSandbox {
   protected readonly checkpoints: CheckpointStore;
   readonly #conn: SshConnection;
-  readonly #files: RemoteFiles;
+  readonly #files: RemoteFiles | JailFiles;
+  /** SFTP as the login user on the host, for the sandbox's own scratch files (outside any jail). */
+  readonly #hostFiles: RemoteFiles;
   readonly #dir: string;
   readonly #keep: boolean;
   readonly #jail: JailInfo | undefined;
@@ -177,7 +179,10 @@ export class SshSandbox extends BaseSandbox {
     this.#dir = init.dir;
     this.#keep = init.config.keep;
     this.#jail = init.jail;
-    this.#files = new RemoteFiles(init.conn, this.context('files'));
+    this.#hostFiles = new RemoteFiles(init.conn, this.context('files'));
+    this.#files = init.jail
+      ? new JailFiles(init.conn, init.jail, { backend: KIND, sandboxId: init.id })
+      : this.#hostFiles;
     this.checkpoints = checkpointStore(init, workdir, this.context('checkpoint'));
     // Each session is an exec channel held open, counted in the connection's command slots.
     const sessions = Math.min(MAX_SESSIONS, init.config.maxConcurrentCommands - RESERVED_CHANNELS);
@@ -226,7 +231,7 @@ export class SshSandbox extends BaseSandbox {
     if (this.#orphans.size > 0) await this.#killOrphans();
     const proc = await startRemoteProcess(this.#conn, req, signal, {
       scratchDir: `${this.#dir}/tmp`,
-      upload: (path, data, sig) => this.#files.write(path, once(data), 0o600, sig),
+      upload: (path, data, sig) => this.#hostFiles.write(path, once(data), 0o600, sig),
       context: this.context('exec'),
       jail: this.#jail,
     });
