@@ -170,7 +170,7 @@ export class JailFiles {
 
   async read(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
     const context = { ...this.#context, operation: 'readFile', subject: path };
-    const r = await this.#run(READ_SCRIPT, [path, String(maxBytes)], undefined, signal, context);
+    const r = await this.#run(READ_SCRIPT, [path, String(maxBytes)], signal, context);
     if (r.code === 6) {
       const size = Number(r.stdout.toString('latin1'));
       throw new OutputLimitError(
@@ -191,27 +191,57 @@ export class JailFiles {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     const context = { ...this.#context, operation: 'writeFile', subject: path };
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of data) chunks.push(chunk);
-    const r = await this.#run(
-      WRITE_SCRIPT,
-      [path, mode === undefined ? '' : mode.toString(8)],
-      Buffer.concat(chunks),
-      signal,
-      context,
+    // Streamed down the channel's stdin with backpressure, so a drop mid-upload fails it.
+    const { channel, link, exit } = await this.#conn.exec(
+      this.#command(WRITE_SCRIPT, [path, mode === undefined ? '' : mode.toString(8)]),
+      { signal, context },
     );
-    this.#check(r, path, context);
+    channel.stderr.resume();
+    channel.resume();
+    const onAbort = () => channel.close();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let status: Awaited<typeof exit>;
+    try {
+      for await (const chunk of data) {
+        if (link.dead || channel.destroyed) break;
+        if (!channel.write(chunk))
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              channel.off('drain', done);
+              channel.off('close', done);
+              resolve();
+            };
+            channel.on('drain', done);
+            channel.on('close', done);
+          });
+      }
+      channel.end();
+      status = await exit;
+    } catch (error) {
+      channel.close();
+      throw this.#conn.failure(link, error, 'writing a file', context);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (!status) {
+      signal?.throwIfAborted();
+      throw this.#conn.failure(
+        link,
+        new Error('the channel closed without an exit status'),
+        'writing a file',
+        context,
+      );
+    }
+    // Only the exit status says what went wrong (a login script may print on stderr).
+    this.#check({ code: status.code, stderr: Buffer.alloc(0) }, path, context);
   }
 
-  #run(
-    script: string,
-    args: string[],
-    stdin: Uint8Array | undefined,
-    signal: AbortSignal | undefined,
-    context: ErrorContext,
-  ) {
-    const command = `if ${jailAliveTest(this.#jail)}; then exec ${quoteAll(enterJailWords(this.#jail))} env -i PATH=/usr/bin:/bin LC_ALL=C /bin/sh -c ${quoteAll([script, 'sh', ...args])}; fi; exit 9`;
-    return this.#conn.run(command, { signal, context, ...(stdin ? { stdin } : {}) });
+  #command(script: string, args: string[]): string {
+    return `if ${jailAliveTest(this.#jail)}; then exec ${quoteAll(enterJailWords(this.#jail))} env -i PATH=/usr/bin:/bin LC_ALL=C /bin/sh -c ${quoteAll([script, 'sh', ...args])}; fi; exit 9`;
+  }
+
+  #run(script: string, args: string[], signal: AbortSignal | undefined, context: ErrorContext) {
+    return this.#conn.run(this.#command(script, args), { signal, context });
   }
 
   #check(r: { code: number | null; stderr: Buffer }, path: string, context: ErrorContext): void {

@@ -109,14 +109,13 @@ export function sshEnforcement(
     mounts: no('SSH has no bind mounts; upload the files into the workspace instead'),
     credentials: no('SSH has no read-only credential mounts'),
     network:
-      net === 'none'
-        ? jailOr(
-            'the jail has its own network namespace with only loopback',
-            no('commands share the network of the SSH host'),
+      net === 'none' && (jailed || pending)
+        ? on(
+            `${pending ? 'to be checked on connect: ' : ''}the jail has its own network namespace with only loopback`,
           )
         : net === 'allowlist'
           ? no('no egress allowlist over SSH (a jail gets no network at all)')
-          : { status: 'not-requested', detail: 'commands share the network of the SSH host' },
+          : no('commands share the network of the SSH host'),
     labels: policy.labels
       ? on('recorded in the sandbox directory (sandbox.json)')
       : { status: 'not-requested', detail: 'no labels requested' },

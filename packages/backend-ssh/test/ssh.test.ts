@@ -494,9 +494,9 @@ describe('workspace lifecycle', () => {
     expect(await remoteExists(sandbox.remoteDir)).toBe(false);
   });
 
-  it('another login user cannot read the workspace', async () => {
-    await using mine = await open();
-    await using theirs = await open({}, { user: sshd().users[1] });
+  it('another login user cannot read the workspace (the 0700 directories, without a jail)', async () => {
+    await using mine = await open({ isolation: 'none' });
+    await using theirs = await open({ isolation: 'none' }, { user: sshd().users[1] });
     await mine.writeFile('secret.txt', 'mine only');
     const path = `${mine.workdir}/secret.txt`;
     expect((await theirs.readFile(path).catch((e: AgentboxError) => e)) as AgentboxError).toMatchObject({
