@@ -148,14 +148,15 @@ export class LocalSandbox extends BaseSandbox {
     const jail = this.#jail;
     let proc: HostProcess;
     if (jail) {
-      // The workspace is the same path on both sides; elsewhere only the jail can say.
-      const inWorkspace = req.cwd === this.workdir || req.cwd.startsWith(`${this.workdir}/`);
-      const isDir = inWorkspace
-        ? await fs.stat(req.cwd).then(
-            (st) => st.isDirectory(),
-            () => false,
-          )
-        : await jail.isDirectory(req.cwd);
+      // The workspace itself is the same directory on both sides; any other path (a symlink in
+      // the workspace included) only the jail can resolve.
+      const isDir =
+        req.cwd === this.workdir
+          ? await fs.stat(req.cwd).then(
+              (st) => st.isDirectory(),
+              () => false,
+            )
+          : await jail.isDirectory(req.cwd);
       if (!isDir) throw new NotFoundError(`working directory ${req.cwd} does not exist`);
       proc = jailCommand(jail, req, startHostProcess);
     } else proc = startHostProcess(req);
