@@ -29,6 +29,15 @@ import {
   type StartRequest,
 } from '@agentbox/core';
 
+/** `pid:[inode]` of a process's PID namespace, or undefined when it is gone. */
+function readNamespace(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Host directories the jail shows read-only when they exist (symlinks, as on merged-/usr hosts, are kept as symlinks). */
 const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc'];
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
@@ -138,15 +147,39 @@ export class Jail {
   readonly #holder: ChildProcess;
   readonly #context: ErrorContext;
   readonly #unshareNet: boolean;
+  readonly #pidNamespace: string;
+  #gone: string | undefined;
   /** Host pid of the jail's init (bwrap's pid 1): the target of nsenter. */
   readonly pid: number;
 
-  private constructor(tools: JailTools, holder: ChildProcess, pid: number, opts: JailOptions) {
+  private constructor(
+    tools: JailTools,
+    holder: ChildProcess,
+    pid: number,
+    pidNamespace: string,
+    opts: JailOptions,
+    stderr: () => string,
+  ) {
     this.#tools = tools;
     this.#holder = holder;
     this.pid = pid;
+    this.#pidNamespace = pidNamespace;
     this.#context = opts.context;
     this.#unshareNet = opts.unshareNet;
+    holder.once('exit', (code, signal) => {
+      const why = stderr().trim();
+      this.#gone = `the sandbox's jail ended (${signal ?? `exit ${code}`}${why ? `: ${why}` : ''})`;
+    });
+  }
+
+  /**
+   * Throws unless the jail still runs and its pid still names its init: nsenter must never
+   * enter the namespaces of whatever process reused that pid.
+   */
+  assertAlive(): void {
+    if (this.#gone === undefined && readNamespace(this.pid) !== this.#pidNamespace)
+      this.#gone = "the sandbox's jail is gone (its init no longer runs)";
+    if (this.#gone !== undefined) throw new SandboxUnavailableError(this.#gone, this.#context);
   }
 
   static async start(opts: JailOptions): Promise<Jail> {
@@ -166,27 +199,31 @@ export class Jail {
     });
     let info = '';
     const infoPipe = holder.stdio[3] as NodeJS.ReadableStream;
-    const pid = await new Promise<number | undefined>((resolve) => {
+    // bwrap writes the JSON in pieces: wait for the pid namespace too, it identifies the jail.
+    const started = await new Promise<{ pid: number; pidNamespace: string } | undefined>((resolve) => {
       infoPipe.on('data', (chunk: Buffer) => {
         info += chunk.toString('utf8');
-        const m = /"child-pid":\s*(\d+)/.exec(info);
-        if (m) resolve(Number(m[1]));
+        const pid = /"child-pid":\s*(\d+)\s*,/.exec(info);
+        const ns = /"pid-namespace":\s*(\d+)/.exec(info);
+        if (pid && ns && /"pid-namespace":\s*\d+\s*[,}\n]/.test(info))
+          resolve({ pid: Number(pid[1]), pidNamespace: `pid:[${ns[1]}]` });
       });
       holder.once('exit', () => resolve(undefined));
       holder.once('error', () => resolve(undefined));
     });
-    if (pid === undefined) {
+    if (started === undefined || readNamespace(started.pid) !== started.pidNamespace) {
       holder.kill('SIGKILL');
       throw new SandboxUnavailableError(
         `bubblewrap could not start the sandbox: ${stderr.trim() || 'it exited without saying why'} (are unprivileged user namespaces allowed?)`,
         { ...opts.context, operation: 'open' },
       );
     }
-    return new Jail(opts.tools, holder, pid, opts);
+    return new Jail(opts.tools, holder, started.pid, started.pidNamespace, opts, () => stderr);
   }
 
   /** nsenter's arguments to enter every namespace of the jail. */
   #enter(): string[] {
+    this.assertAlive();
     const ns = ['-U', '-m', '-p', '-i', '-u'];
     if (this.#unshareNet) ns.push('-n');
     return ['-t', String(this.pid), ...ns, '--preserve-credentials', '--'];
