@@ -1,7 +1,13 @@
 /**
- * The local backend: a working directory on this machine. It isolates nothing — commands run as
- * the current user with the host's filesystem and network — and says so in its enforcement
- * report; a strict policy that asks for any isolation control refuses to open it.
+ * The local backend: a working directory on this machine.
+ *
+ * `isolation: 'none'` (the default, asked for by name) isolates nothing: commands run as the
+ * current user with the host's filesystem, processes and network, so a command can read
+ * everything that user can, including this library's own environment through
+ * /proc/<pid>/environ, other sandboxes and the checkpoint store. The enforcement report says
+ * so, and a strict policy that asks for any isolation control refuses to open it.
+ *
+ * `isolation: 'bwrap'` runs every command in a bubblewrap jail (jail.ts).
  */
 import { createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -9,9 +15,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
+  type ControlStatus,
   type EnforcementReport,
   IsADirectoryError,
+  NotFoundError,
   OutputLimitError,
+  type ParsedPolicy,
+  PolicySchema,
   SandboxUnavailableError,
 } from '@agentbox/core';
 import {
@@ -30,29 +40,77 @@ import {
 } from '@agentbox/core/backend';
 import { z } from 'zod';
 import { doctorLocal } from './doctor.js';
+import { findJailTools, Jail, jailCommand } from './jail.js';
 import { sweepLocal } from './sweep.js';
+
+export { Jail } from './jail.js';
 
 export const LocalConfigSchema = z.strictObject({
   /** Directory under which each sandbox gets `<id>/workspace` and `<id>/checkpoints`. */
   root: z.string().min(1).default(join(tmpdir(), 'agentbox-local')),
   /** Keep the sandbox directory on close (to re-attach later by id). */
   keep: z.boolean().default(false),
+  /**
+   * `none`: commands run directly on the host and can read everything the library's user can,
+   * its environment included. `bwrap`: each sandbox in a bubblewrap jail (own mount, PID, user,
+   * IPC, UTS and network namespaces; read-only system directories, the workspace the only
+   * writable host directory, a private /tmp; no host environment).
+   */
+  isolation: z.enum(['none', 'bwrap']).default('none'),
+  /** The bubblewrap program (a path, or a name looked up on PATH). */
+  bwrap: z.string().min(1).default('bwrap'),
 });
 export type LocalConfig = z.input<typeof LocalConfigSchema>;
 
 const NOT_ISOLATED = {
   status: 'not-supported',
-  detail: 'the local backend runs commands directly on the host as the current user',
+  detail:
+    "isolation 'none': commands run directly on the host as the library's user and can read everything it can, this process's environment included (/proc/<pid>/environ); use isolation 'bwrap'",
 } as const;
 
-/** What the local backend enforces: nothing but a non-root user, when this process is not root. */
-function localEnforcement(): EnforcementReport {
-  return enforcementReport(NOT_ISOLATED, {
-    nonRootUser:
-      process.getuid?.() === 0
-        ? { status: 'not-supported', detail: 'this process runs as root, so commands do too' }
-        : { status: 'enforced', detail: `commands run as uid ${process.getuid?.()}` },
-    network: { status: 'not-supported', detail: 'commands share the host network' },
+type ParsedLocalConfig = z.output<typeof LocalConfigSchema>;
+
+/** What the local backend enforces in the mode the config asks for. */
+export function localEnforcement(config: ParsedLocalConfig, policy: ParsedPolicy): EnforcementReport {
+  const isRoot = process.getuid?.() === 0;
+  const nonRootUser: ControlStatus = isRoot
+    ? { status: 'not-supported', detail: 'this process runs as root, so commands do too' }
+    : { status: 'enforced', detail: `commands run as uid ${process.getuid?.()}` };
+  if (config.isolation === 'none')
+    return enforcementReport(NOT_ISOLATED, {
+      nonRootUser,
+      network: { status: 'not-supported', detail: 'commands share the host network' },
+    });
+  const no = (detail: string): ControlStatus => ({ status: 'not-supported', detail });
+  const on = (detail: string): ControlStatus => ({ status: 'enforced', detail });
+  const net = policy.network?.mode;
+  return enforcementReport(no('not applicable'), {
+    isolation: on(
+      "bubblewrap: own user, mount, PID, IPC and UTS namespaces; only this sandbox's workspace of the host is visible; no host environment",
+    ),
+    readOnlyRoot: on(
+      'host system directories (/usr, /etc, /lib...) read-only; writable: the workspace, /tmp, writable mounts',
+    ),
+    tmp: no('a private /tmp (tmpfs, nosuid, nodev), but bubblewrap sets neither its size nor noexec'),
+    'limits.pids': no('bubblewrap sets no process limit (no cgroup)'),
+    'limits.memoryMiB': no('bubblewrap sets no memory limit (no cgroup)'),
+    'limits.cpus': no('bubblewrap sets no CPU limit (no cgroup)'),
+    dropCapabilities: on("bubblewrap drops every capability of the sandbox's processes"),
+    noNewPrivileges: on('bubblewrap sets no_new_privs on every command'),
+    nonRootUser,
+    mounts: policy.mounts?.length
+      ? on('bind mounts into the jail')
+      : { status: 'not-requested', detail: 'none requested' },
+    credentials: policy.credentials?.length
+      ? on('read-only bind mounts into the jail')
+      : { status: 'not-requested', detail: 'none requested' },
+    network:
+      net === 'open'
+        ? { status: 'not-requested', detail: 'open: commands share the host network' }
+        : net === 'allowlist'
+          ? no('bubblewrap mode has no egress allowlist: the sandbox gets no network at all')
+          : on('own network namespace with only a loopback interface'),
+    labels: no('the local backend has nothing to label'),
   });
 }
 
@@ -60,16 +118,18 @@ export class LocalSandbox extends BaseSandbox {
   protected readonly checkpoints: CheckpointStore;
   readonly #dir: string;
   readonly #keep: boolean;
+  readonly #jail: Jail | undefined;
   readonly #running = new Set<HostProcess>();
 
-  constructor(id: string, dir: string, keep: boolean) {
+  constructor(init: { id: string; dir: string; keep: boolean; enforcement: EnforcementReport; jail?: Jail }) {
     const isRoot = process.getuid?.() === 0;
+    const { id, dir } = init;
     super({
       kind: 'local',
       id,
       workdir: join(dir, 'workspace'),
       capabilities: {
-        isolation: 'none',
+        isolation: init.jail ? 'container' : 'none',
         checkpoints: true,
         spawn: true,
         stdin: true,
@@ -82,21 +142,47 @@ export class LocalSandbox extends BaseSandbox {
           ...(isRoot ? { nonRootUser: 'this process runs as root, so commands do too' } : {}),
         },
       },
-      enforcement: localEnforcement(),
+      enforcement: init.enforcement,
     });
     this.#dir = dir;
-    this.#keep = keep;
+    this.#keep = init.keep;
+    this.#jail = init.jail;
+    // The store lives beside the workspace, outside everything the jail shows.
     this.checkpoints = new TreeCheckpointStore({ root: this.workdir, storeDir: join(dir, 'checkpoints') });
   }
 
+  /** The bubblewrap jail (isolation 'bwrap'), for tests and diagnostics. */
+  get jail(): Jail | undefined {
+    return this.#jail;
+  }
+
   protected async startProcess(req: StartRequest): Promise<RawProcess> {
-    const proc = startHostProcess(req);
+    const jail = this.#jail;
+    let proc: HostProcess;
+    if (jail) {
+      // The workspace itself is the same directory on both sides; any other path (a symlink in
+      // the workspace included) only the jail can resolve.
+      const isDir =
+        req.cwd === this.workdir
+          ? await fs.stat(req.cwd).then(
+              (st) => st.isDirectory(),
+              () => false,
+            )
+          : await jail.isDirectory(req.cwd);
+      if (!isDir) throw new NotFoundError(`working directory ${req.cwd} does not exist`);
+      proc = jailCommand(jail, req, startHostProcess);
+    } else proc = startHostProcess(req);
     this.#running.add(proc);
     void proc.exit.then(() => this.#running.delete(proc));
     return proc;
   }
 
-  protected async readFileAt(path: string, maxBytes: number): Promise<Uint8Array> {
+  protected async readFileAt(
+    path: string,
+    maxBytes: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Uint8Array> {
+    if (this.#jail) return this.#jail.readFile(path, maxBytes, signal);
     const st = await fs.stat(path);
     if (st.isDirectory()) throw new IsADirectoryError(`${path} is a directory`);
     if (st.size > maxBytes)
@@ -114,6 +200,7 @@ export class LocalSandbox extends BaseSandbox {
     mode: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<void> {
+    if (this.#jail) return this.#jail.writeFile(path, data, mode, signal);
     await fs.mkdir(dirname(path), { recursive: true });
     await pipeline(data, createWriteStream(path, { mode: mode ?? 0o644 }), { signal });
     if (mode !== undefined) await fs.chmod(path, mode);
@@ -121,36 +208,69 @@ export class LocalSandbox extends BaseSandbox {
 
   protected async closeResources(): Promise<void> {
     await Promise.all([...this.#running].map((proc) => proc.kill('SIGKILL').catch(() => {})));
+    // Ending the jail ends every process still in it, those that left their group included.
+    await this.#jail?.close();
     if (!this.#keep) await fs.rm(this.#dir, { recursive: true, force: true });
   }
 }
 
-async function openLocal({
-  id,
-  idGiven,
-  config,
-  policy,
-  strict,
-  signal,
-}: OpenContext<z.output<typeof LocalConfigSchema>>) {
-  const dir = join(resolve(config.root), id);
-  const probe = new LocalSandbox(id, dir, config.keep);
+async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenContext<ParsedLocalConfig>) {
+  const context = { backend: 'local', operation: 'open', sandboxId: id };
+  // Errors of later operations name their own (BaseSandbox fills it in).
+  const jailContext = { backend: 'local', sandboxId: id };
+  const root = resolve(config.root);
+  const dir = join(root, id);
+  const workdir = join(dir, 'workspace');
+  const enforcement = localEnforcement(config, policy);
   // Refuse before creating anything, so a refused open leaves nothing behind.
-  if (strict) assertEnforced(policy, probe.enforcement, { backend: 'local', sandboxId: id });
-  const existed = await fs.stat(probe.workdir).then(
+  if (strict) assertEnforced(policy, enforcement, { backend: 'local', sandboxId: id });
+  // Asked for by name, so never a silent fallback to running on the host.
+  const tools =
+    config.isolation === 'bwrap' ? findJailTools(config.bwrap, process.env.PATH ?? '') : undefined;
+  if (typeof tools === 'string')
+    throw new SandboxUnavailableError(`isolation 'bwrap' is not available: ${tools}`, context);
+  const existed = await fs.stat(workdir).then(
     (st) => st.isDirectory(),
     () => false,
   );
-  if (existed && !idGiven) throw new SandboxUnavailableError(`sandbox directory ${dir} already exists`);
+  if (existed && !idGiven)
+    throw new SandboxUnavailableError(`sandbox directory ${dir} already exists`, context);
   signal?.throwIfAborted();
+  const undo = async () => {
+    if (!existed) await fs.rm(dir, { recursive: true, force: true });
+  };
   if (!existed) {
-    await fs.mkdir(probe.workdir, { recursive: true, mode: 0o700 });
+    await fs.mkdir(workdir, { recursive: true, mode: 0o700 });
     if (signal?.aborted) {
-      await fs.rm(dir, { recursive: true, force: true });
+      await undo();
       signal.throwIfAborted();
     }
   }
-  return probe;
+  let jail: Jail | undefined;
+  if (tools) {
+    try {
+      jail = await Jail.start({
+        tools,
+        workspace: workdir,
+        sandboxesRoot: root,
+        unshareNet: policy.network?.mode !== 'open',
+        mounts: [
+          ...(policy.mounts ?? []),
+          ...(policy.credentials ?? []).map((c) => ({ ...c, readOnly: true })),
+        ],
+        context: jailContext,
+      });
+    } catch (error) {
+      await undo();
+      throw error;
+    }
+    if (signal?.aborted) {
+      await jail.close();
+      await undo();
+      signal.throwIfAborted();
+    }
+  }
+  return new LocalSandbox({ id, dir, keep: config.keep, enforcement, jail });
 }
 
 export const local = defineBackend({
@@ -158,6 +278,6 @@ export const local = defineBackend({
   configSchema: LocalConfigSchema,
   open: openLocal,
   sweep: sweepLocal,
-  doctor: ({ config }) => doctorLocal(config, localEnforcement()),
+  doctor: ({ config }) => doctorLocal(config, localEnforcement(config, PolicySchema.parse({}))),
 });
 registerBackend(local);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSandbox, type SandboxBackend } from '@agentbox/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { local } from '../src/index.js';
+import { LocalConfigSchema, local } from '../src/index.js';
 
 let root: string;
 beforeAll(async () => {
@@ -113,7 +113,7 @@ describe('the local definition: sweep and doctor', () => {
         await sb.close();
       }
       await mkdir(join(sweepRoot, 'not-a-sandbox'));
-      const config = { root: sweepRoot, keep: false };
+      const config = LocalConfigSchema.parse({ root: sweepRoot });
       const dry = await local.sweep!({ config, dryRun: true });
       expect(dry.location).toBe(`under ${sweepRoot}`);
       expect(dry.sandboxes.map((s) => [s.id, s.removed, s.resources[0]?.type])).toEqual([
@@ -131,7 +131,7 @@ describe('the local definition: sweep and doctor', () => {
       expect(report.controls.isolation?.status).toBe('not-supported');
       await writeFile(join(sweepRoot, 'file'), 'not a directory');
       const blocked = await local.doctor!({
-        config: { root: join(sweepRoot, 'file', 'boxes'), keep: false },
+        config: LocalConfigSchema.parse({ root: join(sweepRoot, 'file', 'boxes') }),
       });
       expect(blocked.ok).toBe(false);
       expect(blocked.checks).toContainEqual({

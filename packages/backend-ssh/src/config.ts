@@ -87,6 +87,13 @@ export const SshConfigSchema = EndpointSchema.extend({
    * channel is left for the plain path. `false` sends every command down its own exec channel.
    */
   fastPath: z.boolean().default(true),
+  /**
+   * Keep sandboxes of one login user apart. `auto` (default): each sandbox's commands run in a
+   * bubblewrap jail on the host when it has bubblewrap (with nsenter and setpriv), and the
+   * enforcement report says isolation is not enforced when it has not. `bwrap`: the jail or
+   * the open fails. `none`: commands run directly as the login user, who sees every sandbox.
+   */
+  isolation: z.enum(['auto', 'bwrap', 'none']).default('auto'),
 });
 
 export type SshConfig = z.input<typeof SshConfigSchema>;

@@ -18,6 +18,7 @@ import {
 import type { ErrorContext, RawProcess, StartRequest } from '@agentbox/core/backend';
 import type { ClientChannel } from 'ssh2';
 import type { ExitStatus, Link, SshConnection } from './connection.js';
+import type { JailInfo } from './jail.js';
 import { killGroupCommand, parseWrapperStatus, quote, type WrapperStatus, wrapperScript } from './shell.js';
 
 /** Scripts longer than this (large argv or env) go through a file instead of the exec request. */
@@ -36,6 +37,8 @@ export interface StartOptions {
   /** Upload a script file (used only for large commands). */
   upload: (path: string, data: Uint8Array, signal: AbortSignal | undefined) => Promise<void>;
   context: ErrorContext;
+  /** The sandbox's bubblewrap jail on the host, when it has one: the command runs in it. */
+  jail?: JailInfo | undefined;
 }
 
 export async function startRemoteProcess(
@@ -45,7 +48,7 @@ export async function startRemoteProcess(
   opts: StartOptions,
 ): Promise<RemoteProcess> {
   const marker = `agentbox-${randomBytes(9).toString('hex')}`;
-  const script = wrapperScript(req, marker);
+  const script = wrapperScript(req, marker, opts.jail);
   let command = script;
   if (Buffer.byteLength(script) > INLINE_SCRIPT_LIMIT) {
     // sshd and execve cap one exec request; a file has no such limit. The script removes itself.
@@ -67,6 +70,13 @@ export async function startRemoteProcess(
   } catch (error) {
     channel.close();
     throw conn.failure(link, error, 'starting a command', opts.context);
+  }
+  if (status.kind === 'jail-gone') {
+    channel.close();
+    throw new SandboxUnavailableError(
+      "the sandbox's jail on the host is gone (killed, or the host rebooted)",
+      opts.context,
+    );
   }
   if (status.kind !== 'started') {
     channel.close();

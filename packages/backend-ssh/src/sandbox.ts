@@ -31,6 +31,7 @@ import {
 import type { ParsedSshConfig } from './config.js';
 import { SshConnection } from './connection.js';
 import { RemoteFiles } from './files.js';
+import { endJailCommand, JailFiles, type JailInfo, startJail } from './jail.js';
 import { knownHostsName } from './known-hosts.js';
 import { type RemoteProcess, startRemoteProcess } from './remote-process.js';
 import { quoteAll } from './shell.js';
@@ -46,42 +47,79 @@ const RESERVED_CHANNELS = 2;
 /** Sessions at most, however large the budget: more than this many at once run on the plain path. */
 const MAX_SESSIONS = 8;
 
-/** What SSH can and cannot enforce. `uid` is the login user's, once known (undefined before connecting). */
+/**
+ * What SSH can and cannot enforce. `uid` is the login user's, once known (undefined before
+ * connecting); `jail` is the sandbox's bubblewrap jail, or why it has none (undefined before
+ * connecting).
+ */
 export function sshEnforcement(
   config: ParsedSshConfig,
   policy: ParsedPolicy,
   uid: number | undefined,
+  jail?: JailInfo | string,
 ): EnforcementReport {
   const where = `${config.user}@${knownHostsName(config.host, config.port)}`;
   const no = (detail: string): ControlStatus => ({ status: 'not-supported', detail });
+  const on = (detail: string): ControlStatus => ({ status: 'enforced', detail });
   const noContainer = (what: string) =>
     no(
       `${what}: plain SSH runs commands as a login user on the host, with no container or cgroup around them`,
     );
   const nonRoot: ControlStatus =
     uid === undefined
-      ? { status: 'enforced', detail: `to be checked on connect (login user ${config.user})` }
+      ? on(`to be checked on connect (login user ${config.user})`)
       : uid === 0
         ? no(`the login user ${config.user} is root`)
-        : { status: 'enforced', detail: `commands run as ${config.user} (uid ${uid})` };
+        : on(`commands run as ${config.user} (uid ${uid})`);
+  const jailed = typeof jail === 'object';
+  const pending = jail === undefined && config.isolation !== 'none';
+  const isolation: ControlStatus = jailed
+    ? on(
+        `remote host ${where}: each sandbox in a bubblewrap jail (own user, mount, PID, IPC and UTS namespaces; only its own workspace of the host visible; the checkpoint store and other sandboxes invisible)`,
+      )
+    : pending
+      ? on(`to be checked on connect: a bubblewrap jail on ${where}`)
+      : no(
+          `remote host ${where}: ${config.isolation === 'none' ? "isolation 'none'" : `no bubblewrap jail (${jail})`}; sandboxes of ${config.user} share one user, so each can read and write the others' workspaces and checkpoints`,
+        );
+  const jailOr = (detail: string, otherwise: ControlStatus): ControlStatus =>
+    jailed || pending ? on(pending ? `to be checked on connect: ${detail}` : detail) : otherwise;
+  const net = policy.network?.mode;
   return enforcementReport(no('not applicable'), {
-    isolation: {
-      status: 'enforced',
-      detail: `remote host ${where}: a private 0700 workspace directory per sandbox; no isolation from other processes of ${config.user} on that host`,
-    },
-    readOnlyRoot: noContainer('no read-only root filesystem'),
-    tmp: no('no private tmpfs: TMPDIR points at a private directory of the sandbox, on the host filesystem'),
+    isolation,
+    readOnlyRoot: jailOr(
+      'host system directories read-only in the jail; writable: the workspace and /tmp',
+      noContainer('no read-only root filesystem'),
+    ),
+    tmp: jailed
+      ? no(
+          'a private /tmp (tmpfs, nosuid, nodev) in the jail, but bubblewrap sets neither its size nor noexec',
+        )
+      : no('no private tmpfs: TMPDIR points at a private directory of the sandbox, on the host filesystem'),
     'limits.pids': noContainer('no process limit'),
     'limits.memoryMiB': noContainer('no memory limit'),
     'limits.cpus': noContainer('no CPU limit'),
-    dropCapabilities: noContainer('capabilities are those of the login user'),
-    noNewPrivileges: noContainer('setuid programs on the host keep working'),
+    dropCapabilities: jailOr(
+      'the jail holds no capability the login user lacks on the host',
+      noContainer('capabilities are those of the login user'),
+    ),
+    noNewPrivileges: jailOr(
+      'every command runs with no_new_privs',
+      noContainer('setuid programs on the host keep working'),
+    ),
     nonRootUser: nonRoot,
     mounts: no('SSH has no bind mounts; upload the files into the workspace instead'),
     credentials: no('SSH has no read-only credential mounts'),
-    network: no('commands share the network of the SSH host'),
+    network:
+      net === 'none' && (jailed || pending)
+        ? on(
+            `${pending ? 'to be checked on connect: ' : ''}the jail has its own network namespace with only loopback`,
+          )
+        : net === 'allowlist'
+          ? no('no egress allowlist over SSH (a jail gets no network at all)')
+          : no('commands share the network of the SSH host'),
     labels: policy.labels
-      ? { status: 'enforced', detail: 'recorded in the sandbox directory (sandbox.json)' }
+      ? on('recorded in the sandbox directory (sandbox.json)')
       : { status: 'not-requested', detail: 'no labels requested' },
   });
 }
@@ -94,14 +132,18 @@ interface SshSandboxInit {
   dir: string;
   uid: number;
   enforcement: EnforcementReport;
+  jail: JailInfo | undefined;
 }
 
 export class SshSandbox extends BaseSandbox {
   protected readonly checkpoints: CheckpointStore;
   readonly #conn: SshConnection;
-  readonly #files: RemoteFiles;
+  readonly #files: RemoteFiles | JailFiles;
+  /** SFTP as the login user on the host, for the sandbox's own scratch files (outside any jail). */
+  readonly #hostFiles: RemoteFiles;
   readonly #dir: string;
   readonly #keep: boolean;
+  readonly #jail: JailInfo | undefined;
   readonly #running = new Set<RemoteProcess>();
   /** Process groups whose connection dropped while they ran: they go on without us, so they are killed on the next call. */
   readonly #orphans = new Set<number>();
@@ -134,7 +176,8 @@ export class SshSandbox extends BaseSandbox {
       },
       enforcement: init.enforcement,
       baseEnv: {
-        TMPDIR: `${init.dir}/tmp`,
+        // In a jail, the host's scratch directory is out of sight and /tmp is private.
+        TMPDIR: init.jail ? '/tmp' : `${init.dir}/tmp`,
         USER: init.config.user,
         LOGNAME: init.config.user,
         SHELL: '/bin/sh',
@@ -143,7 +186,11 @@ export class SshSandbox extends BaseSandbox {
     this.#conn = init.conn;
     this.#dir = init.dir;
     this.#keep = init.config.keep;
-    this.#files = new RemoteFiles(init.conn, this.context('files'));
+    this.#jail = init.jail;
+    this.#hostFiles = new RemoteFiles(init.conn, this.context('files'));
+    this.#files = init.jail
+      ? new JailFiles(init.conn, init.jail, { backend: KIND, sandboxId: init.id })
+      : this.#hostFiles;
     this.checkpoints = checkpointStore(init, workdir, this.context('checkpoint'));
     // Each session is an exec channel held open, counted in the connection's command slots.
     const sessions = Math.min(MAX_SESSIONS, init.config.maxConcurrentCommands - RESERVED_CHANNELS);
@@ -154,7 +201,11 @@ export class SshSandbox extends BaseSandbox {
       startProcess: (req, signal) => this.#startPlain(req, signal),
       // Kills go on a control channel; a group that cannot be reached (the connection dropped)
       // is remembered and killed on the next call, after the reconnect.
-      signalGroup: (pgid, signal) => this.#signalGroup(pgid, signal),
+      // In a jail the groups are numbered in its PID namespace: the pool's control shell, in the
+      // jail too, signals them (and the plain path, also in the jail, when it cannot).
+      ...(init.jail
+        ? {}
+        : { signalGroup: (pgid: number, signal: string) => this.#signalGroup(pgid, signal) }),
       enabled: init.config.fastPath && sessions >= 1,
       maxSessions: Math.max(1, sessions),
       // Errors of session commands name the operation as the plain path's do.
@@ -165,6 +216,11 @@ export class SshSandbox extends BaseSandbox {
   /** The sandbox's directory on the host (workspace, checkpoints, scratch). */
   get remoteDir(): string {
     return this.#dir;
+  }
+
+  /** The sandbox's bubblewrap jail on the host, if it has one (for tests and diagnostics). */
+  get jail(): JailInfo | undefined {
+    return this.#jail;
   }
 
   /** The connection (for tests and diagnostics): `connects` counts (re)connections. */
@@ -183,8 +239,9 @@ export class SshSandbox extends BaseSandbox {
     if (this.#orphans.size > 0) await this.#killOrphans();
     const proc = await startRemoteProcess(this.#conn, req, signal, {
       scratchDir: `${this.#dir}/tmp`,
-      upload: (path, data, sig) => this.#files.write(path, once(data), 0o600, sig),
+      upload: (path, data, sig) => this.#hostFiles.write(path, once(data), 0o600, sig),
       context: this.context('exec'),
+      jail: this.#jail,
     });
     if (this.closed) {
       await proc.kill('SIGKILL').catch(() => {});
@@ -244,6 +301,9 @@ export class SshSandbox extends BaseSandbox {
       await this.#killGroups([...this.#running].map((p) => p.pgid).concat([...this.#orphans])).catch(
         () => {},
       );
+      // Ending the jail ends every process left in it, those that left their group included.
+      if (this.#jail)
+        await this.#conn.check(endJailCommand(this.#jail), { control: true, context: this.context('close') });
       if (!this.#keep)
         await this.#conn.check(removeTreeCommand(this.#dir), {
           control: true,
@@ -312,6 +372,7 @@ export async function openSsh({ id, idGiven, config, policy, strict, signal }: O
   const conn = new SshConnection(config, { backend: KIND, sandboxId: id });
   let dir: string | undefined;
   let created = false;
+  let started: JailInfo | undefined;
   try {
     const meta = JSON.stringify({ id, createdAt: new Date().toISOString(), labels: policy.labels ?? {} });
     const setup = `sh -c ${quoteAll([SETUP, 'sh', config.root, id, idGiven ? '1' : '0', meta])}`;
@@ -328,10 +389,32 @@ export async function openSsh({ id, idGiven, config, policy, strict, signal }: O
     dir = path!;
     created = existedText === '0';
     const uid = Number(uidText);
-    const enforcement = sshEnforcement(config, policy, uid);
+    let jail: JailInfo | string = "isolation 'none'";
+    if (config.isolation !== 'none') {
+      const net = policy.network?.mode;
+      jail = await startJail(conn, {
+        dir: dir!,
+        root: dir!.slice(0, dir!.lastIndexOf('/')) || '/',
+        ownNetwork: net === 'none' || net === 'allowlist',
+        context,
+      });
+      // Asked for by name: never a silent fallback to the shared login user.
+      if (typeof jail === 'object') started = jail;
+      if (typeof jail === 'string' && config.isolation === 'bwrap')
+        throw new SandboxUnavailableError(`isolation 'bwrap' is not available on the host: ${jail}`, context);
+    }
+    const enforcement = sshEnforcement(config, policy, uid, jail);
     if (strict) assertEnforced(policy, enforcement, { backend: KIND, sandboxId: id });
     if (signal?.aborted) throw new AbortedError('aborted during open', context);
-    const sandbox = new SshSandbox({ id, config, conn, dir, uid, enforcement });
+    const sandbox = new SshSandbox({
+      id,
+      config,
+      conn,
+      dir,
+      uid,
+      enforcement,
+      jail: typeof jail === 'object' ? jail : undefined,
+    });
     // The first command should not pay for opening a session. Where the host cannot run one,
     // the pool says why (sessions.unavailableReason) and every command takes the plain path.
     await sandbox.sessions.warm();
@@ -341,6 +424,7 @@ export async function openSsh({ id, idGiven, config, policy, strict, signal }: O
     }
     return sandbox;
   } catch (error) {
+    if (started) await conn.run(endJailCommand(started), { control: true }).catch(() => {});
     if (created && dir !== undefined)
       await conn.run(removeTreeCommand(dir), { control: true }).catch(() => {});
     conn.close();

@@ -6,6 +6,7 @@
  * exit status and a deadly signal reach us exactly as the command produced them.
  */
 import { type StartRequest, shellQuote, shellQuoteAll } from '@agentbox/core/backend';
+import { enterJailWords, type JailInfo, jailAliveTest } from './jail.js';
 
 /** Core's one quoting function, under the names this package uses (text, sent as UTF-8). */
 export const quote = shellQuote;
@@ -14,7 +15,7 @@ export const quoteAll = shellQuoteAll;
 /** How the wrapper ended before the command started, or the process group the command leads. */
 export type WrapperStatus =
   | { kind: 'started'; pgid: number }
-  | { kind: 'cwd-missing' | 'cwd-not-a-directory' | 'cwd-denied' };
+  | { kind: 'cwd-missing' | 'cwd-not-a-directory' | 'cwd-denied' | 'jail-gone' };
 
 /**
  * The wrapper script for one command. `marker` is a per-command random token: the wrapper
@@ -27,14 +28,30 @@ export type WrapperStatus =
  * descendant that did not leave the group. Where the shell is not a group leader (checked through
  * /proc when there is one), `setsid` makes it one without forking.
  */
-export function wrapperScript(req: StartRequest, marker: string): string {
+export function wrapperScript(req: StartRequest, marker: string, jail?: JailInfo): string {
   const cwd = quote(req.cwd);
   const assignments = Object.entries(req.env).map(([name, value]) => quote(`${name}=${value}`));
   // `env` takes any leading word with `=` as an assignment, so such a program runs through `sh`.
   const program = req.argv[0]!.includes('=') ? ['/bin/sh', '-c', 'exec "$@"', 'sh', ...req.argv] : req.argv;
+  const groupCheck = `s=; if read -r _ _ _ _ g _ </proc/$$/stat 2>/dev/null && [ "$g" != "$$" ]; then s=setsid; fi`;
+  if (jail) {
+    // In a jail the working directory is checked, and the markers printed, inside it: the host's
+    // view of that path is not the sandbox's. The group reported is the host's (this shell's pid,
+    // kept by every exec), so the kill path signals it from the host.
+    const inner = [
+      `cd -- "$2" 2>/dev/null || { if [ -d "$2" ]; then r=cwd-denied; elif [ -e "$2" ]; then r=cwd-not-a-directory; else r=cwd-missing; fi; printf '%s %s\\n' "$1" "$r" >&2; exit 111; }`,
+      `printf '%s\\n' "$1"; printf '%s ok %s\\n' "$1" "$3" >&2`,
+      'shift 3; exec "$@"',
+    ].join('\n');
+    return [
+      `${jailAliveTest(jail)} || { printf '%s %s\\n' ${marker} jail-gone >&2; exit 111; }`,
+      groupCheck,
+      `exec $s ${quoteAll(enterJailWords(jail))} env -i ${assignments.join(' ')} /bin/sh -c ${quote(inner)} sh ${marker} ${cwd} "$$" ${quoteAll(program)}`,
+    ].join('\n');
+  }
   return [
     `cd -- ${cwd} 2>/dev/null || { if [ -d ${cwd} ]; then r=cwd-denied; elif [ -e ${cwd} ]; then r=cwd-not-a-directory; else r=cwd-missing; fi; printf '%s %s\\n' ${marker} "$r" >&2; exit 111; }`,
-    `s=; if read -r _ _ _ _ g _ </proc/$$/stat 2>/dev/null && [ "$g" != "$$" ]; then s=setsid; fi`,
+    groupCheck,
     `printf '%s\\n' ${marker}; printf '%s ok %s\\n' ${marker} "$$" >&2`,
     `exec $s env -i ${assignments.join(' ')} ${quoteAll(program)}`,
   ].join('\n');
@@ -44,7 +61,12 @@ export function wrapperScript(req: StartRequest, marker: string): string {
 export function parseWrapperStatus(line: string): WrapperStatus | undefined {
   const ok = /^ok (\d+)$/.exec(line);
   if (ok) return { kind: 'started', pgid: Number(ok[1]) };
-  if (line === 'cwd-missing' || line === 'cwd-not-a-directory' || line === 'cwd-denied')
+  if (
+    line === 'cwd-missing' ||
+    line === 'cwd-not-a-directory' ||
+    line === 'cwd-denied' ||
+    line === 'jail-gone'
+  )
     return { kind: line };
   return undefined;
 }

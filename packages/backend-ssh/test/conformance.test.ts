@@ -14,8 +14,7 @@ runConformance({
   name: 'ssh',
   // The login user is agentbox-a, not root, so the permission cases apply.
   open: (opts) => openSandbox({ backend: 'ssh', config: sshConfig({ root }) }, opts),
-  // One login user runs every sandbox: its processes, and files by absolute path, are visible to the others.
-  isolatesProcesses: false,
-  isolatesFilesystem: false,
+  // One login user runs every sandbox, each in its own bubblewrap jail on the host (the test
+  // host has bubblewrap): neither processes nor files of one are visible to another.
   leftovers: async () => (await sshCli(`ls -1 ${remoteRoot} 2>/dev/null; true`)).split('\n').filter(Boolean),
 });

@@ -127,7 +127,9 @@ describe('fast path', () => {
     await until('the command reports its runner', async () => runner.endsWith('\n'));
     expect(sandbox.sessions.lastPath).toBe('session');
     const started = Date.now();
-    await sshCli(`kill -KILL ${Number(runner)}`);
+    // In a jail the pid is one of the jail's PID namespace: kill it from inside.
+    if (sandbox.jail) await sandbox.exec(['kill', '-KILL', String(Number(runner))]);
+    else await sshCli(`kill -KILL ${Number(runner)}`);
     const error = await rejection(pending);
     expect(error.code).toBe('SANDBOX_UNAVAILABLE');
     expect(Date.now() - started).toBeLessThan(15_000);

@@ -409,23 +409,39 @@ describe('policy', () => {
       { limits: { memoryMiB: 512 } },
       { network: { mode: 'none' as const } },
     ]) {
+      // Without a jail (isolation 'none'): a jail, checked once connected, would enforce the first and last.
       const error = await rejection(
-        openSandbox({ backend: 'ssh', config: sshConfig({ root, port: 1 }), policy, strict: true }),
+        openSandbox({
+          backend: 'ssh',
+          config: sshConfig({ root, port: 1, isolation: 'none' }),
+          policy,
+          strict: true,
+        }),
       );
       expect(error.code).toBe('POLICY_NOT_ENFORCEABLE');
       expect(error.backend).toBe('ssh');
     }
+    // No jail sets a memory limit: refused before connecting whatever the isolation.
+    const error = await rejection(
+      openSandbox({
+        backend: 'ssh',
+        config: sshConfig({ root, port: 1 }),
+        policy: { limits: { memoryMiB: 512 } },
+      }),
+    );
+    expect(error.code).toBe('POLICY_NOT_ENFORCEABLE');
   });
 
-  it('reports what SSH enforces and what it cannot; non-root and labels are enforced', async () => {
+  it("reports what SSH enforces and what it cannot (isolation 'none'); non-root and labels are enforced", async () => {
     await using sandbox = await openSandbox({
       backend: 'ssh',
-      config: sshConfig({ root }),
+      config: sshConfig({ root, isolation: 'none' }),
       policy: { nonRootUser: true, labels: { team: 'agents' } },
     });
     expect(sandbox.capabilities.isolation).toBe('remote-host');
     expect(sandbox.capabilities.nonRootUser).toBe(true);
-    expect(sandbox.enforcement.isolation.status).toBe('enforced');
+    // One login user for every sandbox and no jail: they are not isolated from each other.
+    expect(sandbox.enforcement.isolation.status).toBe('not-supported');
     expect(sandbox.enforcement.nonRootUser.status).toBe('enforced');
     expect(sandbox.enforcement.labels.status).toBe('enforced');
     for (const control of [
@@ -443,10 +459,30 @@ describe('policy', () => {
     expect(meta.labels).toEqual({ team: 'agents' });
   });
 
+  it('reports what a bubblewrap jail on the host enforces, and what it still cannot', async () => {
+    await using sandbox = (await openSandbox({
+      backend: 'ssh',
+      config: sshConfig({ root }),
+      policy: { network: { mode: 'none' } },
+    })) as SshSandbox;
+    if (!sandbox.jail) return expect(sandbox.enforcement.isolation.status).toBe('not-supported');
+    for (const control of [
+      'isolation',
+      'readOnlyRoot',
+      'dropCapabilities',
+      'noNewPrivileges',
+      'network',
+    ] as const)
+      expect(sandbox.enforcement[control].status, control).toBe('enforced');
+    for (const control of ['tmp', 'limits.pids', 'limits.memoryMiB', 'mounts'] as const)
+      expect(sandbox.enforcement[control].status, control).toBe('not-supported');
+    expect((await sandbox.exec('touch /etc/agentbox-probe')).exitCode).not.toBe(0);
+  });
+
   it('strict: false opens with the unenforced controls reported', async () => {
     await using sandbox = await openSandbox({
       backend: 'ssh',
-      config: sshConfig({ root }),
+      config: sshConfig({ root, isolation: 'none' }),
       policy: { readOnlyRoot: true },
       strict: false,
     });
@@ -465,9 +501,9 @@ describe('workspace lifecycle', () => {
     expect(await remoteExists(sandbox.remoteDir)).toBe(false);
   });
 
-  it('another login user cannot read the workspace', async () => {
-    await using mine = await open();
-    await using theirs = await open({}, { user: sshd().users[1] });
+  it('another login user cannot read the workspace (the 0700 directories, without a jail)', async () => {
+    await using mine = await open({ isolation: 'none' });
+    await using theirs = await open({ isolation: 'none' }, { user: sshd().users[1] });
     await mine.writeFile('secret.txt', 'mine only');
     const path = `${mine.workdir}/secret.txt`;
     expect((await theirs.readFile(path).catch((e: AgentboxError) => e)) as AgentboxError).toMatchObject({
@@ -513,8 +549,9 @@ describe('sweep', () => {
 
   it('lists a left-behind sandbox and what still runs in it; the sweep kills that and removes the directory', async () => {
     const id = `leaked-${randomBytes(4).toString('hex')}`;
-    // Left behind: kept on close, with a process that left the command's group still working in it.
-    const sandbox = await open({ keep: true }, { id });
+    // Left behind: kept on close, with a process that left the command's group still working in it
+    // (without a jail: a jail's end would take that process with it).
+    const sandbox = await open({ keep: true, isolation: 'none' }, { id });
     const started = await sandbox.exec('setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!');
     const pid = Number(started.stdout.trim());
     await sandbox.close();

@@ -28,6 +28,11 @@ export const NetworkPolicySchema = z.discriminatedUnion('mode', [
 ]);
 
 export const PolicySchema = z.strictObject({
+  /**
+   * Sandboxes apart from each other and from the host: their own filesystem view, process
+   * namespace and environment (a container, a VM, bubblewrap...).
+   */
+  isolation: z.boolean().optional(),
   /** Root filesystem read-only; writable only where mounted (workspace, skills, /tmp). */
   readOnlyRoot: z.boolean().optional(),
   /** `/tmp` as a size-limited tmpfs; `false` leaves /tmp as the image has it. */
@@ -96,6 +101,7 @@ export function requestedControls(policy: ParsedPolicy): Partial<Record<PolicyCo
   const set = (key: PolicyControl, value: unknown) => {
     if (value !== undefined) out[key] = value;
   };
+  set('isolation', policy.isolation);
   set('readOnlyRoot', policy.readOnlyRoot);
   set('tmp', policy.tmp);
   set('limits.pids', policy.limits?.pids);

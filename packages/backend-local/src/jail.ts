@@ -1,0 +1,361 @@
+/**
+ * The local backend's isolated mode: bubblewrap (`isolation: 'bwrap'`).
+ *
+ * Each sandbox is one long-lived `bwrap` process, the jail: its own user, mount, PID, IPC and
+ * UTS namespaces, and its own network namespace unless the network is open. It sees a minimal
+ * read-only root (the host's /usr, /etc and library directories), the workspace as the only
+ * writable host directory, a private /tmp, its own /proc and a few device nodes; the library's
+ * home, environment, other sandboxes and the checkpoint store are not in it.
+ *
+ * A command enters the jail's namespaces with `nsenter` (so `ps` in the sandbox sees every
+ * process of the sandbox and nothing else), capabilities dropped and no_new_privs set. Killing
+ * its process group ends it; a process that left the group (setsid) lives on in the jail until
+ * close(), which ends the jail's init and so, by the kernel, every process in its namespace.
+ * File operations run inside the jail too, so a symlink in the workspace resolves as the
+ * sandbox sees it, never to a host path.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { AgentboxError, IsADirectoryError, OutputLimitError, SandboxUnavailableError } from '@agentbox/core';
+import { type ErrorContext, fromErrno, type HostProcess, type StartRequest } from '@agentbox/core/backend';
+
+/** `pid:[inode]` of a process's PID namespace, or undefined when it is gone. */
+function readNamespace(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Host directories the jail shows read-only when they exist (symlinks, as on merged-/usr hosts, are kept as symlinks). */
+const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc'];
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+export interface JailTools {
+  bwrap: string;
+  nsenter: string;
+  setpriv: string;
+}
+
+/** Absolute paths of bwrap and nsenter, or the reason they cannot be used. */
+export function findJailTools(bwrap: string, searchPath: string): JailTools | string {
+  const find = (name: string) => {
+    const candidates = name.includes('/') ? [name] : searchPath.split(delimiter).map((d) => join(d, name));
+    return candidates.find((c) => {
+      try {
+        accessSync(c, constants.X_OK);
+        return c.startsWith('/');
+      } catch {
+        return false;
+      }
+    });
+  };
+  const b = find(bwrap);
+  if (!b) return `bubblewrap (${bwrap}) is not installed (Debian: apt-get install bubblewrap)`;
+  const n = find('nsenter');
+  if (!n) return 'nsenter (util-linux) is not installed';
+  const p = find('setpriv');
+  if (!p) return 'setpriv (util-linux) is not installed';
+  return { bwrap: b, nsenter: n, setpriv: p };
+}
+
+export interface JailOptions {
+  tools: JailTools;
+  workspace: string;
+  /** The directory holding every sandbox's directory: covered by an empty tmpfs, so none but this workspace shows. */
+  sandboxesRoot: string;
+  /** The sandbox's own network namespace (no network) unless false. */
+  unshareNet: boolean;
+  mounts: readonly { source: string; target: string; readOnly: boolean }[];
+  context: ErrorContext;
+}
+
+/** bwrap's arguments for the jail (without the command). */
+export function jailArgs(opts: JailOptions): string[] {
+  const args = ['--unshare-user', '--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup-try'];
+  if (opts.unshareNet) args.push('--unshare-net');
+  // Dies with the library's process; no --new-session needed, the holder reads nothing but its stdin.
+  args.push('--die-with-parent', '--hostname', 'agentbox');
+  for (const path of SYSTEM_PATHS) {
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (!st) continue;
+    if (st.isSymbolicLink()) args.push('--symlink', readlinkSync(path), path);
+    else if (st.isDirectory()) args.push('--ro-bind', path, path);
+  }
+  // Device nodes one by one: `--dev` would need a second user namespace, which nsenter cannot enter.
+  args.push('--proc', '/proc', '--tmpfs', '/dev');
+  for (const d of DEVICES) args.push('--dev-bind-try', `/dev/${d}`, `/dev/${d}`);
+  args.push(
+    '--symlink',
+    '/proc/self/fd',
+    '/dev/fd',
+    '--symlink',
+    '/proc/self/fd/0',
+    '/dev/stdin',
+    '--symlink',
+    '/proc/self/fd/1',
+    '/dev/stdout',
+    '--symlink',
+    '/proc/self/fd/2',
+    '/dev/stderr',
+  );
+  args.push('--tmpfs', '/tmp', '--tmpfs', '/run');
+  if (opts.sandboxesRoot !== '/') args.push('--tmpfs', opts.sandboxesRoot);
+  args.push('--bind', opts.workspace, opts.workspace);
+  for (const m of opts.mounts) args.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.target);
+  args.push('--remount-ro', '/', '--chdir', opts.workspace, '--clearenv');
+  return args;
+}
+
+/** What a file operation's script reports by exit status. */
+const FILE_ERRORS: Record<number, string> = { 3: 'ENOENT', 4: 'EISDIR', 5: 'EACCES', 7: 'ENOTDIR' };
+
+const READ_SCRIPT = `f=$1
+[ -e "$f" ] || exit 3
+[ -d "$f" ] && exit 4
+[ -r "$f" ] || exit 5
+n=$(wc -c <"$f") || exit 5
+if [ "$n" -gt "$2" ]; then printf '%s' "$n"; exit 6; fi
+exec cat -- "$f"`;
+
+const WRITE_SCRIPT = `f=$1
+umask 022
+d=$(dirname -- "$f")
+if ! mkdir -p -- "$d" 2>/dev/null; then
+  p=$d
+  while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done
+  [ -d "$p" ] && exit 5
+  exit 7
+fi
+[ -d "$f" ] && exit 4
+cat >"$f" || exit 5
+[ -z "$2" ] || chmod "$2" -- "$f" || exit 5`;
+
+export class Jail {
+  readonly #tools: JailTools;
+  readonly #holder: ChildProcess;
+  readonly #context: ErrorContext;
+  readonly #unshareNet: boolean;
+  readonly #pidNamespace: string;
+  #gone: string | undefined;
+  /** Host pid of the jail's init (bwrap's pid 1): the target of nsenter. */
+  readonly pid: number;
+
+  private constructor(
+    tools: JailTools,
+    holder: ChildProcess,
+    pid: number,
+    pidNamespace: string,
+    opts: JailOptions,
+    stderr: () => string,
+  ) {
+    this.#tools = tools;
+    this.#holder = holder;
+    this.pid = pid;
+    this.#pidNamespace = pidNamespace;
+    this.#context = opts.context;
+    this.#unshareNet = opts.unshareNet;
+    holder.once('exit', (code, signal) => {
+      const why = stderr().trim();
+      this.#gone = `the sandbox's jail ended (${signal ?? `exit ${code}`}${why ? `: ${why}` : ''})`;
+    });
+  }
+
+  /**
+   * Throws unless the jail still runs and its pid still names its init: nsenter must never
+   * enter the namespaces of whatever process reused that pid.
+   */
+  assertAlive(): void {
+    if (this.#gone === undefined && readNamespace(this.pid) !== this.#pidNamespace)
+      this.#gone = "the sandbox's jail is gone (its init no longer runs)";
+    if (this.#gone !== undefined) throw new SandboxUnavailableError(this.#gone, this.#context);
+  }
+
+  static async start(opts: JailOptions): Promise<Jail> {
+    // The jail holds on to its stdin: it ends when we end it, or when this process dies.
+    const holder = spawn(
+      opts.tools.bwrap,
+      [...jailArgs(opts), '--info-fd', '3', '--', 'sh', '-c', 'read -r _'],
+      {
+        stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
+        env: {},
+      },
+    );
+    holder.stdin!.on('error', () => {});
+    let stderr = '';
+    holder.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    let info = '';
+    const infoPipe = holder.stdio[3] as NodeJS.ReadableStream;
+    // bwrap writes the JSON in pieces: wait for the pid namespace too, it identifies the jail.
+    const started = await new Promise<{ pid: number; pidNamespace: string } | undefined>((resolve) => {
+      infoPipe.on('data', (chunk: Buffer) => {
+        info += chunk.toString('utf8');
+        const pid = /"child-pid":\s*(\d+)\s*,/.exec(info);
+        const ns = /"pid-namespace":\s*(\d+)/.exec(info);
+        if (pid && ns && /"pid-namespace":\s*\d+\s*[,}\n]/.test(info))
+          resolve({ pid: Number(pid[1]), pidNamespace: `pid:[${ns[1]}]` });
+      });
+      holder.once('exit', () => resolve(undefined));
+      holder.once('error', () => resolve(undefined));
+    });
+    if (started === undefined || readNamespace(started.pid) !== started.pidNamespace) {
+      holder.kill('SIGKILL');
+      throw new SandboxUnavailableError(
+        `bubblewrap could not start the sandbox: ${stderr.trim() || 'it exited without saying why'} (are unprivileged user namespaces allowed?)`,
+        { ...opts.context, operation: 'open' },
+      );
+    }
+    return new Jail(opts.tools, holder, started.pid, started.pidNamespace, opts, () => stderr);
+  }
+
+  /** nsenter's arguments to enter every namespace of the jail. */
+  #enter(): string[] {
+    this.assertAlive();
+    const ns = ['-U', '-m', '-p', '-i', '-u'];
+    if (this.#unshareNet) ns.push('-n');
+    return ['-t', String(this.pid), ...ns, '--preserve-credentials', '--'];
+  }
+
+  /** argv (program first) that runs a command in the jail. */
+  commandArgv(req: StartRequest): string[] {
+    return [
+      this.#tools.nsenter,
+      ...this.#enter(),
+      ...this.#dropPrivileges(),
+      '/bin/sh',
+      '-c',
+      // Through sh so that a missing program is 127 and an unexecutable one 126, as on the host.
+      'cd -- "$1" || exit 1; shift; exec "$@"',
+      'sh',
+      req.cwd,
+      ...req.argv,
+    ];
+  }
+
+  /**
+   * Entering the jail's user namespace grants every capability in it until the next exec; a
+   * non-root user loses them at that exec, root keeps them, so for root the bounding set goes
+   * too. no_new_privs for everyone, as bwrap sets it on its own children.
+   */
+  #dropPrivileges(): string[] {
+    const root = process.getuid?.() === 0;
+    return [
+      this.#tools.setpriv,
+      '--no-new-privs',
+      ...(root ? ['--bounding-set=-all', '--inh-caps=-all', '--ambient-caps=-all'] : []),
+      '--',
+    ];
+  }
+
+  /** Is `path` a directory in the jail? (For the working directory check.) */
+  async isDirectory(path: string): Promise<boolean> {
+    const r = await this.#run('[ -d "$1" ]', [path]);
+    return r.code === 0;
+  }
+
+  async readFile(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    const r = await this.#run(READ_SCRIPT, [path, String(maxBytes)], undefined, signal);
+    if (r.code === 6) {
+      const size = Number(r.stdout.toString('latin1'));
+      throw new OutputLimitError(
+        `${path} is ${size} bytes, over the ${maxBytes}-byte read limit`,
+        maxBytes,
+        size,
+      );
+    }
+    this.#check(r, path);
+    return r.stdout;
+  }
+
+  async writeFile(
+    path: string,
+    data: AsyncIterable<Uint8Array>,
+    mode: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const r = await this.#run(WRITE_SCRIPT, [path, mode === undefined ? '' : mode.toString(8)], data, signal);
+    this.#check(r, path);
+  }
+
+  #check(r: { code: number | null; stderr: string }, path: string): void {
+    if (r.code === 0) return;
+    const errno = r.code === null ? undefined : FILE_ERRORS[r.code];
+    if (errno === 'EISDIR') throw new IsADirectoryError(`${path} is a directory`, this.#context);
+    const what = {
+      ENOENT: 'no such file',
+      EACCES: 'permission denied',
+      ENOTDIR: 'a parent is not a directory',
+    };
+    throw fromErrno(
+      errno,
+      errno
+        ? `${path}: ${what[errno as keyof typeof what]}`
+        : `${path}: ${r.stderr.trim() || `exit ${r.code}`}`,
+      { ...this.#context, subject: path },
+    );
+  }
+
+  /** Run a script of ours in the jail (not in a PID namespace of its own: it is not the sandbox's code). */
+  async #run(
+    script: string,
+    args: string[],
+    stdin?: AsyncIterable<Uint8Array>,
+    signal?: AbortSignal,
+  ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+    const child = spawn(
+      this.#tools.nsenter,
+      [...this.#enter(), ...this.#dropPrivileges(), '/bin/sh', '-c', script, 'sh', ...args],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+        signal,
+      },
+    );
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stderr!.on('data', (c: Buffer) => {
+      err += c.toString('utf8');
+    });
+    const exited = new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (code) => resolve(code));
+    });
+    if (stdin) {
+      // A script that exits early (a bad path) closes its stdin: the exit status says why.
+      await pipeline(stdin, child.stdin!).catch((error) => {
+        if ((error as NodeJS.ErrnoException).code !== 'EPIPE') throw error;
+      });
+    } else child.stdin!.end();
+    const code = await exited.catch((error) => {
+      throw error instanceof Error && error.name === 'AbortError'
+        ? error
+        : new AgentboxError(`cannot enter the sandbox: ${(error as Error).message}`, this.#context);
+    });
+    return { code, stdout: Buffer.concat(out), stderr: err };
+  }
+
+  /** End the jail: its init dies, and the kernel kills every process left in its namespace. */
+  async close(): Promise<void> {
+    if (this.#holder.exitCode !== null || this.#holder.signalCode !== null) return;
+    const gone = new Promise((resolve) => this.#holder.once('exit', resolve));
+    this.#holder.kill('SIGKILL');
+    await gone;
+  }
+}
+
+/** Start a command in the jail as the leader of a new process group (nsenter leads it). */
+export function jailCommand(
+  jail: Jail,
+  req: StartRequest,
+  start: (req: StartRequest) => HostProcess,
+): HostProcess {
+  const [program, ...args] = jail.commandArgv(req);
+  // The host process starts in /: the command's directory exists only in the jail's view.
+  return start({ argv: [program!, ...args], cwd: '/', env: req.env });
+}

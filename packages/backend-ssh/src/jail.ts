@@ -1,0 +1,262 @@
+/**
+ * One sandbox per identity on a shared login user: each sandbox's commands run in a bubblewrap
+ * jail on the host (issue 15, finding 2). The jail is one long-lived `bwrap` per sandbox with
+ * its own user, mount, PID, IPC and UTS namespaces (and network namespace unless the network
+ * is open): a minimal read-only root (the host's /usr, /etc and library directories), this
+ * sandbox's workspace the only host directory in it, a private /tmp, its own /proc. Other
+ * sandboxes' directories, the checkpoint store and the login user's home are not in it.
+ *
+ * The jail is started detached from the connection, so a dropped connection leaves it (and
+ * the commands in it) as a reconnect finds them; a watcher on the host ends it once the
+ * sandbox's directory is gone, and close() ends it at once. Ending the jail's init makes the
+ * kernel kill every process left in its PID namespace, those that left their process group
+ * included. Commands enter it with `nsenter` (the wrapper in shell.ts), after checking that
+ * the recorded pid still is the jail's init, and with no_new_privs set.
+ */
+import { IsADirectoryError, OutputLimitError, SandboxUnavailableError } from '@agentbox/core';
+import { type ErrorContext, fromErrno } from '@agentbox/core/backend';
+import type { SshConnection } from './connection.js';
+import { quote, quoteAll } from './shell.js';
+
+/** What the wrapper needs to enter a jail. */
+export interface JailInfo {
+  /** Host pid of the jail's init (bwrap's pid 1). */
+  pid: number;
+  /** `readlink /proc/<pid>/ns/pid` when the jail started: a reused pid never matches it. */
+  pidNamespace: string;
+  nsenter: string;
+  setpriv: string;
+  /** The jail has a network namespace of its own (enter it too). */
+  ownNetwork: boolean;
+}
+
+/** Exit status of the start script when the host lacks a tool: isolation is then not available. */
+const MISSING_TOOLS = 3;
+
+const START = `dir=$1 root=$2 net=$3
+for t in bwrap nsenter setpriv; do command -v "$t" >/dev/null 2>&1 || { echo "$t is not installed on the host" >&2; exit ${MISSING_TOOLS}; }; done
+b=$(command -v bwrap) n=$(command -v nsenter) p=$(command -v setpriv)
+set -- --unshare-user --unshare-ipc --unshare-pid --unshare-uts --unshare-cgroup-try --hostname agentbox
+[ "$net" = 1 ] && set -- "$@" --unshare-net
+for d in /usr /bin /sbin /lib /lib32 /lib64 /libx32 /etc; do
+  if [ -L "$d" ]; then set -- "$@" --symlink "$(readlink "$d")" "$d"
+  elif [ -d "$d" ]; then set -- "$@" --ro-bind "$d" "$d"; fi
+done
+# Device nodes one by one: --dev would need a second user namespace, which nsenter cannot enter.
+set -- "$@" --proc /proc --tmpfs /dev
+for d in null zero full random urandom tty; do set -- "$@" --dev-bind-try "/dev/$d" "/dev/$d"; done
+set -- "$@" --symlink /proc/self/fd /dev/fd --symlink /proc/self/fd/0 /dev/stdin --symlink /proc/self/fd/1 /dev/stdout --symlink /proc/self/fd/2 /dev/stderr
+set -- "$@" --tmpfs /tmp --tmpfs /run --tmpfs "$root" --bind "$dir/workspace" "$dir/workspace"
+set -- "$@" --remount-ro / --chdir "$dir/workspace" --clearenv --setenv PATH /usr/bin:/bin
+rm -f "$dir/jail.info" "$dir/jail.err"
+setsid sh -c '
+  d=$1; shift
+  env -i "$@" --info-fd 3 -- sh -c "while :; do sleep 3600; done" 3>"$d/jail.info" </dev/null >/dev/null 2>"$d/jail.err" &
+  i=0 c=
+  while [ -z "$c" ] && [ $i -lt 200 ]; do
+    c=$(sed -n "s/.*\\"child-pid\\": *\\([0-9]*\\).*/\\1/p" "$d/jail.info" 2>/dev/null); i=$((i + 1)); [ -n "$c" ] || sleep 0.05
+  done
+  [ -n "$c" ] || exit 0
+  while [ -d "$d/workspace" ] && kill -0 "$c" 2>/dev/null; do sleep 2; done
+  kill -9 "$c" 2>/dev/null
+' sh "$dir" "$b" "$@" </dev/null >/dev/null 2>&1 &
+i=0 c=
+while [ -z "$c" ] && [ $i -lt 200 ]; do
+  c=$(sed -n 's/.*"child-pid": *\\([0-9]*\\).*/\\1/p' "$dir/jail.info" 2>/dev/null); i=$((i + 1)); [ -n "$c" ] || sleep 0.05
+done
+[ -n "$c" ] || { cat "$dir/jail.err" >&2 2>/dev/null; echo "bubblewrap did not start" >&2; exit 4; }
+printf '%s\\n%s\\n%s\\n%s\\n' "$c" "$(readlink "/proc/$c/ns/pid")" "$n" "$p"`;
+
+/**
+ * Start the sandbox's jail. Resolves undefined when the host has no bubblewrap (or nsenter or
+ * setpriv), with the reason; throws when it has them but they fail.
+ */
+export async function startJail(
+  conn: SshConnection,
+  opts: { dir: string; root: string; ownNetwork: boolean; context: ErrorContext },
+): Promise<JailInfo | string> {
+  const r = await conn.run(
+    `sh -c ${quoteAll([START, 'sh', opts.dir, opts.root, opts.ownNetwork ? '1' : '0'])}`,
+    { context: opts.context },
+  );
+  const stderr = r.stderr.toString('utf8').trim();
+  if (r.code === MISSING_TOOLS) return stderr;
+  const [pid, pidNamespace, nsenter, setpriv] = r.stdout.toString('utf8').trimEnd().split('\n');
+  if (r.code !== 0 || !pid || !/^pid:\[\d+\]$/.test(pidNamespace ?? '') || !nsenter || !setpriv)
+    throw new SandboxUnavailableError(
+      `cannot start the sandbox's bubblewrap jail on the host: ${stderr || `exit ${r.code}`} (are unprivileged user namespaces allowed there?)`,
+      opts.context,
+    );
+  return { pid: Number(pid), pidNamespace: pidNamespace!, nsenter, setpriv, ownNetwork: opts.ownNetwork };
+}
+
+/** Shell text: true when the jail's init is still the process the pid names. */
+export function jailAliveTest(jail: JailInfo): string {
+  return `[ "$(readlink /proc/${jail.pid}/ns/pid 2>/dev/null)" = ${quote(jail.pidNamespace)} ]`;
+}
+
+/** The words that enter the jail and set no_new_privs, to put before `env -i ...`. */
+export function enterJailWords(jail: JailInfo): string[] {
+  const ns = ['-U', '-m', '-p', '-i', '-u', ...(jail.ownNetwork ? ['-n'] : [])];
+  return [
+    jail.nsenter,
+    '-t',
+    String(jail.pid),
+    ...ns,
+    '--preserve-credentials',
+    '--',
+    jail.setpriv,
+    '--no-new-privs',
+    '--',
+  ];
+}
+
+/** Shell text that ends the jail (and so every process in it); quiet if it is gone already. */
+export function endJailCommand(jail: JailInfo): string {
+  return `if ${jailAliveTest(jail)}; then kill -9 ${jail.pid}; fi; true`;
+}
+
+/** Shell text that signals process group `pgid` of the jail's PID namespace. */
+export function jailKillCommand(jail: JailInfo, pgid: number, signal: string): string {
+  if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
+  const name = signal.replace(/^SIG/, '');
+  if (!/^[A-Z0-9]+$/.test(name)) throw new Error(`refusing to send signal ${signal}`);
+  return `if ${jailAliveTest(jail)}; then ${quoteAll(enterJailWords(jail))} kill -s ${name} -- -${pgid} 2>/dev/null; fi; true`;
+}
+
+/** What a file operation's script reports by exit status. */
+const FILE_ERRORS: Record<number, string> = { 3: 'ENOENT', 4: 'EISDIR', 5: 'EACCES', 7: 'ENOTDIR' };
+
+const READ_SCRIPT = `f=$1
+[ -e "$f" ] || exit 3
+[ -d "$f" ] && exit 4
+[ -r "$f" ] || exit 5
+n=$(wc -c <"$f") || exit 5
+if [ "$n" -gt "$2" ]; then printf '%s' "$n"; exit 6; fi
+exec cat -- "$f"`;
+
+const WRITE_SCRIPT = `f=$1
+umask 022
+d=$(dirname -- "$f")
+if ! mkdir -p -- "$d" 2>/dev/null; then
+  p=$d
+  while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done
+  [ -d "$p" ] && exit 5
+  exit 7
+fi
+[ -d "$f" ] && exit 4
+cat >"$f" || exit 5
+[ -z "$2" ] || chmod "$2" -- "$f" || exit 5`;
+
+/**
+ * Files of a jailed sandbox go through the jail, not SFTP: SFTP resolves paths as the login
+ * user sees the host, so a symlink the sandbox made would lead readFile into another sandbox.
+ */
+export class JailFiles {
+  readonly #conn: SshConnection;
+  readonly #jail: JailInfo;
+  readonly #context: ErrorContext;
+
+  constructor(conn: SshConnection, jail: JailInfo, context: ErrorContext) {
+    this.#conn = conn;
+    this.#jail = jail;
+    this.#context = context;
+  }
+
+  async read(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    const context = { ...this.#context, operation: 'readFile', subject: path };
+    const r = await this.#run(READ_SCRIPT, [path, String(maxBytes)], signal, context);
+    if (r.code === 6) {
+      const size = Number(r.stdout.toString('latin1'));
+      throw new OutputLimitError(
+        `${path} is ${size} bytes, over the ${maxBytes}-byte read limit`,
+        maxBytes,
+        size,
+        context,
+      );
+    }
+    this.#check(r, path, context);
+    return r.stdout;
+  }
+
+  async write(
+    path: string,
+    data: AsyncIterable<Uint8Array>,
+    mode: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const context = { ...this.#context, operation: 'writeFile', subject: path };
+    // Streamed down the channel's stdin with backpressure, so a drop mid-upload fails it.
+    const { channel, link, exit } = await this.#conn.exec(
+      this.#command(WRITE_SCRIPT, [path, mode === undefined ? '' : mode.toString(8)]),
+      { signal, context },
+    );
+    channel.stderr.resume();
+    channel.resume();
+    const onAbort = () => channel.close();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let status: Awaited<typeof exit>;
+    try {
+      for await (const chunk of data) {
+        if (link.dead || channel.destroyed) break;
+        if (!channel.write(chunk))
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              channel.off('drain', done);
+              channel.off('close', done);
+              resolve();
+            };
+            channel.on('drain', done);
+            channel.on('close', done);
+          });
+      }
+      channel.end();
+      status = await exit;
+    } catch (error) {
+      channel.close();
+      throw this.#conn.failure(link, error, 'writing a file', context);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (!status) {
+      signal?.throwIfAborted();
+      throw this.#conn.failure(
+        link,
+        new Error('the channel closed without an exit status'),
+        'writing a file',
+        context,
+      );
+    }
+    // Only the exit status says what went wrong (a login script may print on stderr).
+    this.#check({ code: status.code, stderr: Buffer.alloc(0) }, path, context);
+  }
+
+  #command(script: string, args: string[]): string {
+    return `if ${jailAliveTest(this.#jail)}; then exec ${quoteAll(enterJailWords(this.#jail))} env -i PATH=/usr/bin:/bin LC_ALL=C /bin/sh -c ${quoteAll([script, 'sh', ...args])}; fi; exit 9`;
+  }
+
+  #run(script: string, args: string[], signal: AbortSignal | undefined, context: ErrorContext) {
+    return this.#conn.run(this.#command(script, args), { signal, context });
+  }
+
+  #check(r: { code: number | null; stderr: Buffer }, path: string, context: ErrorContext): void {
+    if (r.code === 0) return;
+    if (r.code === 9)
+      throw new SandboxUnavailableError(
+        "the sandbox's jail on the host is gone (killed, or the host rebooted)",
+        context,
+      );
+    const errno = r.code === null ? undefined : FILE_ERRORS[r.code];
+    if (errno === 'EISDIR') throw new IsADirectoryError(`${path} is a directory`, context);
+    const what: Record<string, string> = {
+      ENOENT: 'no such file',
+      EACCES: 'permission denied',
+      ENOTDIR: 'a parent is not a directory',
+    };
+    throw fromErrno(
+      errno,
+      errno ? `${path}: ${what[errno]}` : `${path}: ${r.stderr.toString('utf8').trim() || `exit ${r.code}`}`,
+      context,
+    );
+  }
+}

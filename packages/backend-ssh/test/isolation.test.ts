@@ -1,0 +1,136 @@
+/**
+ * One sandbox per identity on a shared login user (issue 15, findings 2 and 3): with bubblewrap
+ * on the host each sandbox's commands run in a jail that shows only its own workspace; close()
+ * ends the processes that left their group; without a jail the report says isolation is not
+ * enforced and a strict open that asks for it is refused.
+ */
+import { randomBytes } from 'node:crypto';
+import { AgentboxError, openSandbox } from '@agentbox/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { SshConfig, SshSandbox } from '../src/index.js';
+import '../src/index.js';
+import { sshCli, sshConfig } from './sshd.ts';
+
+const rootName = `ssh-isolation-${process.pid}-${Date.now().toString(36)}`;
+const root = `~/.agentbox/${rootName}`;
+afterAll(() => sshCli(`rm -rf "$HOME/.agentbox/${rootName}"`).catch(() => {}));
+
+const open = async (config: Partial<SshConfig> = {}) =>
+  (await openSandbox({ backend: 'ssh', config: sshConfig({ root, ...config }) })) as SshSandbox;
+
+const hostHasBwrap =
+  (await sshCli('command -v bwrap nsenter setpriv >/dev/null && echo yes || echo no')).trim() === 'yes';
+
+/** Host pids of processes running exactly `sleep <mark>`, seen by the login user on the host. */
+async function hostSleepers(mark: string): Promise<number[]> {
+  const out = await sshCli('ps -eo pid=,args=');
+  return out
+    .split('\n')
+    .filter((line) => new RegExp(`^\\s*\\d+\\s+(\\S*/)?sleep ${mark}\\s*$`).test(line))
+    .map((line) => Number(line.trim().split(/\s+/)[0]));
+}
+
+async function eventually(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
+const uniqueMark = () => `621.${randomBytes(3).readUIntBE(0, 3)}`;
+
+describe.skipIf(!hostHasBwrap)(
+  `ssh: a bubblewrap jail per sandbox${hostHasBwrap ? '' : ' (skipped: the SSH host has no bwrap, nsenter or setpriv)'}`,
+  () => {
+    it("A cannot read or write B's workspace or checkpoints, by any path (finding 2)", async () => {
+      await using a = await open();
+      await using b = await open();
+      expect(a.jail).toBeDefined();
+      expect(a.enforcement.isolation.status).toBe('enforced');
+      await b.writeFile('secret.txt', 'B-SECRET');
+      await b.checkpoint();
+      const attack = [
+        `cat ../../${b.id}/workspace/secret.txt ${b.remoteDir}/workspace/secret.txt`,
+        `ls -a .. ../.. ${b.remoteDir} ${b.remoteDir}/checkpoints`,
+        `echo forged >${b.remoteDir}/workspace/forged.txt`,
+        `echo forged >../checkpoints/forged`,
+      ].join('; ');
+      const r = await a.exec(attack);
+      expect(r.stdout).not.toContain('B-SECRET');
+      expect(r.stdout).not.toContain(b.id);
+      expect(r.stdout).not.toContain('checkpoints');
+      expect((await b.exec('ls')).stdout).toBe('secret.txt\n');
+      expect(await sshCli(`ls ${a.remoteDir}/checkpoints ${b.remoteDir}/checkpoints`)).not.toContain(
+        'forged',
+      );
+      // The file API resolves paths as the sandbox sees them: a symlink cannot lead it into B.
+      await a.exec(['ln', '-s', `${b.remoteDir}/workspace/secret.txt`, 'link']);
+      await expect(a.readFile('link')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(a.readFile(`${b.remoteDir}/workspace/secret.txt`)).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+    });
+
+    it("the control: without the jail, A reads B's secret, and the report says isolation is not enforced", async () => {
+      await using a = await open({ isolation: 'none' });
+      await using b = await open({ isolation: 'none' });
+      await b.writeFile('secret.txt', 'B-SECRET');
+      expect((await a.exec(`cat ../../${b.id}/workspace/secret.txt`)).stdout).toBe('B-SECRET');
+      expect(a.enforcement.isolation.status).toBe('not-supported');
+      expect(a.enforcement.isolation.detail).toMatch(/read and write the others/);
+    });
+
+    it('close() ends a process that left its group with setsid, and the fast path works in the jail (finding 3)', async () => {
+      const mark = uniqueMark();
+      const sandbox = await open();
+      try {
+        expect((await sandbox.exec('echo hi')).stdout).toBe('hi\n');
+        expect(sandbox.sessions.stats.session).toBeGreaterThan(0);
+        await sandbox.exec(`(setsid sh -c 'exec sleep ${mark}' </dev/null >/dev/null 2>&1 &)`);
+        // Control: it runs, and the sandbox's own ps sees it.
+        expect(await eventually(async () => (await hostSleepers(mark)).length === 1, 5_000)).toBe(true);
+        expect((await sandbox.exec('ps -eo args')).stdout).toContain(`sleep ${mark}`);
+      } finally {
+        await sandbox.close();
+      }
+      expect(await eventually(async () => (await hostSleepers(mark)).length === 0, 5_000)).toBe(true);
+    });
+
+    it("a sandbox's /proc shows only its own processes, and none of the host's environment", async () => {
+      await using a = await open();
+      await using b = await open();
+      const mark = uniqueMark();
+      const pending = b.exec(`sleep ${mark}`, { timeoutMs: 20_000 }).catch(() => {});
+      try {
+        expect(await eventually(async () => (await hostSleepers(mark)).length === 1, 5_000)).toBe(true);
+        const ps = (await a.exec('ps -eo args')).stdout;
+        expect(ps).not.toContain(`sleep ${mark}`);
+        const environ = (await a.exec('cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n"')).stdout;
+        expect(environ).not.toMatch(/^SSH_(CLIENT|CONNECTION)=/m);
+      } finally {
+        await b.close();
+        await pending;
+      }
+    });
+  },
+);
+
+describe('ssh: isolation that cannot be enforced is refused, never reported', () => {
+  it("a strict open that asks for isolation with isolation 'none' is refused", async () => {
+    const error = await openSandbox({
+      backend: 'ssh',
+      config: sshConfig({ root, isolation: 'none' }),
+      policy: { isolation: true },
+    }).then(
+      async (sb) => {
+        await sb.close();
+        throw new Error('expected a refusal');
+      },
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(AgentboxError);
+    expect(error).toMatchObject({ code: 'POLICY_NOT_ENFORCEABLE' });
+  });
+});
