@@ -8,4 +8,6 @@ runConformance({
   // Default policy: read-only root, tmpfs /tmp, cgroup limits, no capabilities, uid 1000, no network.
   open: (opts) => openSandbox({ backend: 'docker', policy: { labels: { [RUN_LABEL]: runId } } }, opts),
   leftovers: () => runObjects(),
+  // An escape that let go of its output is out of reach of a command's kill; closing removes the container.
+  escapedProcessesDie: 'close',
 });

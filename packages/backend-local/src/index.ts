@@ -64,6 +64,10 @@ export class LocalSandbox extends BaseSandbox {
           ? { status: 'not-supported', detail: 'this process runs as root, so commands do too' }
           : { status: 'enforced', detail: `commands run as uid ${process.getuid?.()}` },
         network: { status: 'not-supported', detail: 'commands share the host network' },
+        checkpointIntegrity: {
+          status: 'not-supported',
+          detail: 'the checkpoint store is on the host, writable by commands (they run as the same user)',
+        },
       }),
     });
     this.#dir = dir;

@@ -72,6 +72,10 @@ export function sshEnforcement(
     'limits.pids': noContainer('no process limit'),
     'limits.memoryMiB': noContainer('no memory limit'),
     'limits.cpus': noContainer('no CPU limit'),
+    'limits.diskMiB': noContainer('no disk quota'),
+    checkpointIntegrity: no(
+      `the checkpoint store is in the sandbox directory on the host, writable by ${config.user}, who runs the commands`,
+    ),
     dropCapabilities: noContainer('capabilities are those of the login user'),
     noNewPrivileges: noContainer('setuid programs on the host keep working'),
     nonRootUser: nonRoot,
