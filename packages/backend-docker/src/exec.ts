@@ -53,7 +53,40 @@ export async function openExec(
   target: ExecTarget,
   opts: OpenExecOptions,
 ): Promise<{ exec: Docker.Exec; stream: Duplex }> {
-  return target.gate ? target.gate.shared(() => createExec(target, opts)) : createExec(target, opts);
+  const gate = target.gate;
+  if (!gate) return createExec(target, opts);
+  // Held until the process runs: Docker answers the start before runc has joined the container,
+  // and a pause in between makes that join fail.
+  return gate.shared(async () => {
+    const opened = await createExec(target, opts);
+    try {
+      await untilRunning(opened.exec, target);
+    } catch (error) {
+      opened.stream.destroy();
+      throw error;
+    }
+    return opened;
+  });
+}
+
+/** Wait until Docker reports an exec's process started (its pid known) or already done. */
+async function untilRunning(exec: Docker.Exec, target: ExecTarget, deadlineMs = 10_000): Promise<void> {
+  const started = performance.now();
+  let wait = 1;
+  for (;;) {
+    let info: Docker.ExecInspectInfo;
+    try {
+      info = await exec.inspect();
+    } catch (error) {
+      throw await execFailure(target, error);
+    }
+    // Docker sets Running before it asks runc; the pid is there once the process is.
+    if ((info.Pid ?? 0) > 0 || (!info.Running && info.ExitCode !== null)) return;
+    if (performance.now() - started > deadlineMs)
+      throw new SandboxUnavailableError('docker did not start the command', target.context);
+    await sleep(wait);
+    wait = Math.min(wait * 2, 50);
+  }
 }
 
 async function createExec(
@@ -231,9 +264,11 @@ const WRAPPER = [
 /**
  * Signal a process group (or, before `setsid` ran, the process itself), then every process that
  * holds one of the command's output pipes. Arguments: signal, pgid, then candidate pipe sets as
- * `owner=dev:ino,dev:ino`; the set used is the first whose owner is the group leader's parent,
- * or one written `!owner=...` (taken as is). The owner itself (the wrapper, or a session's
- * runner) is spared: it holds those pipes too, and its exit is what reports the command's.
+ * `match/spare,spare=dev:ino,dev:ino`; the set used is the first whose `match` is the group
+ * leader's parent (a session's runner), or `!` (taken as is). The spared pids (the exec's
+ * wrapper, a session's runner) hold those pipes too and must live to report the command's end;
+ * so must their children (the shell a runner keeps waiting for the next command; the group
+ * leader, whom the group kill reaches anyway).
  */
 const KILL = `s=$1 g=$2; shift 2
 pp=
@@ -241,10 +276,9 @@ if read -r t </proc/"$g"/stat; then t=\${t##*) }; pp=\${t#* }; pp=\${pp%% *}; fi
 kill -"$s" -"$g" 2>/dev/null || kill -"$s" "$g" 2>/dev/null
 o= ids=
 for e; do
-  w=\${e%%=*}
-  case $w in
-    !*) o=\${w#!}; ids=\${e#*=}; break ;;
-    "$pp") o=$w; ids=\${e#*=}; break ;;
+  m=\${e%%/*} r=\${e#*/}
+  case $m in
+    '!'|"$pp") o=,\${r%%=*},; ids=\${r#*=}; break ;;
   esac
 done
 [ -n "$ids" ] || exit 0
@@ -252,8 +286,9 @@ IFS=,; set -- $ids; IFS=' '
 stat -L -c '%d:%i %n' /proc/[0-9]*/fd/* 2>/dev/null | while read -r id f; do
   for w; do
     [ "$id" = "$w" ] || continue
-    p=\${f#/proc/}; p=\${p%%/*}
-    [ "$p" = "$o" ] || [ "$p" = "$$" ] || kill -"$s" "$p" 2>/dev/null
+    p=\${f#/proc/}; p=\${p%%/*} q=
+    if read -r t </proc/"$p"/stat; then t=\${t##*) }; q=\${t#* }; q=\${q%% *}; fi 2>/dev/null
+    case $o in *,"$p",*|*,"$q",*) ;; *) [ "$p" = "$$" ] || kill -"$s" "$p" 2>/dev/null ;; esac
   done
 done
 exit 0`;
@@ -460,9 +495,13 @@ export class WrappedProcess implements RawProcess {
     return this.#pid;
   }
 
-  /** `pid=dev:ino,dev:ino`: the command's output pipes, owned by the command itself (a session's runner). */
+  /**
+   * This process as a session's runner, for KILL: a command whose parent it is has its output on
+   * these pipes, and the runner and its wrapper are spared.
+   */
   get pipeSet(): string | undefined {
-    return this.#pid !== undefined && this.#pipes ? `${this.#pid}=${this.#pipes.ids.join(',')}` : undefined;
+    if (this.#pid === undefined || !this.#pipes) return undefined;
+    return `${this.#pid}/${this.#pid},${this.#pipes.owner}=${this.#pipes.ids.join(',')}`;
   }
 
   writeStdin(chunk: Uint8Array): Promise<void> {
@@ -479,7 +518,7 @@ export class WrappedProcess implements RawProcess {
       this.#pid ??
       (await Promise.race([this.started, this.exit.then(() => undefined)]).catch(() => undefined));
     if (pid === undefined || this.#exited) return;
-    const pipes = this.#pipes ? [`!${this.#pipes.owner}=${this.#pipes.ids.join(',')}`] : [];
+    const pipes = this.#pipes ? [`!/${this.#pipes.owner}=${this.#pipes.ids.join(',')}`] : [];
     await killInContainer(this.#opts.target, this.#opts.user, signal, pid, pipes);
     if (!this.#killed) {
       this.#killed = true;

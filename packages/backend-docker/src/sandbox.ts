@@ -231,8 +231,20 @@ export class DockerSandbox extends BaseSandbox {
 }
 
 /** Driver options of a workspace volume limited to `mib`: a tmpfs of that size (memory-backed). */
-function workspaceQuota(mib: number): Record<string, string> {
-  return { type: 'tmpfs', device: 'tmpfs', o: `size=${mib}m,mode=0755` };
+function workspaceQuota(mib: number, owner: { uid: string; gid: string }): Record<string, string> {
+  // The archive API does not chown a volume's root: the tmpfs is mounted owned by the sandbox user.
+  return { type: 'tmpfs', device: 'tmpfs', o: `size=${mib}m,mode=0755,uid=${owner.uid},gid=${owner.gid}` };
+}
+
+/** uid and gid of a numeric `uid[:gid]` user, as a quota volume needs them before the container runs. */
+function numericOwner(user: string, context: ErrorContext): { uid: string; gid: string } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(user);
+  if (!m)
+    throw new InvalidArgumentError(`limits.diskMiB needs config.user as uid:gid (numbers), not ${user}`, {
+      ...context,
+      issues: ['config.user: must be numeric uid:gid when policy.limits.diskMiB is set'],
+    });
+  return { uid: m[1]!, gid: m[2] ?? m[1]! };
 }
 
 /** The workspace volume's driver options, as the daemon keeps them (for the enforcement report). */
@@ -320,7 +332,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise
         Labels: labelsFor(ctx.id, role, createdAt, hardening.labels),
         // The quota: a size-limited tmpfs (this daemon's local driver has no size option on disk).
         ...(role === 'workspace' && hardening.diskMiB !== undefined
-          ? { DriverOpts: workspaceQuota(hardening.diskMiB) }
+          ? { DriverOpts: workspaceQuota(hardening.diskMiB, numericOwner(user, context)) }
           : {}),
       });
       cleanup.push(() => client.docker.getVolume(name).remove());
