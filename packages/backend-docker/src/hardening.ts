@@ -213,8 +213,8 @@ export function readEnforcement(
       'the container is paused (cgroup freezer) while a checkpoint or rollback reads or rewrites its tree',
       'the store is a volume only the checkpoint helper mounts',
       observed.manifestsAuthenticated
-        ? 'manifests are authenticated with a per-sandbox key kept in a container label'
-        : "manifests are not authenticated (the store is out of the sandbox's reach)",
+        ? "core's store gets a per-sandbox manifest key, kept in a container label"
+        : "no manifest key (the store is out of the sandbox's reach)",
     ].join('; '),
   );
 

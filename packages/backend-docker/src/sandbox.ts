@@ -191,17 +191,32 @@ export class DockerSandbox extends BaseSandbox {
   #frozen<T>(fn: () => Promise<T>): Promise<T> {
     const { container } = this.#parts;
     const context = { ...this.#target.context, operation: 'checkpoint' };
+    // Ungated: the gate is held here. Every process the sandbox user may signal, bar pid 1 and itself.
+    const signalAll = (signal: 'STOP' | 'CONT') =>
+      runExec(
+        { container, context },
+        { argv: ['/bin/sh', '-c', `kill -${signal} -1 2>/dev/null; exit 0`], user: this.#parts.user },
+      );
     return this.#gate.exclusive(async () => {
-      try {
-        await container.pause();
-      } catch (error) {
-        // Already paused (a crash mid-checkpoint left it so): it is frozen either way.
-        if (!/already paused/i.test(String((error as Error)?.message))) throw dockerError(error, context);
+      let stopped = false;
+      if (!(await tryPause(container, context))) {
+        // The freezer can lose the race against processes forking in a tight loop: stop
+        // them first (a stopped process cannot fork), then freeze.
+        await signalAll('STOP');
+        stopped = true;
+        if (!(await tryPause(container, context))) {
+          await signalAll('CONT').catch(() => {});
+          throw new SandboxUnavailableError(
+            'the sandbox container could not be paused for the checkpoint; nothing was read or restored',
+            context,
+          );
+        }
       }
       try {
         return await fn();
       } finally {
         await unpause(container, context);
+        if (stopped) await signalAll('CONT');
       }
     });
   }
@@ -257,6 +272,23 @@ async function inspectWorkspace(
     .inspect()
     .catch(() => undefined);
   return info ? { options: (info.Options as Record<string, string> | null) ?? {} } : undefined;
+}
+
+/** Pause the container, trying a few times; false if the freezer keeps failing. */
+async function tryPause(container: Docker.Container, context: ErrorContext): Promise<boolean> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await container.pause();
+      return true;
+    } catch (error) {
+      const message = String((error as Error)?.message);
+      // Already paused (a crash mid-checkpoint left it so): it is frozen either way.
+      if (/already paused/i.test(message)) return true;
+      if (!/freeze/i.test(message)) throw dockerError(error, context);
+      await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
+    }
+  }
+  return false;
 }
 
 /** Unpause, once more if the first try fails: a sandbox left paused would refuse every command. */

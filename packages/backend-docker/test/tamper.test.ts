@@ -110,6 +110,21 @@ describe('checkpoints with the container paused', () => {
     expect(r.stdout).toBe('survived\n');
   });
 
+  it('a process forking in a tight loop cannot stop a checkpoint, and runs on afterwards', async () => {
+    await sandbox.exec("setsid sh -c 'while :; do /bin/true; done' </dev/null >/dev/null 2>&1 &");
+    try {
+      for (let i = 0; i < 3; i++) await within(sandbox.checkpoint(), 60_000, `checkpoint ${i}`);
+      // Not left stopped: its state is R or S, never T.
+      const states = await sandbox.exec(
+        'for f in /proc/[0-9]*/stat; do read -r t < $f; case $t in *"(sh)"*) t=${t##*) }; echo ${t%% *};; esac; done 2>/dev/null',
+      );
+      expect(states.stdout).not.toMatch(/^T$/m);
+      expect((await sandbox.exec('echo alive')).stdout).toBe('alive\n');
+    } finally {
+      await sandbox.exec("pkill -f 'while :; do /bin/true' ; exit 0");
+    }
+  });
+
   it('reports checkpointIntegrity as enforced, and keeps the manifest key in a container label', async () => {
     expect(sandbox.enforcement.checkpointIntegrity.status).toBe('enforced');
     expect(sandbox.enforcement.checkpointIntegrity.detail).toMatch(/paused/);
