@@ -88,9 +88,42 @@ async function expectOnlyOwnCheckpoints(sandbox: SandboxBackend, own: readonly s
   expect(ids.filter((id) => !own.includes(id))).toEqual([]);
 }
 
+/** Kill, by pid, the `sleep <mark>` processes this case started and failed to see die (no leak on failure). */
+async function killSleepers(sandbox: SandboxBackend, mark: string): Promise<void> {
+  const pids = (await sleepers(sandbox, mark).catch(() => [])).map((line) => line.trim().split(/\s+/)[0]!);
+  if (pids.length > 0) await sandbox.exec(['kill', '-9', ...pids]).catch(() => {});
+}
+
 /** Is a process running exactly `sleep <mark>` still there? Polled a little, since kills take a moment. */
 async function goneSoon(ctx: CaseContext, sandbox: SandboxBackend, mark: string): Promise<boolean> {
   return eventually(async () => (await sleepers(sandbox, mark)).length === 0, ctx.ms(3_000));
+}
+
+/** The double-fork case's body: the escape dies at the timeout, or (promised) at close. */
+async function doubleFork(
+  ctx: CaseContext,
+  sandbox: SandboxBackend,
+  mark: string,
+  promise: 'timeout' | 'close',
+): Promise<void> {
+  const { ms } = ctx;
+  const code = await sandbox
+    .exec(`(setsid sh -c 'exec sleep ${mark}' </dev/null >/dev/null 2>&1 &); sleep 30`, {
+      timeoutMs: ms(2_000),
+    })
+    .then(
+      () => undefined,
+      (e: { code?: string }) => e.code,
+    );
+  expect(code).toBe('TIMEOUT');
+  if (promise === 'timeout') {
+    expect(await goneSoon(ctx, sandbox, mark)).toBe(true);
+    return;
+  }
+  // Control: the escape is alive now, and the backend promised only close.
+  expect((await sleepers(sandbox, mark)).length).toBe(1);
+  await sandbox.close();
+  if (ctx.options.isolatesProcesses === false) expect(await goneSoon(ctx, ctx.sandbox, mark)).toBe(true);
 }
 
 export const tamperCases = defineGroup({
@@ -235,14 +268,18 @@ export const tamperCases = defineGroup({
       async run(ctx) {
         const { sandbox, ms } = ctx;
         const mark = marker();
-        const error = await sandbox
-          .exec(`setsid sh -c 'exec sleep ${mark}' & sleep 30`, { timeoutMs: ms(2_000) })
-          .then(
-            () => undefined,
-            (e: { code?: string }) => e.code,
-          );
-        expect(error).toBe('TIMEOUT');
-        expect(await goneSoon(ctx, sandbox, mark)).toBe(true);
+        try {
+          const error = await sandbox
+            .exec(`setsid sh -c 'exec sleep ${mark}' & sleep 30`, { timeoutMs: ms(2_000) })
+            .then(
+              () => undefined,
+              (e: { code?: string }) => e.code,
+            );
+          expect(error).toBe('TIMEOUT');
+          expect(await goneSoon(ctx, sandbox, mark)).toBe(true);
+        } finally {
+          await killSleepers(sandbox, mark);
+        }
       },
     },
     {
@@ -250,29 +287,16 @@ export const tamperCases = defineGroup({
       title:
         'a double-forked, setsid process that let go of the output dies at the timeout (or at close, where the backend says so)',
       async run(ctx) {
-        const { ms } = ctx;
         const promise = ctx.options.escapedProcessesDie ?? 'timeout';
         // Its own sandbox: where escapes die only at close, closing it is part of the case.
         const sandbox = promise === 'close' ? await ctx.open() : ctx.sandbox;
         const mark = marker();
-        const code = await sandbox
-          .exec(`(setsid sh -c 'exec sleep ${mark}' </dev/null >/dev/null 2>&1 &); sleep 30`, {
-            timeoutMs: ms(2_000),
-          })
-          .then(
-            () => undefined,
-            (e: { code?: string }) => e.code,
-          );
-        expect(code).toBe('TIMEOUT');
-        if (promise === 'timeout') {
-          expect(await goneSoon(ctx, sandbox, mark)).toBe(true);
-          return;
+        try {
+          await doubleFork(ctx, sandbox, mark, promise);
+        } finally {
+          await killSleepers(sandbox, mark);
+          if (ctx.options.isolatesProcesses === false) await killSleepers(ctx.sandbox, mark);
         }
-        // Control: the escape is alive now, and the backend promised only close.
-        expect((await sleepers(sandbox, mark)).length).toBe(1);
-        await sandbox.close();
-        if (ctx.options.isolatesProcesses === false)
-          expect(await goneSoon(ctx, ctx.sandbox, mark)).toBe(true);
       },
     },
     {
@@ -281,13 +305,16 @@ export const tamperCases = defineGroup({
       timeoutMs: 60_000,
       async run(ctx) {
         const { sandbox, ms } = ctx;
+        const stop = `${STOP_DIR}/agentbox-tamper-stop-${sha256(randomBytes(8)).slice(0, 12)}`;
         // It leaves the command's process group and keeps writing to the command's output: the
         // command may wait for it (as a pipe would) until its timeout, or return at once; either
         // way its lines must stay its own.
         await sandbox
-          .exec("setsid sh -c 'while :; do echo INJECTED; echo INJECTED >&2; sleep 0.05; done' & sleep 0.3", {
-            timeoutMs: ms(2_000),
-          })
+          .exec(
+            // Bounded (about 30 s) even if nothing ever stops it.
+            `setsid sh -c 'i=0; while [ ! -e ${stop} ] && [ $i -lt 600 ]; do echo INJECTED; echo INJECTED >&2; sleep 0.05; i=$((i+1)); done' & sleep 0.3`,
+            { timeoutMs: ms(2_000) },
+          )
           .catch(() => undefined);
         try {
           for (let i = 0; i < 10; i++) {
@@ -297,7 +324,8 @@ export const tamperCases = defineGroup({
             await sleep(60);
           }
         } finally {
-          await sandbox.exec("pkill -f 'echo INJECTED' 2>/dev/null; exit 0").catch(() => {});
+          // It stops on its own once this file exists (no kill by name).
+          await sandbox.exec(['sh', '-c', ': > "$1"; sleep 0.3; rm -f "$1"', 'sh', stop]).catch(() => {});
         }
       },
     },
