@@ -8,8 +8,21 @@
  * volumes and the store volume and nothing else: root there has exactly CHOWN,
  * DAC_OVERRIDE, DAC_READ_SEARCH and FOWNER, no network, a read-only root and no new privileges.
  * The sandbox never mounts the store and cannot see the helper's processes.
+ *
+ * The sandbox's processes could still race the helper: swap a directory for a symlink while it
+ * copies or restores by path, and so read or write the store through the tree. So a checkpoint
+ * and a restore run with the sandbox container paused (`frozen`): nothing of the sandbox runs
+ * while the helper works, and the helper's own work never waits on the sandbox's processes.
+ * Manifests are authenticated with a per-sandbox key the sandbox never sees.
  */
-import { type ErrorContext, ExecCheckpointStore, type StoreExec } from '@agentbox/core/backend';
+
+import type { CheckpointInfo } from '@agentbox/core';
+import {
+  type CheckpointStore,
+  type ErrorContext,
+  ExecCheckpointStore,
+  type StoreExec,
+} from '@agentbox/core/backend';
 import type Docker from 'dockerode';
 import { type DockerClient, dockerError, statusOf } from './client.js';
 import { type ExecTarget, runExec } from './exec.js';
@@ -29,10 +42,41 @@ export interface CheckpointHelperOptions {
   /** The sandbox has a skills volume: it is checkpointed with the workspace. */
   skills: boolean;
   context: ErrorContext;
+  /** Hex key that authenticates manifests; undefined for a sandbox created before keys existed. */
+  manifestKey: string | undefined;
+  /** Run a checkpoint or a restore with the sandbox container paused. */
+  frozen<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** The helper's store, with checkpoints and restores run while the sandbox is paused. */
+class FrozenStore implements CheckpointStore {
+  constructor(
+    private readonly inner: CheckpointStore,
+    private readonly frozen: CheckpointHelperOptions['frozen'],
+    /** Start the helper first, so the sandbox is not paused while a container starts. */
+    private readonly ready: () => Promise<unknown>,
+  ) {}
+  async create(opts: {
+    label: string | undefined;
+    signal: AbortSignal | undefined;
+  }): Promise<CheckpointInfo> {
+    await this.ready();
+    return this.frozen(() => this.inner.create(opts));
+  }
+  async restore(id: string, signal: AbortSignal | undefined): Promise<void> {
+    await this.ready();
+    return this.frozen(() => this.inner.restore(id, signal));
+  }
+  list(): Promise<CheckpointInfo[]> {
+    return this.inner.list();
+  }
+  delete(id: string): Promise<void> {
+    return this.inner.delete(id);
+  }
 }
 
 export class CheckpointHelper {
-  readonly store: ExecCheckpointStore;
+  readonly store: CheckpointStore;
   readonly #o: CheckpointHelperOptions;
   #ready: Promise<ExecTarget> | undefined;
 
@@ -48,13 +92,17 @@ export class CheckpointHelper {
         ...(signal ? { signal } : {}),
       });
     };
-    this.store = new ExecCheckpointStore({
+    const store = new ExecCheckpointStore({
       exec,
       root: STATE,
       storeDir: STORE,
       preserveOwnership: true,
       context: options.context,
+      ...(options.manifestKey
+        ? { manifestKey: new Uint8Array(Buffer.from(options.manifestKey, 'hex')) }
+        : {}),
     });
+    this.store = new FrozenStore(store, options.frozen, () => this.#target());
   }
 
   /** Nothing to release when the sandbox is kept: the helper stays with it. */

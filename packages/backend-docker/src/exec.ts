@@ -2,9 +2,13 @@
  * Commands through the Docker exec API. Killing an exec's client does not stop the process in
  * the container, so each command starts under a tiny sh wrapper that enters `cwd` (reporting
  * a missing one), reports the pid of a forked subshell on the first line of stderr, and execs
- * `setsid argv` there: the command leads its own process group with that pid, and a kill is a
- * second exec, `kill -SIG -pgid`, which reaches its whole tree. The wrapper waits and exits
- * with the command's status, which Docker reports as the exec's exit code.
+ * `setsid -- argv` there: the command leads its own process group with that pid, and a kill is
+ * a second exec, `kill -SIG -pgid`, which reaches its whole tree. The wrapper also reports which
+ * pipes are the command's stdout and stderr: the kill signals every process still holding one
+ * of them too, so a process that left the group (its own `setsid`) but still writes the
+ * command's output dies with it. (One that let go of the output is out of reach until the
+ * sandbox closes.) The wrapper waits and exits with the command's status, which Docker
+ * reports as the exec's exit code.
  *
  * Limitation (shared with every shell): a signal death is seen as status 128+n, so a command
  * that itself exits with 129..159 is reported with that signal's name; its exit code is exact.
@@ -23,11 +27,14 @@ import {
 import type Docker from 'dockerode';
 import { dockerError, statusOf } from './client.js';
 import { DockerDemuxer } from './demux.js';
+import type { PauseGate } from './gate.js';
 
 /** What an exec needs to know about its sandbox. */
 export interface ExecTarget {
   container: Docker.Container;
   context: ErrorContext;
+  /** The sandbox container's pause gate: exec creation waits while a checkpoint has it paused. */
+  gate?: PauseGate;
 }
 
 export interface OpenExecOptions {
@@ -41,6 +48,46 @@ export interface OpenExecOptions {
 
 /** Create and start an exec; the stream carries the multiplexed output (and stdin when hijacked). */
 export async function openExec(
+  target: ExecTarget,
+  opts: OpenExecOptions,
+): Promise<{ exec: Docker.Exec; stream: Duplex }> {
+  const gate = target.gate;
+  if (!gate) return createExec(target, opts);
+  // Held until the process runs: Docker answers the start before runc has joined the container,
+  // and a pause in between makes that join fail.
+  return gate.shared(async () => {
+    const opened = await createExec(target, opts);
+    try {
+      await untilRunning(opened.exec, target);
+    } catch (error) {
+      opened.stream.destroy();
+      throw error;
+    }
+    return opened;
+  });
+}
+
+/** Wait until Docker reports an exec's process started (its pid known) or already done. */
+async function untilRunning(exec: Docker.Exec, target: ExecTarget, deadlineMs = 10_000): Promise<void> {
+  const started = performance.now();
+  let wait = 1;
+  for (;;) {
+    let info: Docker.ExecInspectInfo;
+    try {
+      info = await exec.inspect();
+    } catch (error) {
+      throw await execFailure(target, error);
+    }
+    // Docker sets Running before it asks runc; the pid is there once the process is.
+    if ((info.Pid ?? 0) > 0 || (!info.Running && info.ExitCode !== null)) return;
+    if (performance.now() - started > deadlineMs)
+      throw new SandboxUnavailableError('docker did not start the command', target.context);
+    await sleep(wait);
+    wait = Math.min(wait * 2, 50);
+  }
+}
+
+async function createExec(
   target: ExecTarget,
   opts: OpenExecOptions,
 ): Promise<{ exec: Docker.Exec; stream: Duplex }> {
@@ -189,7 +236,9 @@ export function writeTo(stream: Duplex, chunk: Uint8Array): Promise<void> {
 /**
  * The wrapper: $1 marker nonce, $2 cwd, $3 setsid path, then the argv. The subshell is forked
  * (it is not the wrapper's last command), so it is never a process-group leader and `setsid`
- * makes it one without forking again: the pid it reports is the command's pid and pgid.
+ * makes it one without forking again: the pid it reports is the command's pid and pgid. The
+ * marker also carries the wrapper's pid and the device:inode of its stdout and stderr pipes.
+ * `--` ends setsid's options: an argv[0] starting with `-` is a command name (exit 127).
  */
 const WRAPPER = [
   'n=$1 d=$2 s=$3; shift 3',
@@ -200,10 +249,11 @@ const WRAPPER = [
   `  printf '%sC %s\n' "$n" "$k" >&3`,
   '  exit 0',
   'fi',
+  'w=$$ i=$(stat -L -c %d:%i /proc/$$/fd/1 /proc/$$/fd/3)',
   '(',
   '  read -r p x </proc/self/stat',
-  `  printf '%sS %s\n' "$n" "$p" >&3`,
-  '  exec "$s" "$@" 2>&3 3>&-',
+  `  printf '%sS %s %s %s\n' "$n" "$p" "$w" "$(echo $i)" >&3`,
+  '  exec "$s" -- "$@" 2>&3 3>&-',
   ')',
   'r=$?',
   'exit $r',
@@ -212,8 +262,51 @@ const WRAPPER = [
 /** How long after the command's exit a follow-up signal still goes to its group. */
 const AFTER_EXIT_SIGNAL_MS = 10_000;
 
-/** Signal a process group, or (before `setsid` ran) the process itself. */
-const KILL = 'kill -"$1" -"$2" 2>/dev/null || kill -"$1" "$2" 2>/dev/null; exit 0';
+/**
+ * Signal a process group (or, before `setsid` ran, the process itself), then every process that
+ * holds one of the command's output pipes. Arguments: signal, pgid, then candidate pipe sets as
+ * `match/spare,spare=dev:ino,dev:ino`; the set used is the first whose `match` is the group
+ * leader's parent (a session's runner), or `!` (taken as is). The spared pids (the exec's
+ * wrapper, a session's runner) hold those pipes too and must live to report the command's end;
+ * so must their children (the shell a runner keeps waiting for the next command; the group
+ * leader, whom the group kill reaches anyway).
+ */
+const KILL = `s=$1 g=$2; shift 2
+pp=
+if read -r t </proc/"$g"/stat; then t=\${t##*) }; pp=\${t#* }; pp=\${pp%% *}; fi 2>/dev/null
+kill -"$s" -"$g" 2>/dev/null || kill -"$s" "$g" 2>/dev/null
+o= ids=
+for e; do
+  m=\${e%%/*} r=\${e#*/}
+  case $m in
+    '!'|"$pp") o=,\${r%%=*},; ids=\${r#*=}; break ;;
+  esac
+done
+[ -n "$ids" ] || exit 0
+IFS=,; set -- $ids; IFS=' '
+stat -L -c '%d:%i %n' /proc/[0-9]*/fd/* 2>/dev/null | while read -r id f; do
+  for w; do
+    [ "$id" = "$w" ] || continue
+    p=\${f#/proc/}; p=\${p%%/*} q=
+    if read -r t </proc/"$p"/stat; then t=\${t##*) }; q=\${t#* }; q=\${q%% *}; fi 2>/dev/null
+    case $o in *,"$p",*|*,"$q",*) ;; *) [ "$p" = "$$" ] || kill -"$s" "$p" 2>/dev/null ;; esac
+  done
+done
+exit 0`;
+
+/** Signal a command's group and whoever holds its output pipes (see KILL), with one exec. */
+export async function killInContainer(
+  target: ExecTarget,
+  user: string,
+  signal: string,
+  pgid: number,
+  pipes: readonly string[],
+): Promise<void> {
+  await runExec(target, {
+    argv: ['/bin/sh', '-c', KILL, 'agentbox-kill', signal.replace(/^SIG/, ''), String(pgid), ...pipes],
+    user,
+  });
+}
 
 export interface WrappedExecOptions {
   target: ExecTarget;
@@ -233,7 +326,7 @@ export async function startWrapped(
   opts: WrappedExecOptions,
   req: StartRequest,
   signal: AbortSignal | undefined,
-): Promise<RawProcess> {
+): Promise<WrappedProcess> {
   const context = opts.target.context;
   if (signal?.aborted) throw new AbortedError('aborted before the command started', context);
   const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
@@ -263,7 +356,7 @@ export async function startWrapped(
 
 const MAX_MARKER_BYTES = 256;
 
-class WrappedProcess implements RawProcess {
+export class WrappedProcess implements RawProcess {
   readonly stdout = new StreamQueue();
   readonly stderr = new StreamQueue();
   readonly exit: Promise<{ exitCode: number | null; signal: string | null }>;
@@ -275,6 +368,8 @@ class WrappedProcess implements RawProcess {
   readonly #nonce: Buffer;
   #marker: Buffer | undefined = Buffer.alloc(0);
   #pid: number | undefined;
+  /** The wrapper's pid and the device:inode of the command's stdout and stderr pipes. */
+  #pipes: { owner: number; ids: string[] } | undefined;
   #exited = false;
   #exitedAt = 0;
   /** A signal of ours has gone out (or is going out) to the group. */
@@ -349,9 +444,11 @@ class WrappedProcess implements RawProcess {
     this.#marker = undefined;
     const line = head.subarray(this.#nonce.length).toString('latin1');
     const rest = buffered.subarray(nl + 1);
-    const [kind, value = ''] = line.split(' ');
+    const [kind, value = '', wrapper = '', ...pipes] = line.split(' ');
     if (kind === 'S' && /^\d+$/.test(value)) {
       this.#pid = Number(value);
+      if (/^\d+$/.test(wrapper) && pipes.length > 0 && pipes.every((p) => /^\d+:\d+$/.test(p)))
+        this.#pipes = { owner: Number(wrapper), ids: pipes };
       this.#resolveStarted(this.#pid);
     } else if (kind === 'C') {
       this.#rejectStarted(
@@ -398,6 +495,20 @@ class WrappedProcess implements RawProcess {
     this.#resolveExit({ exitCode: name ? null : code, signal: name });
   }
 
+  /** The command's pid (its group's id), once it runs. */
+  get pid(): number | undefined {
+    return this.#pid;
+  }
+
+  /**
+   * This process as a session's runner, for KILL: a command whose parent it is has its output on
+   * these pipes, and the runner and its wrapper are spared.
+   */
+  get pipeSet(): string | undefined {
+    if (this.#pid === undefined || !this.#pipes) return undefined;
+    return `${this.#pid}/${this.#pid},${this.#pipes.owner}=${this.#pipes.ids.join(',')}`;
+  }
+
   writeStdin(chunk: Uint8Array): Promise<void> {
     return writeTo(this.#stream, chunk);
   }
@@ -418,10 +529,8 @@ class WrappedProcess implements RawProcess {
       (await Promise.race([this.started, this.exit.then(() => undefined)]).catch(() => undefined));
     if (pid === undefined || gone()) return;
     this.#signalled = true;
-    await runExec(this.#opts.target, {
-      argv: ['/bin/sh', '-c', KILL, 'agentbox-kill', signal.replace(/^SIG/, ''), String(pid)],
-      user: this.#opts.user,
-    });
+    const pipes = this.#pipes ? [`!/${this.#pipes.owner}=${this.#pipes.ids.join(',')}`] : [];
+    await killInContainer(this.#opts.target, this.#opts.user, signal, pid, pipes);
     if (!this.#killed) {
       this.#killed = true;
       this.#watchAfterKill();

@@ -17,6 +17,7 @@ import {
   AbortedError,
   AgentboxError,
   IsADirectoryError,
+  NoSpaceError,
   NotFoundError,
   OutputLimitError,
   PermissionDeniedError,
@@ -26,6 +27,7 @@ import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { dockerError, statusOf } from './client.js';
 import { type CollectedExec, runExec } from './exec.js';
+import type { PauseGate } from './gate.js';
 
 /** Up to this much of a stream of unknown length is held in memory; beyond, it is spooled to a temp file. */
 const SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024;
@@ -76,6 +78,8 @@ export interface FilesTarget {
   gid: number;
   /** Mount points whose contents the archive API cannot see (tmpfs, /proc, /sys, /dev). */
   execOnly: readonly string[];
+  /** The container's pause gate: archive calls wait while a checkpoint has it paused. */
+  gate?: PauseGate;
 }
 
 export class DockerFiles {
@@ -108,13 +112,15 @@ export class DockerFiles {
         );
       return new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.length);
     }
-    let response: NodeJS.ReadableStream;
-    try {
-      response = await this.t.container.getArchive({ path: real });
-    } catch (error) {
-      throw dockerError(error, context);
-    }
-    return readSingleFile(response as Readable, path, maxBytes, signal, context);
+    return this.#gated(async () => {
+      let response: NodeJS.ReadableStream;
+      try {
+        response = await this.t.container.getArchive({ path: real });
+      } catch (error) {
+        throw dockerError(error, context);
+      }
+      return readSingleFile(response as Readable, path, maxBytes, signal, context);
+    });
   }
 
   /** `mode` applies when given; otherwise an existing file keeps its mode and a new one gets 0644. */
@@ -138,8 +144,11 @@ export class DockerFiles {
         data,
         signal,
       );
-      if (r.exitCode !== 0)
-        throw new AgentboxError(`cannot write ${path}: ${r.stderr.toString('utf8').trim()}`, context);
+      if (r.exitCode !== 0) {
+        const why = r.stderr.toString('utf8').trim();
+        if (/no space left/i.test(why)) throw new NoSpaceError(`cannot write ${path}: ${why}`, context);
+        throw new AgentboxError(`cannot write ${path}: ${why}`, context);
+      }
       return;
     }
     const body = await Spool.from(data, signal);
@@ -177,13 +186,17 @@ export class DockerFiles {
       })();
       feeding.catch((error) => pack.destroy(error));
       try {
-        await this.t.container.putArchive(Readable.from(pack), {
-          path: posix.dirname(real),
-          noOverwriteDirNonDir: true,
-          ...(signal ? { abortSignal: signal } : {}),
-        });
+        await this.#gated(() =>
+          this.t.container.putArchive(Readable.from(pack), {
+            path: posix.dirname(real),
+            noOverwriteDirNonDir: true,
+            ...(signal ? { abortSignal: signal } : {}),
+          }),
+        );
       } catch (error) {
         if (signal?.aborted) throw new AbortedError('aborted', { ...context, cause: error });
+        if (/no space left/i.test(String((error as Error)?.message)))
+          throw new NoSpaceError(`no space left to write ${path}`, { ...context, cause: error });
         if (statusOf(error) === 400)
           throw new IsADirectoryError(`${path} is a directory`, { ...context, cause: error });
         if (statusOf(error) === 403)
@@ -194,6 +207,10 @@ export class DockerFiles {
     } finally {
       await body.dispose();
     }
+  }
+
+  #gated<T>(fn: () => Promise<T>): Promise<T> {
+    return this.t.gate ? this.t.gate.shared(fn) : fn();
   }
 
   #execOnly(path: string): boolean {
@@ -238,7 +255,7 @@ export class DockerFiles {
     signal: AbortSignal | undefined,
   ): Promise<CollectedExec> {
     return runExec(
-      { container: this.t.container, context: this.t.context },
+      { container: this.t.container, context: this.t.context, ...(this.t.gate ? { gate: this.t.gate } : {}) },
       { argv, user: this.t.user, ...(stdin ? { stdin } : {}), ...(signal ? { signal } : {}) },
     );
   }

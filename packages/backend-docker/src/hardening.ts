@@ -26,6 +26,8 @@ export interface Hardening {
   pids: number;
   memoryMiB: number;
   cpus: number;
+  /** Workspace size limit; undefined: none (the volume is on the Docker host's disk). */
+  diskMiB: number | undefined;
   dropCapabilities: boolean;
   noNewPrivileges: boolean;
   nonRootUser: boolean;
@@ -49,6 +51,7 @@ export function hardeningFor(policy: ParsedPolicy): Hardening {
     pids: policy.limits?.pids ?? DEFAULTS.pids,
     memoryMiB: policy.limits?.memoryMiB ?? DEFAULTS.memoryMiB,
     cpus: policy.limits?.cpus ?? DEFAULTS.cpus,
+    diskMiB: policy.limits?.diskMiB,
     dropCapabilities: policy.dropCapabilities ?? true,
     noNewPrivileges: policy.noNewPrivileges ?? true,
     nonRootUser: policy.nonRootUser ?? true,
@@ -105,6 +108,10 @@ export interface Observed {
   gid: number;
   /** For allowlist mode: the internal network is internal and the forwarder runs. */
   network?: { internal: boolean; name: string; forwarding: readonly string[] } | undefined;
+  /** The workspace volume's driver options, as the daemon reports them. */
+  workspace?: { options: Record<string, string> } | undefined;
+  /** Checkpoint manifests are authenticated with a key the sandbox never sees. */
+  manifestsAuthenticated?: boolean;
 }
 
 const enforced = (detail: string): ControlStatus => ({ status: 'enforced', detail });
@@ -185,6 +192,31 @@ export function readEnforcement(
     nano === Math.round(h.cpus * 1e9)
       ? enforced(`${h.cpus} CPUs (cgroup CFS quota)`)
       : missing(`CPU limit is ${nano ? nano / 1e9 : 'unlimited'}`);
+
+  const ws = observed.workspace?.options ?? {};
+  const wsSize = ws.type === 'tmpfs' ? tmpfsFlags(ws.o).sizeMiB : undefined;
+  report['limits.diskMiB'] =
+    h.diskMiB === undefined
+      ? notRequested(
+          wsSize === undefined
+            ? "the workspace volume is on the Docker host's disk, with no size limit"
+            : `workspace tmpfs of ${wsSize} MiB`,
+        )
+      : wsSize === h.diskMiB
+        ? enforced(
+            `workspace is a ${wsSize} MiB tmpfs volume: writes beyond fail with ENOSPC. Memory-backed: it uses host memory, and its contents last only while the sandbox's containers run`,
+          )
+        : missing(`the workspace volume is ${wsSize === undefined ? 'not size-limited' : `${wsSize} MiB`}`);
+
+  report.checkpointIntegrity = enforced(
+    [
+      'the container is paused (cgroup freezer) while a checkpoint or rollback reads or rewrites its tree',
+      'the store is a volume only the checkpoint helper mounts',
+      observed.manifestsAuthenticated
+        ? "core's store gets a per-sandbox manifest key, kept in a container label"
+        : "no manifest key (the store is out of the sandbox's reach)",
+    ].join('; '),
+  );
 
   const capDrop = ((hc.CapDrop ?? []) as string[]).map((c) => c.toUpperCase().replace(/^CAP_/, ''));
   const capAdd = (hc.CapAdd ?? []) as string[];

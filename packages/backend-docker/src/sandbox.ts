@@ -4,6 +4,8 @@
  * ExecCheckpointStore in a separate labelled volume that only a small helper container mounts
  * (checkpoints.ts), and the enforcement report is read back from `container.inspect()`.
  */
+
+import { randomBytes } from 'node:crypto';
 import {
   AbortedError,
   type EnforcementReport,
@@ -25,15 +27,32 @@ import * as tar from 'tar-stream';
 import { CheckpointHelper } from './checkpoints.js';
 import { connectDocker, type DockerClient, dockerError, pingDaemon, statusOf } from './client.js';
 import type { DockerConfig } from './config.js';
-import { type ExecTarget, newNonce, runExec, startWrapped } from './exec.js';
+import {
+  type ExecTarget,
+  killInContainer,
+  newNonce,
+  runExec,
+  startWrapped,
+  type WrappedProcess,
+} from './exec.js';
 import { DockerFiles } from './files.js';
+import { PauseGate } from './gate.js';
 import { type Hardening, hardeningFor, hostConfigFor, readEnforcement } from './hardening.js';
 import { LABEL, labelFilter, labelsFor, names } from './labels.js';
 import { EgressAllowlist } from './network.js';
 import { REAPER, requireImage } from './runtime.js';
 
 /** Extra labels on the sandbox container, so that a re-attach finds its settings again. */
-const META = { workdir: 'agentbox.workdir', user: 'agentbox.user', skills: 'agentbox.skills-dir' } as const;
+const META = {
+  workdir: 'agentbox.workdir',
+  user: 'agentbox.user',
+  skills: 'agentbox.skills-dir',
+  /**
+   * The key that authenticates checkpoint manifests: random per sandbox, kept where only the
+   * Docker API reaches (no process in the sandbox or the helper can read a container label).
+   */
+  checkpointKey: 'agentbox.checkpoint-key',
+} as const;
 
 /** Who commands run as, and where `setsid` is (a path: in busybox sh, `command -v` names applets bare). */
 const PROBE = `id -u && id -g || exit 126
@@ -56,6 +75,8 @@ interface SandboxParts {
   gid: number;
   setsid: string;
   egress: EgressAllowlist | undefined;
+  /** Hex; undefined for a sandbox created before keys existed. */
+  checkpointKey: string | undefined;
 }
 
 export class DockerSandbox extends BaseSandbox {
@@ -67,6 +88,9 @@ export class DockerSandbox extends BaseSandbox {
   readonly #files: DockerFiles;
   readonly #helper: CheckpointHelper;
   readonly #nonce = newNonce();
+  readonly #gate = new PauseGate();
+  /** The sessions' shells: a kill on a session spares its runner and reaches whoever holds its pipes. */
+  readonly #shells = new Set<WrappedProcess>();
   /**
    * The fast exec path (core's SessionPool) in front of the plain one: small commands run down
    * a shell already open in the container. `sessions.lastPath` and `sessions.stats` say which
@@ -95,7 +119,11 @@ export class DockerSandbox extends BaseSandbox {
     });
     this.#parts = parts;
     this.containerId = parts.info.Id;
-    this.#target = { container: parts.container, context: { backend: 'docker', sandboxId: parts.id } };
+    this.#target = {
+      container: parts.container,
+      context: { backend: 'docker', sandboxId: parts.id },
+      gate: this.#gate,
+    };
     const tmpfs = Object.keys((parts.info.HostConfig.Tmpfs as Record<string, string> | undefined) ?? {});
     const tmpfsMounts = (parts.info.Mounts ?? []).filter((m) => m.Type === 'tmpfs').map((m) => m.Destination);
     this.#files = new DockerFiles({
@@ -105,6 +133,7 @@ export class DockerSandbox extends BaseSandbox {
       uid: parts.uid,
       gid: parts.gid,
       execOnly: ['/proc', '/sys', '/dev', ...tmpfs, ...tmpfsMounts],
+      gate: this.#gate,
     });
     this.#helper = new CheckpointHelper({
       client: parts.client,
@@ -113,12 +142,23 @@ export class DockerSandbox extends BaseSandbox {
       labels: parts.hardening.labels,
       skills: Boolean(parts.config.skillsDir),
       context: this.#target.context,
+      manifestKey: parts.checkpointKey,
+      frozen: (fn) => this.#frozen(fn),
     });
     this.checkpoints = this.#helper.store;
     this.sessions = new SessionPool({
       // The sessions' shells start like any plain exec: as the sandbox user, in the container,
       // Tty false (stdout and stderr demultiplexed apart), stdin half-closed on end().
       startProcess: (req, signal) => this.startPlain(req, signal),
+      openShell: () => this.#openShell(),
+      signalGroup: (pgid, signal) =>
+        killInContainer(
+          this.#target,
+          parts.user,
+          signal,
+          pgid,
+          [...this.#shells].flatMap((shell) => shell.pipeSet ?? []),
+        ),
       context: this.#target.context,
       enabled: parts.config.fastPath,
     });
@@ -134,12 +174,57 @@ export class DockerSandbox extends BaseSandbox {
   }
 
   /** The plain exec path: one docker exec per command, under the process-group wrapper. */
-  startPlain(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
+  startPlain(req: StartRequest, signal: AbortSignal | undefined): Promise<WrappedProcess> {
     return startWrapped(
       { target: this.#target, user: this.#parts.user, setsid: this.#parts.setsid, nonce: this.#nonce },
       req,
       signal,
     );
+  }
+
+  async #openShell(): Promise<RawProcess> {
+    const shell = await this.startPlain({ argv: ['sh'], cwd: '/', env: {} }, undefined);
+    this.#shells.add(shell);
+    void shell.exit.finally(() => this.#shells.delete(shell)).catch(() => {});
+    return shell;
+  }
+
+  /**
+   * Run `fn` (a checkpoint or a restore by the helper) with the container paused: no sandbox
+   * process runs while the tree is read or rewritten, so none can swap a path for a symlink
+   * under the helper or change what it copies. Execs and file transfers wait at the gate.
+   */
+  #frozen<T>(fn: () => Promise<T>): Promise<T> {
+    const { container } = this.#parts;
+    const context = { ...this.#target.context, operation: 'checkpoint' };
+    // Ungated: the gate is held here. Every process the sandbox user may signal, bar pid 1 and itself.
+    const signalAll = (signal: 'STOP' | 'CONT') =>
+      runExec(
+        { container, context },
+        { argv: ['/bin/sh', '-c', `kill -${signal} -1 2>/dev/null; exit 0`], user: this.#parts.user },
+      );
+    return this.#gate.exclusive(async () => {
+      let stopped = false;
+      if (!(await tryPause(container, context))) {
+        // The freezer can lose the race against processes forking in a tight loop: stop
+        // them first (a stopped process cannot fork), then freeze.
+        await signalAll('STOP');
+        stopped = true;
+        if (!(await tryPause(container, context))) {
+          await signalAll('CONT').catch(() => {});
+          throw new SandboxUnavailableError(
+            'the sandbox container could not be paused for the checkpoint; nothing was read or restored',
+            context,
+          );
+        }
+      }
+      try {
+        return await fn();
+      } finally {
+        await unpause(container, context);
+        if (stopped) await signalAll('CONT');
+      }
+    });
   }
 
   protected readFileAt(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
@@ -163,6 +248,66 @@ export class DockerSandbox extends BaseSandbox {
       return;
     }
     await removeSandbox(this.#parts.client, this.id, this.#target.context);
+  }
+}
+
+/** Driver options of a workspace volume limited to `mib`: a tmpfs of that size (memory-backed). */
+function workspaceQuota(mib: number, owner: { uid: string; gid: string }): Record<string, string> {
+  // The archive API does not chown a volume's root: the tmpfs is mounted owned by the sandbox user.
+  return { type: 'tmpfs', device: 'tmpfs', o: `size=${mib}m,mode=0755,uid=${owner.uid},gid=${owner.gid}` };
+}
+
+/** uid and gid of a numeric `uid[:gid]` user, as a quota volume needs them before the container runs. */
+function numericOwner(user: string, context: ErrorContext): { uid: string; gid: string } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(user);
+  if (!m)
+    throw new InvalidArgumentError(`limits.diskMiB needs config.user as uid:gid (numbers), not ${user}`, {
+      ...context,
+      issues: ['config.user: must be numeric uid:gid when policy.limits.diskMiB is set'],
+    });
+  return { uid: m[1]!, gid: m[2] ?? m[1]! };
+}
+
+/** The workspace volume's driver options, as the daemon keeps them (for the enforcement report). */
+async function inspectWorkspace(
+  client: DockerClient,
+  id: string,
+): Promise<{ options: Record<string, string> } | undefined> {
+  const info = await client.docker
+    .getVolume(names.volume(id, 'workspace'))
+    .inspect()
+    .catch(() => undefined);
+  return info ? { options: (info.Options as Record<string, string> | null) ?? {} } : undefined;
+}
+
+/** Pause the container, trying a few times; false if the freezer keeps failing. */
+async function tryPause(container: Docker.Container, context: ErrorContext): Promise<boolean> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await container.pause();
+      return true;
+    } catch (error) {
+      const message = String((error as Error)?.message);
+      // Already paused (a crash mid-checkpoint left it so): it is frozen either way.
+      if (/already paused/i.test(message)) return true;
+      if (!/freeze/i.test(message)) throw dockerError(error, context);
+      await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
+    }
+  }
+  return false;
+}
+
+/** Unpause, once more if the first try fails: a sandbox left paused would refuse every command. */
+async function unpause(container: Docker.Container, context: ErrorContext): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await container.unpause();
+      return;
+    } catch (error) {
+      if (/not paused/i.test(String((error as Error)?.message))) return;
+      if (attempt >= 1) throw dockerError(error, context);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
 }
 
@@ -223,6 +368,10 @@ export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise
       await client.docker.createVolume({
         Name: name,
         Labels: labelsFor(ctx.id, role, createdAt, hardening.labels),
+        // The quota: a size-limited tmpfs (this daemon's local driver has no size option on disk).
+        ...(role === 'workspace' && hardening.diskMiB !== undefined
+          ? { DriverOpts: workspaceQuota(hardening.diskMiB, numericOwner(user, context)) }
+          : {}),
       });
       cleanup.push(() => client.docker.getVolume(name).remove());
       return name;
@@ -250,6 +399,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise
       [META.workdir]: workdir,
       [META.user]: user,
       [META.skills]: skillsDir || '',
+      [META.checkpointKey]: randomBytes(32).toString('hex'),
     };
     const container = await client.docker.createContainer({
       name: names.container(ctx.id),
@@ -284,7 +434,13 @@ export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise
     );
     checkAbort();
     const info = await container.inspect();
-    const observed = { uid: probe.uid, gid: probe.gid, network: await egress?.observe() };
+    const observed = {
+      uid: probe.uid,
+      gid: probe.gid,
+      network: await egress?.observe(),
+      workspace: await inspectWorkspace(client, ctx.id),
+      manifestsAuthenticated: true,
+    };
     const parts: SandboxParts = {
       id: ctx.id,
       client,
@@ -298,6 +454,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise
       gid: probe.gid,
       setsid: probe.setsid,
       egress,
+      checkpointKey: labels[META.checkpointKey],
     };
     const sandbox = new DockerSandbox(parts, readEnforcement(hardening, info, observed));
     cleanup.push(() => sandbox.sessions.close());
@@ -349,6 +506,8 @@ async function reattach(
   const container = client.docker.getContainer(existing.Id);
   const user = labels[META.user] ?? existing.Config.User ?? '1000:1000';
   const workdir = labels[META.workdir] ?? existing.Config.WorkingDir ?? ctx.config.workdir;
+  // A process that died mid-checkpoint leaves the container paused: it resumes here.
+  if (existing.State.Paused) await unpause(container, context);
   const probe = await startAndProbe(container, user, context, existing.State.Running);
   const info = await container.inspect();
   let egress: EgressAllowlist | undefined;
@@ -370,8 +529,15 @@ async function reattach(
     gid: probe.gid,
     setsid: probe.setsid,
     egress,
+    checkpointKey: labels[META.checkpointKey] || undefined,
   };
-  const observed = { uid: probe.uid, gid: probe.gid, network: await egress?.observe() };
+  const observed = {
+    uid: probe.uid,
+    gid: probe.gid,
+    network: await egress?.observe(),
+    workspace: await inspectWorkspace(client, ctx.id),
+    manifestsAuthenticated: Boolean(parts.checkpointKey),
+  };
   const sandbox = new DockerSandbox(parts, readEnforcement(hardening, info, observed));
   await sandbox.sessions.warm();
   return sandbox;

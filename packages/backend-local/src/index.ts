@@ -80,6 +80,10 @@ export function localEnforcement(config: ParsedLocalConfig, policy: ParsedPolicy
     return enforcementReport(NOT_ISOLATED, {
       nonRootUser,
       network: { status: 'not-supported', detail: 'commands share the host network' },
+      checkpointIntegrity: {
+        status: 'not-supported',
+        detail: 'the checkpoint store is on the host, writable by commands (they run as the same user)',
+      },
     });
   const no = (detail: string): ControlStatus => ({ status: 'not-supported', detail });
   const on = (detail: string): ControlStatus => ({ status: 'enforced', detail });
@@ -111,6 +115,9 @@ export function localEnforcement(config: ParsedLocalConfig, policy: ParsedPolicy
           ? no('bubblewrap mode has no egress allowlist: the sandbox gets no network at all')
           : on('own network namespace with only a loopback interface'),
     labels: no('the local backend has nothing to label'),
+    checkpointIntegrity: no(
+      'the store is out of the jail, but checkpoints and rollbacks run while the sandbox keeps running (no freeze)',
+    ),
   });
 }
 

@@ -99,6 +99,12 @@ export function sshEnforcement(
     'limits.pids': noContainer('no process limit'),
     'limits.memoryMiB': noContainer('no memory limit'),
     'limits.cpus': noContainer('no CPU limit'),
+    'limits.diskMiB': noContainer('no disk quota'),
+    checkpointIntegrity: no(
+      jailed
+        ? 'the store is out of the jail, but checkpoints and rollbacks run while the sandbox keeps running (no freeze) and manifests carry no MAC'
+        : `the checkpoint store is in the sandbox directory on the host, writable by ${config.user}, who runs the commands`,
+    ),
     dropCapabilities: jailOr(
       'the jail holds no capability the login user lacks on the host',
       noContainer('capabilities are those of the login user'),

@@ -25,6 +25,12 @@ export interface ConformanceOptions {
    * without it, those cases are skipped.
    */
   leftovers?: () => Promise<string[]>;
+  /**
+   * When a process that left the command's process group and let go of its output dies:
+   * `timeout` (the command's timeout or kill reaches it) or `close` (only closing the sandbox
+   * does). Default `timeout`.
+   */
+  escapedProcessesDie?: 'timeout' | 'close';
   /** Multiply every deadline and wait of the suite (default 1), for backends with slow round trips. */
   timeScale?: number;
 }

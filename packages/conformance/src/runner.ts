@@ -12,6 +12,7 @@ import { execCases } from './cases/exec.js';
 import { fileCases } from './cases/files.js';
 import { lifecycleCases } from './cases/lifecycle.js';
 import { outputCases } from './cases/output.js';
+import { tamperCases } from './cases/tamper.js';
 import { timeoutCases } from './cases/timeouts.js';
 import type { ConformanceOptions } from './options.js';
 
@@ -23,6 +24,7 @@ export const groups: readonly CaseGroup[] = [
   checkpointCases,
   lifecycleCases,
   errorCases,
+  tamperCases,
 ];
 
 /** Every case id, in the order the suite runs them. */

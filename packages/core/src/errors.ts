@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'UNSUPPORTED'
   | 'INVALID_ARGUMENT'
   | 'AUTHENTICATION'
+  | 'NO_SPACE'
   | 'ABORTED'
   | 'INTERNAL';
 
@@ -154,6 +155,10 @@ export class InvalidArgumentError extends AgentboxError {
 export class AuthenticationError extends AgentboxError {
   declare readonly code: 'AUTHENTICATION';
 }
+/** A write ran out of space: the sandbox's disk quota (or the filesystem under it) is full. */
+export class NoSpaceError extends AgentboxError {
+  declare readonly code: 'NO_SPACE';
+}
 export class AbortedError extends AgentboxError {
   declare readonly code: 'ABORTED';
 }
@@ -199,6 +204,7 @@ define(UnsupportedError, 'UNSUPPORTED', 501);
 define(InvalidArgumentError, 'INVALID_ARGUMENT', 400);
 define(AuthenticationError, 'AUTHENTICATION', 401);
 define(AbortedError, 'ABORTED', 499);
+define(NoSpaceError, 'NO_SPACE', 507);
 
 export function isAgentboxError(value: unknown): value is AgentboxError {
   return value instanceof AgentboxError;
@@ -216,6 +222,9 @@ export function fromErrno(errno: string | undefined, message: string, context: E
       return new PermissionDeniedError(message, context);
     case 'EISDIR':
       return new IsADirectoryError(message, context);
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new NoSpaceError(message, context);
     case 'EINVAL':
     case 'ENAMETOOLONG':
       return new InvalidArgumentError(message, context);

@@ -15,6 +15,7 @@ export {
   InvalidArgumentError,
   IsADirectoryError,
   isAgentboxError,
+  NoSpaceError,
   NotFoundError,
   OutputLimitError,
   type PartialOutput,

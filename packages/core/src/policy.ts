@@ -51,6 +51,8 @@ export const PolicySchema = z.strictObject({
       pids: z.number().int().positive().optional(),
       memoryMiB: z.number().int().positive().optional(),
       cpus: z.number().positive().optional(),
+      /** Size limit of the workspace: writes beyond it fail with ENOSPC (NO_SPACE from writeFile). */
+      diskMiB: z.number().int().positive().optional(),
     })
     .optional(),
   dropCapabilities: z.boolean().optional(),
@@ -70,7 +72,7 @@ export type Policy = z.input<typeof PolicySchema>;
 export type ParsedPolicy = z.output<typeof PolicySchema>;
 export type NetworkPolicy = z.output<typeof NetworkPolicySchema>;
 
-/** The controls reported by `sandbox.enforcement`, one per policy field. */
+/** The controls reported by `sandbox.enforcement`: one per policy field, and checkpointIntegrity. */
 export const POLICY_CONTROLS = [
   'isolation',
   'readOnlyRoot',
@@ -78,6 +80,7 @@ export const POLICY_CONTROLS = [
   'limits.pids',
   'limits.memoryMiB',
   'limits.cpus',
+  'limits.diskMiB',
   'dropCapabilities',
   'noNewPrivileges',
   'nonRootUser',
@@ -85,6 +88,11 @@ export const POLICY_CONTROLS = [
   'credentials',
   'network',
   'labels',
+  /**
+   * Not a policy field: whether checkpoints hold against the sandbox's own processes (no
+   * process runs while the tree is read or restored, the store is out of their reach).
+   */
+  'checkpointIntegrity',
 ] as const;
 export type PolicyControl = (typeof POLICY_CONTROLS)[number];
 
@@ -107,6 +115,7 @@ export function requestedControls(policy: ParsedPolicy): Partial<Record<PolicyCo
   set('limits.pids', policy.limits?.pids);
   set('limits.memoryMiB', policy.limits?.memoryMiB);
   set('limits.cpus', policy.limits?.cpus);
+  set('limits.diskMiB', policy.limits?.diskMiB);
   set('dropCapabilities', policy.dropCapabilities);
   set('noNewPrivileges', policy.noNewPrivileges);
   set('nonRootUser', policy.nonRootUser);

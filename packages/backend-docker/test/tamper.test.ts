@@ -1,0 +1,253 @@
+/**
+ * The docker backend against its own sandbox's commands (issue 15): checkpoints run with the
+ * container paused and never hang next to file transfers and sessions, kills reach processes
+ * that left the group but hold the output, argv[0] is never a wrapper option, the workspace
+ * quota, and what the enforcement report says about them.
+ */
+import { openSandbox, type Policy, type SandboxBackend } from '@agentbox/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import '../src/index.js';
+import type { DockerSandbox } from '../src/index.js';
+import { docker, RUN_LABEL, runId } from './helpers.ts';
+
+const labels = { [RUN_LABEL]: runId };
+
+function open(policy: Policy = {}, config: Record<string, unknown> = {}, extra: { id?: string } = {}) {
+  return openSandbox({
+    backend: 'docker',
+    policy: { ...policy, labels: { ...labels, ...policy.labels } },
+    config,
+    ...extra,
+  }) as Promise<DockerSandbox>;
+}
+
+/** Reject if `promise` takes longer than `ms`: a hang is a failure, not a vitest timeout. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function sleepers(sandbox: SandboxBackend, mark: string): Promise<number> {
+  const r = await sandbox.exec('ps -o pid,args');
+  return r.stdout.split('\n').filter((l) => new RegExp(`^\\s*\\d+\\s+sleep ${mark}\\s*$`).test(l)).length;
+}
+
+describe('checkpoints with the container paused', () => {
+  let sandbox: DockerSandbox;
+  beforeAll(async () => {
+    sandbox = await open();
+  }, 120_000);
+  afterAll(async () => {
+    await sandbox?.close();
+  }, 60_000);
+
+  it('writeFile -> exec -> checkpoint does not hang', async () => {
+    await within(sandbox.writeFile('seq1.txt', 'one'), 30_000, 'writeFile');
+    expect((await within(sandbox.exec('cat seq1.txt'), 30_000, 'exec')).stdout).toBe('one');
+    expect(sandbox.sessions.lastPath).toBe('session');
+    const ckpt = await within(sandbox.checkpoint(), 60_000, 'checkpoint');
+    expect(ckpt.id).toMatch(/^ckpt-/);
+    // And the sandbox works afterwards, on both paths.
+    expect((await within(sandbox.exec('echo after'), 30_000, 'exec after')).stdout).toBe('after\n');
+    expect(await within(sandbox.readTextFile('seq1.txt'), 30_000, 'readFile after')).toBe('one');
+  });
+
+  it('writeFile -> checkpoint -> exec -> rollback does not hang, and restores', async () => {
+    await within(sandbox.writeFile('seq2.txt', 'before'), 30_000, 'writeFile');
+    const ckpt = await within(sandbox.checkpoint(), 60_000, 'checkpoint');
+    await within(sandbox.exec('echo changed > seq2.txt'), 30_000, 'exec');
+    await within(sandbox.rollback(ckpt), 60_000, 'rollback');
+    expect(await within(sandbox.readTextFile('seq2.txt'), 30_000, 'readFile')).toBe('before');
+    expect((await within(sandbox.exec('cat seq2.txt'), 30_000, 'exec after')).stdout).toBe('before');
+  });
+
+  it('execs, file transfers and a checkpoint at the same time all finish', async () => {
+    await sandbox.writeFile('conc.txt', 'there');
+    const work = [
+      ...Array.from({ length: 6 }, (_, i) =>
+        sandbox.exec(['sh', '-c', `echo c${i} > conc${i}.txt; echo ${i}`]),
+      ),
+      ...Array.from({ length: 3 }, (_, i) => sandbox.writeFile(`concw${i}.txt`, `w${i}`)),
+      sandbox.checkpoint(),
+      sandbox.readTextFile('conc.txt'),
+      sandbox.exec('sleep 0.3; echo slow', { stdin: 'x' }),
+    ];
+    await within(Promise.all(work), 90_000, 'the concurrent operations');
+  });
+
+  it('the container is paused while a checkpoint runs, and running again after', async () => {
+    // A bigger tree, so the checkpoint lasts long enough to be seen.
+    await sandbox.exec('mkdir -p big && i=0; while [ $i -lt 400 ]; do echo $i > big/f$i; i=$((i+1)); done');
+    const container = docker.getContainer(sandbox.containerId);
+    let pausedSeen = false;
+    let done = false;
+    const watching = (async () => {
+      while (!done) {
+        if ((await container.inspect()).State.Paused) pausedSeen = true;
+      }
+    })();
+    await sandbox.checkpoint();
+    done = true;
+    await watching;
+    expect(pausedSeen).toBe(true);
+    expect((await container.inspect()).State.Paused).toBe(false);
+  });
+
+  it('a command running across a checkpoint is frozen, not killed, and finishes', async () => {
+    const pending = sandbox.exec('sleep 1; echo survived');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sandbox.checkpoint();
+    const r = await within(pending, 30_000, 'the command');
+    expect(r.stdout).toBe('survived\n');
+  });
+
+  it('a process forking in a tight loop cannot stop a checkpoint, and runs on afterwards', async () => {
+    await sandbox.exec("setsid sh -c 'while :; do /bin/true; done' </dev/null >/dev/null 2>&1 &");
+    try {
+      for (let i = 0; i < 3; i++) await within(sandbox.checkpoint(), 60_000, `checkpoint ${i}`);
+      // Not left stopped: its state is R or S, never T.
+      const states = await sandbox.exec(
+        'for f in /proc/[0-9]*/stat; do read -r t < $f; case $t in *"(sh)"*) t=${t##*) }; echo ${t%% *};; esac; done 2>/dev/null',
+      );
+      expect(states.stdout).not.toMatch(/^T$/m);
+      expect((await sandbox.exec('echo alive')).stdout).toBe('alive\n');
+    } finally {
+      await sandbox.exec("pkill -f 'while :; do /bin/true' ; exit 0");
+    }
+  });
+
+  it('reports checkpointIntegrity as enforced, and keeps the manifest key in a container label', async () => {
+    expect(sandbox.enforcement.checkpointIntegrity.status).toBe('enforced');
+    expect(sandbox.enforcement.checkpointIntegrity.detail).toMatch(/paused/);
+    const info = await docker.getContainer(sandbox.containerId).inspect();
+    expect(info.Config.Labels['agentbox.checkpoint-key']).toMatch(/^[0-9a-f]{64}$/);
+    // Not in the sandbox's own environment.
+    const env = await sandbox.exec('cat /proc/1/environ /proc/self/environ | tr "\\0" "\\n"');
+    expect(env.stdout).not.toContain(info.Config.Labels['agentbox.checkpoint-key']!);
+  });
+});
+
+describe('re-attach to a container left paused', () => {
+  it('unpauses it and runs commands', async () => {
+    const id = `paused-${runId}`;
+    const first = await open({}, { keep: true }, { id });
+    try {
+      await first.exec('echo hi > f');
+      await first.close();
+      await docker.getContainer(first.containerId).pause();
+      const second = await within(open({}, {}, { id }), 60_000, 're-attach');
+      try {
+        expect((await second.exec('cat f')).stdout).toBe('hi\n');
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await docker
+        .getContainer(first.containerId)
+        .unpause()
+        .catch(() => {});
+    }
+  }, 120_000);
+});
+
+describe('commands', () => {
+  for (const fastPath of [true, false]) {
+    describe(fastPath ? 'fast path' : 'plain path', () => {
+      let sandbox: DockerSandbox;
+      beforeAll(async () => {
+        sandbox = await open({}, { fastPath });
+      }, 120_000);
+      afterAll(async () => {
+        await sandbox?.close();
+      }, 60_000);
+
+      it('argv beginning with "-" is a command name: exit 127', async () => {
+        const r = await sandbox.exec(['-c', 'id']);
+        expect(r.exitCode).toBe(127);
+        expect(r.stdout).not.toContain('uid=');
+      });
+
+      it('a timeout kills a setsid process that still holds the output', async () => {
+        const mark = String(600_000 + Math.floor(Math.random() * 99_999));
+        const code = await sandbox
+          .exec(`setsid sh -c 'exec sleep ${mark}' & sleep 30`, { timeoutMs: 1_500 })
+          .then(
+            () => 'ok',
+            (e: { code?: string }) => e.code,
+          );
+        expect(code).toBe('TIMEOUT');
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(await sleepers(sandbox, mark)).toBe(0);
+      });
+
+      it('a kill spares what let go of the output (it dies at close, as the README says)', async () => {
+        const mark = String(600_000 + Math.floor(Math.random() * 99_999));
+        const code = await sandbox
+          .exec(`setsid sh -c 'exec sleep ${mark}' </dev/null >/dev/null 2>&1 & sleep 30`, {
+            timeoutMs: 1_500,
+          })
+          .then(
+            () => 'ok',
+            (e: { code?: string; message?: string }) =>
+              e.code === 'TIMEOUT' ? e.code : `${e.code}: ${e.message}`,
+          );
+        expect(code).toBe('TIMEOUT');
+        expect(await sleepers(sandbox, mark)).toBe(1);
+      });
+    });
+  }
+});
+
+describe('workspace quota (limits.diskMiB)', () => {
+  let sandbox: DockerSandbox;
+  beforeAll(async () => {
+    sandbox = await open({ limits: { diskMiB: 8 } });
+  }, 120_000);
+  afterAll(async () => {
+    await sandbox?.close();
+  }, 60_000);
+
+  it('is reported enforced, memory-backed', () => {
+    expect(sandbox.enforcement['limits.diskMiB'].status).toBe('enforced');
+    expect(sandbox.enforcement['limits.diskMiB'].detail).toMatch(/8 MiB tmpfs.*[Mm]emory-backed/);
+  });
+
+  it('a write beyond it fails inside with ENOSPC', async () => {
+    const r = await sandbox.exec('dd if=/dev/zero of=big bs=1M count=16');
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/No space left on device/);
+    await sandbox.exec('rm -f big');
+  });
+
+  it('writeFile beyond it is NO_SPACE', async () => {
+    const error = await sandbox.writeFile('big.bin', new Uint8Array(16 * 1024 * 1024)).then(
+      () => undefined,
+      (e: { code?: string; backend?: string }) => e,
+    );
+    expect(error?.code).toBe('NO_SPACE');
+    expect(error?.backend).toBe('docker');
+    await sandbox.exec('rm -f big.bin');
+  });
+
+  it('the workspace still works: files, checkpoints and rollbacks', async () => {
+    await sandbox.writeFile('small.txt', 'small');
+    const ckpt = await sandbox.checkpoint();
+    await sandbox.exec('echo other > small.txt');
+    await sandbox.rollback(ckpt);
+    expect(await sandbox.readTextFile('small.txt')).toBe('small');
+  });
+
+  it('without it, the report says the workspace has no limit', async () => {
+    await using other = await open();
+    expect(other.enforcement['limits.diskMiB'].status).toBe('not-requested');
+  });
+});
