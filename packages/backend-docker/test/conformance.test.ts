@@ -10,8 +10,4 @@ runConformance({
   leftovers: () => runObjects(),
   // An escape that let go of its output is out of reach of a command's kill; closing removes the container.
   escapedProcessesDie: 'close',
-  skip: {
-    'tamper.output-injection':
-      "fast path: core's session runner reuses a session when a process that left the command's group still holds its output (core change needed; see the docker README's limits)",
-  },
 });

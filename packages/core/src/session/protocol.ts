@@ -65,15 +65,24 @@ function prologue(nonce: string): string[] {
 export function runnerScript(nonce: string): string {
   return [
     ...prologue(nonce),
-    // Is anything but a zombie left in process group $1? (Zombies hold no streams open.)
+    // Does anything still hold the session's streams: a live (not zombie) process of group $1, or
+    // one born during the command that left the group? Then this session retires after it.
     'L() {',
     '  __g=$1',
-    '  kill -0 -"$__g" || return 1',
+    '  if kill -0 -"$__g"; then',
     '  for __f in /proc/[0-9]*/stat; do',
     '    read -r __t <"$__f" || continue',
     '    __t=${__t##*) }',
     '    set -- $__t',
     '    [ "$3" = "$__g" ] && [ "$1" != Z ] && return 0',
+    '  done',
+    '  fi',
+    '  for __p in /proc/[0-9]*; do',
+    '    case " $__b " in *" $__p "*) continue ;; esac',
+    '    [ "$__p" = /proc/$$ ] && continue',
+    '    for __f in "$__p"/fd/[0-9]*; do',
+    '      { [ "$__f" -ef /proc/$$/fd/3 ] || [ "$__f" -ef /proc/$$/fd/4 ]; } && return 0',
+    '    done',
     '  done',
     '  return 1',
     '}',
@@ -86,6 +95,7 @@ export function runnerScript(nonce: string): string {
     '__q=0',
     'while :; do',
     '  __q=$((__q + 1))',
+    '  set -- /proc/[0-9]*; __b="$*"',
     '  __o=$(',
     '    cd -P /proc/self || exit 125',
     `    printf '%s' "\${PWD##*/}"`,
