@@ -15,9 +15,10 @@
  * sandbox sees it, never to a host path.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs';
+import { accessSync, constants, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { AgentboxError, IsADirectoryError, OutputLimitError, SandboxUnavailableError } from '@agentbox/core';
 import { type ErrorContext, fromErrno, type HostProcess, type StartRequest } from '@agentbox/core/backend';
 
@@ -29,6 +30,34 @@ function readNamespace(pid: number): string | undefined {
     return undefined;
   }
 }
+
+/** The state letter of a process (`T` stopped, `Z` zombie), or undefined when it is gone. */
+function readState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pipes a host process holds as its stdout and stderr (`socket:[inode]`: node's are socket pairs). */
+export function outputPipes(pid: number | undefined): string[] {
+  if (pid === undefined) return [];
+  const pipes: string[] = [];
+  for (const fd of [1, 2]) {
+    try {
+      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (link.startsWith('pipe:') || link.startsWith('socket:')) pipes.push(link);
+    } catch {
+      // Gone already: nothing of it to find later either.
+    }
+  }
+  return pipes;
+}
+
+/** How long a freeze waits for the jail's processes to stop. */
+const FREEZE_TIMEOUT_MS = 10_000;
 
 /** Host directories the jail shows read-only when they exist (symlinks, as on merged-/usr hosts, are kept as symlinks). */
 const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc'];
@@ -338,6 +367,91 @@ export class Jail {
         : new AgentboxError(`cannot enter the sandbox: ${(error as Error).message}`, this.#context);
     });
     return { code, stdout: Buffer.concat(out), stderr: err };
+  }
+
+  /** Host pids of every process in the jail's PID namespace but its init (bwrap's own reaper). */
+  #members(): number[] {
+    const pids: number[] = [];
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      const pid = Number(name);
+      if (pid !== this.pid && readNamespace(pid) === this.#pidNamespace) pids.push(pid);
+    }
+    return pids;
+  }
+
+  /**
+   * Run `fn` with every process of the sandbox stopped (SIGSTOP), continued in `finally`. A
+   * process forked before its parent stopped is found by the next pass: passes repeat until one
+   * finds nothing new, and each waits until what it signalled has really stopped.
+   */
+  async frozen<T>(fn: () => Promise<T>): Promise<T> {
+    this.assertAlive();
+    const stopped = new Set<number>();
+    try {
+      const deadline = Date.now() + FREEZE_TIMEOUT_MS;
+      for (;;) {
+        const fresh = this.#members().filter((pid) => !stopped.has(pid));
+        if (fresh.length === 0) break;
+        for (const pid of fresh) {
+          try {
+            process.kill(pid, 'SIGSTOP');
+          } catch {
+            // Exited meanwhile.
+          }
+          stopped.add(pid);
+        }
+        // A signal is acted on when the process next runs: wait until each is stopped (or gone).
+        while (fresh.some((pid) => !['T', 't', 'Z', 'X', undefined].includes(readState(pid)))) {
+          if (Date.now() > deadline)
+            throw new SandboxUnavailableError(
+              `the sandbox's processes did not stop within ${FREEZE_TIMEOUT_MS} ms`,
+              this.#context,
+            );
+          await delay(5);
+        }
+      }
+      return await fn();
+    } finally {
+      for (const pid of stopped) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // Exited (or was killed) meanwhile.
+        }
+      }
+    }
+  }
+
+  /**
+   * Signal every process of the jail that holds one of `pipes` (a command's output): one that
+   * left the command's group but kept its output is still the command's.
+   */
+  signalHolders(pipes: readonly string[], signal: string): void {
+    if (pipes.length === 0 || this.#gone !== undefined) return;
+    for (const pid of this.#members()) {
+      let fds: string[];
+      try {
+        fds = readdirSync(`/proc/${pid}/fd`);
+      } catch {
+        continue;
+      }
+      const holds = fds.some((fd) => {
+        try {
+          return pipes.includes(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        } catch {
+          return false;
+        }
+      });
+      // Checked again just before the kill: the pid must still be the jail's.
+      if (holds && readNamespace(pid) === this.#pidNamespace) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // Gone meanwhile.
+        }
+      }
+    }
   }
 
   /** End the jail: its init dies, and the kernel kills every process left in its namespace. */
