@@ -41,7 +41,7 @@ import {
 } from '@agentbox/core/backend';
 import { z } from 'zod';
 import { doctorLocal } from './doctor.js';
-import { findJailTools, Jail, jailCommand, outputPipes } from './jail.js';
+import { findJailTools, hostPids, Jail, jailCommand, outputPipes, signalHolders } from './jail.js';
 import { sweepLocal } from './sweep.js';
 
 export { Jail } from './jail.js';
@@ -209,18 +209,21 @@ export class LocalSandbox extends BaseSandbox {
           : await jail.isDirectory(req.cwd);
       if (!isDir) throw new NotFoundError(`working directory ${req.cwd} does not exist`);
       await this.#thawed;
-      const started = jailCommand(jail, req, startHostProcess);
-      // A process that leaves the group but keeps the output is still the command's: kills reach it.
-      const pipes = outputPipes(started.pid);
-      proc = {
-        ...started,
-        pid: started.pid,
-        async kill(signal) {
-          await started.kill(signal);
-          jail.signalHolders(pipes, signal);
-        },
-      };
+      proc = jailCommand(jail, req, startHostProcess);
     } else proc = startHostProcess(req);
+    // A process that leaves the group but keeps the output is still the command's: kills reach it
+    // (in the jail, among its processes; without one, among the host's).
+    const started = proc;
+    const pipes = outputPipes(started.pid);
+    proc = {
+      ...started,
+      pid: started.pid,
+      async kill(signal) {
+        await started.kill(signal);
+        if (jail) jail.signalHolders(pipes, signal);
+        else signalHolders(pipes, signal, hostPids());
+      },
+    };
     this.#running.add(proc);
     void proc.exit.then(() => this.#running.delete(proc));
     return proc;

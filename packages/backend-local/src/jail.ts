@@ -9,8 +9,9 @@
  *
  * A command enters the jail's namespaces with `nsenter` (so `ps` in the sandbox sees every
  * process of the sandbox and nothing else), capabilities dropped and no_new_privs set. Killing
- * its process group ends it; a process that left the group (setsid) lives on in the jail until
- * close(), which ends the jail's init and so, by the kernel, every process in its namespace.
+ * its process group ends it, and whoever still holds its output; a process that left the group
+ * and its output lives on in the jail until close(), which ends the jail's init and so, by the
+ * kernel, every process in its namespace. Checkpoints run with the jail frozen (frozen()).
  * File operations run inside the jail too, so a symlink in the workspace resolves as the
  * sandbox sees it, never to a host path.
  */
@@ -54,6 +55,48 @@ export function outputPipes(pid: number | undefined): string[] {
     }
   }
   return pipes;
+}
+
+/**
+ * Signal each of `pids` that holds one of `pipes` (as `outputPipes` names them; their inodes are
+ * unique on the host, so a match is a process the command's output went to) and still passes `still`.
+ */
+export function signalHolders(
+  pipes: readonly string[],
+  signal: string,
+  pids: readonly number[],
+  still: (pid: number) => boolean = () => true,
+): void {
+  if (pipes.length === 0) return;
+  for (const pid of pids) {
+    if (pid === process.pid) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    const holds = fds.some((fd) => {
+      try {
+        return pipes.includes(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      } catch {
+        return false;
+      }
+    });
+    if (!holds || !still(pid)) continue;
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
+/** Every process id on the host (only those this user may inspect can match). */
+export function hostPids(): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number);
 }
 
 /** How long a freeze waits for the jail's processes to stop. */
@@ -428,30 +471,9 @@ export class Jail {
    * left the command's group but kept its output is still the command's.
    */
   signalHolders(pipes: readonly string[], signal: string): void {
-    if (pipes.length === 0 || this.#gone !== undefined) return;
-    for (const pid of this.#members()) {
-      let fds: string[];
-      try {
-        fds = readdirSync(`/proc/${pid}/fd`);
-      } catch {
-        continue;
-      }
-      const holds = fds.some((fd) => {
-        try {
-          return pipes.includes(readlinkSync(`/proc/${pid}/fd/${fd}`));
-        } catch {
-          return false;
-        }
-      });
-      // Checked again just before the kill: the pid must still be the jail's.
-      if (holds && readNamespace(pid) === this.#pidNamespace) {
-        try {
-          process.kill(pid, signal);
-        } catch {
-          // Gone meanwhile.
-        }
-      }
-    }
+    if (this.#gone !== undefined) return;
+    // Checked again just before each kill: the pid must still be the jail's.
+    signalHolders(pipes, signal, this.#members(), (pid) => readNamespace(pid) === this.#pidNamespace);
   }
 
   /** End the jail: its init dies, and the kernel kills every process left in its namespace. */
