@@ -250,9 +250,10 @@ export class Jail {
     // The jail holds on to its stdin: it ends when we end it, or when this process dies.
     const holder = spawn(
       opts.tools.bwrap,
-      [...jailArgs(opts), '--info-fd', '3', '--', 'sh', '-c', 'read -r _'],
+      // It says `ready` once it runs: bwrap reports the pid before the jail's mounts are all in place.
+      [...jailArgs(opts), '--info-fd', '3', '--', 'sh', '-c', 'echo ready; read -r _'],
       {
-        stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
         env: {},
       },
     );
@@ -260,6 +261,15 @@ export class Jail {
     let stderr = '';
     holder.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk.toString('utf8');
+    });
+    let ready = '';
+    const readyOut = new Promise<boolean>((resolve) => {
+      holder.stdout!.on('data', (chunk: Buffer) => {
+        ready += chunk.toString('utf8');
+        if (ready.includes('ready\n')) resolve(true);
+      });
+      holder.once('exit', () => resolve(false));
+      holder.once('error', () => resolve(false));
     });
     let info = '';
     const infoPipe = holder.stdio[3] as NodeJS.ReadableStream;
@@ -275,7 +285,7 @@ export class Jail {
       holder.once('exit', () => resolve(undefined));
       holder.once('error', () => resolve(undefined));
     });
-    if (started === undefined || readNamespace(started.pid) !== started.pidNamespace) {
+    if (started === undefined || !(await readyOut) || readNamespace(started.pid) !== started.pidNamespace) {
       holder.kill('SIGKILL');
       throw new SandboxUnavailableError(
         `bubblewrap could not start the sandbox: ${stderr.trim() || 'it exited without saying why'} (are unprivileged user namespaces allowed?)`,
