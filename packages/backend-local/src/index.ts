@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
+  type CheckpointInfo,
   type ControlStatus,
   type EnforcementReport,
   IsADirectoryError,
@@ -40,7 +41,7 @@ import {
 } from '@agentbox/core/backend';
 import { z } from 'zod';
 import { doctorLocal } from './doctor.js';
-import { findJailTools, Jail, jailCommand } from './jail.js';
+import { findJailTools, hostPids, Jail, jailCommand, outputPipes, signalHolders } from './jail.js';
 import { sweepLocal } from './sweep.js';
 
 export { Jail } from './jail.js';
@@ -115,10 +116,30 @@ export function localEnforcement(config: ParsedLocalConfig, policy: ParsedPolicy
           ? no('bubblewrap mode has no egress allowlist: the sandbox gets no network at all')
           : on('own network namespace with only a loopback interface'),
     labels: no('the local backend has nothing to label'),
-    checkpointIntegrity: no(
-      'the store is out of the jail, but checkpoints and rollbacks run while the sandbox keeps running (no freeze)',
+    checkpointIntegrity: on(
+      'the store is outside everything the jail shows; checkpoints and rollbacks run with every process of the sandbox stopped; manifests are validated and objects hash-checked before a restore',
     ),
   });
+}
+
+/** A store whose checkpoints and restores run with the jail frozen: no sandbox process races them. */
+class FrozenStore implements CheckpointStore {
+  constructor(
+    private readonly inner: CheckpointStore,
+    private readonly frozen: <T>(fn: () => Promise<T>) => Promise<T>,
+  ) {}
+  create(opts: { label: string | undefined; signal: AbortSignal | undefined }): Promise<CheckpointInfo> {
+    return this.frozen(() => this.inner.create(opts));
+  }
+  restore(id: string, signal: AbortSignal | undefined): Promise<void> {
+    return this.frozen(() => this.inner.restore(id, signal));
+  }
+  list(): Promise<CheckpointInfo[]> {
+    return this.inner.list();
+  }
+  delete(id: string): Promise<void> {
+    return this.inner.delete(id);
+  }
 }
 
 export class LocalSandbox extends BaseSandbox {
@@ -127,6 +148,8 @@ export class LocalSandbox extends BaseSandbox {
   readonly #keep: boolean;
   readonly #jail: Jail | undefined;
   readonly #running = new Set<HostProcess>();
+  /** Settles when the current freeze ends: no command starts while the tree is frozen. */
+  #thawed: Promise<unknown> = Promise.resolve();
 
   constructor(init: { id: string; dir: string; keep: boolean; enforcement: EnforcementReport; jail?: Jail }) {
     const isRoot = process.getuid?.() === 0;
@@ -155,7 +178,15 @@ export class LocalSandbox extends BaseSandbox {
     this.#keep = init.keep;
     this.#jail = init.jail;
     // The store lives beside the workspace, outside everything the jail shows.
-    this.checkpoints = new TreeCheckpointStore({ root: this.workdir, storeDir: join(dir, 'checkpoints') });
+    const store = new TreeCheckpointStore({ root: this.workdir, storeDir: join(dir, 'checkpoints') });
+    const jail = init.jail;
+    this.checkpoints = jail
+      ? new FrozenStore(store, (fn) => {
+          const run = this.#thawed.then(() => jail.frozen(fn));
+          this.#thawed = run.catch(() => {});
+          return run;
+        })
+      : store;
   }
 
   /** The bubblewrap jail (isolation 'bwrap'), for tests and diagnostics. */
@@ -177,8 +208,22 @@ export class LocalSandbox extends BaseSandbox {
             )
           : await jail.isDirectory(req.cwd);
       if (!isDir) throw new NotFoundError(`working directory ${req.cwd} does not exist`);
+      await this.#thawed;
       proc = jailCommand(jail, req, startHostProcess);
     } else proc = startHostProcess(req);
+    // A process that leaves the group but keeps the output is still the command's: kills reach it
+    // (in the jail, among its processes; without one, among the host's).
+    const started = proc;
+    const pipes = outputPipes(started.pid);
+    proc = {
+      ...started,
+      pid: started.pid,
+      async kill(signal) {
+        await started.kill(signal);
+        if (jail) jail.signalHolders(pipes, signal);
+        else signalHolders(pipes, signal, hostPids());
+      },
+    };
     this.#running.add(proc);
     void proc.exit.then(() => this.#running.delete(proc));
     return proc;

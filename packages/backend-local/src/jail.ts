@@ -9,15 +9,17 @@
  *
  * A command enters the jail's namespaces with `nsenter` (so `ps` in the sandbox sees every
  * process of the sandbox and nothing else), capabilities dropped and no_new_privs set. Killing
- * its process group ends it; a process that left the group (setsid) lives on in the jail until
- * close(), which ends the jail's init and so, by the kernel, every process in its namespace.
+ * its process group ends it, and whoever still holds its output; a process that left the group
+ * and its output lives on in the jail until close(), which ends the jail's init and so, by the
+ * kernel, every process in its namespace. Checkpoints run with the jail frozen (frozen()).
  * File operations run inside the jail too, so a symlink in the workspace resolves as the
  * sandbox sees it, never to a host path.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs';
+import { accessSync, constants, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { AgentboxError, IsADirectoryError, OutputLimitError, SandboxUnavailableError } from '@agentbox/core';
 import { type ErrorContext, fromErrno, type HostProcess, type StartRequest } from '@agentbox/core/backend';
 
@@ -29,6 +31,76 @@ function readNamespace(pid: number): string | undefined {
     return undefined;
   }
 }
+
+/** The state letter of a process (`T` stopped, `Z` zombie), or undefined when it is gone. */
+function readState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pipes a host process holds as its stdout and stderr (`socket:[inode]`: node's are socket pairs). */
+export function outputPipes(pid: number | undefined): string[] {
+  if (pid === undefined) return [];
+  const pipes: string[] = [];
+  for (const fd of [1, 2]) {
+    try {
+      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (link.startsWith('pipe:') || link.startsWith('socket:')) pipes.push(link);
+    } catch {
+      // Gone already: nothing of it to find later either.
+    }
+  }
+  return pipes;
+}
+
+/**
+ * Signal each of `pids` that holds one of `pipes` (as `outputPipes` names them; their inodes are
+ * unique on the host, so a match is a process the command's output went to) and still passes `still`.
+ */
+export function signalHolders(
+  pipes: readonly string[],
+  signal: string,
+  pids: readonly number[],
+  still: (pid: number) => boolean = () => true,
+): void {
+  if (pipes.length === 0) return;
+  for (const pid of pids) {
+    if (pid === process.pid) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    const holds = fds.some((fd) => {
+      try {
+        return pipes.includes(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      } catch {
+        return false;
+      }
+    });
+    if (!holds || !still(pid)) continue;
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
+/** Every process id on the host (only those this user may inspect can match). */
+export function hostPids(): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number);
+}
+
+/** How long a freeze waits for the jail's processes to stop. */
+const FREEZE_TIMEOUT_MS = 10_000;
 
 /** Host directories the jail shows read-only when they exist (symlinks, as on merged-/usr hosts, are kept as symlinks). */
 const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc'];
@@ -178,9 +250,10 @@ export class Jail {
     // The jail holds on to its stdin: it ends when we end it, or when this process dies.
     const holder = spawn(
       opts.tools.bwrap,
-      [...jailArgs(opts), '--info-fd', '3', '--', 'sh', '-c', 'read -r _'],
+      // It says `ready` once it runs: bwrap reports the pid before the jail's mounts are all in place.
+      [...jailArgs(opts), '--info-fd', '3', '--', 'sh', '-c', 'echo ready; read -r _'],
       {
-        stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
         env: {},
       },
     );
@@ -188,6 +261,15 @@ export class Jail {
     let stderr = '';
     holder.stderr!.on('data', (chunk: Buffer) => {
       stderr += chunk.toString('utf8');
+    });
+    let ready = '';
+    const readyOut = new Promise<boolean>((resolve) => {
+      holder.stdout!.on('data', (chunk: Buffer) => {
+        ready += chunk.toString('utf8');
+        if (ready.includes('ready\n')) resolve(true);
+      });
+      holder.once('exit', () => resolve(false));
+      holder.once('error', () => resolve(false));
     });
     let info = '';
     const infoPipe = holder.stdio[3] as NodeJS.ReadableStream;
@@ -203,7 +285,7 @@ export class Jail {
       holder.once('exit', () => resolve(undefined));
       holder.once('error', () => resolve(undefined));
     });
-    if (started === undefined || readNamespace(started.pid) !== started.pidNamespace) {
+    if (started === undefined || !(await readyOut) || readNamespace(started.pid) !== started.pidNamespace) {
       holder.kill('SIGKILL');
       throw new SandboxUnavailableError(
         `bubblewrap could not start the sandbox: ${stderr.trim() || 'it exited without saying why'} (are unprivileged user namespaces allowed?)`,
@@ -338,6 +420,70 @@ export class Jail {
         : new AgentboxError(`cannot enter the sandbox: ${(error as Error).message}`, this.#context);
     });
     return { code, stdout: Buffer.concat(out), stderr: err };
+  }
+
+  /** Host pids of every process in the jail's PID namespace but its init (bwrap's own reaper). */
+  #members(): number[] {
+    const pids: number[] = [];
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      const pid = Number(name);
+      if (pid !== this.pid && readNamespace(pid) === this.#pidNamespace) pids.push(pid);
+    }
+    return pids;
+  }
+
+  /**
+   * Run `fn` with every process of the sandbox stopped (SIGSTOP), continued in `finally`. A
+   * process forked before its parent stopped is found by the next pass: passes repeat until one
+   * finds nothing new, and each waits until what it signalled has really stopped.
+   */
+  async frozen<T>(fn: () => Promise<T>): Promise<T> {
+    this.assertAlive();
+    const stopped = new Set<number>();
+    try {
+      const deadline = Date.now() + FREEZE_TIMEOUT_MS;
+      for (;;) {
+        const fresh = this.#members().filter((pid) => !stopped.has(pid));
+        if (fresh.length === 0) break;
+        for (const pid of fresh) {
+          try {
+            process.kill(pid, 'SIGSTOP');
+          } catch {
+            // Exited meanwhile.
+          }
+          stopped.add(pid);
+        }
+        // A signal is acted on when the process next runs: wait until each is stopped (or gone).
+        while (fresh.some((pid) => !['T', 't', 'Z', 'X', undefined].includes(readState(pid)))) {
+          if (Date.now() > deadline)
+            throw new SandboxUnavailableError(
+              `the sandbox's processes did not stop within ${FREEZE_TIMEOUT_MS} ms`,
+              this.#context,
+            );
+          await delay(5);
+        }
+      }
+      return await fn();
+    } finally {
+      for (const pid of stopped) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // Exited (or was killed) meanwhile.
+        }
+      }
+    }
+  }
+
+  /**
+   * Signal every process of the jail that holds one of `pipes` (a command's output): one that
+   * left the command's group but kept its output is still the command's.
+   */
+  signalHolders(pipes: readonly string[], signal: string): void {
+    if (this.#gone !== undefined) return;
+    // Checked again just before each kill: the pid must still be the jail's.
+    signalHolders(pipes, signal, this.#members(), (pid) => readNamespace(pid) === this.#pidNamespace);
   }
 
   /** End the jail: its init dies, and the kernel kills every process left in its namespace. */

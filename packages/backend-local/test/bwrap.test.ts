@@ -133,6 +133,54 @@ describe.skipIf(bwrapMissing !== undefined)(
       expect(await eventually(() => hostSleepers(mark).length === 0, 5_000)).toBe(true);
     });
 
+    it('a checkpoint runs with every process of the jail stopped, forked children included, and continues them after', async () => {
+      await using sb = await open();
+      expect(sb.enforcement.checkpointIntegrity.status).toBe('enforced');
+      const jail = (sb as unknown as { jail: { pid: number; frozen<T>(fn: () => Promise<T>): Promise<T> } })
+        .jail;
+      const count = join(sb.workdir, 'count');
+      // Forks all the time (a sleep per round) and counts rounds into the workspace.
+      await sb.exec(
+        `(setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i > count; sleep 0.01; done' </dev/null >/dev/null 2>&1 &)`,
+      );
+      const read = () => {
+        try {
+          return readFileSync(count, 'utf8').trim();
+        } catch {
+          return '';
+        }
+      };
+      expect(await eventually(() => Number(read() || 0) > 3, 5_000)).toBe(true);
+      const ns = execFileSync('readlink', [`/proc/${jail.pid}/ns/pid`], { encoding: 'utf8' }).trim();
+      const states = () =>
+        execFileSync(
+          'sh',
+          [
+            '-c',
+            'for p in /proc/[0-9]*; do [ "$(readlink $p/ns/pid 2>/dev/null)" = "$1" ] && [ "${p#/proc/}" != "$2" ] && cut -d")" -f2 $p/stat 2>/dev/null | cut -c2; done; true',
+            'sh',
+            ns,
+            String(jail.pid),
+          ],
+          { encoding: 'utf8' },
+        )
+          .split('\n')
+          .filter(Boolean);
+      await jail.frozen(async () => {
+        const before = read();
+        await new Promise((r) => setTimeout(r, 300));
+        expect(read()).toBe(before);
+        const seen = states();
+        expect(seen.length).toBeGreaterThan(1);
+        expect(seen.every((state) => state === 'T')).toBe(true);
+      });
+      const after = read();
+      expect(await eventually(() => read() !== after, 5_000)).toBe(true);
+      // The store's own freeze: a checkpoint and a rollback still work while it runs.
+      const ckpt = await sb.checkpoint();
+      await sb.rollback(ckpt);
+    });
+
     it('never falls back: a missing bwrap fails the open, and a strict isolation request needs it', async () => {
       await expect(open({ bwrap: '/nonexistent/bwrap' })).rejects.toMatchObject({
         code: 'SANDBOX_UNAVAILABLE',

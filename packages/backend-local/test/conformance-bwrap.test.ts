@@ -18,4 +18,7 @@ else
     name: 'local (bwrap)',
     open: (opts) => openSandbox({ backend: 'local', config: { root, isolation: 'bwrap' } }, opts),
     leftovers: () => readdir(root),
+    // The jail's PID namespace ends every process at close; a timeout reaches the command's group
+    // and whoever holds its output, not an escape that let go of it.
+    escapedProcessesDie: 'close',
   });

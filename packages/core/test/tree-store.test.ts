@@ -5,8 +5,22 @@
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TreeCheckpointStore } from '../src/backend.js';
+
+/** A directory the scan's next readdir of it removes first (as a racing process would, after the lstat). */
+const vanish = vi.hoisted(() => ({ path: undefined as string | undefined }));
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  const readdirSync = ((path: Parameters<typeof real.readdirSync>[0], options?: unknown) => {
+    if (vanish.path !== undefined && String(path) === vanish.path) {
+      real.rmSync(vanish.path, { recursive: true });
+      vanish.path = undefined;
+    }
+    return (real.readdirSync as (p: unknown, o?: unknown) => unknown)(path, options);
+  }) as typeof real.readdirSync;
+  return { ...real, default: { ...real, readdirSync }, readdirSync };
+});
 
 let dir: string;
 let root: string;
@@ -99,6 +113,18 @@ describe('TreeCheckpointStore', () => {
     await fs.chmod(at('locked'), 0o500);
     await store.restore(info.id);
     expect(await snapshot()).toEqual(before);
+  });
+
+  it('a directory removed between its lstat and its readdir is left out, not an error', async () => {
+    const store = newStore();
+    vanish.path = at('sub/deep');
+    const info = await store.create({ label: undefined });
+    expect(vanish.path).toBeUndefined();
+    expect(info.entries).toBe(3); // a.txt, link, sub
+    const expected = await snapshot();
+    await fs.rm(at('sub'), { recursive: true });
+    await store.restore(info.id);
+    expect(await snapshot()).toEqual(expected);
   });
 
   it('never restores through a live symlink put where a directory was', async () => {

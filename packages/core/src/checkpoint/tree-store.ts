@@ -318,9 +318,20 @@ export class TreeCheckpointStore implements CheckpointStore {
     let sinceYield = 0;
     while (stack.length > 0) {
       const rel = stack.pop()!;
-      const names = readdirSync(this.#abs(rel), { encoding: 'buffer' })
-        .map((n) => n.toString('latin1'))
-        .sort();
+      let listed: Buffer[];
+      try {
+        listed = readdirSync(this.#abs(rel), { encoding: 'buffer' });
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (rel === '' || (code !== 'ENOENT' && code !== 'ENOTDIR')) throw error;
+        // Removed (or replaced) since its lstat: absent, like an entry gone before its lstat.
+        out.splice(
+          out.findIndex((e) => e.path === rel),
+          1,
+        );
+        continue;
+      }
+      const names = listed.map((n) => n.toString('latin1')).sort();
       const subdirs: string[] = [];
       for (const name of names) {
         const path = rel ? `${rel}/${name}` : name;
