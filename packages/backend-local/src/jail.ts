@@ -21,7 +21,15 @@ import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AgentboxError, IsADirectoryError, OutputLimitError, SandboxUnavailableError } from '@agentbox/core';
-import { type ErrorContext, fromErrno, type HostProcess, type StartRequest } from '@agentbox/core/backend';
+import {
+  type ErrorContext,
+  FILE_SCRIPT_ERRNO,
+  fromErrno,
+  type HostProcess,
+  READ_FILE_SCRIPT,
+  type StartRequest,
+  WRITE_FILE_SCRIPT,
+} from '@agentbox/core/backend';
 
 /** `pid:[inode]` of a process's PID namespace, or undefined when it is gone. */
 function readNamespace(pid: number): string | undefined {
@@ -182,30 +190,6 @@ export function jailArgs(opts: JailOptions): string[] {
   return args;
 }
 
-/** What a file operation's script reports by exit status. */
-const FILE_ERRORS: Record<number, string> = { 3: 'ENOENT', 4: 'EISDIR', 5: 'EACCES', 7: 'ENOTDIR' };
-
-const READ_SCRIPT = `f=$1
-[ -e "$f" ] || exit 3
-[ -d "$f" ] && exit 4
-[ -r "$f" ] || exit 5
-n=$(wc -c <"$f") || exit 5
-if [ "$n" -gt "$2" ]; then printf '%s' "$n"; exit 6; fi
-exec cat -- "$f"`;
-
-const WRITE_SCRIPT = `f=$1
-umask 022
-d=$(dirname -- "$f")
-if ! mkdir -p -- "$d" 2>/dev/null; then
-  p=$d
-  while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done
-  [ -d "$p" ] && exit 5
-  exit 7
-fi
-[ -d "$f" ] && exit 4
-cat >"$f" || exit 5
-[ -z "$2" ] || chmod "$2" -- "$f" || exit 5`;
-
 export class Jail {
   readonly #tools: JailTools;
   readonly #holder: ChildProcess;
@@ -341,7 +325,7 @@ export class Jail {
   }
 
   async readFile(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
-    const r = await this.#run(READ_SCRIPT, [path, String(maxBytes)], undefined, signal);
+    const r = await this.#run(READ_FILE_SCRIPT, [path, String(maxBytes)], undefined, signal);
     if (r.code === 6) {
       const size = Number(r.stdout.toString('latin1'));
       throw new OutputLimitError(
@@ -360,13 +344,18 @@ export class Jail {
     mode: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    const r = await this.#run(WRITE_SCRIPT, [path, mode === undefined ? '' : mode.toString(8)], data, signal);
+    const r = await this.#run(
+      WRITE_FILE_SCRIPT,
+      [path, mode === undefined ? '' : mode.toString(8)],
+      data,
+      signal,
+    );
     this.#check(r, path);
   }
 
   #check(r: { code: number | null; stderr: string }, path: string): void {
     if (r.code === 0) return;
-    const errno = r.code === null ? undefined : FILE_ERRORS[r.code];
+    const errno = r.code === null ? undefined : FILE_SCRIPT_ERRNO[r.code];
     if (errno === 'EISDIR') throw new IsADirectoryError(`${path} is a directory`, this.#context);
     const what = {
       ENOENT: 'no such file',

@@ -14,7 +14,13 @@
  * the recorded pid still is the jail's init, and with no_new_privs set.
  */
 import { IsADirectoryError, OutputLimitError, SandboxUnavailableError } from '@agentbox/core';
-import { type ErrorContext, fromErrno } from '@agentbox/core/backend';
+import {
+  type ErrorContext,
+  FILE_SCRIPT_ERRNO,
+  fromErrno,
+  READ_FILE_SCRIPT,
+  WRITE_FILE_SCRIPT,
+} from '@agentbox/core/backend';
 import type { SshConnection } from './connection.js';
 import { quote, quoteAll } from './shell.js';
 
@@ -124,30 +130,6 @@ export function jailKillCommand(jail: JailInfo, pgid: number, signal: string): s
   return `if ${jailAliveTest(jail)}; then ${quoteAll(enterJailWords(jail))} kill -s ${name} -- -${pgid} 2>/dev/null; fi; true`;
 }
 
-/** What a file operation's script reports by exit status. */
-const FILE_ERRORS: Record<number, string> = { 3: 'ENOENT', 4: 'EISDIR', 5: 'EACCES', 7: 'ENOTDIR' };
-
-const READ_SCRIPT = `f=$1
-[ -e "$f" ] || exit 3
-[ -d "$f" ] && exit 4
-[ -r "$f" ] || exit 5
-n=$(wc -c <"$f") || exit 5
-if [ "$n" -gt "$2" ]; then printf '%s' "$n"; exit 6; fi
-exec cat -- "$f"`;
-
-const WRITE_SCRIPT = `f=$1
-umask 022
-d=$(dirname -- "$f")
-if ! mkdir -p -- "$d" 2>/dev/null; then
-  p=$d
-  while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done
-  [ -d "$p" ] && exit 5
-  exit 7
-fi
-[ -d "$f" ] && exit 4
-cat >"$f" || exit 5
-[ -z "$2" ] || chmod "$2" -- "$f" || exit 5`;
-
 /**
  * Files of a jailed sandbox go through the jail, not SFTP: SFTP resolves paths as the login
  * user sees the host, so a symlink the sandbox made would lead readFile into another sandbox.
@@ -165,7 +147,7 @@ export class JailFiles {
 
   async read(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
     const context = { ...this.#context, operation: 'readFile', subject: path };
-    const r = await this.#run(READ_SCRIPT, [path, String(maxBytes)], signal, context);
+    const r = await this.#run(READ_FILE_SCRIPT, [path, String(maxBytes)], signal, context);
     if (r.code === 6) {
       const size = Number(r.stdout.toString('latin1'));
       throw new OutputLimitError(
@@ -188,7 +170,7 @@ export class JailFiles {
     const context = { ...this.#context, operation: 'writeFile', subject: path };
     // Streamed down the channel's stdin with backpressure, so a drop mid-upload fails it.
     const { channel, link, exit } = await this.#conn.exec(
-      this.#command(WRITE_SCRIPT, [path, mode === undefined ? '' : mode.toString(8)]),
+      this.#command(WRITE_FILE_SCRIPT, [path, mode === undefined ? '' : mode.toString(8)]),
       { signal, context },
     );
     channel.stderr.resume();
@@ -246,7 +228,7 @@ export class JailFiles {
         "the sandbox's jail on the host is gone (killed, or the host rebooted)",
         context,
       );
-    const errno = r.code === null ? undefined : FILE_ERRORS[r.code];
+    const errno = r.code === null ? undefined : FILE_SCRIPT_ERRNO[r.code];
     if (errno === 'EISDIR') throw new IsADirectoryError(`${path} is a directory`, context);
     const what: Record<string, string> = {
       ENOENT: 'no such file',

@@ -7,6 +7,7 @@
 export { ExecCheckpointStore, type StoreExec } from './checkpoint/exec-store.js';
 export { TreeCheckpointStore } from './checkpoint/tree-store.js';
 export { type ErrorContext, fromErrno, toAgentboxError } from './errors.js';
+export { FILE_SCRIPT_ERRNO, READ_FILE_SCRIPT, WRITE_FILE_SCRIPT } from './file-scripts.js';
 export { type HostProcess, startHostProcess } from './host-process.js';
 export { assertEnforced, enforcementReport } from './policy.js';
 export {
