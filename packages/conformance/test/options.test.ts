@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { caseIds, validateOptions } from '../src/index.js';
+import { groups } from '../src/runner.js';
 
 const open = () => Promise.reject(new Error('not used'));
 
@@ -7,8 +8,18 @@ describe('runConformance options', () => {
   it('has at least 60 cases, each with a unique group.name id', () => {
     expect(caseIds.length).toBeGreaterThanOrEqual(60);
     expect(new Set(caseIds).size).toBe(caseIds.length);
-    for (const id of caseIds)
-      expect(id).toMatch(/^(exec|timeouts|output|files|checkpoints|lifecycle|errors)\.[a-z0-9-]+$/);
+    expect(groups.map((g) => g.name)).toEqual([
+      'exec',
+      'timeouts',
+      'output',
+      'files',
+      'checkpoints',
+      'lifecycle',
+      'errors',
+      'tamper',
+    ]);
+    for (const group of groups)
+      for (const c of group.cases) expect(c.id).toMatch(new RegExp(`^${group.name}\\.[a-z0-9-]+$`));
   });
 
   it('accepts known ids in skip', () => {
