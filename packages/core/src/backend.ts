@@ -26,13 +26,6 @@ export {
   withRequestTimeout,
 } from './sandbox.js';
 export { SessionPool } from './session/index.js';
-export {
-  binaryScript,
-  shellQuote,
-  shellQuoteAll,
-  shellQuoteBinary,
-  shellQuoteBytes,
-  toBinary,
-} from './shell-quote.js';
-export { isSignalName, signalName, signalNumber } from './signals.js';
+export { shellQuote, shellQuoteAll } from './shell-quote.js';
+export { signalName, signalNumber } from './signals.js';
 export { StreamQueue } from './stream-queue.js';

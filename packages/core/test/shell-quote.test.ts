@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { binaryScript, shellQuote, shellQuoteBinary, shellQuoteBytes } from '../src/backend.js';
+import { binaryScript, shellQuote, shellQuoteBinary, shellQuoteBytes } from '../src/shell-quote.js';
 
 const SHELLS: [string, string[]][] = [
   ['/bin/dash', ['/bin/dash', '-s']],
