@@ -272,11 +272,31 @@ while :; do
     done
   done
 done
+# An nsenter into the jail (on the host's side) stops itself once its child has stopped, and
+# continues that child when it is continued: wait for it to stop, so the thaw can reach it.
+for d in /proc/[0-9]*; do
+  p=\${d#/proc/}
+  [ "$p" != "$init" ] && [ -O "$d" ] || continue
+  case "$stopped" in *" $p "*) continue ;; esac
+  [ "$(readlink "$d/ns/pid_for_children" 2>/dev/null)" = "$ns" ] || continue
+  while :; do
+    s=
+    while read -r k v _; do [ "$k" = State: ] && { s=$v; break; }; done < "$d/status" 2>/dev/null
+    case "$s" in T | t | Z | X | '') break ;; esac
+    [ "$(date +%s)" -lt "$end" ] || { echo "$stopped"; exit 5; }
+    sleep 0.01
+  done
+  stopped="$stopped$p "
+done
 echo "$stopped"`;
 
-// Continues what FREEZE stopped, and only what is still in the jail's namespace.
+// Continues what FREEZE stopped (the jail's processes first, then the nsenters that wait for
+// them), and only what is still the jail's.
 const THAW = `ns=$1; shift
-for p; do [ "$(readlink "/proc/$p/ns/pid" 2>/dev/null)" = "$ns" ] && kill -s CONT "$p" 2>/dev/null; done; true`;
+for p; do
+  [ "$(readlink "/proc/$p/ns/pid" 2>/dev/null)" = "$ns" ] || [ "$(readlink "/proc/$p/ns/pid_for_children" 2>/dev/null)" = "$ns" ] || continue
+  kill -s CONT "$p" 2>/dev/null
+done; true`;
 
 /**
  * Stop every process of the jail (as the login user, who owns them), for a checkpoint or a
