@@ -242,3 +242,104 @@ export class JailFiles {
     );
   }
 }
+
+/** Seconds a freeze waits for the jail's processes to stop. */
+const FREEZE_TIMEOUT_S = 10;
+
+// Stops every process of the jail's PID namespace but its init; passes repeat until one finds
+// nothing new (a fork that beat its parent's stop shows up in the next), each waiting for what
+// it signalled to be stopped. Prints the pids it stopped, also when it gives up (exit 5).
+const FREEZE = `ns=$1 init=$2 end=$(( $(date +%s) + $3 ))
+stopped=' '
+while :; do
+  fresh=
+  for d in /proc/[0-9]*; do
+    p=\${d#/proc/}
+    [ "$p" != "$init" ] && [ -O "$d" ] || continue
+    case "$stopped" in *" $p "*) continue ;; esac
+    [ "$(readlink "$d/ns/pid" 2>/dev/null)" = "$ns" ] || continue
+    kill -s STOP "$p" 2>/dev/null
+    stopped="$stopped$p " fresh="$fresh $p"
+  done
+  [ -n "$fresh" ] || break
+  for p in $fresh; do
+    while :; do
+      s=
+      while read -r k v _; do [ "$k" = State: ] && { s=$v; break; }; done < "/proc/$p/status" 2>/dev/null
+      case "$s" in T | t | Z | X | '') break ;; esac
+      [ "$(date +%s)" -lt "$end" ] || { echo "$stopped"; exit 5; }
+      sleep 0.01
+    done
+  done
+done
+# An nsenter into the jail (on the host's side) stops itself once its child has stopped, and
+# continues that child when it is continued: wait for it to stop, so the thaw can reach it.
+for d in /proc/[0-9]*; do
+  p=\${d#/proc/}
+  [ "$p" != "$init" ] && [ -O "$d" ] || continue
+  case "$stopped" in *" $p "*) continue ;; esac
+  [ "$(readlink "$d/ns/pid_for_children" 2>/dev/null)" = "$ns" ] || continue
+  while :; do
+    s=
+    while read -r k v _; do [ "$k" = State: ] && { s=$v; break; }; done < "$d/status" 2>/dev/null
+    case "$s" in T | t | Z | X | '') break ;; esac
+    [ "$(date +%s)" -lt "$end" ] || { echo "$stopped"; exit 5; }
+    sleep 0.01
+  done
+  stopped="$stopped$p "
+done
+echo "$stopped"`;
+
+// Continues what FREEZE stopped (the jail's processes first, then the nsenters that wait for
+// them), and only what is still the jail's.
+const THAW = `ns=$1; shift
+for p; do
+  [ "$(readlink "/proc/$p/ns/pid" 2>/dev/null)" = "$ns" ] || [ "$(readlink "/proc/$p/ns/pid_for_children" 2>/dev/null)" = "$ns" ] || continue
+  kill -s CONT "$p" 2>/dev/null
+done; true`;
+
+/**
+ * Stop every process of the jail (as the login user, who owns them), for a checkpoint or a
+ * restore that no sandbox process may race. Resolves the pids to give to thawJail. On a
+ * timeout, those it stopped are continued before it throws.
+ */
+export async function freezeJail(
+  conn: SshConnection,
+  jail: JailInfo,
+  context: ErrorContext,
+): Promise<number[]> {
+  const r = await conn.run(
+    `if ${jailAliveTest(jail)}; then sh -c ${quoteAll([FREEZE, 'sh', jail.pidNamespace, String(jail.pid), String(FREEZE_TIMEOUT_S)])}; else exit 9; fi`,
+    { control: true, context },
+  );
+  const pids = r.stdout
+    .toString('utf8')
+    .trim()
+    .split(/\s+/)
+    .filter((p) => /^\d+$/.test(p))
+    .map(Number);
+  if (r.code === 0) return pids;
+  await thawJail(conn, jail, pids, context).catch(() => {});
+  throw new SandboxUnavailableError(
+    r.code === 9
+      ? "the sandbox's jail on the host is gone (killed, or the host rebooted)"
+      : r.code === 5
+        ? `the sandbox's processes did not stop within ${FREEZE_TIMEOUT_S} s`
+        : `cannot freeze the sandbox's jail: ${r.stderr.toString('utf8').trim() || `exit ${r.code}`}`,
+    context,
+  );
+}
+
+/** Continue the processes freezeJail stopped. */
+export async function thawJail(
+  conn: SshConnection,
+  jail: JailInfo,
+  pids: readonly number[],
+  context: ErrorContext,
+): Promise<void> {
+  if (pids.length === 0) return;
+  await conn.check(`sh -c ${quoteAll([THAW, 'sh', jail.pidNamespace, ...pids.map(String)])}`, {
+    control: true,
+    context,
+  });
+}

@@ -7,8 +7,10 @@
  * kills the commands still running, removes the directory unless `keep`, and ends the
  * connection.
  */
+import { randomBytes } from 'node:crypto';
 import {
   AbortedError,
+  type CheckpointInfo,
   type ControlStatus,
   type EnforcementReport,
   type ParsedPolicy,
@@ -31,7 +33,7 @@ import {
 import type { ParsedSshConfig } from './config.js';
 import { SshConnection } from './connection.js';
 import { RemoteFiles } from './files.js';
-import { endJailCommand, JailFiles, type JailInfo, startJail } from './jail.js';
+import { endJailCommand, freezeJail, JailFiles, type JailInfo, startJail, thawJail } from './jail.js';
 import { knownHostsName } from './known-hosts.js';
 import { type RemoteProcess, startRemoteProcess } from './remote-process.js';
 import { quoteAll } from './shell.js';
@@ -100,11 +102,14 @@ export function sshEnforcement(
     'limits.memoryMiB': noContainer('no memory limit'),
     'limits.cpus': noContainer('no CPU limit'),
     'limits.diskMiB': noContainer('no disk quota'),
-    checkpointIntegrity: no(
-      jailed
-        ? 'the store is out of the jail, but checkpoints and rollbacks run while the sandbox keeps running (no freeze) and manifests carry no MAC'
-        : `the checkpoint store is in the sandbox directory on the host, writable by ${config.user}, who runs the commands`,
-    ),
+    checkpointIntegrity:
+      jailed || pending
+        ? on(
+            `${pending ? 'to be checked on connect: ' : ''}the store is on the host out of the jail's view; checkpoints and rollbacks run with every process of the jail stopped (SIGSTOP); manifests carry an HMAC under a per-sandbox key (checkpoints/.key, mode 0600) the jail cannot read`,
+          )
+        : no(
+            `the checkpoint store is in the sandbox directory on the host, writable by ${config.user}, who runs the commands`,
+          ),
     dropCapabilities: jailOr(
       'the jail holds no capability the login user lacks on the host',
       noContainer('capabilities are those of the login user'),
@@ -139,6 +144,28 @@ interface SshSandboxInit {
   uid: number;
   enforcement: EnforcementReport;
   jail: JailInfo | undefined;
+  /** HMAC key of the checkpoint manifests (jailed sandboxes: the jail cannot read it). */
+  manifestKey?: Uint8Array | undefined;
+}
+
+/** A store whose checkpoints and restores run with the jail frozen: no sandbox process races them. */
+class FrozenStore implements CheckpointStore {
+  constructor(
+    private readonly inner: CheckpointStore,
+    private readonly frozen: <T>(fn: () => Promise<T>) => Promise<T>,
+  ) {}
+  create(opts: { label: string | undefined; signal: AbortSignal | undefined }): Promise<CheckpointInfo> {
+    return this.frozen(() => this.inner.create(opts));
+  }
+  restore(id: string, signal: AbortSignal | undefined): Promise<void> {
+    return this.frozen(() => this.inner.restore(id, signal));
+  }
+  list(): Promise<CheckpointInfo[]> {
+    return this.inner.list();
+  }
+  delete(id: string): Promise<void> {
+    return this.inner.delete(id);
+  }
 }
 
 export class SshSandbox extends BaseSandbox {
@@ -153,6 +180,10 @@ export class SshSandbox extends BaseSandbox {
   readonly #running = new Set<RemoteProcess>();
   /** Process groups whose connection dropped while they ran: they go on without us, so they are killed on the next call. */
   readonly #orphans = new Set<number>();
+  /** Settles when the current freeze ends: no command starts while the jail is frozen. */
+  #thawed: Promise<unknown> = Promise.resolve();
+  /** Processes a freeze stopped whose continue did not get through (the connection dropped): retried. */
+  #stillStopped: number[] = [];
   /**
    * The fast exec path (core's SessionPool) in front of the plain one: small commands run down a
    * shell already open on the connection (one exec channel each, kept). `sessions.lastPath` and
@@ -197,7 +228,15 @@ export class SshSandbox extends BaseSandbox {
     this.#files = init.jail
       ? new JailFiles(init.conn, init.jail, { backend: KIND, sandboxId: init.id })
       : this.#hostFiles;
-    this.checkpoints = checkpointStore(init, workdir, this.context('checkpoint'));
+    const store = checkpointStore(init, workdir, this.context('checkpoint'));
+    const jail = init.jail;
+    this.checkpoints = jail
+      ? new FrozenStore(store, (fn) => {
+          const run = this.#thawed.then(() => this.#frozen(jail, fn));
+          this.#thawed = run.catch(() => {});
+          return run;
+        })
+      : store;
     // Each session is an exec channel held open, counted in the connection's command slots.
     const sessions = Math.min(MAX_SESSIONS, init.config.maxConcurrentCommands - RESERVED_CHANNELS);
     this.sessions = new SessionPool({
@@ -234,7 +273,29 @@ export class SshSandbox extends BaseSandbox {
     return this.#conn;
   }
 
+  async #frozen<T>(jail: JailInfo, fn: () => Promise<T>): Promise<T> {
+    const context = this.context('checkpoint');
+    await this.#thaw(jail, context);
+    const stopped = await freezeJail(this.#conn, jail, context);
+    try {
+      return await fn();
+    } finally {
+      this.#stillStopped = stopped;
+      await this.#thaw(jail, context).catch(() => {});
+    }
+  }
+
+  async #thaw(jail: JailInfo, context: ErrorContext): Promise<void> {
+    const pids = this.#stillStopped;
+    if (pids.length === 0) return;
+    await thawJail(this.#conn, jail, pids, context);
+    this.#stillStopped = [];
+  }
+
   protected async startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
+    // No command starts while the jail is frozen (it would race the checkpoint, or be stopped).
+    await this.#thawed;
+    if (this.#jail && this.#stillStopped.length > 0) await this.#thaw(this.#jail, this.context('exec'));
     // Commands left running by a dropped connection are killed on the next call, whichever path it takes.
     if (this.#orphans.size > 0) await this.#killOrphans();
     return this.sessions.startProcess(req, signal);
@@ -339,8 +400,28 @@ function checkpointStore(init: SshSandboxInit, workdir: string, context: ErrorCo
     storeDir,
     // The login user owns everything in the workspace and may not chown.
     preserveOwnership: false,
+    ...(init.manifestKey ? { manifestKey: init.manifestKey } : {}),
     context: { backend: KIND, sandboxId: init.id },
   });
+}
+
+// Created once (O_EXCL, mode 0600) beside the store's contents, out of the jail's view; a
+// re-attach reads the same key back.
+const MANIFEST_KEY = `umask 077; f="$1/checkpoints/.key"
+[ -s "$f" ] || (set -C; cat > "$f") 2>/dev/null
+cat -- "$f"`;
+
+/** The sandbox's checkpoint manifest key: made on first open, read back on re-attach. */
+async function manifestKeyOf(conn: SshConnection, dir: string, context: ErrorContext): Promise<Uint8Array> {
+  const fresh = randomBytes(32).toString('hex');
+  const r = await conn.run(`sh -c ${quoteAll([MANIFEST_KEY, 'sh', dir])}`, { stdin: `${fresh}\n`, context });
+  const text = r.stdout.toString('utf8').trim();
+  if (r.code !== 0 || !/^[0-9a-f]{64}$/.test(text))
+    throw new SandboxUnavailableError(
+      `cannot read the checkpoint key ${dir}/checkpoints/.key: ${r.stderr.toString('utf8').trim() || 'not a 32-byte hex key'}`,
+      context,
+    );
+  return Buffer.from(text, 'hex');
 }
 
 async function* once(data: Uint8Array): AsyncGenerator<Uint8Array> {
@@ -409,6 +490,7 @@ export async function openSsh({ id, idGiven, config, policy, strict, signal }: O
       if (typeof jail === 'string' && config.isolation === 'bwrap')
         throw new SandboxUnavailableError(`isolation 'bwrap' is not available on the host: ${jail}`, context);
     }
+    const manifestKey = typeof jail === 'object' ? await manifestKeyOf(conn, dir!, context) : undefined;
     const enforcement = sshEnforcement(config, policy, uid, jail);
     if (strict) assertEnforced(policy, enforcement, { backend: KIND, sandboxId: id });
     if (signal?.aborted) throw new AbortedError('aborted during open', context);
@@ -420,6 +502,7 @@ export async function openSsh({ id, idGiven, config, policy, strict, signal }: O
       uid,
       enforcement,
       jail: typeof jail === 'object' ? jail : undefined,
+      manifestKey,
     });
     // The first command should not pay for opening a session. Where the host cannot run one,
     // the pool says why (sessions.unavailableReason) and every command takes the plain path.

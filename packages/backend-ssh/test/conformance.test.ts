@@ -21,8 +21,6 @@ runConformance({
   // and whoever holds its output, not an escape that let go of it.
   escapedProcessesDie: 'close',
   skip: {
-    'tamper.symlink-swap-checkpoint':
-      "ssh does not freeze the jail during a checkpoint yet: the store's listing fails (a typed error, nothing stored) when a sandbox process swaps a directory under it",
     'tamper.setsid-escape-timeout':
       "ssh's timeout signals the command's process group only, not processes that left it while holding its output; they die at close, with the jail",
   },
