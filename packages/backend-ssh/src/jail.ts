@@ -101,7 +101,7 @@ export function jailAliveTest(jail: JailInfo): string {
   return `[ "$(readlink /proc/${jail.pid}/ns/pid 2>/dev/null)" = ${quote(jail.pidNamespace)} ]`;
 }
 
-/** The words that enter the jail and set no_new_privs, to put before `env -i ...`. */
+/** The words that enter the jail and set no_new_privs, to put after `env -i ...` (so nothing in the jail carries the login's environment). */
 export function enterJailWords(jail: JailInfo): string[] {
   const ns = ['-U', '-m', '-p', '-i', '-u', ...(jail.ownNetwork ? ['-n'] : [])];
   return [
@@ -127,7 +127,7 @@ export function jailKillCommand(jail: JailInfo, pgid: number, signal: string): s
   if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
   const name = signal.replace(/^SIG/, '');
   if (!/^[A-Z0-9]+$/.test(name)) throw new Error(`refusing to send signal ${signal}`);
-  return `if ${jailAliveTest(jail)}; then ${quoteAll(enterJailWords(jail))} kill -s ${name} -- -${pgid} 2>/dev/null; fi; true`;
+  return `if ${jailAliveTest(jail)}; then env -i PATH=/usr/bin:/bin ${quoteAll(enterJailWords(jail))} kill -s ${name} -- -${pgid} 2>/dev/null; fi; true`;
 }
 
 /**
@@ -214,7 +214,7 @@ export class JailFiles {
   }
 
   #command(script: string, args: string[]): string {
-    return `if ${jailAliveTest(this.#jail)}; then exec ${quoteAll(enterJailWords(this.#jail))} env -i PATH=/usr/bin:/bin LC_ALL=C /bin/sh -c ${quoteAll([script, 'sh', ...args])}; fi; exit 9`;
+    return `if ${jailAliveTest(this.#jail)}; then exec env -i PATH=/usr/bin:/bin LC_ALL=C ${quoteAll(enterJailWords(this.#jail))} /bin/sh -c ${quoteAll([script, 'sh', ...args])}; fi; exit 9`;
   }
 
   #run(script: string, args: string[], signal: AbortSignal | undefined, context: ErrorContext) {

@@ -37,7 +37,8 @@ export function wrapperScript(req: StartRequest, marker: string, jail?: JailInfo
   if (jail) {
     // In a jail the working directory is checked, and the markers printed, inside it: the host's
     // view of that path is not the sandbox's. The group reported is the host's (this shell's pid,
-    // kept by every exec), so the kill path signals it from the host.
+    // kept by every exec), so the kill path signals it from the host. The environment is cleared
+    // before entering, so no process in the jail ever carries the login's, even for an instant.
     const inner = [
       `cd -- "$2" 2>/dev/null || { if [ -d "$2" ]; then r=cwd-denied; elif [ -e "$2" ]; then r=cwd-not-a-directory; else r=cwd-missing; fi; printf '%s %s\\n' "$1" "$r" >&2; exit 111; }`,
       `printf '%s\\n' "$1"; printf '%s ok %s\\n' "$1" "$3" >&2`,
@@ -46,7 +47,7 @@ export function wrapperScript(req: StartRequest, marker: string, jail?: JailInfo
     return [
       `${jailAliveTest(jail)} || { printf '%s %s\\n' ${marker} jail-gone >&2; exit 111; }`,
       groupCheck,
-      `exec $s ${quoteAll(enterJailWords(jail))} env -i ${assignments.join(' ')} /bin/sh -c ${quote(inner)} sh ${marker} ${cwd} "$$" ${quoteAll(program)}`,
+      `exec $s env -i ${assignments.join(' ')} ${quoteAll(enterJailWords(jail))} /bin/sh -c ${quote(inner)} sh ${marker} ${cwd} "$$" ${quoteAll(program)}`,
     ].join('\n');
   }
   return [
