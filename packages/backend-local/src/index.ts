@@ -15,7 +15,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
-  type CheckpointInfo,
   type ControlStatus,
   type EnforcementReport,
   IsADirectoryError,
@@ -31,6 +30,7 @@ import {
   type CheckpointStore,
   defineBackend,
   enforcementReport,
+  frozenCheckpointStore,
   type HostProcess,
   type OpenContext,
   type RawProcess,
@@ -122,26 +122,6 @@ export function localEnforcement(config: ParsedLocalConfig, policy: ParsedPolicy
   });
 }
 
-/** A store whose checkpoints and restores run with the jail frozen: no sandbox process races them. */
-class FrozenStore implements CheckpointStore {
-  constructor(
-    private readonly inner: CheckpointStore,
-    private readonly frozen: <T>(fn: () => Promise<T>) => Promise<T>,
-  ) {}
-  create(opts: { label: string | undefined; signal: AbortSignal | undefined }): Promise<CheckpointInfo> {
-    return this.frozen(() => this.inner.create(opts));
-  }
-  restore(id: string, signal: AbortSignal | undefined): Promise<void> {
-    return this.frozen(() => this.inner.restore(id, signal));
-  }
-  list(): Promise<CheckpointInfo[]> {
-    return this.inner.list();
-  }
-  delete(id: string): Promise<void> {
-    return this.inner.delete(id);
-  }
-}
-
 export class LocalSandbox extends BaseSandbox {
   protected readonly checkpoints: CheckpointStore;
   readonly #dir: string;
@@ -181,7 +161,7 @@ export class LocalSandbox extends BaseSandbox {
     const store = new TreeCheckpointStore({ root: this.workdir, storeDir: join(dir, 'checkpoints') });
     const jail = init.jail;
     this.checkpoints = jail
-      ? new FrozenStore(store, (fn) => {
+      ? frozenCheckpointStore(store, (fn) => {
           const run = this.#thawed.then(() => jail.frozen(fn));
           this.#thawed = run.catch(() => {});
           return run;

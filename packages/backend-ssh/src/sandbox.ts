@@ -10,7 +10,6 @@
 import { randomBytes } from 'node:crypto';
 import {
   AbortedError,
-  type CheckpointInfo,
   type ControlStatus,
   type EnforcementReport,
   type ParsedPolicy,
@@ -23,6 +22,7 @@ import {
   type ErrorContext,
   ExecCheckpointStore,
   enforcementReport,
+  frozenCheckpointStore,
   type OpenContext,
   type RawProcess,
   SessionPool,
@@ -148,26 +148,6 @@ interface SshSandboxInit {
   manifestKey?: Uint8Array | undefined;
 }
 
-/** A store whose checkpoints and restores run with the jail frozen: no sandbox process races them. */
-class FrozenStore implements CheckpointStore {
-  constructor(
-    private readonly inner: CheckpointStore,
-    private readonly frozen: <T>(fn: () => Promise<T>) => Promise<T>,
-  ) {}
-  create(opts: { label: string | undefined; signal: AbortSignal | undefined }): Promise<CheckpointInfo> {
-    return this.frozen(() => this.inner.create(opts));
-  }
-  restore(id: string, signal: AbortSignal | undefined): Promise<void> {
-    return this.frozen(() => this.inner.restore(id, signal));
-  }
-  list(): Promise<CheckpointInfo[]> {
-    return this.inner.list();
-  }
-  delete(id: string): Promise<void> {
-    return this.inner.delete(id);
-  }
-}
-
 export class SshSandbox extends BaseSandbox {
   protected readonly checkpoints: CheckpointStore;
   readonly #conn: SshConnection;
@@ -231,7 +211,7 @@ export class SshSandbox extends BaseSandbox {
     const store = checkpointStore(init, workdir, this.context('checkpoint'));
     const jail = init.jail;
     this.checkpoints = jail
-      ? new FrozenStore(store, (fn) => {
+      ? frozenCheckpointStore(store, (fn) => {
           const run = this.#thawed.then(() => this.#frozen(jail, fn));
           this.#thawed = run.catch(() => {});
           return run;

@@ -5,6 +5,7 @@
  * come from `@agentbox/core`.
  */
 export { ExecCheckpointStore, type StoreExec } from './checkpoint/exec-store.js';
+export { frozenCheckpointStore } from './checkpoint/frozen-store.js';
 export { TreeCheckpointStore } from './checkpoint/tree-store.js';
 export { type ErrorContext, fromErrno, toAgentboxError } from './errors.js';
 export { FILE_SCRIPT_ERRNO, READ_FILE_SCRIPT, WRITE_FILE_SCRIPT } from './file-scripts.js';
