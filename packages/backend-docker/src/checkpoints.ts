@@ -16,11 +16,11 @@
  * Manifests are authenticated with a per-sandbox key the sandbox never sees.
  */
 
-import type { CheckpointInfo } from '@agentbox/core';
 import {
   type CheckpointStore,
   type ErrorContext,
   ExecCheckpointStore,
+  frozenCheckpointStore,
   type StoreExec,
 } from '@agentbox/core/backend';
 import type Docker from 'dockerode';
@@ -46,33 +46,6 @@ export interface CheckpointHelperOptions {
   manifestKey: string | undefined;
   /** Run a checkpoint or a restore with the sandbox container paused. */
   frozen<T>(fn: () => Promise<T>): Promise<T>;
-}
-
-/** The helper's store, with checkpoints and restores run while the sandbox is paused. */
-class FrozenStore implements CheckpointStore {
-  constructor(
-    private readonly inner: CheckpointStore,
-    private readonly frozen: CheckpointHelperOptions['frozen'],
-    /** Start the helper first, so the sandbox is not paused while a container starts. */
-    private readonly ready: () => Promise<unknown>,
-  ) {}
-  async create(opts: {
-    label: string | undefined;
-    signal: AbortSignal | undefined;
-  }): Promise<CheckpointInfo> {
-    await this.ready();
-    return this.frozen(() => this.inner.create(opts));
-  }
-  async restore(id: string, signal: AbortSignal | undefined): Promise<void> {
-    await this.ready();
-    return this.frozen(() => this.inner.restore(id, signal));
-  }
-  list(): Promise<CheckpointInfo[]> {
-    return this.inner.list();
-  }
-  delete(id: string): Promise<void> {
-    return this.inner.delete(id);
-  }
 }
 
 export class CheckpointHelper {
@@ -102,7 +75,8 @@ export class CheckpointHelper {
         ? { manifestKey: new Uint8Array(Buffer.from(options.manifestKey, 'hex')) }
         : {}),
     });
-    this.store = new FrozenStore(store, options.frozen, () => this.#target());
+    // The helper starts first, so the sandbox is never paused while a container starts.
+    this.store = frozenCheckpointStore(store, (fn) => this.#target().then(() => options.frozen(fn)));
   }
 
   /** Nothing to release when the sandbox is kept: the helper stays with it. */
