@@ -55,6 +55,10 @@ export const DockerConfigSchema = z.strictObject({
   keep: z.boolean().default(false),
 });
 
-export type DockerConfig = z.output<typeof DockerConfigSchema>;
-export type DockerConfigInput = z.input<typeof DockerConfigSchema>;
+/** What a user writes as `config` for the docker backend: every field has a default. */
+export type DockerConfig = z.input<typeof DockerConfigSchema>;
+/** The config as the backend sees it: parsed, every default filled in. */
+export type DockerResolvedConfig = z.output<typeof DockerConfigSchema>;
+/** @deprecated The same as DockerConfig (the input type), its name since the configs follow one rule. */
+export type DockerConfigInput = DockerConfig;
 export type DockerConnection = z.output<typeof DockerConnectionSchema>;

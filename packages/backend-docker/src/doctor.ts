@@ -6,7 +6,7 @@
 import type { ControlStatus, DoctorCheck, DoctorReport, PolicyControl } from '@agentbox/core';
 import { enforcementReport } from '@agentbox/core/backend';
 import { connectDocker, dockerMessage, pingDaemon } from './client.js';
-import type { DockerConfig } from './config.js';
+import type { DockerResolvedConfig } from './config.js';
 
 interface DaemonInfo {
   ServerVersion?: string;
@@ -15,7 +15,7 @@ interface DaemonInfo {
   CpuCfsQuota?: boolean;
 }
 
-export async function doctorDocker(config: DockerConfig): Promise<DoctorReport> {
+export async function doctorDocker(config: DockerResolvedConfig): Promise<DoctorReport> {
   const context = { backend: 'docker', operation: 'doctor' };
   const checks: DoctorCheck[] = [];
   const unknown = (detail: string): ControlStatus => ({ status: 'not-supported', detail });

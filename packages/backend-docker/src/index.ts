@@ -3,7 +3,7 @@
  * the `docker` backend with `openSandbox`.
  */
 import { defineBackend, registerBackend } from '@agentbox/core/backend';
-import { DockerConfigSchema } from './config.js';
+import { type DockerConfig, DockerConfigSchema } from './config.js';
 import { doctorDocker } from './doctor.js';
 import { openDockerSandbox } from './sandbox.js';
 import { sweepDockerSandboxes } from './sweep.js';
@@ -18,7 +18,20 @@ export const docker = defineBackend({
 
 registerBackend(docker);
 
-export { DEFAULT_IMAGE, type DockerConfig, type DockerConfigInput, DockerConfigSchema } from './config.js';
+// Types `config` in `openSandbox({ backend: 'docker', config })` for whoever imports this package.
+declare module '@agentbox/core' {
+  interface BackendConfigs {
+    docker: DockerConfig;
+  }
+}
+
+export {
+  DEFAULT_IMAGE,
+  type DockerConfig,
+  type DockerConfigInput,
+  DockerConfigSchema,
+  type DockerResolvedConfig,
+} from './config.js';
 export { DEFAULTS as DOCKER_POLICY_DEFAULTS } from './hardening.js';
 export { LABEL, labelFilter } from './labels.js';
 export { DockerSandbox } from './sandbox.js';

@@ -26,7 +26,7 @@ import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { CheckpointHelper } from './checkpoints.js';
 import { connectDocker, type DockerClient, dockerError, pingDaemon, statusOf } from './client.js';
-import type { DockerConfig } from './config.js';
+import type { DockerResolvedConfig } from './config.js';
 import {
   type ExecTarget,
   killInContainer,
@@ -68,7 +68,7 @@ interface SandboxParts {
   container: Docker.Container;
   info: Docker.ContainerInspectInfo;
   hardening: Hardening;
-  config: DockerConfig;
+  config: DockerResolvedConfig;
   user: string;
   workdir: string;
   uid: number;
@@ -329,7 +329,7 @@ export async function removeSandbox(client: DockerClient, id: string, context: E
 }
 
 /** Open (or re-attach to) a docker sandbox. Cleans up after itself if aborted or failing halfway. */
-export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise<DockerSandbox> {
+export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>): Promise<DockerSandbox> {
   const context: ErrorContext = { backend: 'docker', operation: 'open', sandboxId: ctx.id };
   const checkAbort = () => {
     if (ctx.signal?.aborted) throw new AbortedError('open aborted', { ...context, cause: ctx.signal.reason });
@@ -471,7 +471,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise
 
 /** The allowlist forwarders of a sandbox, as open and re-attach both describe them. */
 function egressFor(
-  ctx: OpenContext<DockerConfig>,
+  ctx: OpenContext<DockerResolvedConfig>,
   client: DockerClient,
   allow: readonly string[],
   labels: Record<string, string>,
@@ -491,7 +491,7 @@ function egressFor(
 }
 
 async function reattach(
-  ctx: OpenContext<DockerConfig>,
+  ctx: OpenContext<DockerResolvedConfig>,
   client: DockerClient,
   hardening: Hardening,
   existing: Docker.ContainerInspectInfo,
@@ -515,7 +515,7 @@ async function reattach(
     const createdAt = labels[LABEL.created] ?? new Date().toISOString();
     egress = egressFor(ctx, client, hardening.network.allow, hardening.labels, createdAt, context);
   }
-  const config: DockerConfig = { ...ctx.config, workdir, skillsDir: labels[META.skills] || false };
+  const config: DockerResolvedConfig = { ...ctx.config, workdir, skillsDir: labels[META.skills] || false };
   const parts: SandboxParts = {
     id: ctx.id,
     client,

@@ -4,7 +4,7 @@
  */
 import type { SweepOptions as CoreSweepOptions, SweepReport, SweptSandbox } from '@agentbox/core';
 import { connectDocker, dockerError, pingDaemon, statusOf } from './client.js';
-import { type DockerConfig, type DockerConnection, DockerConnectionSchema } from './config.js';
+import { type DockerConnection, DockerConnectionSchema, type DockerResolvedConfig } from './config.js';
 import { LABEL, labelFilter } from './labels.js';
 
 export interface SweepOptions {
@@ -108,7 +108,9 @@ export async function sweepDocker(options: SweepOptions = {}): Promise<SweepResu
 }
 
 /** The definition's sweep: `sweepDocker` for each asked id (or all), grouped by sandbox. */
-export async function sweepDockerSandboxes(options: CoreSweepOptions<DockerConfig>): Promise<SweepReport> {
+export async function sweepDockerSandboxes(
+  options: CoreSweepOptions<DockerResolvedConfig>,
+): Promise<SweepReport> {
   const ids = options.ids ?? [undefined];
   const sandboxes = new Map<string, SweptSandbox>();
   let address = '';

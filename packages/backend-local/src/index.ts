@@ -61,7 +61,10 @@ export const LocalConfigSchema = z.strictObject({
   /** The bubblewrap program (a path, or a name looked up on PATH). */
   bwrap: z.string().min(1).default('bwrap'),
 });
+/** What a user writes as `config` for the local backend: every field has a default. */
 export type LocalConfig = z.input<typeof LocalConfigSchema>;
+/** The config as the backend sees it: parsed, every default filled in. */
+export type LocalResolvedConfig = z.output<typeof LocalConfigSchema>;
 
 const NOT_ISOLATED = {
   status: 'not-supported',
@@ -69,10 +72,8 @@ const NOT_ISOLATED = {
     "isolation 'none': commands run directly on the host as the library's user and can read everything it can, this process's environment included (/proc/<pid>/environ); use isolation 'bwrap'",
 } as const;
 
-type ParsedLocalConfig = z.output<typeof LocalConfigSchema>;
-
 /** What the local backend enforces in the mode the config asks for. */
-export function localEnforcement(config: ParsedLocalConfig, policy: ParsedPolicy): EnforcementReport {
+export function localEnforcement(config: LocalResolvedConfig, policy: ParsedPolicy): EnforcementReport {
   const isRoot = process.getuid?.() === 0;
   const nonRootUser: ControlStatus = isRoot
     ? { status: 'not-supported', detail: 'this process runs as root, so commands do too' }
@@ -246,7 +247,7 @@ export class LocalSandbox extends BaseSandbox {
   }
 }
 
-async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenContext<ParsedLocalConfig>) {
+async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenContext<LocalResolvedConfig>) {
   const context = { backend: 'local', operation: 'open', sandboxId: id };
   // Errors of later operations name their own (BaseSandbox fills it in).
   const jailContext = { backend: 'local', sandboxId: id };
@@ -313,3 +314,10 @@ export const local = defineBackend({
   doctor: ({ config }) => doctorLocal(config, localEnforcement(config, PolicySchema.parse({}))),
 });
 registerBackend(local);
+
+// Types `config` in `openSandbox({ backend: 'local', config })` for whoever imports this package.
+declare module '@agentbox/core' {
+  interface BackendConfigs {
+    local: LocalConfig;
+  }
+}

@@ -96,7 +96,9 @@ export const SshConfigSchema = EndpointSchema.extend({
   isolation: z.enum(['auto', 'bwrap', 'none']).default('auto'),
 });
 
+/** What a user writes as `config` for the ssh backend: `host`, `user` and `auth` are required. */
 export type SshConfig = z.input<typeof SshConfigSchema>;
-export type ParsedSshConfig = z.output<typeof SshConfigSchema>;
+/** The config as the backend sees it: parsed, every default filled in. */
+export type SshResolvedConfig = z.output<typeof SshConfigSchema>;
 export type SshEndpoint = z.output<typeof EndpointSchema>;
 export type SshAuth = z.output<typeof AuthSchema>;

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { AbortedError, AgentboxError, SandboxClosedError, SandboxUnavailableError } from '@agentbox/core';
 import type { ErrorContext } from '@agentbox/core/backend';
 import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
-import type { ParsedSshConfig } from './config.js';
+import type { SshResolvedConfig } from './config.js';
 import { connectEndpoint, endedClients, messageOf } from './connect.js';
 import { knownHostsName } from './known-hosts.js';
 
@@ -90,7 +90,7 @@ class Slots {
 const CHANNEL_OPEN_RETRIES = 40;
 
 export class SshConnection {
-  readonly #config: ParsedSshConfig;
+  readonly #config: SshResolvedConfig;
   readonly #context: ErrorContext;
   readonly #slots: Slots;
   #link: Promise<Link> | undefined;
@@ -99,7 +99,7 @@ export class SshConnection {
   /** Times a connection was established (1 after the first); tests and logs read it. */
   connects = 0;
 
-  constructor(config: ParsedSshConfig, context: ErrorContext) {
+  constructor(config: SshResolvedConfig, context: ErrorContext) {
     this.#config = config;
     // Errors of the connection itself (connect, channel refused) say `connect` unless a caller names its operation.
     this.#context = { ...context, operation: context.operation ?? 'connect' };

@@ -4,7 +4,7 @@
  * root directory the login user can write.
  */
 import type { DoctorCheck, DoctorReport } from '@agentbox/core';
-import type { ParsedSshConfig } from './config.js';
+import type { SshResolvedConfig } from './config.js';
 import { SshConnection } from './connection.js';
 import { sshEnforcement } from './sandbox.js';
 import { quoteAll } from './shell.js';
@@ -20,7 +20,7 @@ while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done
 if [ -d "$d" ] && [ -w "$d" ] && [ -x "$d" ]; then printf 'root directory\\tok\\twritable: %s\\n' "$d"
 else printf 'root directory\\tno\\tnot a directory the login user can write: %s\\n' "$d"; fi`;
 
-export async function doctorSsh(config: ParsedSshConfig, signal?: AbortSignal): Promise<DoctorReport> {
+export async function doctorSsh(config: SshResolvedConfig, signal?: AbortSignal): Promise<DoctorReport> {
   const context = { backend: 'ssh', operation: 'doctor' };
   const conn = new SshConnection(config, context);
   const checks: DoctorCheck[] = [];

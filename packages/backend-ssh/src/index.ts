@@ -6,12 +6,12 @@
  * Importing the package registers the `ssh` backend with openSandbox.
  */
 import { defineBackend, registerBackend } from '@agentbox/core/backend';
-import { SshConfigSchema } from './config.js';
+import { type SshConfig, SshConfigSchema } from './config.js';
 import { doctorSsh } from './doctor.js';
 import { openSsh } from './sandbox.js';
 import { sweepSshSandboxes } from './sweep.js';
 
-export { type SshConfig, SshConfigSchema } from './config.js';
+export { type SshConfig, SshConfigSchema, type SshResolvedConfig } from './config.js';
 export { HostKeyVerificationError } from './connect.js';
 export { SshConnection } from './connection.js';
 export { fingerprintSha256, hostFieldMatches, knownHostsName, parseKnownHosts } from './known-hosts.js';
@@ -26,3 +26,10 @@ export const ssh = defineBackend({
   doctor: ({ config, signal }) => doctorSsh(config, signal),
 });
 registerBackend(ssh);
+
+// Types `config` in `openSandbox({ backend: 'ssh', config })` for whoever imports this package.
+declare module '@agentbox/core' {
+  interface BackendConfigs {
+    ssh: SshConfig;
+  }
+}

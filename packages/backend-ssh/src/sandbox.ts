@@ -30,7 +30,7 @@ import {
   type StoreExec,
   signalNumber,
 } from '@agentbox/core/backend';
-import type { ParsedSshConfig } from './config.js';
+import type { SshResolvedConfig } from './config.js';
 import { SshConnection } from './connection.js';
 import { RemoteFiles } from './files.js';
 import { endJailCommand, freezeJail, JailFiles, type JailInfo, startJail, thawJail } from './jail.js';
@@ -55,7 +55,7 @@ const MAX_SESSIONS = 8;
  * connecting).
  */
 export function sshEnforcement(
-  config: ParsedSshConfig,
+  config: SshResolvedConfig,
   policy: ParsedPolicy,
   uid: number | undefined,
   jail?: JailInfo | string,
@@ -137,7 +137,7 @@ export function sshEnforcement(
 
 interface SshSandboxInit {
   id: string;
-  config: ParsedSshConfig;
+  config: SshResolvedConfig;
   conn: SshConnection;
   /** `<root>/<id>`, absolute. */
   dir: string;
@@ -430,7 +430,14 @@ chmod 700 "$dir" "$dir/workspace" "$dir/tmp" "$dir/checkpoints"
 cd "$dir"
 printf '%s\\n%s\\n%s\\n' "$(id -u)" "$existed" "$(pwd)"`;
 
-export async function openSsh({ id, idGiven, config, policy, strict, signal }: OpenContext<ParsedSshConfig>) {
+export async function openSsh({
+  id,
+  idGiven,
+  config,
+  policy,
+  strict,
+  signal,
+}: OpenContext<SshResolvedConfig>) {
   const context = { backend: KIND, operation: 'open', sandboxId: id };
   // Refuse before connecting what no login can enforce; nonRootUser is checked once connected.
   if (strict)

@@ -16,7 +16,7 @@ import {
   type SweepReport,
   type SweptSandbox,
 } from '@agentbox/core';
-import { type ParsedSshConfig, type SshConfig, SshConfigSchema } from './config.js';
+import { type SshConfig, SshConfigSchema, type SshResolvedConfig } from './config.js';
 import { SshConnection } from './connection.js';
 import { knownHostsName } from './known-hosts.js';
 import { quoteAll } from './shell.js';
@@ -162,7 +162,7 @@ function readMeta(
 }
 
 /** The definition's sweep: `sweepSsh` for each asked id (or all). */
-export async function sweepSshSandboxes(options: SweepOptions<ParsedSshConfig>): Promise<SweepReport> {
+export async function sweepSshSandboxes(options: SweepOptions<SshResolvedConfig>): Promise<SweepReport> {
   const sandboxes: SweptSandbox[] = [];
   for (const sandboxId of options.ids ?? [undefined]) {
     options.signal?.throwIfAborted();

@@ -38,9 +38,12 @@ export {
   PolicySchema,
 } from './policy.js';
 export {
+  type BackendConfigFor,
+  type BackendConfigs,
   type BackendDefinition,
   type DoctorCheck,
   type DoctorReport,
+  type KnownBackendKind,
   type OpenOptions,
   openSandbox,
   parseBackendConfig,

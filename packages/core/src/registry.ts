@@ -30,7 +30,40 @@ export const SandboxSpecSchema = z.strictObject({
   strict: z.boolean().default(true),
 });
 
-export type SandboxSpec = z.input<typeof SandboxSpecSchema>;
+/**
+ * The config each backend kind takes, as the user writes it (`spec.config`). Empty here: each
+ * backend package adds its kind by module augmentation, so importing the package is what types
+ * its config:
+ *
+ *     declare module '@agentbox/core' {
+ *       interface BackendConfigs { docker: DockerConfig }
+ *     }
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled in by module augmentation in the backend packages.
+export interface BackendConfigs {}
+
+/** A kind whose package is imported (and so typed); any other string is still accepted at run time. */
+export type KnownBackendKind = keyof BackendConfigs & string;
+
+/** The config of `Kind`: its type when a backend package declares it, else `unknown` (checked at run time). */
+export type BackendConfigFor<Kind extends string> = Kind extends KnownBackendKind
+  ? BackendConfigs[Kind]
+  : unknown;
+
+/**
+ * What `openSandbox` takes. `config` is typed by the kind: `backend: 'docker'` makes `config` a
+ * DockerConfig (completion, and a misspelt key is a compile error) once `@agentbox/backend-docker`
+ * is imported; a kind no package declares (a backend registered at run time) takes any config.
+ */
+export type SandboxSpec<Kind extends string = string> = Omit<
+  z.input<typeof SandboxSpecSchema>,
+  'backend' | 'config'
+> & {
+  /** Backend kind, e.g. `local`, `docker`, `ssh`. */
+  backend: Kind;
+  /** The backend's own settings, validated by its schema when the sandbox opens. */
+  config?: BackendConfigFor<Kind>;
+};
 
 export interface OpenContext<Config> {
   id: string;
@@ -170,7 +203,11 @@ export interface OpenOptions {
   registry?: BackendRegistry;
 }
 
-export async function openSandbox(spec: SandboxSpec, options: OpenOptions = {}): Promise<SandboxBackend> {
+// `string & {}` keeps the known kinds as completions without refusing other strings.
+export async function openSandbox<Kind extends KnownBackendKind | (string & {})>(
+  spec: SandboxSpec<Kind>,
+  options: OpenOptions = {},
+): Promise<SandboxBackend> {
   const registry = options.registry ?? defaultRegistry;
   const parsed = SandboxSpecSchema.safeParse(spec);
   if (!parsed.success) {
