@@ -98,6 +98,7 @@ export class DockerSandbox extends BaseSandbox {
    */
   readonly sessions: SessionPool;
 
+  /** @internal Built by openSandbox; its parts carry dockerode types, kept out of the published types. */
   constructor(parts: SandboxParts, enforcement: EnforcementReport) {
     super({
       kind: 'docker',
@@ -164,7 +165,7 @@ export class DockerSandbox extends BaseSandbox {
     });
   }
 
-  /** The Docker client this sandbox uses (for tests and tools). */
+  /** @internal The Docker client this sandbox uses (for tests and tools); not in the published types. */
   get docker(): Docker {
     return this.#parts.client.docker;
   }
@@ -173,7 +174,7 @@ export class DockerSandbox extends BaseSandbox {
     return this.sessions.startProcess(req, signal);
   }
 
-  /** The plain exec path: one docker exec per command, under the process-group wrapper. */
+  /** @internal The plain exec path: one docker exec per command, under the process-group wrapper. */
   startPlain(req: StartRequest, signal: AbortSignal | undefined): Promise<WrappedProcess> {
     return startWrapped(
       { target: this.#target, user: this.#parts.user, setsid: this.#parts.setsid, nonce: this.#nonce },

@@ -117,7 +117,7 @@ export class SshConnection {
     return (client as unknown as { _sock?: { localPort?: number } } | undefined)?._sock?.localPort;
   }
 
-  /** The live connection, connecting (again) when there is none. */
+  /** @internal The live connection, connecting (again) when there is none (ssh2 types: not published). */
   link(signal?: AbortSignal): Promise<Link> {
     if (this.#closed)
       return Promise.reject(new SandboxClosedError('the SSH connection is closed', this.#context));
@@ -194,7 +194,7 @@ export class SshConnection {
     return link;
   }
 
-  /** The error for an operation that failed on `link`: the connection's loss if it is gone, else the error. */
+  /** @internal The error for an operation that failed on `link`: the connection's loss if it is gone, else the error. */
   failure(link: Link, error: unknown, what: string, context: ErrorContext = this.#context): unknown {
     if (link.dead && !(error instanceof AbortedError)) {
       if (this.#closed)
@@ -215,6 +215,7 @@ export class SshConnection {
    * Open an exec channel for `command` (run by the login shell). Commands wait for one of
    * `maxConcurrentCommands` slots; `control` commands (signals, housekeeping) do not, so a kill
    * always gets through.
+   * @internal (ssh2 types: not published)
    */
   async exec(
     command: string,
@@ -273,7 +274,7 @@ export class SshConnection {
     }
   }
 
-  /** The connection's SFTP session, opened once per connection. */
+  /** @internal The connection's SFTP session, opened once per connection. */
   async sftp(signal?: AbortSignal): Promise<{ sftp: SFTPWrapper; link: Link }> {
     for (let attempt = 0; ; attempt++) {
       const link = await this.link(signal);
