@@ -42,6 +42,7 @@ export {
   type DoctorCheck,
   type DoctorReport,
   type OpenOptions,
+  type OpenProgress,
   openSandbox,
   parseBackendConfig,
   SandboxIdSchema,
