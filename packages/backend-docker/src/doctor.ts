@@ -1,12 +1,13 @@
 /**
- * What the docker backend needs here: a daemon it can reach, the sandbox and helper images
- * (never pulled), the egress network for allowlists; and which controls that daemon's cgroups
+ * What the docker backend needs here: a daemon it can reach, the sandbox and helper images (on
+ * the daemon, or in their registry when the pull setting lets open pull them; doctor itself
+ * never pulls), the egress network for allowlists; and which controls that daemon's cgroups
  * let it enforce.
  */
 import type { ControlStatus, DoctorCheck, DoctorReport, PolicyControl } from '@agentbox/core';
 import { enforcementReport } from '@agentbox/core/backend';
-import { connectDocker, dockerMessage, pingDaemon } from './client.js';
-import type { DockerConfig } from './config.js';
+import { connectDocker, type DockerClient, dockerMessage, pingDaemon, statusOf } from './client.js';
+import type { DockerConfig, PullPolicy } from './config.js';
 
 interface DaemonInfo {
   ServerVersion?: string;
@@ -37,19 +38,7 @@ export async function doctorDocker(config: DockerConfig): Promise<DoctorReport> 
   const images = [...new Set([config.image, config.helperImage])];
   for (const image of images) {
     const role = image === config.image ? 'sandbox image' : 'helper image';
-    checks.push(
-      await docker
-        .getImage(image)
-        .inspect()
-        .then(
-          (): DoctorCheck => ({ name: role, ok: true, detail: `${image} is on the daemon` }),
-          (error): DoctorCheck => ({
-            name: role,
-            ok: false,
-            detail: `${image}: ${dockerMessage(error)} (agentbox never pulls: build or pull it first)`,
-          }),
-        ),
-    );
+    checks.push(await imageCheck(client, image, role, config.pull));
   }
   const egress = await docker
     .getNetwork(config.egressNetwork)
@@ -83,4 +72,44 @@ export async function doctorDocker(config: DockerConfig): Promise<DoctorReport> 
     },
   );
   return { ok: checks.every((c) => c.ok), checks, controls };
+}
+
+/** The image on the daemon; else, when open may pull it, its manifest in the registry (nothing is pulled). */
+async function imageCheck(
+  client: DockerClient,
+  image: string,
+  name: string,
+  pull: PullPolicy,
+): Promise<DoctorCheck> {
+  try {
+    await client.docker.getImage(image).inspect();
+    return {
+      name,
+      ok: true,
+      detail: `${image} is on the daemon${pull === 'always' ? ' (pulled again at every open)' : ''}`,
+    };
+  } catch (error) {
+    if (statusOf(error) !== 404) return { name, ok: false, detail: `${image}: ${dockerMessage(error)}` };
+  }
+  if (pull === 'never')
+    return {
+      name,
+      ok: false,
+      detail: `${image} is not on the daemon and pull is 'never': \`docker pull ${image}\` or build it (see the @agentbox/backend-docker README)`,
+    };
+  try {
+    // GET /distribution/{name}/json: the daemon asks the registry for the manifest only.
+    await (client.docker.getImage(image) as unknown as { distribution(): Promise<unknown> }).distribution();
+    return {
+      name,
+      ok: true,
+      detail: `${image} is not on the daemon yet; its registry has it: the first open pulls it`,
+    };
+  } catch (error) {
+    return {
+      name,
+      ok: false,
+      detail: `${image} is not on the daemon, and the daemon could not find it in its registry (${dockerMessage(error)})`,
+    };
+  }
 }
