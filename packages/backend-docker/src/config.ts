@@ -16,8 +16,9 @@ const absolute = z.string().startsWith('/', 'must be an absolute path');
 export const DockerConnectionSchema = z.strictObject({
   /**
    * The daemon, as DOCKER_HOST spells it: `unix:///var/run/docker.sock`, `tcp://host:2375`,
-   * `http://…`, `https://…`. Default: DOCKER_HOST (read once, when the sandbox opens), else the
-   * default socket.
+   * `http://…`, `https://…` (TLS), `ssh://user@host` (over ssh, keys from SSH_AUTH_SOCK).
+   * Default: DOCKER_HOST (read once, when the sandbox opens; with DOCKER_TLS_VERIFY and
+   * DOCKER_CERT_PATH as the docker CLI reads them), else the default socket.
    */
   host: z.string().min(1).optional(),
   /** Path of the daemon's unix socket; shorthand for `host: unix://PATH`. */

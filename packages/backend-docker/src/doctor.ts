@@ -6,7 +6,14 @@
  */
 import type { ControlStatus, DoctorCheck, DoctorReport, PolicyControl } from '@agentbox/core';
 import { enforcementReport } from '@agentbox/core/backend';
-import { connectDocker, type DockerClient, dockerMessage, pingDaemon, statusOf } from './client.js';
+import {
+  connectDocker,
+  type DockerClient,
+  dockerEnv,
+  dockerMessage,
+  pingDaemon,
+  statusOf,
+} from './client.js';
 import type { DockerConfig, PullPolicy } from './config.js';
 
 interface DaemonInfo {
@@ -22,7 +29,7 @@ export async function doctorDocker(config: DockerConfig): Promise<DoctorReport> 
   const unknown = (detail: string): ControlStatus => ({ status: 'not-supported', detail });
   let client: ReturnType<typeof connectDocker>;
   try {
-    client = connectDocker(config.docker, process.env.DOCKER_HOST, context);
+    client = connectDocker(config.docker, dockerEnv(), context);
     await pingDaemon(client, Math.min(config.docker.requestTimeoutMs, 10_000), context);
   } catch (error) {
     checks.push({ name: 'daemon', ok: false, detail: (error as Error).message });

@@ -166,7 +166,8 @@ class PullProgress {
     if (downloading && this.total > 0)
       return `pulling ${this.#image}: ${mib(this.current)} of ${mib(this.total)} MiB`;
     // Per-layer steps name the layer; the summary lines (Digest, Status) stand alone.
-    const layerName = event.id && /^(Status:|Digest:|Pulling from )/.test(status) === false ? `${event.id}: ` : '';
+    const layerName =
+      event.id && /^(Status:|Digest:|Pulling from )/.test(status) === false ? `${event.id}: ` : '';
     return `pulling ${this.#image}: ${layerName}${status}`;
   }
 }

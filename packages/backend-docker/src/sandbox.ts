@@ -24,7 +24,7 @@ import {
 import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { CheckpointHelper } from './checkpoints.js';
-import { connectDocker, type DockerClient, dockerError, pingDaemon, statusOf } from './client.js';
+import { connectDocker, type DockerClient, dockerEnv, dockerError, pingDaemon, statusOf } from './client.js';
 import type { DockerConfig, PullPolicy } from './config.js';
 import {
   type ExecTarget,
@@ -344,8 +344,8 @@ export async function openDockerSandbox(ctx: OpenContext<DockerConfig>): Promise
   };
   checkAbort();
   const hardening = hardeningFor(ctx.policy);
-  // DOCKER_HOST is read once, here, never in the middle of an operation.
-  const client = connectDocker(ctx.config.docker, process.env.DOCKER_HOST, context);
+  // DOCKER_HOST (and its TLS and ssh companions) is read once, here, never in the middle of an operation.
+  const client = connectDocker(ctx.config.docker, dockerEnv(), context);
   await pingDaemon(client, Math.min(ctx.config.docker.requestTimeoutMs, 10_000), context);
   checkAbort();
 

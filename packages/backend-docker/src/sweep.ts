@@ -5,7 +5,7 @@
  * or the sandbox is named by id). A dry run only lists.
  */
 import type { SweepOptions as CoreSweepOptions, SweepReport, SweptSandbox } from '@agentbox/core';
-import { connectDocker, dockerError, pingDaemon, statusOf } from './client.js';
+import { connectDocker, dockerEnv, dockerError, pingDaemon, statusOf } from './client.js';
 import { type DockerConfig, type DockerConnection, DockerConnectionSchema } from './config.js';
 import { defaultOwner, LABEL, labelFilter } from './labels.js';
 
@@ -50,7 +50,7 @@ export interface SweepResult {
 export async function sweepDocker(options: SweepOptions = {}): Promise<SweepResult> {
   const context = { backend: 'docker', operation: 'sweep' };
   const conn = DockerConnectionSchema.parse(options.docker ?? {});
-  const client = connectDocker(conn, process.env.DOCKER_HOST, context);
+  const client = connectDocker(conn, dockerEnv(), context);
   await pingDaemon(client, Math.min(conn.requestTimeoutMs, 10_000), context);
   const { docker } = client;
   const byOwner: Record<string, string> =
