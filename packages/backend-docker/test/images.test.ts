@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type OpenProgress, openSandbox } from '@agentbox/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import '../src/index.js';
+import { DockerConfigSchema, docker as dockerBackend } from '../src/index.js';
 import { docker, RUN_LABEL, runId, runObjects, TEST_IMAGE } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -235,6 +235,31 @@ describe(`the pull setting, against the registry at ${REGISTRY}`, () => {
     );
     expect(error.message).toContain('check the name and tag in config.image');
     expect(await runObjects()).toEqual([]);
+  });
+
+  it('doctor finds an image that is not on the daemon in its registry when open may pull it, and pulls nothing', async ({
+    skip,
+  }) => {
+    if (skipped) skip(skipped);
+    await removeTag(remote);
+    const check = async (image: string, pull: string) => {
+      const config = DockerConfigSchema.parse({ image, helperImage: TEST_IMAGE, pull });
+      const report = await dockerBackend.doctor!({ config });
+      return report.checks.find((c) => c.name === 'sandbox image');
+    };
+    expect(await check(remote, 'missing')).toEqual({
+      name: 'sandbox image',
+      ok: true,
+      detail: `${remote} is not on the daemon yet; its registry has it: the first open pulls it`,
+    });
+    expect(await present(remote)).toBe(false);
+    expect(await check(`${REGISTRY}/agentbox/pull-test:absent-${runId}`, 'missing')).toMatchObject({
+      ok: false,
+    });
+    expect(await check(remote, 'never')).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining("pull is 'never'"),
+    });
   });
 
   it('an unreachable registry is SANDBOX_UNAVAILABLE, saying what to check', async () => {
