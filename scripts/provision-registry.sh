@@ -29,8 +29,9 @@ die() {
 
 # The registry API answers on the port (any registry, ours or one started before).
 registry_answers() {
-  curl -fsS -o /dev/null -D - --max-time 2 "http://$ADDRESS/v2/" 2>/dev/null |
-    grep -qi '^docker-distribution-api-version: registry/2'
+  local headers
+  headers="$(curl -fsS -o /dev/null -D - --max-time 2 "http://$ADDRESS/v2/" 2>/dev/null)" || return 1
+  grep -qi '^docker-distribution-api-version: registry/2' <<<"$headers"
 }
 
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
@@ -83,5 +84,5 @@ REMOTE="$ADDRESS/${IMAGE%%:*}:${IMAGE##*:}"
 docker tag "$IMAGE" "$REMOTE"
 docker push -q "$REMOTE" >/dev/null || die "docker push $REMOTE failed"
 # Only the tag goes: the image itself stays as $IMAGE.
-docker rmi "$REMOTE" >/dev/null
+docker rmi "$REMOTE" >/dev/null 2>&1 || say "kept the local tag $REMOTE: a container uses it"
 say "$REMOTE is in the registry (pull it with pull: 'missing' or 'always')"
