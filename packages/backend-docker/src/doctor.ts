@@ -1,8 +1,8 @@
 /**
  * What the docker backend needs here: a daemon it can reach, the sandbox and helper images (on
- * the daemon, or in their registry when the pull setting lets open pull them; doctor itself
- * never pulls), the egress network for allowlists; and which controls that daemon's cgroups
- * let it enforce.
+ * the daemon, or to be pulled by open when the pull setting allows; doctor itself neither pulls
+ * nor asks a registry), the egress network for allowlists; and which controls that daemon's
+ * cgroups let it enforce.
  */
 import type { ControlStatus, DoctorCheck, DoctorReport, PolicyControl } from '@agentbox/core';
 import { enforcementReport } from '@agentbox/core/backend';
@@ -81,7 +81,7 @@ export async function doctorDocker(config: DockerConfig): Promise<DoctorReport> 
   return { ok: checks.every((c) => c.ok), checks, controls };
 }
 
-/** The image on the daemon; else, when open may pull it, its manifest in the registry (nothing is pulled). */
+/** The image on the daemon, or pullable by open (the registry is not asked: doctor reaches no network). */
 async function imageCheck(
   client: DockerClient,
   image: string,
@@ -104,19 +104,10 @@ async function imageCheck(
       ok: false,
       detail: `${image} is not on the daemon and pull is 'never': \`docker pull ${image}\` or build it (see the @agentbox/backend-docker README)`,
     };
-  try {
-    // GET /distribution/{name}/json: the daemon asks the registry for the manifest only.
-    await (client.docker.getImage(image) as unknown as { distribution(): Promise<unknown> }).distribution();
-    return {
-      name,
-      ok: true,
-      detail: `${image} is not on the daemon yet; its registry has it: the first open pulls it`,
-    };
-  } catch (error) {
-    return {
-      name,
-      ok: false,
-      detail: `${image} is not on the daemon, and the daemon could not find it in its registry (${dockerMessage(error)})`,
-    };
-  }
+  // Asking the registry would make doctor reach the network: the first open finds out.
+  return {
+    name,
+    ok: true,
+    detail: `${image} is not on the daemon yet: the first open pulls it (pull: '${pull}')`,
+  };
 }
