@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Provision what the Docker backend's tests need, idempotently (run as root):
 #   1. a Docker daemon that answers (installs docker.io and starts dockerd if needed);
-#   2. the test image agentbox/busybox:test, built locally FROM scratch with Debian's
-#      busybox-static and a non-root user `sandbox` (uid 1000). Nothing is ever pulled. It is
-#      labelled as agentbox's (creator, creation time, role) but carries no sandbox id, so a
-#      sweep of leaked sandboxes leaves it alone.
+#   2. the test image agentbox/busybox:test, built from the package's own Dockerfile
+#      (packages/backend-docker/image/Dockerfile: FROM scratch, Debian's busybox-static, a
+#      non-root user `sandbox`, uid 1000). Nothing is ever pulled. It is labelled as agentbox's
+#      (creator, creation time, role) but carries no sandbox id, so a sweep leaves it alone.
 # Environment: AGENTBOX_DOCKER_IMAGE (default agentbox/busybox:test),
 #              AGENTBOX_DOCKERD_LOG (default /var/log/agentbox-dockerd.log).
 set -euo pipefail
@@ -69,8 +69,11 @@ fi
 [ -x "$BUSYBOX" ] && "$BUSYBOX" --list >/dev/null 2>&1 || die "$BUSYBOX does not run"
 
 SCRIPT_SELF="${BASH_SOURCE[0]}"
-# The image is rebuilt when busybox or this script changes.
-BUILD_HASH="$( (sha256sum "$BUSYBOX" "$SCRIPT_SELF" | awk '{print $1}') | sha256sum | cut -c1-16)"
+# The package's own Dockerfile: the same one a user builds from (see packages/backend-docker/README.md).
+DOCKERFILE="$(cd "$(dirname "$SCRIPT_SELF")/.." && pwd)/packages/backend-docker/image/Dockerfile"
+[ -f "$DOCKERFILE" ] || die "no $DOCKERFILE"
+# The image is rebuilt when busybox, the Dockerfile or this script changes.
+BUILD_HASH="$( (sha256sum "$BUSYBOX" "$DOCKERFILE" "$SCRIPT_SELF" | awk '{print $1}') | sha256sum | cut -c1-16)"
 CURRENT_HASH="$(docker image inspect -f '{{ index .Config.Labels "agentbox.build-hash" }}' "$IMAGE" 2>/dev/null || true)"
 PREVIOUS_ID="$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 if [ "$CURRENT_HASH" = "$BUILD_HASH" ]; then
@@ -78,49 +81,21 @@ if [ "$CURRENT_HASH" = "$BUILD_HASH" ]; then
   exit 0
 fi
 
-say "building $IMAGE from scratch with $BUSYBOX"
+say "building $IMAGE from $DOCKERFILE with $BUSYBOX"
 CTX="$(mktemp -d)"
 trap 'rm -rf "$CTX"' EXIT
-ROOT="$CTX/rootfs"
-mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,workspace,home/sandbox,.agentbox-store,.agentbox-run,skills,root}
-cp "$BUSYBOX" "$ROOT/bin/busybox"
-chmod 0755 "$ROOT/bin/busybox"
-# One symlink per applet, where busybox itself would put it (--install -s layout).
-"$BUSYBOX" --list-full | while read -r applet; do
-  case "$applet" in bin/busybox | "") continue ;; esac
-  dir="$(dirname "$applet")"
-  mkdir -p "$ROOT/$dir"
-  rel="$(realpath --relative-to="$ROOT/$dir" "$ROOT/bin/busybox")"
-  ln -sfn "$rel" "$ROOT/$applet"
-done
-cat >"$ROOT/etc/passwd" <<'EOF'
-root:x:0:0:root:/root:/bin/sh
-sandbox:x:1000:1000:agentbox sandbox:/home/sandbox:/bin/sh
-nobody:x:65534:65534:nobody:/nonexistent:/bin/false
-EOF
-cat >"$ROOT/etc/group" <<'EOF'
-root:x:0:
-sandbox:x:1000:
-nogroup:x:65534:
-EOF
-echo 'hosts: files dns' >"$ROOT/etc/nsswitch.conf"
-chmod 1777 "$ROOT/tmp"
-chmod 0700 "$ROOT/root" "$ROOT/.agentbox-store"
-chmod 0755 "$ROOT/.agentbox-run"
-chown -R 1000:1000 "$ROOT/workspace" "$ROOT/home/sandbox" "$ROOT/skills"
-
+cp "$DOCKERFILE" "$CTX/Dockerfile"
+cp "$BUSYBOX" "$CTX/busybox"
 CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-# `docker import` needs no builder (BuildKit is not required) and never pulls.
-tar -C "$ROOT" --numeric-owner -cf - . | docker import \
-  --change 'USER 1000:1000' \
-  --change 'WORKDIR /workspace' \
-  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/workspace' \
-  --change 'CMD ["/bin/sh"]' \
-  --change 'LABEL agentbox.creator=agentbox' \
-  --change "LABEL agentbox.created=$CREATED" \
-  --change 'LABEL agentbox.role=test-image' \
-  --change "LABEL agentbox.build-hash=$BUILD_HASH" \
-  - "$IMAGE" >/dev/null
+# FROM scratch: nothing is pulled. Without buildx the CLI uses the classic builder (and says so).
+docker build -q \
+  --label agentbox.creator=agentbox \
+  --label "agentbox.created=$CREATED" \
+  --label agentbox.role=test-image \
+  --label "agentbox.build-hash=$BUILD_HASH" \
+  -t "$IMAGE" "$CTX" 2>&1 >/dev/null | grep -v -e DEPRECATED -e 'legacy builder' -e buildx -e '^ *$' >&2 || true
+[ "$(docker image inspect -f '{{ index .Config.Labels "agentbox.build-hash" }}' "$IMAGE" 2>/dev/null)" = "$BUILD_HASH" ] ||
+  die "docker build of $IMAGE failed"
 say "built $IMAGE ($(docker image inspect -f '{{.Id}}' "$IMAGE"))"
 # The previous build, now untagged, goes unless a container still uses it.
 if [ -n "$PREVIOUS_ID" ]; then docker image rm "$PREVIOUS_ID" >/dev/null 2>&1 || true; fi

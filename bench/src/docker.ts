@@ -16,7 +16,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { DockerSandbox } from '@agentbox/backend-docker';
-import { loadBackend, openSandbox } from '@agentbox/core';
+import { openSandbox } from '@agentbox/core';
 import { type Rounds, report, rounds, skip, timeMs } from './harness.js';
 
 const sh = promisify(execFile);
@@ -87,12 +87,16 @@ export async function run(): Promise<void> {
     skip('docker', `no Docker daemon or test image: ${(error as Error).message}`);
     return;
   }
-  // The image the backend uses by default, from its own config schema.
-  const { image: defaultImage } = (await loadBackend('docker')).configSchema.parse({}) as { image: string };
+  // The image provision-docker.sh built (the backend's default is pulled from Docker Hub): never pulled here.
+  const defaultImage = process.env.AGENTBOX_DOCKER_IMAGE ?? 'agentbox/busybox:test';
+  const config = { image: defaultImage, helperImage: defaultImage, pull: 'never' as const };
   const local = await mkdtemp(join(tmpdir(), 'agentbox-bench-docker-'));
-  const sb = (await openSandbox({ backend: 'docker' })) as DockerSandbox;
+  const sb = (await openSandbox({ backend: 'docker', config })) as DockerSandbox;
   // The same backend with the fast path off: one docker exec per command.
-  const plainSb = (await openSandbox({ backend: 'docker', config: { fastPath: false } })) as DockerSandbox;
+  const plainSb = (await openSandbox({
+    backend: 'docker',
+    config: { ...config, fastPath: false },
+  })) as DockerSandbox;
   const floorShell = await openFloorShell(sb);
   try {
     // 1. A small exec, interleaved with its baselines so machine noise hits all alike.
@@ -183,7 +187,7 @@ export async function run(): Promise<void> {
       let other: Awaited<ReturnType<typeof openSandbox>> | undefined;
       opens.push(
         await timeMs(async () => {
-          other = await openSandbox({ backend: 'docker' });
+          other = await openSandbox({ backend: 'docker', config });
           await other.exec(['true']);
         }),
       );

@@ -25,9 +25,11 @@ import {
 } from '@agentbox/core/backend';
 import type Docker from 'dockerode';
 import { type DockerClient, dockerError, statusOf } from './client.js';
+import type { PullPolicy } from './config.js';
 import { type ExecTarget, runExec } from './exec.js';
+import { ensureImage, HELPER_TOOLS, missingToolsError, parseToolsProbe, TOOLS_PROBE } from './image.js';
 import { labelsFor, names } from './labels.js';
-import { REAPER, requireImage } from './runtime.js';
+import { REAPER } from './runtime.js';
 
 /** The helper mounts each checkpointed volume below one root: `/state/workspace`, `/state/skills`. */
 const STATE = '/state';
@@ -38,6 +40,8 @@ export interface CheckpointHelperOptions {
   client: DockerClient;
   sandboxId: string;
   image: string;
+  /** The pull setting for the helper image, applied when the helper is created. */
+  pull: PullPolicy;
   labels: Record<string, string>;
   /** The sandbox has a skills volume: it is checkpointed with the workspace. */
   skills: boolean;
@@ -82,6 +86,21 @@ export class CheckpointHelper {
   /** Nothing to release when the sandbox is kept: the helper stays with it. */
   async detach(): Promise<void> {}
 
+  /** A helper image without the tools the store's scripts call fails here, naming them, not in a script. */
+  async #checkTools(target: ExecTarget): Promise<void> {
+    const r = await runExec(target, {
+      argv: ['/bin/sh', '-c', TOOLS_PROBE, 'agentbox-probe', ...HELPER_TOOLS],
+      user: '0:0',
+      env: [PATH],
+    });
+    const tools = parseToolsProbe(r.stdout.toString('utf8'));
+    const missing = tools ? tools.missing : ['/bin/sh'];
+    if (missing.length === 0) return;
+    // The helper goes: the next checkpoint tries again (after the image is fixed, say).
+    await removeHelper(this.#o.client, names.helper(this.#o.sandboxId));
+    throw missingToolsError(this.#o.image, 'helperImage', missing, target.context);
+  }
+
   #target(): Promise<ExecTarget> {
     this.#ready ??= this.#start().catch((error) => {
       this.#ready = undefined;
@@ -107,7 +126,7 @@ export class CheckpointHelper {
       if (!existing.State.Running)
         await container.start().catch((e) => statusOf(e) === 304 || Promise.reject(e));
     } else {
-      await requireImage(this.#o.client, this.#o.image, context);
+      await ensureImage(this.#o.client, this.#o.image, { pull: this.#o.pull, field: 'helperImage' }, context);
       const createdAt = new Date().toISOString();
       const storeVolume = names.volume(this.#o.sandboxId, 'store');
       await docker.createVolume({
@@ -151,7 +170,15 @@ export class CheckpointHelper {
         throw dockerError(error, context, this.#o.client.address);
       }
       await container.start();
+      await this.#checkTools({ container, context });
     }
     return { container, context };
   }
+}
+
+async function removeHelper(client: DockerClient, name: string): Promise<void> {
+  await client.docker
+    .getContainer(name)
+    .remove({ force: true })
+    .catch(() => {});
 }

@@ -4,6 +4,9 @@
  * SandboxUnavailableError saying what to check, and the one table that maps Docker API
  * failures to typed errors.
  */
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   AgentboxError,
   InvalidArgumentError,
@@ -23,15 +26,33 @@ export interface DockerClient {
 
 const DEFAULT_SOCKET = '/var/run/docker.sock';
 
-/** Build a client. `envHost` is DOCKER_HOST as read by the caller (never read here mid-operation). */
-export function connectDocker(
-  conn: DockerConnection,
-  envHost: string | undefined,
-  context: ErrorContext,
-): DockerClient {
+/** The environment variables that say where the daemon is, as the docker CLI reads them (read once, by the caller). */
+export interface DockerEnv {
+  DOCKER_HOST?: string | undefined;
+  /** Non-empty: talk TLS to a tcp:// host and verify it. */
+  DOCKER_TLS_VERIFY?: string | undefined;
+  /** Directory of ca.pem, cert.pem and key.pem (default ~/.docker). */
+  DOCKER_CERT_PATH?: string | undefined;
+  /** The ssh agent an ssh:// host authenticates through. */
+  SSH_AUTH_SOCK?: string | undefined;
+  HOME?: string | undefined;
+}
+
+/** The Docker variables of `env` (process.env by default), read now. */
+export function dockerEnv(env: Readonly<Record<string, string | undefined>> = process.env): DockerEnv {
+  const { DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, SSH_AUTH_SOCK, HOME } = env;
+  return { DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, SSH_AUTH_SOCK, HOME };
+}
+
+/**
+ * Build a client for `unix://`, `tcp://` / `http://` (TLS with `https://`, port 2376,
+ * DOCKER_TLS_VERIFY or the config's certificates) or `ssh://user@host` (the daemon's host runs
+ * `docker system dial-stdio` over ssh; keys from the ssh agent). Never reads process.env.
+ */
+export function connectDocker(conn: DockerConnection, env: DockerEnv, context: ErrorContext): DockerClient {
   const spec = conn.socketPath
     ? `unix://${conn.socketPath}`
-    : (conn.host ?? envHost ?? `unix://${DEFAULT_SOCKET}`);
+    : (conn.host ?? (env.DOCKER_HOST || undefined) ?? `unix://${DEFAULT_SOCKET}`);
   if (spec.startsWith('unix://')) {
     const socketPath = spec.slice('unix://'.length) || DEFAULT_SOCKET;
     return { docker: new Docker({ socketPath }), address: `unix://${socketPath}` };
@@ -42,25 +63,63 @@ export function connectDocker(
   } catch {
     throw new InvalidArgumentError(`docker host "${spec}" is not a valid address`, {
       ...context,
-      issues: ['config.docker.host: expected unix:///path, tcp://host:port, http(s)://host:port'],
+      issues: [
+        'config.docker.host: expected unix:///path, tcp://host:port, http(s)://host:port, ssh://user@host',
+      ],
     });
   }
-  const tls = url.protocol === 'https:' || url.port === '2376' || Boolean(conn.ca && conn.cert && conn.key);
+  if (url.protocol === 'ssh:') {
+    const username = decodeURIComponent(url.username) || undefined;
+    const docker = new Docker({
+      protocol: 'ssh',
+      host: url.hostname,
+      port: url.port || 22,
+      ...(username ? { username } : {}),
+      sshOptions: env.SSH_AUTH_SOCK ? { agent: env.SSH_AUTH_SOCK } : {},
+    } as Docker.DockerOptions);
+    return { docker, address: `ssh://${username ? `${username}@` : ''}${url.host}` };
+  }
   if (!['tcp:', 'http:', 'https:'].includes(url.protocol)) {
     throw new InvalidArgumentError(`docker host scheme ${url.protocol} is not supported`, {
       ...context,
-      issues: ['config.docker.host: expected unix://, tcp://, http:// or https://'],
+      issues: ['config.docker.host: expected unix://, tcp://, http://, https:// or ssh://'],
     });
   }
+  const tls =
+    url.protocol === 'https:' ||
+    url.port === '2376' ||
+    Boolean(env.DOCKER_TLS_VERIFY) ||
+    Boolean(conn.ca && conn.cert && conn.key);
+  const material = conn.ca || conn.cert || conn.key ? conn : tls ? certificatesFrom(env, context) : {};
   const docker = new Docker({
     host: url.hostname,
     port: url.port || (tls ? 2376 : 2375),
     protocol: tls ? 'https' : 'http',
-    ...(conn.ca ? { ca: conn.ca } : {}),
-    ...(conn.cert ? { cert: conn.cert } : {}),
-    ...(conn.key ? { key: conn.key } : {}),
+    ...(material.ca ? { ca: material.ca } : {}),
+    ...(material.cert ? { cert: material.cert } : {}),
+    ...(material.key ? { key: material.key } : {}),
   });
   return { docker, address: `${tls ? 'https' : 'tcp'}://${url.host}` };
+}
+
+/** ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH (default ~/.docker), as the docker CLI finds them. */
+function certificatesFrom(
+  env: DockerEnv,
+  context: ErrorContext,
+): { ca?: string; cert?: string; key?: string } {
+  const dir = env.DOCKER_CERT_PATH || (env.HOME ? join(env.HOME, '.docker') : undefined);
+  if (!dir) return {};
+  const files = { ca: 'ca.pem', cert: 'cert.pem', key: 'key.pem' } as const;
+  const present = Object.values(files).filter((name) => existsSync(join(dir, name)));
+  // Without DOCKER_CERT_PATH, no files in ~/.docker means a TLS daemon with a public certificate.
+  if (present.length === 0 && !env.DOCKER_CERT_PATH) return {};
+  if (present.length < 3)
+    throw new InvalidArgumentError(
+      `TLS to the Docker daemon needs ca.pem, cert.pem and key.pem in ${dir}; found ${present.join(', ') || 'none'}`,
+      { ...context, issues: [`DOCKER_CERT_PATH: ${dir} lacks some of ca.pem, cert.pem, key.pem`] },
+    );
+  const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+  return { ca: read(files.ca), cert: read(files.cert), key: read(files.key) };
 }
 
 /** Transport failures that mean "the daemon cannot be reached", as opposed to an API error. */

@@ -1,16 +1,24 @@
 /** The docker backend's settings (`spec.config`), validated field by field. */
 import { z } from 'zod';
 
-/** The image scripts/provision-docker.sh builds locally (busybox-static, FROM scratch). Never pulled. */
-export const DEFAULT_IMAGE = 'agentbox/busybox:test';
+/**
+ * The official busybox image from Docker Hub, pulled when missing: it has everything the sandbox
+ * and the checkpoint helper run (sh, setsid, stat, find, sha256sum, nc, ...). agentbox's own
+ * image (image/Dockerfile in this package) is the offline alternative.
+ */
+export const DEFAULT_IMAGE = 'busybox:1.37';
+
+/** When to pull: an image not on the daemon (default), on every open, or never. */
+export const PullPolicySchema = z.enum(['missing', 'always', 'never']);
 
 const absolute = z.string().startsWith('/', 'must be an absolute path');
 
 export const DockerConnectionSchema = z.strictObject({
   /**
    * The daemon, as DOCKER_HOST spells it: `unix:///var/run/docker.sock`, `tcp://host:2375`,
-   * `http://…`, `https://…`. Default: DOCKER_HOST (read once, when the sandbox opens), else the
-   * default socket.
+   * `http://…`, `https://…` (TLS), `ssh://user@host` (over ssh, keys from SSH_AUTH_SOCK).
+   * Default: DOCKER_HOST (read once, when the sandbox opens; with DOCKER_TLS_VERIFY and
+   * DOCKER_CERT_PATH as the docker CLI reads them), else the default socket.
    */
   host: z.string().min(1).optional(),
   /** Path of the daemon's unix socket; shorthand for `host: unix://PATH`. */
@@ -24,13 +32,26 @@ export const DockerConnectionSchema = z.strictObject({
 });
 
 export const DockerConfigSchema = z.strictObject({
-  /** Image of the sandbox. It must exist on the daemon: agentbox never pulls. It needs `sh`, `setsid`, `kill`. */
+  /**
+   * Image of the sandbox. It needs `/bin/sh`, `setsid` on PATH and a few POSIX tools (`id`,
+   * `stat`, `cat`, `chmod`, `mkdir`, `readlink`, `sleep`); open checks and names what is missing.
+   */
   image: z.string().min(1).default(DEFAULT_IMAGE),
   /**
    * Image of the checkpoint helper (and the network-allowlist forwarder): needs busybox-style
-   * `sh`, `find`, `stat`, `cp`, `sha256sum`, `nc`. Default: the test image.
+   * `sh`, `find`, `stat`, `cp`, `sha256sum`, `nc`. Default: the same busybox image.
    */
   helperImage: z.string().min(1).default(DEFAULT_IMAGE),
+  /**
+   * When the daemon pulls an image: `missing` (default) pulls one it does not have, `always`
+   * pulls on every open (a moving tag gets updated), `never` refuses to open without it.
+   */
+  pull: PullPolicySchema.default('missing'),
+  /**
+   * Who this sandbox belongs to, as its owner label: a default sweep removes only sandboxes of
+   * this owner. Default: `user@host` of this process.
+   */
+  owner: z.string().min(1).max(200).optional(),
   docker: DockerConnectionSchema.default({ requestTimeoutMs: 30_000 }),
   /**
    * `uid:gid` (or a name the image knows) commands run as. Default `1000:1000`, or `0:0` when
@@ -61,4 +82,5 @@ export type DockerConfig = z.input<typeof DockerConfigSchema>;
 export type DockerResolvedConfig = z.output<typeof DockerConfigSchema>;
 /** @deprecated The same as DockerConfig (the input type), its name since the configs follow one rule. */
 export type DockerConfigInput = DockerConfig;
+export type PullPolicy = z.output<typeof PullPolicySchema>;
 export type DockerConnection = z.output<typeof DockerConnectionSchema>;

@@ -1,12 +1,20 @@
 /**
- * What the docker backend needs here: a daemon it can reach, the sandbox and helper images
- * (never pulled), the egress network for allowlists; and which controls that daemon's cgroups
- * let it enforce.
+ * What the docker backend needs here: a daemon it can reach, the sandbox and helper images (on
+ * the daemon, or to be pulled by open when the pull setting allows; doctor itself neither pulls
+ * nor asks a registry), the egress network for allowlists; and which controls that daemon's
+ * cgroups let it enforce.
  */
 import type { ControlStatus, DoctorCheck, DoctorReport, PolicyControl } from '@agentbox/core';
 import { enforcementReport } from '@agentbox/core/backend';
-import { connectDocker, dockerMessage, pingDaemon } from './client.js';
-import type { DockerResolvedConfig } from './config.js';
+import {
+  connectDocker,
+  type DockerClient,
+  dockerEnv,
+  dockerMessage,
+  pingDaemon,
+  statusOf,
+} from './client.js';
+import type { DockerResolvedConfig, PullPolicy } from './config.js';
 
 interface DaemonInfo {
   ServerVersion?: string;
@@ -21,7 +29,7 @@ export async function doctorDocker(config: DockerResolvedConfig): Promise<Doctor
   const unknown = (detail: string): ControlStatus => ({ status: 'not-supported', detail });
   let client: ReturnType<typeof connectDocker>;
   try {
-    client = connectDocker(config.docker, process.env.DOCKER_HOST, context);
+    client = connectDocker(config.docker, dockerEnv(), context);
     await pingDaemon(client, Math.min(config.docker.requestTimeoutMs, 10_000), context);
   } catch (error) {
     checks.push({ name: 'daemon', ok: false, detail: (error as Error).message });
@@ -37,19 +45,7 @@ export async function doctorDocker(config: DockerResolvedConfig): Promise<Doctor
   const images = [...new Set([config.image, config.helperImage])];
   for (const image of images) {
     const role = image === config.image ? 'sandbox image' : 'helper image';
-    checks.push(
-      await docker
-        .getImage(image)
-        .inspect()
-        .then(
-          (): DoctorCheck => ({ name: role, ok: true, detail: `${image} is on the daemon` }),
-          (error): DoctorCheck => ({
-            name: role,
-            ok: false,
-            detail: `${image}: ${dockerMessage(error)} (agentbox never pulls: build or pull it first)`,
-          }),
-        ),
-    );
+    checks.push(await imageCheck(client, image, role, config.pull));
   }
   const egress = await docker
     .getNetwork(config.egressNetwork)
@@ -83,4 +79,35 @@ export async function doctorDocker(config: DockerResolvedConfig): Promise<Doctor
     },
   );
   return { ok: checks.every((c) => c.ok), checks, controls };
+}
+
+/** The image on the daemon, or pullable by open (the registry is not asked: doctor reaches no network). */
+async function imageCheck(
+  client: DockerClient,
+  image: string,
+  name: string,
+  pull: PullPolicy,
+): Promise<DoctorCheck> {
+  try {
+    await client.docker.getImage(image).inspect();
+    return {
+      name,
+      ok: true,
+      detail: `${image} is on the daemon${pull === 'always' ? ' (pulled again at every open)' : ''}`,
+    };
+  } catch (error) {
+    if (statusOf(error) !== 404) return { name, ok: false, detail: `${image}: ${dockerMessage(error)}` };
+  }
+  if (pull === 'never')
+    return {
+      name,
+      ok: false,
+      detail: `${image} is not on the daemon and pull is 'never': \`docker pull ${image}\` or build it (see the @agentbox/backend-docker README)`,
+    };
+  // Asking the registry would make doctor reach the network: the first open finds out.
+  return {
+    name,
+    ok: true,
+    detail: `${image} is not on the daemon yet: the first open pulls it (pull: '${pull}')`,
+  };
 }

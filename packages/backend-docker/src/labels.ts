@@ -1,10 +1,13 @@
 /** Labels on everything the backend creates, so that a sweep can find what a crash leaked. */
+import { hostname, userInfo } from 'node:os';
 
 export const LABEL = {
   creator: 'agentbox.creator',
   sandboxId: 'agentbox.sandbox-id',
   created: 'agentbox.created',
   role: 'agentbox.role',
+  /** Who opened the sandbox (`config.owner`, default `user@host`): a default sweep touches only its own. */
+  owner: 'agentbox.owner',
 } as const;
 
 export const CREATOR = 'agentbox';
@@ -18,6 +21,18 @@ export type Role =
   | 'checkpoint-store'
   | 'network'
   | 'egress-proxy';
+
+/** The owner label's default: this process's user and host, `alice@laptop`. */
+export function defaultOwner(): string {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    // A uid with no passwd entry (common in containers) has no name.
+    user = `uid-${process.getuid?.() ?? 'unknown'}`;
+  }
+  return `${user}@${hostname()}`;
+}
 
 /** Labels for one object of sandbox `id`: the caller's policy labels, then ours (which win). */
 export function labelsFor(

@@ -11,7 +11,6 @@ import {
   type EnforcementReport,
   InvalidArgumentError,
   SandboxUnavailableError,
-  UnsupportedError,
 } from '@agentbox/core';
 import {
   BaseSandbox,
@@ -25,8 +24,8 @@ import {
 import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { CheckpointHelper } from './checkpoints.js';
-import { connectDocker, type DockerClient, dockerError, pingDaemon, statusOf } from './client.js';
-import type { DockerResolvedConfig } from './config.js';
+import { connectDocker, type DockerClient, dockerEnv, dockerError, pingDaemon, statusOf } from './client.js';
+import type { DockerResolvedConfig, PullPolicy } from './config.js';
 import {
   type ExecTarget,
   killInContainer,
@@ -38,9 +37,17 @@ import {
 import { DockerFiles } from './files.js';
 import { PauseGate } from './gate.js';
 import { type Hardening, hardeningFor, hostConfigFor, readEnforcement } from './hardening.js';
-import { LABEL, labelFilter, labelsFor, names } from './labels.js';
+import {
+  ensureImage,
+  type ImageField,
+  missingToolsError,
+  parseToolsProbe,
+  SANDBOX_TOOLS,
+  TOOLS_PROBE,
+} from './image.js';
+import { defaultOwner, LABEL, labelFilter, labelsFor, names } from './labels.js';
 import { EgressAllowlist } from './network.js';
-import { REAPER, requireImage } from './runtime.js';
+import { REAPER } from './runtime.js';
 
 /** Extra labels on the sandbox container, so that a re-attach finds its settings again. */
 const META = {
@@ -54,13 +61,9 @@ const META = {
   checkpointKey: 'agentbox.checkpoint-key',
 } as const;
 
-/** Who commands run as, and where `setsid` is (a path: in busybox sh, `command -v` names applets bare). */
-const PROBE = `id -u && id -g || exit 126
-IFS=:
-for d in $PATH /usr/bin /bin /usr/sbin /sbin; do
-  if [ -x "$d/setsid" ]; then echo "$d/setsid"; exit 0; fi
-done
-exit 127`;
+/** Who commands run as (`uid N`, `gid N`), then the image's tools (see TOOLS_PROBE). */
+const PROBE = `printf 'uid %s\\ngid %s\\n' "$(id -u 2>/dev/null)" "$(id -g 2>/dev/null)"
+${TOOLS_PROBE}`;
 
 interface SandboxParts {
   id: string;
@@ -77,6 +80,10 @@ interface SandboxParts {
   egress: EgressAllowlist | undefined;
   /** Hex; undefined for a sandbox created before keys existed. */
   checkpointKey: string | undefined;
+  /** Labels for the objects created later (the checkpoint helper): the policy's and the owner's. */
+  objectLabels: Record<string, string>;
+  /** The pull setting for the helper image when the helper starts. */
+  helperPull: PullPolicy;
 }
 
 export class DockerSandbox extends BaseSandbox {
@@ -140,7 +147,8 @@ export class DockerSandbox extends BaseSandbox {
       client: parts.client,
       sandboxId: parts.id,
       image: parts.config.helperImage,
-      labels: parts.hardening.labels,
+      pull: parts.helperPull,
+      labels: parts.objectLabels,
       skills: Boolean(parts.config.skillsDir),
       context: this.#target.context,
       manifestKey: parts.checkpointKey,
@@ -337,8 +345,8 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
   };
   checkAbort();
   const hardening = hardeningFor(ctx.policy);
-  // DOCKER_HOST is read once, here, never in the middle of an operation.
-  const client = connectDocker(ctx.config.docker, process.env.DOCKER_HOST, context);
+  // DOCKER_HOST (and its TLS and ssh companions) is read once, here, never in the middle of an operation.
+  const client = connectDocker(ctx.config.docker, dockerEnv(), context);
   await pingDaemon(client, Math.min(ctx.config.docker.requestTimeoutMs, 10_000), context);
   checkAbort();
 
@@ -354,8 +362,22 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
   }
 
   if (hardening.network.mode === 'allowlist') EgressAllowlist.validate(hardening.network.allow, context);
-  await requireImage(client, ctx.config.image, context);
+  const pulled = (field: ImageField) =>
+    ensureImage(
+      client,
+      ctx.config[field],
+      { pull: ctx.config.pull, field, onProgress: ctx.onProgress, signal: ctx.signal },
+      context,
+    );
+  await pulled('image');
   checkAbort();
+  // The forwarders start during open; the checkpoint helper only at the first checkpoint.
+  const helperReady = hardening.network.mode === 'allowlist' || ctx.config.helperImage === ctx.config.image;
+  if (hardening.network.mode === 'allowlist' && ctx.config.helperImage !== ctx.config.image) {
+    await pulled('helperImage');
+    checkAbort();
+  }
+  const objectLabels = { ...hardening.labels, [LABEL.owner]: ctx.config.owner ?? defaultOwner() };
 
   const createdAt = new Date().toISOString();
   const nonRoot = hardening.nonRootUser;
@@ -368,7 +390,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
       const name = names.volume(ctx.id, role);
       await client.docker.createVolume({
         Name: name,
-        Labels: labelsFor(ctx.id, role, createdAt, hardening.labels),
+        Labels: labelsFor(ctx.id, role, createdAt, objectLabels),
         // The quota: a size-limited tmpfs (this daemon's local driver has no size option on disk).
         ...(role === 'workspace' && hardening.diskMiB !== undefined
           ? { DriverOpts: workspaceQuota(hardening.diskMiB, numericOwner(user, context)) }
@@ -386,7 +408,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
     let egress: EgressAllowlist | undefined;
     let networkMode = 'none';
     if (hardening.network.mode === 'allowlist') {
-      egress = egressFor(ctx, client, hardening.network.allow, hardening.labels, createdAt, context);
+      egress = egressFor(ctx, client, hardening.network.allow, objectLabels, createdAt, context);
       cleanup.push(() => removeSandbox(client, ctx.id, context));
       await egress.create();
       networkMode = egress.networkName;
@@ -396,7 +418,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
     }
 
     const labels = {
-      ...labelsFor(ctx.id, 'sandbox', createdAt, hardening.labels),
+      ...labelsFor(ctx.id, 'sandbox', createdAt, objectLabels),
       [META.workdir]: workdir,
       [META.user]: user,
       [META.skills]: skillsDir || '',
@@ -426,7 +448,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
     });
     cleanup.push(() => container.remove({ force: true }));
     checkAbort();
-    const probe = await startAndProbe(container, user, context);
+    const probe = await startAndProbe(container, user, ctx.config.image, context);
     // Volume roots belong to the sandbox user whatever the image has at those paths.
     await Promise.all(
       [workdir, ...(skillsDir ? [skillsDir] : [])].map((dir) =>
@@ -456,6 +478,8 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
       setsid: probe.setsid,
       egress,
       checkpointKey: labels[META.checkpointKey],
+      objectLabels,
+      helperPull: helperReady && ctx.config.pull === 'always' ? 'missing' : ctx.config.pull,
     };
     const sandbox = new DockerSandbox(parts, readEnforcement(hardening, info, observed));
     cleanup.push(() => sandbox.sessions.close());
@@ -509,12 +533,19 @@ async function reattach(
   const workdir = labels[META.workdir] ?? existing.Config.WorkingDir ?? ctx.config.workdir;
   // A process that died mid-checkpoint leaves the container paused: it resumes here.
   if (existing.State.Paused) await unpause(container, context);
-  const probe = await startAndProbe(container, user, context, existing.State.Running);
+  const probe = await startAndProbe(container, user, existing.Config.Image, context, existing.State.Running);
   const info = await container.inspect();
   let egress: EgressAllowlist | undefined;
   if (hardening.network.mode === 'allowlist') {
     const createdAt = labels[LABEL.created] ?? new Date().toISOString();
-    egress = egressFor(ctx, client, hardening.network.allow, hardening.labels, createdAt, context);
+    egress = egressFor(
+      ctx,
+      client,
+      hardening.network.allow,
+      ownLabels(labels, hardening),
+      createdAt,
+      context,
+    );
   }
   const config: DockerResolvedConfig = { ...ctx.config, workdir, skillsDir: labels[META.skills] || false };
   const parts: SandboxParts = {
@@ -531,6 +562,8 @@ async function reattach(
     setsid: probe.setsid,
     egress,
     checkpointKey: labels[META.checkpointKey] || undefined,
+    objectLabels: ownLabels(labels, hardening),
+    helperPull: ctx.config.pull,
   };
   const observed = {
     uid: probe.uid,
@@ -544,10 +577,20 @@ async function reattach(
   return sandbox;
 }
 
-/** Start the container if needed and learn who commands run as and where `setsid` is. */
+/** The policy labels of a re-attached sandbox, with the owner it was created with (none before owners existed). */
+function ownLabels(labels: Record<string, string>, hardening: Hardening): Record<string, string> {
+  const owner = labels[LABEL.owner];
+  return owner === undefined ? { ...hardening.labels } : { ...hardening.labels, [LABEL.owner]: owner };
+}
+
+/**
+ * Start the container if needed; learn who commands run as and where `setsid` is, and check
+ * that the image has every tool the backend runs in it (a typed error naming what is missing).
+ */
 async function startAndProbe(
   container: Docker.Container,
   user: string,
+  image: string,
   context: ErrorContext,
   running = false,
 ): Promise<{ uid: number; gid: number; setsid: string }> {
@@ -558,21 +601,31 @@ async function startAndProbe(
       if (statusOf(error) !== 304) throw dockerError(error, context);
     }
   }
-  const r = await runExec({ container, context }, { argv: ['/bin/sh', '-c', PROBE], user });
-  const [uid, gid, setsid] = r.stdout.toString('utf8').trim().split('\n');
-  if (r.exitCode !== 0 || !/^\d+$/.test(uid ?? '') || !/^\d+$/.test(gid ?? '') || !setsid?.startsWith('/')) {
-    const why = `${r.stdout.toString('utf8')}${r.stderr.toString('utf8')}`.trim().slice(0, 500);
+  const r = await runExec(
+    { container, context },
+    { argv: ['/bin/sh', '-c', PROBE, 'agentbox-probe', ...SANDBOX_TOOLS], user },
+  );
+  const stdout = r.stdout.toString('utf8');
+  const tools = parseToolsProbe(stdout);
+  if (!tools) {
+    const said = `${stdout}${r.stderr.toString('utf8')}`.trim().slice(0, 500);
+    // runc could not start /bin/sh: the image has none (or it cannot run here).
     if (r.exitCode === 126 || r.exitCode === 127)
-      throw new UnsupportedError(
-        `the image cannot run the command wrapper: it needs /bin/sh, id and setsid (${why})`,
-        context,
-      );
+      throw missingToolsError(image, 'image', ['/bin/sh'], context);
     throw new SandboxUnavailableError(
-      `the sandbox container did not answer its first command: ${why}`,
+      `the sandbox container did not answer its first command (exit ${r.exitCode}${said ? `: ${said}` : ''})`,
       context,
     );
   }
-  return { uid: Number(uid), gid: Number(gid), setsid };
+  const missing = [...(tools.setsid ? [] : ['setsid']), ...tools.missing];
+  if (missing.length > 0) throw missingToolsError(image, 'image', missing, context);
+  const ids = /^uid (\d+)\ngid (\d+)$/m.exec(stdout);
+  if (!ids)
+    throw new SandboxUnavailableError(
+      `the sandbox container could not say who commands run as (id -u, id -g answered: ${stdout.split('\n').slice(0, 2).join('; ')})`,
+      context,
+    );
+  return { uid: Number(ids[1]), gid: Number(ids[2]), setsid: tools.setsid };
 }
 
 /** Make a (volume) directory belong to uid:gid, through the archive API (no capability needed in the container). */

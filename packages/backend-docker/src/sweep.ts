@@ -1,19 +1,25 @@
 /**
  * Find and remove what crashed or forgotten sandboxes left behind: every container, network,
- * volume and image carrying the agentbox labels (creator and sandbox id). A dry run only lists.
+ * volume and image carrying the agentbox labels (creator and sandbox id) and this owner's label
+ * (other users' and programs' sandboxes on a shared daemon are left alone unless `all` is set,
+ * or the sandbox is named by id). A dry run only lists.
  */
 import type { SweepOptions as CoreSweepOptions, SweepReport, SweptSandbox } from '@agentbox/core';
-import { connectDocker, dockerError, pingDaemon, statusOf } from './client.js';
+import { connectDocker, dockerEnv, dockerError, pingDaemon, statusOf } from './client.js';
 import { type DockerConnection, DockerConnectionSchema, type DockerResolvedConfig } from './config.js';
-import { LABEL, labelFilter } from './labels.js';
+import { defaultOwner, LABEL, labelFilter } from './labels.js';
 
 export interface SweepOptions {
   /** List only; remove nothing. */
   dryRun?: boolean;
   /** Only objects created at least this long ago (by their `agentbox.created` label). */
   olderThanMs?: number;
-  /** Only objects of this sandbox. */
+  /** Only objects of this sandbox (whoever owns it). */
   sandboxId?: string;
+  /** Whose sandboxes: default `user@host` of this process (the owner label sandboxes are opened with). */
+  owner?: string;
+  /** Every owner's sandboxes, and those created before owner labels existed. Default false. */
+  all?: boolean;
   /** Only objects that also carry these labels (e.g. the caller's policy labels). */
   labels?: Readonly<Record<string, string>>;
   /** Which daemon (default: DOCKER_HOST, else the default socket). */
@@ -44,10 +50,12 @@ export interface SweepResult {
 export async function sweepDocker(options: SweepOptions = {}): Promise<SweepResult> {
   const context = { backend: 'docker', operation: 'sweep' };
   const conn = DockerConnectionSchema.parse(options.docker ?? {});
-  const client = connectDocker(conn, process.env.DOCKER_HOST, context);
+  const client = connectDocker(conn, dockerEnv(), context);
   await pingDaemon(client, Math.min(conn.requestTimeoutMs, 10_000), context);
   const { docker } = client;
-  const filters = labelFilter(options.sandboxId, options.labels);
+  const byOwner: Record<string, string> =
+    options.all || options.sandboxId !== undefined ? {} : { [LABEL.owner]: options.owner ?? defaultOwner() };
+  const filters = labelFilter(options.sandboxId, { ...options.labels, ...byOwner });
   const cutoff = options.olderThanMs === undefined ? undefined : Date.now() - options.olderThanMs;
   const object = (
     type: SweptObject['type'],
@@ -121,6 +129,8 @@ export async function sweepDockerSandboxes(
       olderThanMs: options.olderThanMs,
       sandboxId,
       labels: options.labels,
+      ...(options.config.owner ? { owner: options.config.owner } : {}),
+      all: options.all ?? false,
       docker: options.config.docker,
     });
     address = result.address;

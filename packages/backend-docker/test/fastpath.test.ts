@@ -8,7 +8,7 @@ import { openSandbox, type SandboxUnavailableError, type TimeoutError } from '@a
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DockerSandbox } from '../src/index.js';
 import '../src/index.js';
-import { RUN_LABEL, runId } from './helpers.ts';
+import { RUN_LABEL, runId, TEST_CONFIG } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -33,6 +33,7 @@ describe('docker fast path (sessions)', () => {
   beforeAll(async () => {
     sandbox = (await openSandbox({
       backend: 'docker',
+      config: TEST_CONFIG,
       policy: { labels: { [RUN_LABEL]: runId } },
     })) as DockerSandbox;
   });
@@ -175,6 +176,7 @@ describe('docker fast path (sessions)', () => {
   it('closing the sandbox ends every session', async () => {
     const other = (await openSandbox({
       backend: 'docker',
+      config: TEST_CONFIG,
       policy: { labels: { [RUN_LABEL]: runId } },
     })) as DockerSandbox;
     const running = other.exec('sleep 305', { timeoutMs: 60_000 }).catch((e: unknown) => e);
@@ -193,7 +195,7 @@ describe('docker plain path (config fastPath: false)', () => {
     sandbox = (await openSandbox({
       backend: 'docker',
       policy: { labels: { [RUN_LABEL]: runId } },
-      config: { fastPath: false },
+      config: { ...TEST_CONFIG, fastPath: false },
     })) as DockerSandbox;
   });
 

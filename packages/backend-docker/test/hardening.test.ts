@@ -17,7 +17,7 @@ import {
   docker as dockerBackend,
   sweepDocker,
 } from '../src/index.js';
-import { docker, RUN_LABEL, runId, runObjects } from './helpers.ts';
+import { docker, RUN_LABEL, runId, runObjects, TEST_CONFIG } from './helpers.ts';
 
 const labels = { [RUN_LABEL]: runId };
 const run = promisify(execFile);
@@ -30,7 +30,7 @@ function open(
   return openSandbox({
     backend: 'docker',
     policy: { ...policy, labels: { ...labels, ...policy.labels } },
-    config,
+    config: { ...TEST_CONFIG, ...config },
     ...extra,
   }) as Promise<DockerSandbox>;
 }
@@ -332,7 +332,7 @@ describe('the docker definition: sweep and doctor', () => {
     const only = { labels: { 'agentbox.test-leak': `definition-${runId}` } };
     const leaked = await open(only, { keep: true });
     await leaked.close();
-    const config = DockerConfigSchema.parse({});
+    const config = DockerConfigSchema.parse(TEST_CONFIG);
     try {
       const dry = await dockerBackend.sweep!({ config, dryRun: true, labels: only.labels });
       expect(dry.location).toMatch(/^on the Docker daemon at /);
@@ -439,10 +439,15 @@ describe('daemon and image', () => {
     }
   });
 
-  it('a missing image is refused and never pulled', async () => {
+  it("a missing image is refused and never pulled with pull: 'never', saying what to do", async () => {
     const error = await open({}, { image: 'agentbox/no-such-image:never' }).catch((e) => e);
     expect(error.code).toBe('INVALID_ARGUMENT');
-    expect(error.message).toMatch(/never pulls/);
+    expect(error.message).toMatch(
+      /config\.pull is 'never'.*docker pull agentbox\/no-such-image:never.*pull: 'missing'/,
+    );
+    expect(error.issues).toEqual([
+      "config.image: agentbox/no-such-image:never is not on the daemon (pull: 'never')",
+    ]);
     await expect(docker.getImage('agentbox/no-such-image:never').inspect()).rejects.toMatchObject({
       statusCode: 404,
     });

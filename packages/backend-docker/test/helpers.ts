@@ -1,5 +1,11 @@
-/** Shared by the docker tests: a label that marks this run's objects, and a way to list them. */
+/** Shared by the docker tests: the image, a label that marks this run's objects, and a way to list them. */
 import Docker from 'dockerode';
+
+/** The image scripts/provision-docker.sh builds (global-setup.ts runs it with the same variable). */
+export const TEST_IMAGE = process.env.AGENTBOX_DOCKER_IMAGE ?? 'agentbox/busybox:test';
+
+/** Every test opens its sandboxes from the local test image, and never pulls (no registry is reached). */
+export const TEST_CONFIG = { image: TEST_IMAGE, helperImage: TEST_IMAGE, pull: 'never' } as const;
 
 /** Every sandbox a test file opens carries this label, so leftovers and sweeps see only this run. */
 export const RUN_LABEL = 'agentbox.test-run';

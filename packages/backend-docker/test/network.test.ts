@@ -8,7 +8,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DockerSandbox } from '../src/index.js';
 import '../src/index.js';
-import { docker, RUN_LABEL, runId, runObjects } from './helpers.ts';
+import { docker, RUN_LABEL, runId, runObjects, TEST_CONFIG, TEST_IMAGE } from './helpers.ts';
 
 const network = `agentbox-test-egress-${runId}`;
 const hostA = `srv-a-${runId}`;
@@ -17,7 +17,7 @@ const hostB = `srv-b-${runId}`;
 async function server(name: string, script: string): Promise<{ container: Docker.Container; ip: string }> {
   const container = await docker.createContainer({
     name,
-    Image: 'agentbox/busybox:test',
+    Image: TEST_IMAGE,
     Cmd: ['/bin/sh', '-c', script],
     User: '1000:1000',
     Labels: { [RUN_LABEL]: runId },
@@ -44,7 +44,7 @@ describe('network allowlist', () => {
     sandbox = (await openSandbox({
       backend: 'docker',
       policy: { network: { mode: 'allowlist', allow: [`${hostA}:8080`] }, labels: { [RUN_LABEL]: runId } },
-      config: { egressNetwork: network },
+      config: { ...TEST_CONFIG, egressNetwork: network },
     })) as DockerSandbox;
   });
 
@@ -102,7 +102,7 @@ describe('network allowlist', () => {
     const other = (await openSandbox({
       backend: 'docker',
       policy: { network: { mode: 'allowlist', allow: [`${hostA}:8080`] }, labels: { [RUN_LABEL]: runId } },
-      config: { egressNetwork: network },
+      config: { ...TEST_CONFIG, egressNetwork: network },
     })) as DockerSandbox;
     const mine = async () => (await runObjects()).filter((o) => o.includes(other.id));
     expect((await mine()).some((o) => o.startsWith('network:'))).toBe(true);

@@ -8,7 +8,7 @@ import { openSandbox, type Policy, type SandboxBackend } from '@agentbox/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/index.js';
 import type { DockerSandbox } from '../src/index.js';
-import { docker, RUN_LABEL, runId } from './helpers.ts';
+import { docker, RUN_LABEL, runId, TEST_CONFIG } from './helpers.ts';
 
 const labels = { [RUN_LABEL]: runId };
 
@@ -16,7 +16,7 @@ function open(policy: Policy = {}, config: Record<string, unknown> = {}, extra: 
   return openSandbox({
     backend: 'docker',
     policy: { ...policy, labels: { ...labels, ...policy.labels } },
-    config,
+    config: { ...TEST_CONFIG, ...config },
     ...extra,
   }) as Promise<DockerSandbox>;
 }

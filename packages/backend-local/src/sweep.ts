@@ -2,6 +2,8 @@
  * Sweep for the local backend: find sandbox directories (`<root>/<id>/workspace`) and remove
  * those older than a given age. Only directories that look like sandboxes are touched: a name
  * that is a valid sandbox id and a `workspace` directory inside; symlinks are never followed.
+ * The default root is shared by every user of the machine: a directory another user owns is
+ * left alone unless `all` is set or it is named by id (root could otherwise remove anyone's).
  */
 import type { Stats } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
@@ -17,6 +19,7 @@ export async function sweepLocal(
   const olderThanMs = options.olderThanMs ?? 0;
   const now = options.now ?? Date.now();
   const context = { backend: 'local', operation: 'sweep', subject: root };
+  const uid = process.getuid?.();
   let names: string[];
   try {
     names = (await readdir(root, { withFileTypes: true }))
@@ -38,6 +41,7 @@ export async function sweepLocal(
       lstatOrUndefined(join(path, 'workspace')),
     ]);
     if (!dir?.isDirectory() || !workspace?.isDirectory()) continue;
+    if (!options.all && options.ids === undefined && uid !== undefined && dir.uid !== uid) continue;
     const created = dir.birthtimeMs > 0 ? dir.birthtimeMs : dir.mtimeMs;
     if (Math.max(0, now - created) < olderThanMs) continue;
     const swept: SweptSandbox = {

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSandbox, type SandboxBackend } from '@agentbox/core';
@@ -113,6 +113,12 @@ describe('the local definition: sweep and doctor', () => {
         await sb.close();
       }
       await mkdir(join(sweepRoot, 'not-a-sandbox'));
+      // Another user's sandbox under the same (shared) root; only root can make one here.
+      const isRoot = process.getuid?.() === 0;
+      if (isRoot) {
+        await mkdir(join(sweepRoot, 'theirs', 'workspace'), { recursive: true });
+        await chown(join(sweepRoot, 'theirs'), 4242, 4242);
+      } else console.warn('local.test.ts: not root, so no directory of another user is tried in the sweep');
       const config = LocalConfigSchema.parse({ root: sweepRoot });
       const dry = await local.sweep!({ config, dryRun: true });
       expect(dry.location).toBe(`under ${sweepRoot}`);
@@ -123,7 +129,18 @@ describe('the local definition: sweep and doctor', () => {
       expect((await local.sweep!({ config, dryRun: false, olderThanMs: 3_600_000 })).sandboxes).toEqual([]);
       const one = await local.sweep!({ config, dryRun: false, ids: ['one'] });
       expect(one.sandboxes).toMatchObject([{ id: 'one', removed: true }]);
-      expect((await readdir(sweepRoot)).sort()).toEqual(['not-a-sandbox', 'two']);
+      expect((await readdir(sweepRoot)).sort()).toEqual([
+        'not-a-sandbox',
+        ...(isRoot ? ['theirs'] : []),
+        'two',
+      ]);
+      if (isRoot) {
+        const rest = await local.sweep!({ config, dryRun: false });
+        expect(rest.sandboxes.map((s) => s.id)).toEqual(['two']);
+        const all = await local.sweep!({ config, dryRun: false, all: true });
+        expect(all.sandboxes).toMatchObject([{ id: 'theirs', removed: true }]);
+        expect(await readdir(sweepRoot)).toEqual(['not-a-sandbox']);
+      }
 
       const report = await local.doctor!({ config });
       expect(report.ok).toBe(true);

@@ -6,7 +6,9 @@
  *
  * A process belongs to a sandbox when its working directory is inside that sandbox's directory
  * (every command starts in the workspace); one that changed to a directory elsewhere is not
- * found. Only the login user's own processes are visible, so only they are touched.
+ * found. Only the login user's own processes are visible, so only they are touched. A sandbox
+ * directory another user owns (a root shared between logins) is left alone unless `all` is set
+ * or it is named by id.
  */
 import {
   parseBackendConfig,
@@ -32,6 +34,8 @@ export interface SshSweepOptions {
   sandboxId?: string;
   /** Only sandboxes that carry these labels (the policy labels they were opened with). */
   labels?: Readonly<Record<string, string>>;
+  /** Also sandbox directories other users own. Default false. */
+  all?: boolean;
   /** The current time, for tests (default Date.now()). */
   now?: number;
 }
@@ -67,7 +71,8 @@ for d in */; do
   d=\${d%/}
   [ -d "$d/workspace" ] && [ ! -L "$d" ] || continue
   meta=$(head -c 65536 "$d/sandbox.json" 2>/dev/null | tr '\\t\\n' '  ')
-  printf 'S\\t%s\\t%s\\t%s\\n' "$d" "$root/$d" "$meta"
+  o=other; [ -O "$d" ] && o=own
+  printf 'S\\t%s\\t%s\\t%s\\t%s\\n' "$d" "$root/$d" "$meta" "$o"
 done
 for p in /proc/[0-9]*; do
   c=$(cwd "$p") || continue
@@ -102,9 +107,11 @@ export async function sweepSsh(options: SshSweepOptions): Promise<SweptSshSandbo
     const sandboxes: SweptSshSandbox[] = [];
     const processes: { pid: number; cwd: string }[] = [];
     for (const line of listed.stdout.toString('utf8').split('\n')) {
-      const [kind, a, b, meta] = line.split('\t');
+      const [kind, a, b, meta, owner] = line.split('\t');
       if (kind === 'P' && a && b) processes.push({ pid: Number(a), cwd: b });
       if (kind !== 'S' || !a || !b || !SandboxIdSchema.safeParse(a).success) continue;
+      // Another user's directory under a shared root: only when asked for all, or by its id.
+      if (owner !== 'own' && !options.all && options.sandboxId === undefined) continue;
       // Only what this backend created: a `sandbox.json` naming the directory's own id.
       const found = readMeta(meta);
       if (found?.id !== a) continue;
@@ -172,6 +179,7 @@ export async function sweepSshSandboxes(options: SweepOptions<SshResolvedConfig>
       olderThanMs: options.olderThanMs,
       sandboxId,
       labels: options.labels,
+      all: options.all ?? false,
     });
     for (const s of swept)
       sandboxes.push({

@@ -639,6 +639,31 @@ describe('sweep', () => {
     expect(await remoteExists(`${base}/renamed/workspace`)).toBe(true);
   });
 
+  it("leaves another user's sandbox under a shared root alone unless all: true", async () => {
+    const [me, other] = sshd().users as [string, string];
+    const shared = `/tmp/agentbox-shared-${rootName}`;
+    try {
+      await sshCli(`mkdir -m 1777 ${shared}`, me);
+      // The other user's sandbox, readable by everyone (so listing it is possible).
+      await sshCli(
+        `mkdir -m 755 ${shared}/theirs ${shared}/theirs/workspace && echo '{"id":"theirs"}' > ${shared}/theirs/sandbox.json`,
+        other,
+      );
+      const mine = await open({ root: shared, keep: true });
+      await mine.close();
+      const sharedConfig = sshConfig({ root: shared });
+      expect((await sweepSsh({ config: sharedConfig, dryRun: true })).map((s) => s.id)).toEqual([mine.id]);
+      const all = await sweepSsh({ config: sharedConfig, dryRun: true, all: true });
+      expect(all.map((s) => s.id).sort()).toEqual([mine.id, 'theirs'].sort());
+      const swept = await ssh.sweep!({ config: SshConfigSchema.parse(sharedConfig), dryRun: false });
+      expect(swept.sandboxes).toMatchObject([{ id: mine.id, removed: true }]);
+      expect(await remoteExists(`${shared}/theirs/workspace`)).toBe(true);
+    } finally {
+      await sshCli(`rm -rf ${shared}/theirs`, other).catch(() => {});
+      await sshCli(`rm -rf ${shared}`, me).catch(() => {});
+    }
+  });
+
   it('a bad config is a typed INVALID_ARGUMENT naming the field, before any connection', async () => {
     const error = await rejection(sweepSsh({ config: { ...config, port: -1 } }));
     expect(error.code).toBe('INVALID_ARGUMENT');

@@ -11,6 +11,7 @@ import {
   UnsupportedError,
 } from '@agentbox/core';
 import { hasKeepOption, type LoadedBackend, loadBackend, readConfig, readPolicy } from './backends.js';
+import { progressPrinter } from './output.js';
 
 export interface SandboxFlags {
   backend: string;
@@ -59,7 +60,8 @@ export async function openFromFlags(flags: SandboxFlags, request: OpenRequest): 
   }
   return openSandbox(
     { backend: backend.kind, id: flags.id, config, ...(policy ? { policy } : {}) },
-    { signal: request.signal },
+    // An image pull can take a while: say so on stderr.
+    { signal: request.signal, onProgress: progressPrinter() },
   );
 }
 

@@ -1,5 +1,5 @@
 /** Writing results and errors: plain text for people, one JSON value per line with `--json`. */
-import type { CheckpointInfo, ExecResult } from '@agentbox/core';
+import type { CheckpointInfo, ExecResult, OpenProgress } from '@agentbox/core';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
@@ -11,6 +11,27 @@ export function printLine(text = ''): void {
 
 export function printError(text: string): void {
   process.stderr.write(`${text}\n`);
+}
+
+/**
+ * Progress of an open (an image pull) as lines on stderr, so stdout stays the command's own: a
+ * line per step, byte counts at most every `intervalMs`.
+ */
+export function progressPrinter(
+  write: (line: string) => void = (line) => process.stderr.write(line),
+  intervalMs = 1_000,
+): (event: OpenProgress) => void {
+  let lastAt = 0;
+  let lastCounted = false;
+  return (event) => {
+    const counted = event.total !== undefined && / MiB$/.test(event.message);
+    const now = Date.now();
+    const done = counted && event.current === event.total;
+    if (counted && lastCounted && !done && now - lastAt < intervalMs) return;
+    lastAt = now;
+    lastCounted = counted;
+    write(`agentbox: ${event.message}\n`);
+  };
 }
 
 /** An ExecResult without its byte arrays (the decoded text is there). */

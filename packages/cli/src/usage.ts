@@ -54,17 +54,19 @@ List the sandbox's checkpoints, oldest first.`,
 
 Remove sandbox ID and everything it holds (workspace, checkpoints, containers).`,
 
-  sweep: `Usage: agentbox sweep [--backend KIND] [--dry-run] [--older-than-ms N] [--id ID]
+  sweep: `Usage: agentbox sweep [--backend KIND] [--dry-run] [--older-than-ms N] [--id ID] [--all]
 
 Remove sandboxes left behind (by crashes, or kept and forgotten), found by the backend's own
 sweep: local: sandbox directories under the config's root; docker: labelled containers,
 networks and volumes; ssh: sandbox directories on the host and what still runs in them. Every
-sandbox of the backend counts unless --older-than-ms or --id is given.
+sandbox of the backend that this user's agentbox created counts unless --older-than-ms or --id
+is given (docker: the owner label, user@host or config.owner; local: the directory's owner).
 
 Options:
   --dry-run             list what would be removed, remove nothing
   --older-than-ms N     only sandboxes created at least N ms ago
-  --id ID               only sandbox ID
+  --id ID               only sandbox ID (whoever created it)
+  --all                 also sandboxes other users (or other hosts) created
   --backend KIND        local (default), docker, ssh, ...; --config JSON / --config-file PATH as
                         for the other commands (local: which root; docker: which daemon; ssh: which host)
   --json                machine-readable output`,

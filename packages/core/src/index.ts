@@ -45,6 +45,7 @@ export {
   type DoctorReport,
   type KnownBackendKind,
   type OpenOptions,
+  type OpenProgress,
   openSandbox,
   parseBackendConfig,
   SandboxIdSchema,

@@ -73,6 +73,20 @@ export interface OpenContext<Config> {
   policy: ParsedPolicy;
   strict: boolean;
   signal: AbortSignal | undefined;
+  /** Report the slow steps of an open (an image pull) as they happen; never throws. */
+  onProgress?: ((event: OpenProgress) => void) | undefined;
+}
+
+/** A step of a slow open, for a progress display: an image pull, say. */
+export interface OpenProgress {
+  backend: string;
+  /** What is under way, e.g. `pull`. */
+  stage: string;
+  /** One line for a person: `pulling busybox:1.37: 1.2 of 2.1 MiB`. */
+  message: string;
+  /** Units done and expected (bytes for a pull), when known. */
+  current?: number;
+  total?: number;
 }
 
 /** What `sweep` is asked to find (and, unless a dry run, remove). */
@@ -87,6 +101,12 @@ export interface SweepOptions<Config = unknown> {
   ids?: readonly string[] | undefined;
   /** Only sandboxes carrying these labels (the policy labels they were opened with). */
   labels?: Readonly<Record<string, string>> | undefined;
+  /**
+   * Also sandboxes that another user (or another install) of agentbox created, where the backend
+   * can tell them apart (an owner label, a directory's owner). Default false: a sweep touches
+   * only what this user's agentbox created.
+   */
+  all?: boolean | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -200,6 +220,8 @@ export function newSandboxId(): string {
 
 export interface OpenOptions {
   signal?: AbortSignal;
+  /** Called with the slow steps of the open (an image pull); a throwing callback is ignored. */
+  onProgress?: (event: OpenProgress) => void;
   registry?: BackendRegistry;
 }
 
@@ -238,6 +260,7 @@ export async function openSandbox<Kind extends KnownBackendKind | (string & {})>
       policy,
       strict,
       signal,
+      onProgress: options.onProgress,
     });
   } catch (error) {
     throw toAgentboxError(error, { backend: kind, operation: 'open', sandboxId: id });

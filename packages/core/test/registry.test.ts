@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { InvalidArgumentError } from '../src/index.js';
+import { InvalidArgumentError, type OpenProgress } from '../src/index.js';
 import { BackendRegistry, defineBackend, openSandbox } from '../src/registry.js';
 
 const registry = new BackendRegistry();
@@ -45,5 +45,36 @@ describe('openSandbox', () => {
     ).catch((e) => e);
     expect(err.code).toBe('INVALID_ARGUMENT');
     expect(err.message).toContain('readonlyRoot');
+  });
+});
+
+describe('open progress', () => {
+  it("hands the caller's onProgress to the backend's open, which reports its slow steps through it", async () => {
+    const own = new BackendRegistry();
+    own.register(
+      defineBackend({
+        kind: 'pulling',
+        configSchema: z.strictObject({}),
+        open: async (ctx) => {
+          ctx.onProgress?.({
+            backend: 'pulling',
+            stage: 'pull',
+            message: 'pulling x: 1 of 2 MiB',
+            current: 1,
+            total: 2,
+          });
+          throw new InvalidArgumentError('stop here', { backend: 'pulling' });
+        },
+      }),
+    );
+    const events: OpenProgress[] = [];
+    const err = await openSandbox(
+      { backend: 'pulling' },
+      { registry: own, onProgress: (event) => events.push(event) },
+    ).catch((e) => e);
+    expect(err.message).toContain('stop here');
+    expect(events).toEqual([
+      { backend: 'pulling', stage: 'pull', message: 'pulling x: 1 of 2 MiB', current: 1, total: 2 },
+    ]);
   });
 });

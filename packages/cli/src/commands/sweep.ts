@@ -16,6 +16,7 @@ export const sweepCommand: Command = async (args, ctx) => {
     id: { type: 'string' },
     'dry-run': { type: 'boolean', default: false },
     'older-than-ms': { type: 'string' },
+    all: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   });
   noPositionals('sweep', positionals);
@@ -30,6 +31,7 @@ export const sweepCommand: Command = async (args, ctx) => {
     dryRun,
     olderThanMs,
     ids: values.id === undefined ? undefined : [values.id],
+    all: values.all,
     signal: ctx.interrupts.signal,
   });
   const failed = report.sandboxes.some((s) => s.error !== undefined);
