@@ -100,7 +100,12 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-function openFrom(image: string, pull: 'missing' | 'always' | 'never', events: OpenProgress[] = [], helperImage = TEST_IMAGE) {
+function openFrom(
+  image: string,
+  pull: 'missing' | 'always' | 'never',
+  events: OpenProgress[] = [],
+  helperImage = TEST_IMAGE,
+) {
   return openSandbox(
     { backend: 'docker', config: { image, helperImage, pull }, policy: { labels } },
     { onProgress: (event) => events.push(event) },
