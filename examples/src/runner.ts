@@ -54,8 +54,7 @@ ${OTHER_BACKENDS}`;
 
 /** A mistake on the command line: a short message and where to look, exit status 2. */
 function usageError(message: string): never {
-  console.error(`runner: ${message}
-Run \`npm run demo -- --help\` for the options.`);
+  console.error(`runner: ${message}\nRun \`npm run demo -- --help\` for the options.`);
   process.exit(2);
 }
 
