@@ -91,6 +91,11 @@ for user in "${USERS[@]}"; do
   echo "$user:$PASSWORD" | chpasswd
   cat "$STATE_DIR/id_ed25519.pub" "$STATE_DIR/id_ed25519_passphrase.pub" >"$STATE_DIR/authorized_keys/$user"
   chmod 0644 "$STATE_DIR/authorized_keys/$user"
+  # sshd reads the file as the user: a directory above it that the user cannot enter (a checkout
+  # under a 0700 directory, as mktemp -d makes) would turn every key login into AUTHENTICATION.
+  if command -v runuser >/dev/null 2>&1 && ! runuser -u "$user" -- test -r "$STATE_DIR/authorized_keys/$user"; then
+    die "user $user cannot read $STATE_DIR/authorized_keys/$user: a directory above it is not searchable by others (mode 0700, as mktemp -d makes?); give those directories o+x, or set AGENTBOX_SSHD_DIR to a directory outside it"
+  fi
 done
 
 # --- 4. sshd ---------------------------------------------------------------------------------

@@ -2,14 +2,7 @@
  * The example runner: the reference agent loop working in a sandbox. By default "the model" is a
  * script (no account, no network) that sets up a project, checkpoints, makes a destructive
  * mistake, notices, and rolls back. Point it at any chat-completions endpoint to use a real model.
- *
- *   pnpm demo                                   # local backend, scripted model
- *   pnpm demo -- --backend docker               # a hardened container (needs a running dockerd)
- *   pnpm demo -- --backend ssh --config-file ssh.json   # a workspace on an SSH host
- *   pnpm demo -- --model-url http://127.0.0.1:8000/v1 --model NAME --task "..."
- *
- * `--config JSON` (or `--config-file PATH`) is the backend's config, e.g. for ssh
- * `{"host": "...", "user": "...", "auth": {"type": "agent"}, "knownHostsFile": "..."}`.
+ * `npm run demo -- --help` says how (USAGE below), and how to try the docker and ssh backends.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -28,6 +21,43 @@ import {
   openSandbox,
 } from '@agentbox/core';
 
+/** How to reach the docker and ssh backends from a checkout: what provisions them, and the config. */
+const OTHER_BACKENDS = `Try the other backends (from the repository root, as root; each provision script is
+idempotent, and bash scripts/provision.sh runs them all):
+  docker  bash scripts/provision-docker.sh   # dockerd (started if needed), the image agentbox/busybox:test
+          npm run demo -- --backend docker
+  ssh     bash scripts/provision-sshd.sh     # a private sshd on 127.0.0.1, test users and keys in .tmp/sshd
+          node scripts/ssh-demo-config.mjs > ssh.json
+          npm run demo -- --backend ssh --config-file ssh.json
+  Your own SSH host: --config '{"host": "HOST", "user": "USER", "auth": {"type": "agent"}}'
+  (its key is checked against ~/.ssh/known_hosts; {"type": "privateKey", "path": "..."} for a key file)`;
+
+const USAGE = `Usage: npm run demo -- [options]     (or: tsx examples/src/runner.ts [options])
+
+Runs the reference agent loop in a sandbox. Without --model-url "the model" is a script: it sets
+up a project, checkpoints, makes a destructive mistake, rolls back, and has a runaway command cut
+off by its timeout.
+
+Options:
+  --backend KIND        local (default), docker, ssh, or any installed backend
+  --config JSON         the backend's config, e.g. '{"root": "/tmp/boxes"}' for local
+  --config-file PATH    the same, read from a JSON file
+  --model-url URL       a chat-completions endpoint (OpenAI-compatible), e.g. http://127.0.0.1:8000/v1;
+                        the API key is read from MODEL_API_KEY
+  --model NAME          the model to ask for (default "default")
+  --task TEXT           the task for a real model
+  -h, --help            this help
+
+Output has no colours when it is not a terminal or NO_COLOR is set.
+
+${OTHER_BACKENDS}`;
+
+/** A mistake on the command line: a short message and where to look, exit status 2. */
+function usageError(message: string): never {
+  console.error(`runner: ${message}\nRun \`npm run demo -- --help\` for the options.`);
+  process.exit(2);
+}
+
 // A typed error is the user's to fix (a bad config, no daemon): its code and message, no stack.
 process.on('uncaughtException', (error) => {
   if (!isAgentboxError(error)) throw error;
@@ -35,17 +65,30 @@ process.on('uncaughtException', (error) => {
   process.exit(1);
 });
 
-const { values } = parseArgs({
-  options: {
-    backend: { type: 'string', default: 'local' },
-    config: { type: 'string' },
-    'config-file': { type: 'string' },
-    'model-url': { type: 'string' },
-    model: { type: 'string', default: 'default' },
-    task: { type: 'string', default: 'Set up a tiny shell project, then clean up the workspace safely.' },
-  },
-});
-const backend = values.backend!;
+function parseFlags() {
+  try {
+    return parseArgs({
+      options: {
+        backend: { type: 'string', default: 'local' },
+        config: { type: 'string' },
+        'config-file': { type: 'string' },
+        'model-url': { type: 'string' },
+        model: { type: 'string', default: 'default' },
+        task: { type: 'string', default: 'Set up a tiny shell project, then clean up the workspace safely.' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (error) {
+    // parseArgs says what is wrong (an unknown flag, a missing value, a stray argument).
+    return usageError((error as Error).message);
+  }
+}
+const values = parseFlags();
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const backend = values.backend;
 // The backend is found by kind (installed packages that say they are one, AGENTBOX_BACKENDS) and loaded.
 try {
   await loadBackend(backend, { from: [process.cwd(), import.meta.dirname] });
@@ -55,7 +98,13 @@ try {
   console.error(`runner: unknown backend "${backend}"; known: ${known.join(', ')}`);
   process.exit(2);
 }
-const configText = values['config-file'] ? readFileSync(values['config-file'], 'utf8') : values.config;
+let configText: string | undefined;
+try {
+  configText = values['config-file'] ? readFileSync(values['config-file'], 'utf8') : values.config;
+} catch (error) {
+  console.error(`runner: cannot read --config-file: ${(error as Error).message}`);
+  process.exit(2);
+}
 let config: unknown;
 try {
   config = configText === undefined ? undefined : JSON.parse(configText);
@@ -64,7 +113,12 @@ try {
   process.exit(2);
 }
 
-const bold = (s: string) => `\x1b[1m${s}\x1b[0m`;
+// Styling only for a terminal that takes it (hasColors honours NO_COLOR, NODE_DISABLE_COLORS, TERM=dumb).
+const color = process.stdout.isTTY === true && process.stdout.hasColors();
+const style = (code: string) => (s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
+const bold = style('1');
+const red = style('31');
+const dim = style('2');
 const indent = (text: string) => text.replace(/\n$/, '').replace(/^/gm, '  │ ');
 
 /** Sleepers (from the runaway command) still running with their cwd in the sandbox's workdir. */
@@ -121,20 +175,26 @@ function firstLine(text: string) {
 const model = values['model-url']
   ? chatCompletionsModel({
       baseUrl: values['model-url'],
-      model: values.model!,
+      model: values.model,
       apiKey: process.env.MODEL_API_KEY,
     })
   : script;
 
-console.log(bold(`▸ open a ${backend} sandbox`));
-await using sandbox = await openSandbox({ backend, config });
-const enforced = Object.entries(sandbox.enforcement)
-  .filter(([, s]) => s.status === 'enforced')
-  .map(([control]) => control);
-console.log(`  id ${sandbox.id}, workdir ${sandbox.workdir}, isolation: ${sandbox.capabilities.isolation}`);
-console.log(
-  `  enforced: ${enforced.length ? enforced.join(', ') : 'nothing (this backend isolates nothing)'}`,
-);
+// A reader that goes away (`npm run demo | head`) or Ctrl-C stops the run; the sandbox is still closed.
+const stop = new AbortController();
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  stop.abort(new Error('stdout closed'));
+});
+const interrupted = () => stop.abort(new Error('interrupted'));
+process.once('SIGINT', interrupted).once('SIGTERM', interrupted);
+
+/** A tool call's outcome as the model met it: a command that exited non-zero failed too. */
+function outcome(event: Extract<AgentEvent, { type: 'tool' }>): string {
+  if (!event.ok) return red('failed');
+  if (event.exitCode !== undefined && event.exitCode !== 0) return red(`failed: exit code ${event.exitCode}`);
+  return 'ok';
+}
 
 const show = (event: AgentEvent) => {
   if (event.type === 'assistant') {
@@ -144,10 +204,32 @@ const show = (event: AgentEvent) => {
   const args = JSON.stringify(event.call.arguments);
   console.log(`  ${event.call.name} ${args.length > 100 ? `${args.slice(0, 100)}…` : args}`);
   console.log(indent(event.output));
-  console.log(`  (${event.ok ? 'ok' : 'failed'}, ${event.durationMs.toFixed(1)} ms)`);
+  console.log(`  (${outcome(event)}, ${event.durationMs.toFixed(1)} ms)`);
 };
 
-const run = await runAgent({ sandbox, model, task: values.task!, onEvent: show });
-console.log(`\n${bold('▸ finished')}: ${run.finished ? `after ${run.steps} turns` : 'ran out of turns'}`);
-const checkpoints = await sandbox.listCheckpoints();
-console.log(`  checkpoints: ${checkpoints.map((c) => `${c.id} (${c.label})`).join(', ')}`);
+/** The run, in a function so that its sandbox is closed on every way out, before the exit status is set. */
+async function demo(): Promise<number> {
+  console.log(bold(`▸ open a ${backend} sandbox`));
+  await using sandbox = await openSandbox({ backend, config }, { signal: stop.signal });
+  const enforced = Object.entries(sandbox.enforcement)
+    .filter(([, s]) => s.status === 'enforced')
+    .map(([control]) => control);
+  console.log(`  id ${sandbox.id}, workdir ${sandbox.workdir}, isolation: ${sandbox.capabilities.isolation}`);
+  console.log(
+    `  enforced: ${enforced.length ? enforced.join(', ') : 'nothing (this backend isolates nothing)'}`,
+  );
+  const run = await runAgent({ sandbox, model, task: values.task, onEvent: show, signal: stop.signal });
+  console.log(`\n${bold('▸ finished')}: ${run.finished ? `after ${run.steps} turns` : 'ran out of turns'}`);
+  const checkpoints = await sandbox.listCheckpoints();
+  console.log(`  checkpoints: ${checkpoints.map((c) => `${c.id} (${c.label})`).join(', ')}`);
+  if (backend === 'local') console.log(`\n${dim(OTHER_BACKENDS)}`);
+  return run.finished ? 0 : 1;
+}
+
+try {
+  process.exitCode = await demo();
+} catch (error) {
+  // Stopped by the reader or by the user: the sandbox was closed on the way out; nothing more to say.
+  if (!stop.signal.aborted) throw error;
+  process.exitCode = stop.signal.reason?.message === 'stdout closed' ? 141 : 130;
+}

@@ -1,20 +1,56 @@
 /**
  * The example runner (`npm run demo`), run as a child process from its TypeScript source: the
- * main job on its default (local backend, scripted model) goes to the end, and bad input ends
- * it early with a typed error instead of a stack trace.
+ * main job on its default (local backend, scripted model) goes to the end, failures are labelled
+ * as failures, output is plain unless it goes to a terminal that takes colours, and bad input
+ * ends it early with a short message instead of a stack trace.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const EXAMPLES_DIR = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = join(EXAMPLES_DIR, '..');
 
-function runner(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+interface RunnerRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runner(
+  args: readonly string[],
+  options: { closeStdoutAfterFirstChunk?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunnerRun> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/runner.ts', ...args], {
     cwd: EXAMPLES_DIR,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    stdout += text;
+    if (options.closeStdoutAfterFirstChunk) child.stdout.destroy(); // like `| head -1`
+  });
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The runner with a terminal for its stdout (util-linux `script` gives it a pty). */
+function runnerInTerminal(args: readonly string[], env: NodeJS.ProcessEnv): Promise<RunnerRun> {
+  const command = [process.execPath, '--import', 'tsx', 'src/runner.ts', ...args]
+    .map((word) => `'${word.replaceAll("'", `'\\''`)}'`)
+    .join(' ');
+  const child = spawn('script', ['-qec', command, '/dev/null'], {
+    cwd: EXAMPLES_DIR,
+    env: { ...process.env, TERM: 'xterm-256color', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -41,15 +77,33 @@ describe.concurrent('the example runner', () => {
     const run = await runner(['--config', JSON.stringify({ root })]).finally(() => bystander.kill());
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
+    // Not a terminal: no colour codes at all.
+    expect(run.stdout).not.toContain('\x1b');
     const out = plain(run.stdout);
     expect(out).toContain('▸ open a local sandbox');
     // After the rollback the app runs again and the README is the original.
     expect(out).toMatch(
       /▸ Verify\.\n {2}exec .*\n(?: {2}│ .*\n)*? {2}│ # notes\n(?: {2}│ .*\n)*? {2}│ hello from the app\n/,
     );
-    expect(out).toContain('(failed,'); // the timeout, reported to the model as a failed tool call
+    // The broken app exits 127: the command ran, and failed.
+    expect(out).toMatch(
+      /▸ Check the app still runs\.\n {2}exec .*\n {2}│ exit code: 127\n(?: {2}│ .*\n)*? {2}\(failed: exit code 127, [\d.]+ ms\)\n/,
+    );
+    expect(out).not.toMatch(/exit code: [1-9]\d*\n(?: {2}│ .*\n)* {2}\(ok,/);
+    expect(out).toMatch(/▸ A runaway command .*\n(?: {2}.*\n)*? {2}\(failed, [\d.]+ ms\)\n/); // the timeout
     expect(out).toContain('still here; sleepers left: 0');
-    expect(out).toMatch(/▸ finished: after 11 turns\n {2}checkpoints: \S+ \(before cleanup\)\n$/);
+    // At the end (local backend): how to try docker and ssh, with the commands that provision them.
+    expect(out).toMatch(
+      /▸ finished: after 11 turns\n {2}checkpoints: \S+ \(before cleanup\)\n\nTry the other backends [^\n]*\n[\s\S]*\n$/,
+    );
+    for (const line of [
+      'bash scripts/provision-docker.sh',
+      'npm run demo -- --backend docker',
+      'bash scripts/provision-sshd.sh',
+      'node scripts/ssh-demo-config.mjs > ssh.json',
+      'npm run demo -- --backend ssh --config-file ssh.json',
+    ])
+      expect(out).toContain(line);
     // The sandbox was closed: nothing is left under its root.
     expect(await readdir(root)).toEqual([]);
   });
@@ -59,6 +113,52 @@ describe.concurrent('the example runner', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^runner: INVALID_ARGUMENT: ssh\.open: invalid ssh config: config\.host: /);
     expect(run.stderr).not.toContain('    at ');
+  });
+
+  it('colours its headings on a terminal, and not with NO_COLOR set', async () => {
+    // A config the ssh backend refuses: the run ends right after its first (bold) line.
+    const args = ['--backend', 'ssh', '--config', '{"port": 0}'];
+    const coloured = await runnerInTerminal(args, {});
+    expect(coloured.stdout).toContain('\x1b[1m▸ open a ssh sandbox\x1b[0m');
+    const plainRun = await runnerInTerminal(args, { NO_COLOR: '1' });
+    expect(plainRun.stdout).toContain('▸ open a ssh sandbox');
+    expect(plainRun.stdout).not.toMatch(/\x1b\[[0-9;]*m/);
+  });
+
+  it('--help explains the options and how to provision docker and ssh; an unknown flag is a short usage error', async () => {
+    const help = await runner(['--help']);
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toMatch(/^Usage: npm run demo -- \[options\]/);
+    for (const text of [
+      '--backend KIND',
+      '--config-file PATH',
+      '--model-url URL',
+      'NO_COLOR',
+      'bash scripts/provision.sh',
+      'bash scripts/provision-docker.sh',
+      'bash scripts/provision-sshd.sh',
+      'node scripts/ssh-demo-config.mjs > ssh.json',
+    ])
+      expect(help.stdout).toContain(text);
+
+    const unknown = await runner(['--frobnicate']);
+    expect(unknown).toMatchObject({ code: 2, stdout: '' });
+    // One line from parseArgs (Node versions word its tail differently), one pointing at --help.
+    expect(unknown.stderr).toMatch(
+      /^runner: Unknown option '--frobnicate'[^\n]*\nRun `npm run demo -- --help` for the options\.\n$/,
+    );
+    const stray = await runner(['docker']);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toMatch(/^runner: Unexpected argument 'docker'/);
+    expect(stray.stderr).not.toContain('    at ');
+  });
+
+  it('stops when its reader goes away (exit 141), and still closes the sandbox', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'agentbox-demo-'));
+    roots.push(root);
+    const run = await runner(['--config', JSON.stringify({ root })], { closeStdoutAfterFirstChunk: true });
+    expect(run).toMatchObject({ code: 141, stderr: '' });
+    expect(await readdir(root)).toEqual([]);
   });
 
   it('refuses an unknown backend and input that is not JSON', async () => {
@@ -71,4 +171,35 @@ describe.concurrent('the example runner', () => {
     expect(notJson.code).toBe(2);
     expect(notJson.stderr).toMatch(/^runner: the backend config is not JSON: /);
   });
+});
+
+// What --help and the end of a local run tell a user to do for ssh, done here against the test sshd.
+const sshdDir = process.env.AGENTBOX_SSHD_DIR ?? join(ROOT, '.tmp', 'sshd');
+const haveSshd = existsSync(join(sshdDir, 'state.json'));
+if (!haveSshd)
+  console.info(`runner over ssh: skipped, no test sshd state in ${sshdDir} (bash scripts/provision-sshd.sh)`);
+
+describe.skipIf(!haveSshd)('the example runner over ssh, as its help says', () => {
+  it('runs to the end with the config that scripts/ssh-demo-config.mjs writes', async () => {
+    const config = execFileSync(process.execPath, [join(ROOT, 'scripts', 'ssh-demo-config.mjs')], {
+      env: { ...process.env, AGENTBOX_SSHD_DIR: sshdDir },
+      encoding: 'utf8',
+    });
+    // The key is named by its path, not copied into the config.
+    expect(JSON.parse(config)).toMatchObject({ auth: { type: 'privateKey', path: expect.any(String) } });
+    expect(config).not.toContain('PRIVATE KEY');
+    const dir = await mkdtemp(join(tmpdir(), 'agentbox-demo-ssh-'));
+    await writeFile(join(dir, 'ssh.json'), config);
+    try {
+      const run = await runner(['--backend', 'ssh', '--config-file', join(dir, 'ssh.json')]);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('▸ finished: after 11 turns');
+      expect(run.stdout).toContain('still here; sleepers left: 0');
+      // The docker and ssh hints are for a local run only.
+      expect(run.stdout).not.toContain('Try the other backends');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

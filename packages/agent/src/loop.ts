@@ -30,7 +30,17 @@ export interface Model {
 
 export type AgentEvent =
   | { type: 'assistant'; step: number; content: string; toolCalls: ToolCall[] }
-  | { type: 'tool'; step: number; call: ToolCall; ok: boolean; output: string; durationMs: number };
+  | {
+      type: 'tool';
+      step: number;
+      call: ToolCall;
+      /** The tool ran; a command that exited non-zero still ran (see exitCode). */
+      ok: boolean;
+      output: string;
+      /** The command's exit code, for an exec that ran to its end. */
+      exitCode?: number;
+      durationMs: number;
+    };
 
 export interface RunAgentOptions extends Partial<ToolSettings> {
   sandbox: SandboxBackend;
@@ -77,9 +87,18 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRun> {
     if (turn.toolCalls.length === 0) return { answer: turn.content, finished: true, steps: step, messages };
     for (const call of turn.toolCalls) {
       const started = performance.now();
-      const { ok, output } = await runTool(sandbox, call.name, call.arguments, settings, signal);
+      const { ok, output, exitCode } = await runTool(sandbox, call.name, call.arguments, settings, signal);
       messages.push({ role: 'tool', toolCallId: call.id, name: call.name, content: output });
-      onEvent?.({ type: 'tool', step, call, ok, output, durationMs: performance.now() - started });
+      const durationMs = performance.now() - started;
+      onEvent?.({
+        type: 'tool',
+        step,
+        call,
+        ok,
+        output,
+        ...(exitCode === undefined ? {} : { exitCode }),
+        durationMs,
+      });
     }
   }
   return { answer: undefined, finished: false, steps: maxSteps, messages };

@@ -16,6 +16,12 @@ export interface ToolSettings {
   maxOutputBytes: number;
 }
 
+/** What a tool hands back: the text for the model and, for a command, how it exited. */
+export interface ToolOutcome {
+  output: string;
+  exitCode?: number;
+}
+
 interface Tool<Args extends z.ZodType> {
   spec: ToolSpec;
   args: Args;
@@ -24,7 +30,7 @@ interface Tool<Args extends z.ZodType> {
     args: z.output<Args>,
     settings: ToolSettings,
     signal?: AbortSignal,
-  ): Promise<string>;
+  ): Promise<string | ToolOutcome>;
 }
 
 function tool<Args extends z.ZodType>(t: Tool<Args>): Tool<Args> {
@@ -68,7 +74,7 @@ export const TOOLS = {
       const parts = [`exit code: ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`];
       if (r.stdout) parts.push(`stdout:\n${r.stdout}${cutNote(r.truncated.stdout, r.totalBytes.stdout)}`);
       if (r.stderr) parts.push(`stderr:\n${r.stderr}${cutNote(r.truncated.stderr, r.totalBytes.stderr)}`);
-      return parts.join('\n');
+      return { output: parts.join('\n'), exitCode: r.exitCode };
     },
   }),
   read_file: tool({
@@ -155,7 +161,7 @@ export async function runTool(
   rawArgs: unknown,
   settings: ToolSettings,
   signal?: AbortSignal,
-): Promise<{ ok: boolean; output: string }> {
+): Promise<{ ok: boolean } & ToolOutcome> {
   const t = (TOOLS as Record<string, Tool<z.ZodType>>)[name];
   if (!t)
     return { ok: false, output: `error: unknown tool "${name}"; tools: ${Object.keys(TOOLS).join(', ')}` };
@@ -165,7 +171,8 @@ export async function runTool(
     return { ok: false, output: `error: invalid arguments for ${name}: ${issues.join('; ')}` };
   }
   try {
-    return { ok: true, output: await t.run(sandbox, parsed.data, settings, signal) };
+    const outcome = await t.run(sandbox, parsed.data, settings, signal);
+    return { ok: true, ...(typeof outcome === 'string' ? { output: outcome } : outcome) };
   } catch (error) {
     if (signal?.aborted) throw error;
     if (error instanceof AgentboxError) {

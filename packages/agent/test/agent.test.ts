@@ -3,7 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { openSandbox } from '@agentbox/core';
 import '@agentbox/backend-local';
 import { describe, expect, it } from 'vitest';
-import { chatCompletionsModel, type Message, runAgent, scriptedModel } from '../src/index.js';
+import {
+  type AgentEvent,
+  chatCompletionsModel,
+  type Message,
+  runAgent,
+  scriptedModel,
+} from '../src/index.js';
 
 const call = (id: string, name: string, args: unknown) => ({ id, name, arguments: args });
 
@@ -19,6 +25,29 @@ describe('runAgent', () => {
     expect(run.finished).toBe(true);
     expect(run.steps).toBe(3);
     expect(run.answer).toBe('saw: exit code: 3\nstdout:\nhello\nstderr:\noops\n');
+  });
+
+  it("reports each command's exit code in its tool event, so a failed command is not shown as a success", async () => {
+    await using sandbox = await openSandbox({ backend: 'local' });
+    const events: AgentEvent[] = [];
+    const model = scriptedModel([
+      {
+        content: '',
+        toolCalls: [
+          call('1', 'exec', { command: 'exit 0' }),
+          call('2', 'exec', { command: 'no-such-program-here' }),
+          call('3', 'write_file', { path: 'a.txt', content: 'x' }),
+        ],
+      },
+    ]);
+    await runAgent({ sandbox, model, task: 't', onEvent: (e) => events.push(e) });
+    const tools = events.filter((e) => e.type === 'tool');
+    expect(tools.map((e) => [e.ok, e.exitCode])).toEqual([
+      [true, 0],
+      [true, 127],
+      [true, undefined],
+    ]);
+    expect('exitCode' in tools[2]!).toBe(false);
   });
 
   it('lets the model undo a destructive mistake with checkpoint and rollback', async () => {

@@ -14,6 +14,7 @@ import {
 } from '@agentbox/core';
 import type { ErrorContext } from '@agentbox/core/backend';
 import ssh2, { type AnyAuthMethod, type Client, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
+import { offersPublicKey, refusedKeyHint } from './auth-hint.js';
 import type { SshAuth, SshEndpoint } from './config.js';
 import {
   type HostKeyVerdict,
@@ -149,11 +150,13 @@ function connectError(
       cause: verifyError,
     });
   const level = (error as { level?: string } | null)?.level;
-  if (level === 'client-authentication')
+  if (level === 'client-authentication') {
+    const hint = offersPublicKey(ep) ? ` ${refusedKeyHint(ep.user)}` : '';
     return new AuthenticationError(
-      `${where} refused every authentication method given (${messageOf(error)})`,
+      `${where} refused every authentication method given (${messageOf(error)}).${hint}`,
       ctx,
     );
+  }
   if (level === 'client-timeout')
     return new SandboxUnavailableError(`no SSH connection to ${where} within ${ep.connectTimeoutMs} ms`, ctx);
   return new SandboxUnavailableError(`cannot connect to ${where}: ${messageOf(error)}`, ctx);

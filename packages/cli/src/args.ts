@@ -26,7 +26,8 @@ export class UsageError extends Error {
 
 /** Flags of every command that opens a sandbox. */
 export const SANDBOX_OPTIONS = {
-  backend: { type: 'string', default: 'local' },
+  // No default: without --backend, `--id` finds the backend `open` recorded (else local).
+  backend: { type: 'string' },
   config: { type: 'string' },
   'config-file': { type: 'string' },
   policy: { type: 'string' },

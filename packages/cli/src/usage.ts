@@ -1,9 +1,10 @@
 /** Help texts: `agentbox --help` and `agentbox COMMAND --help`. */
 
 const SANDBOX_FLAGS = `Backend flags (every command that opens a sandbox):
-  --backend KIND        local (default), docker, ssh, or any installed backend (agentbox doctor lists them)
-  --config JSON         the backend's config, e.g. '{"root": "/tmp/boxes"}'
-  --config-file PATH    the same, read from a JSON file
+  --backend KIND        local, docker, ssh, or any installed backend (agentbox doctor lists them);
+                        default: the backend \`agentbox open\` recorded for --id, else local
+  --config JSON         the backend's config, e.g. '{"root": "/tmp/boxes"}' (default: the recorded one)
+  --config-file PATH    the same, read from a JSON file (recorded by its path)
   --policy JSON         hardening policy to request (refused unless the backend enforces it)
   --json                machine-readable output
   -h, --help            this help`;
@@ -12,7 +13,10 @@ export const COMMANDS = {
   open: `Usage: agentbox open [--id ID] [backend flags]
 
 Create a sandbox that outlives this command (or re-attach to sandbox ID if it exists), then
-print its id, working directory and what its policy enforcement reports.`,
+print its id, working directory and what its policy enforcement reports. Its backend and config
+are recorded in $XDG_STATE_HOME/agentbox/sandboxes/ID.json (~/.local/state by default; the
+user's alone, no secrets: a --config-file by its path, an inline config without its passwords,
+passphrases and keys), so later commands need only --id.`,
 
   exec: `Usage: agentbox exec --id ID [options] -- PROGRAM [ARGS...]
        agentbox exec --id ID [options] -c 'SHELL COMMAND'
@@ -34,7 +38,8 @@ Exit status: the command's own; 124 on timeout; 2 for a usage or INVALID_ARGUMEN
 
 A line-by-line REPL, not a terminal: each line read from stdin runs as its own \`sh -c\` in
 sandbox ID, with stdin closed, so interactive programs (editors, pagers, sudo prompts) do not
-work. \`cd DIR\` alone on a line changes the directory of later lines; \`exit [N]\` or EOF
+work: a line that starts a full-screen program (vi, nano, emacs, htop, tmux, ...) is refused
+with a message and status 126 instead of hanging. \`cd DIR\` alone on a line changes the directory of later lines; \`exit [N]\` or EOF
 (Ctrl-D) ends the session; Ctrl-C interrupts the running command. Exits with the status of
 the last command.`,
 
@@ -52,7 +57,7 @@ List the sandbox's checkpoints, oldest first.`,
 
   close: `Usage: agentbox close --id ID
 
-Remove sandbox ID and everything it holds (workspace, checkpoints, containers).`,
+Remove sandbox ID and everything it holds (workspace, checkpoints, containers), and its record.`,
 
   sweep: `Usage: agentbox sweep [--backend KIND] [--dry-run] [--older-than-ms N] [--id ID] [--all]
 

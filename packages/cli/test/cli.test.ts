@@ -4,8 +4,8 @@
  * backend on the private test sshd (scripts/provision-sshd.sh).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
+/** The records of kept sandboxes go here, not to the user's own state directory. */
+const STATE_HOME = mkdtempSync(join(tmpdir(), 'agentbox-cli-state-'));
+const RECORDS = join(STATE_HOME, 'agentbox', 'sandboxes');
 
 interface Run {
   code: number | null;
@@ -26,12 +29,18 @@ interface Run {
 
 function agentbox(
   args: readonly string[],
-  options: { input?: string; env?: Record<string, string>; closeStdoutAfterFirstChunk?: boolean } = {},
+  options: {
+    input?: string;
+    env?: Record<string, string>;
+    closeStdoutAfterFirstChunk?: boolean;
+    /** SIGKILL the CLI after this long (a test of something that used to hang must end). */
+    killAfterMs?: number;
+  } = {},
 ): Promise<Run> {
   const started = performance.now();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
     cwd: PACKAGE_DIR,
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, XDG_STATE_HOME: STATE_HOME, ...options.env },
     stdio: 'pipe',
   });
   const run: Run = { code: null, stdout: '', stderr: '', stdoutTimes: [], ms: 0 };
@@ -45,9 +54,13 @@ function agentbox(
   });
   child.stdin.on('error', () => {}); // the CLI may exit without reading its stdin
   child.stdin.end(options.input);
+  const killer = options.killAfterMs
+    ? setTimeout(() => child.kill('SIGKILL'), options.killAfterMs)
+    : undefined;
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code) => {
+      clearTimeout(killer);
       run.code = code;
       run.ms = performance.now() - started;
       resolve(run);
@@ -55,7 +68,7 @@ function agentbox(
   });
 }
 
-const roots: string[] = [];
+const roots: string[] = [STATE_HOME];
 afterAll(async () => {
   await Promise.all(roots.map((root) => rm(root, { recursive: true, force: true })));
 });
@@ -164,6 +177,77 @@ describe.concurrent('open', () => {
     expect(run.stderr).toMatch(/^agentbox: POLICY_NOT_ENFORCEABLE: .*network/);
     expect(await readdir(root)).toEqual([]);
   });
+});
+
+describe.concurrent('a kept sandbox remembers its backend and config', () => {
+  const record = async (id: string) => JSON.parse(await readFile(join(RECORDS, `${id}.json`), 'utf8'));
+
+  it('local: after open, --id alone finds it; close removes it and its record', async () => {
+    const { root, flags } = await newRoot();
+    const id = `kept-${process.pid}`;
+    await openSandbox(flags, id);
+    // The record: the user's alone, in a directory of the user's alone.
+    expect((await stat(join(RECORDS, `${id}.json`))).mode & 0o777).toBe(0o600);
+    expect((await stat(RECORDS)).mode & 0o777).toBe(0o700);
+    expect(await record(id)).toMatchObject({
+      version: 1,
+      id,
+      backend: 'local',
+      config: { json: { value: { root }, omitted: [] } },
+    });
+
+    const pwd = await agentbox(['exec', '--id', id, '--', 'pwd']);
+    expect(pwd).toMatchObject({ code: 0, stdout: `${join(root, id, 'workspace')}\n`, stderr: '' });
+    const cp = await agentbox(['checkpoint', '--id', id]);
+    expect(cp.code).toBe(0);
+    expect((await agentbox(['checkpoints', '--id', id])).stdout).toContain(cp.stdout.trim());
+
+    expect(await agentbox(['close', '--id', id])).toMatchObject({
+      code: 0,
+      stdout: `removed local sandbox ${id}\n`,
+    });
+    expect(await readdir(root)).toEqual([]);
+    expect(existsSync(join(RECORDS, `${id}.json`))).toBe(false);
+    // With no record left, the NOT_FOUND says where it looked and how to look elsewhere.
+    const gone = await agentbox(['exec', '--id', id, '--', 'true']);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(
+      new RegExp(
+        `^agentbox: NOT_FOUND: .*no local sandbox "${id}" .*agentbox has no record of a sandbox "${id}" in ${RECORDS}.*give --backend KIND`,
+      ),
+    );
+  });
+
+  it('docker: exec and close with --id alone reach the container, not the local backend', async (ctx) => {
+    try {
+      execFileSync('docker', ['image', 'inspect', 'agentbox/busybox:test'], { stdio: 'ignore' });
+    } catch {
+      console.info(
+        'docker part skipped: no docker daemon or no image agentbox/busybox:test (scripts/provision-docker.sh)',
+      );
+      ctx.skip();
+    }
+    const id = `kept-docker-${process.pid}`;
+    const opened = await agentbox([
+      ...['open', '--backend', 'docker', '--id', id],
+      ...['--config', JSON.stringify({ image: 'agentbox/busybox:test' })],
+    ]);
+    expect(opened).toMatchObject({ code: 0, stderr: '' });
+    try {
+      expect(await record(id)).toMatchObject({ backend: 'docker' });
+      // Inside the container: non-root (uid 1000), where the local backend would run as this user.
+      const who = await agentbox(['exec', '--id', id, '--', 'id', '-u']);
+      expect(who).toMatchObject({ code: 0, stdout: '1000\n', stderr: '' });
+      expect((await agentbox(['exec', '--id', id, '-c', 'echo kept > f'])).code).toBe(0);
+      expect((await agentbox(['exec', '--id', id, '--', 'cat', 'f'])).stdout).toBe('kept\n');
+    } finally {
+      const closed = await agentbox(['close', '--id', id]);
+      expect(closed).toMatchObject({ code: 0, stdout: `removed docker sandbox ${id}\n` });
+    }
+    expect(existsSync(join(RECORDS, `${id}.json`))).toBe(false);
+    const gone = await agentbox(['exec', '--backend', 'docker', '--id', id, '--', 'true']);
+    expect(gone.stderr).toMatch(/^agentbox: NOT_FOUND: .*no docker sandbox/);
+  }, 180_000);
 });
 
 describe.concurrent('exec', () => {
@@ -349,6 +433,28 @@ describe.concurrent('shell', () => {
     expect(exit).toMatchObject({ code: 4, stdout: 'a\n' });
   });
 
+  it('refuses a full-screen program (vi) at once with a clear message, and carries on', async () => {
+    const { flags } = await newRoot();
+    await openSandbox(flags, 'box');
+    const run = await agentbox(['shell', ...flags, '--id', 'box'], {
+      input: 'vi notes.txt\necho "vi | vim"\nFOO=1 command vim\necho after\n',
+      killAfterMs: 60_000,
+    });
+    expect(run.ms).toBeLessThan(60_000); // it ended by itself (the old shell hung on vi for good)
+    expect(run.stdout).toBe('vi | vim\nafter\n');
+    const refusals = run.stderr.split('\n').filter(Boolean);
+    expect(refusals).toHaveLength(2);
+    expect(refusals[0]).toMatch(/^agentbox shell: not run: vi is a full-screen program and needs a terminal/);
+    expect(refusals[1]).toMatch(/^agentbox shell: not run: vim is a full-screen program/);
+    expect(run.code).toBe(0); // the last line's status
+
+    const last = await agentbox(['shell', ...flags, '--id', 'box'], {
+      input: 'nano x\n',
+      killAfterMs: 60_000,
+    });
+    expect(last).toMatchObject({ code: 126, stdout: '' });
+  });
+
   it('reports a timed-out line and carries on', async () => {
     const { flags } = await newRoot();
     await openSandbox(flags, 'box');
@@ -515,6 +621,70 @@ describe('the ssh backend through the CLI', () => {
     });
     expect((await agentbox(['exec', ...flags, '--id', id, '--', 'true'])).stderr).toMatch(/NOT_FOUND/);
   });
+});
+
+describe('a kept ssh sandbox opened with a password', () => {
+  it('is remembered without the password; a --config-file is remembered by its path', async () => {
+    const repo = join(PACKAGE_DIR, '../..');
+    execFileSync('bash', [join(repo, 'scripts/provision-sshd.sh')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const state = JSON.parse(
+      readFileSync(join(process.env.AGENTBOX_SSHD_DIR ?? join(repo, '.tmp/sshd'), 'state.json'), 'utf8'),
+    );
+    const config = {
+      host: state.host,
+      port: state.port,
+      user: state.users[0],
+      auth: { type: 'password', password: state.password },
+      knownHostsFile: state.knownHostsFile,
+      root: '~/.agentbox/cli-test',
+    };
+    const id = `kept-ssh-${process.pid}`;
+    const inline = await agentbox([
+      'open',
+      '--backend',
+      'ssh',
+      '--config',
+      JSON.stringify(config),
+      '--id',
+      id,
+    ]);
+    expect(inline).toMatchObject({ code: 0, stderr: '' });
+    const text = await readFile(join(RECORDS, `${id}.json`), 'utf8');
+    expect(text).not.toContain(state.password);
+    expect(JSON.parse(text)).toMatchObject({
+      backend: 'ssh',
+      config: {
+        json: { value: { host: state.host, auth: { type: 'password' } }, omitted: ['auth.password'] },
+      },
+    });
+    // The password is not there to use: the command says what to give instead.
+    const refused = await agentbox(['exec', '--id', id, '--', 'true']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^agentbox: INVALID_ARGUMENT: .*auth\.password.*--config-file/);
+
+    // Opened again from a file: the record names the file, and --id alone works.
+    const dir = await mkdtemp(join(tmpdir(), 'agentbox-cli-ssh-'));
+    roots.push(dir);
+    await writeFile(join(dir, 'ssh.json'), JSON.stringify(config), { mode: 0o600 });
+    expect(
+      (await agentbox(['open', '--backend', 'ssh', '--config-file', join(dir, 'ssh.json'), '--id', id])).code,
+    ).toBe(0);
+    expect(JSON.parse(await readFile(join(RECORDS, `${id}.json`), 'utf8'))).toMatchObject({
+      backend: 'ssh',
+      config: { file: join(dir, 'ssh.json') },
+    });
+    expect(await agentbox(['exec', '--id', id, '--', 'echo', 'over ssh'])).toMatchObject({
+      code: 0,
+      stdout: 'over ssh\n',
+    });
+    expect(await agentbox(['close', '--id', id])).toMatchObject({
+      code: 0,
+      stdout: `removed ssh sandbox ${id}\n`,
+    });
+    expect(existsSync(join(RECORDS, `${id}.json`))).toBe(false);
+  }, 120_000);
 });
 
 describe.concurrent('agent', () => {

@@ -69,5 +69,7 @@ function showEvent(event: AgentEvent): void {
   const args = JSON.stringify(event.call.arguments);
   printLine(`  ${event.call.name} ${args.length > 100 ? `${args.slice(0, 100)}…` : args}`);
   printLine(event.output.replace(/\n$/, '').replace(/^/gm, '  │ '));
-  printLine(`  (${event.ok ? 'ok' : 'failed'}, ${event.durationMs.toFixed(1)} ms)`);
+  // A command that ran and exited non-zero failed too.
+  const failed = !event.ok ? 'failed' : event.exitCode ? `failed: exit code ${event.exitCode}` : 'ok';
+  printLine(`  (${failed}, ${event.durationMs.toFixed(1)} ms)`);
 }

@@ -1,6 +1,6 @@
-/** `agentbox open`: create (or re-attach to) a sandbox that outlives the command. */
+/** `agentbox open`: create (or re-attach to) a sandbox that outlives the command, and remember it. */
 import { noPositionals, parseCommand, SANDBOX_OPTIONS } from '../args.js';
-import { useSandbox } from '../open.js';
+import { rememberSandbox, useSandbox } from '../open.js';
 import { printJson, printLine } from '../output.js';
 import type { Command } from './context.js';
 
@@ -11,6 +11,8 @@ export const openCommand: Command = async (args, ctx) => {
     values,
     { keep: true, mustExist: false, signal: ctx.interrupts.signal, env: ctx.env },
     async (sandbox) => {
+      // Later commands find its backend and config by --id alone.
+      await rememberSandbox(values, sandbox, ctx.env);
       if (values.json) {
         printJson({
           id: sandbox.id,

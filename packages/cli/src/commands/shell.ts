@@ -1,6 +1,7 @@
 /**
  * `agentbox shell`: a line-by-line REPL over exec. Not a terminal: every line is its own `sh -c`
- * with stdin closed; only `cd DIR` (alone on a line) and `exit [N]` are handled here.
+ * with stdin closed; only `cd DIR` (alone on a line) and `exit [N]` are handled here, and a line
+ * that starts a full-screen program (an editor) is refused rather than left to hang.
  */
 import { createInterface } from 'node:readline';
 import type { SandboxBackend } from '@agentbox/core';
@@ -17,6 +18,10 @@ import { useSandbox } from '../open.js';
 import { printError } from '../output.js';
 import { exitCodeFor, reportError } from '../report.js';
 import type { Command, CommandContext } from './context.js';
+import { fullScreenProgram } from './full-screen.js';
+
+/** The status of a refused line, as a shell reports a command it cannot execute. */
+const EXIT_CANNOT_RUN = 126;
 
 interface LineSettings {
   env: Record<string, string>;
@@ -84,6 +89,17 @@ async function repl(
       break;
     }
     if (line === '' || line.startsWith('#')) {
+      prompt();
+      continue;
+    }
+    const program = fullScreenProgram(line);
+    if (program !== undefined) {
+      printError(
+        `agentbox shell: not run: ${program} is a full-screen program and needs a terminal, which this shell ` +
+          `does not give (each line runs with no terminal and stdin closed). To change a file, write it whole ` +
+          `(agentbox exec --id ${sandbox.id} --stdin -- sh -c 'cat > FILE' < FILE) or edit it in place with sed.`,
+      );
+      status = EXIT_CANNOT_RUN;
       prompt();
       continue;
     }
