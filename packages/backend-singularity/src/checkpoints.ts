@@ -53,6 +53,8 @@ export interface SandboxCheckpointsOptions {
   storeDir: string;
   /** Stop the instance, run `fn`, start it again under the same handle. */
   restart(fn: () => Promise<void>): Promise<void>;
+  /** Run `fn` with every process of the instance stopped. */
+  frozen<T>(fn: () => Promise<T>): Promise<T>;
   context: ErrorContext;
 }
 
@@ -80,6 +82,13 @@ export class SandboxCheckpoints implements CheckpointStore {
     label: string | undefined;
     signal: AbortSignal | undefined;
   }): Promise<CheckpointInfo> {
+    return this.#o.frozen(() => this.#create(opts));
+  }
+
+  async #create(opts: {
+    label: string | undefined;
+    signal: AbortSignal | undefined;
+  }): Promise<CheckpointInfo> {
     const info = await this.#o.workspace.create(opts);
     if (this.#o.overlayDir === undefined) return info;
     try {
@@ -102,7 +111,7 @@ export class SandboxCheckpoints implements CheckpointStore {
   }
 
   async restore(id: string, signal: AbortSignal | undefined): Promise<void> {
-    if (this.#o.overlayDir === undefined) return this.#o.workspace.restore(id, signal);
+    if (this.#o.overlayDir === undefined) return this.#o.frozen(() => this.#o.workspace.restore(id, signal));
     if (!(await this.list()).some((c) => c.id === id))
       throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, {
         ...this.#o.context,
@@ -115,8 +124,13 @@ export class SandboxCheckpoints implements CheckpointStore {
         subject: id,
       });
     // The instance goes on running when only the workspace differs.
-    if ((await this.#canonical(treeFingerprint(this.#upper))) === wanted)
-      return this.#o.workspace.restore(id, signal);
+    const inPlace = await this.#o.frozen(async () => {
+      if ((await this.#canonical(treeFingerprint(this.#upper))) !== wanted) return false;
+      await this.#o.workspace.restore(id, signal);
+      return true;
+    });
+    if (inPlace) return;
+    // Stopping the instance ends every process in it: nothing races the restore then.
     await this.#o.restart(async () => {
       await this.#o.workspace.restore(id, signal);
       const upper = this.#upper;

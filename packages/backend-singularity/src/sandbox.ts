@@ -17,7 +17,6 @@ import {
   type ErrorContext,
   FILE_SCRIPT_ERRNO,
   fromErrno,
-  frozenCheckpointStore,
   type HostProcess,
   type RawProcess,
   READ_FILE_SCRIPT,
@@ -91,7 +90,7 @@ export class SingularitySandbox extends BaseSandbox {
     this.#instance = init.instance;
     this.sessions = this.#pool();
     const context = { backend: KIND, sandboxId: init.id };
-    const store = new SandboxCheckpoints({
+    this.checkpoints = new SandboxCheckpoints({
       workspace: new TreeCheckpointStore({
         root: join(init.dir, 'workspace'),
         storeDir: join(init.dir, 'checkpoints', 'workspace'),
@@ -99,12 +98,12 @@ export class SingularitySandbox extends BaseSandbox {
       overlayDir: init.overlayDir,
       storeDir: join(init.dir, 'checkpoints', 'overlay'),
       restart: (fn) => this.#restart(fn),
+      frozen: (fn) => {
+        const run = this.#thawed.then(() => frozen(this.#instance, this.context('checkpoint'), fn));
+        this.#thawed = run.catch(() => {});
+        return run;
+      },
       context,
-    });
-    this.checkpoints = frozenCheckpointStore(store, (fn) => {
-      const run = this.#thawed.then(() => frozen(this.#instance, this.context('checkpoint'), fn));
-      this.#thawed = run.catch(() => {});
-      return run;
     });
   }
 
@@ -229,9 +228,10 @@ export class SingularitySandbox extends BaseSandbox {
   /** Stop the instance, run `fn`, start it again: the handle, its id and its directory stay. */
   async #restart(fn: () => Promise<void>): Promise<void> {
     const previous = this.sessions;
+    // Stopping the instance first ends the sessions' shells at once (a pool closing live shells waits on each).
+    await this.#instance.stop(this.context('rollback'));
     await previous.close();
     await this.#stopRunning();
-    await this.#instance.stop(this.context('rollback'));
     await fn();
     const next = await this.#instance.restart(this.context('rollback'));
     const pool = (() => {

@@ -360,7 +360,7 @@ function memoryBytes(text) {
 // The instance's init: runs as pid 1 of fresh mount/pid/ipc/uts (and net) namespaces, builds the
 // root and stays as a reaper. $1 state dir, $2 name, $3 image, $4 upper mode, $5 overlay dir,
 // $6 containall, then cgroup dirs up to "--", then binds "src:dst:ro|rw".
-const INIT = String.raw`set -e
+const INIT = `set -e
 state=$1 name=$2 image=$3 mode=$4 overlay=$5 contain=$6; shift 6
 while [ "$1" != -- ]; do echo 0 > "$1/cgroup.procs"; shift; done; shift
 root="$state/$name.root"
