@@ -100,10 +100,19 @@ export const singularity = defineBackend({
   configSchema: SingularityConfigSchema,
   open: openSingularity,
   sweep: sweepSingularity,
+  // What it can enforce when asked: limits, no network and a read-only root asked for.
   doctor: ({ config }) =>
     doctorSingularity(
       config,
-      singularityEnforcement(config, PolicySchema.parse({}), process.getuid?.() ?? -1),
+      singularityEnforcement(
+        config,
+        PolicySchema.parse({
+          readOnlyRoot: true,
+          limits: { pids: 256, memoryMiB: 2048, cpus: 1 },
+          network: { mode: 'none' },
+        }),
+        process.getuid?.() ?? -1,
+      ),
     ),
 });
 registerBackend(singularity);

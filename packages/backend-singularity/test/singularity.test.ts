@@ -155,6 +155,23 @@ describe.skipIf(standinMissing)('singularity sandbox (stand-in)', () => {
     }
   });
 
+  it('limits asked for hold inside the instance: a pids limit stops a fork flood', async () => {
+    const sb = await openSandbox({ backend: 'singularity', config, policy: { limits: { pids: 40 } } });
+    try {
+      expect(sb.enforcement['limits.pids'].status).toBe('enforced');
+      const r = await sb.exec('i=0; while [ $i -lt 80 ]; do sleep 5 & i=$((i+1)); done; echo started $i', {
+        timeoutMs: 30_000,
+      });
+      // The shell cannot fork past the limit: it fails before starting all 80.
+      expect(r.stdout).not.toBe('started 80\n');
+      expect(r.stderr).toMatch(/can't fork/);
+      const count = await sb.exec('ps | grep -c "[s]leep 5"');
+      expect(Number(count.stdout.trim())).toBeLessThan(40);
+    } finally {
+      await sb.close();
+    }
+  });
+
   it('strict mode refuses what apptainer cannot enforce (an egress allowlist)', async () => {
     const error = await openSandbox({
       backend: 'singularity',

@@ -606,6 +606,9 @@ function execCommand(args) {
       env[item.slice(0, eq)] = item.slice(eq + 1);
     }
   }
+  // The command joins the instance's cgroups (its limits), as apptainer's exec into an instance does.
+  for (const dir of state.cgroups ?? [])
+    fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(process.pid));
   const pwd = one(values, 'pwd');
   const ns = ['-m', '-u', '-i', '-p', ...(state.ownNet ? ['-n'] : []), '-r', '-w'];
   const argv =
