@@ -172,6 +172,21 @@ describe.skipIf(standinMissing)('singularity sandbox (stand-in)', () => {
     }
   });
 
+  it('a read-only root (readOnlyRoot) has no overlay: only the workspace and /tmp are writable, and checkpoints still work', async () => {
+    const sb = await openSandbox({ backend: 'singularity', config, policy: { readOnlyRoot: true } });
+    try {
+      expect(sb.enforcement.readOnlyRoot.status).toBe('enforced');
+      expect((await sb.exec('echo x > /etc/agentbox-ro')).exitCode).not.toBe(0);
+      expect((await sb.exec('echo x > /tmp/t && echo y > ok.txt')).exitCode).toBe(0);
+      const cp = await sb.checkpoint();
+      await sb.writeFile('ok.txt', 'changed');
+      await sb.rollback(cp);
+      expect(await sb.readTextFile('ok.txt')).toBe('y\n');
+    } finally {
+      await sb.close();
+    }
+  });
+
   it('strict mode refuses what apptainer cannot enforce (an egress allowlist)', async () => {
     const error = await openSandbox({
       backend: 'singularity',
