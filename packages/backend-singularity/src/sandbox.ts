@@ -30,6 +30,7 @@ import { SandboxCheckpoints } from './checkpoints.js';
 import { type Cli, cliEnv, runCli } from './cli.js';
 import type { ParsedSingularityConfig } from './config.js';
 import { frozen } from './freeze.js';
+import { signalGroupAndHolders } from './holders.js';
 import type { Instance } from './instance.js';
 
 const KIND = 'singularity';
@@ -120,6 +121,8 @@ export class SingularitySandbox extends BaseSandbox {
   #pool(): SessionPool {
     return new SessionPool({
       startProcess: (req, signal) => this.#startPlain(req, signal),
+      // From the host: the group, and a process that left it but still holds its output.
+      signalGroup: async (pgid, signal) => signalGroupAndHolders(this.#instance, pgid, signal),
       enabled: this.#fastPath,
       context: this.context('exec'),
     });
@@ -173,13 +176,60 @@ export class SingularitySandbox extends BaseSandbox {
     });
   }
 
+  /**
+   * Run a file script of ours to its end down a session (the plain path when none is idle), so a
+   * file operation costs no CLI start when a session is free.
+   */
+  async #fileScript(
+    script: string,
+    args: string[],
+    input: AsyncIterable<Uint8Array> | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+    const proc = await this.sessions.startProcess(
+      {
+        argv: ['/bin/sh', '-c', script, 'sh', ...args],
+        cwd: '/',
+        env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+      },
+      signal,
+    );
+    const abort = () => void proc.kill('SIGKILL').catch(() => {});
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const drained = Promise.all([
+        (async () => {
+          for await (const chunk of proc.stdout) out.push(Buffer.from(chunk));
+        })(),
+        (async () => {
+          for await (const chunk of proc.stderr) err.push(Buffer.from(chunk));
+        })(),
+      ]);
+      if (input) {
+        try {
+          for await (const chunk of input) await proc.writeStdin(chunk);
+        } catch {
+          // The script stopped reading (a bad path): its exit status says why.
+        }
+      }
+      await proc.closeStdin().catch(() => {});
+      const [exit] = await Promise.all([proc.exit, drained]);
+      signal?.throwIfAborted();
+      return { code: exit.exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') };
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
+  }
+
   protected async readFileAt(
     path: string,
     maxBytes: number,
     signal: AbortSignal | undefined,
   ): Promise<Uint8Array> {
     await this.#thawed;
-    const r = await this.#script(READ_FILE_SCRIPT, [path, String(maxBytes)], undefined, signal);
+    const r = await this.#fileScript(READ_FILE_SCRIPT, [path, String(maxBytes)], undefined, signal);
     if (r.code === 6) {
       const size = Number(r.stdout.toString('latin1'));
       throw new OutputLimitError(
@@ -199,7 +249,7 @@ export class SingularitySandbox extends BaseSandbox {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     await this.#thawed;
-    const r = await this.#script(
+    const r = await this.#fileScript(
       WRITE_FILE_SCRIPT,
       [path, mode === undefined ? '' : mode.toString(8)],
       data,

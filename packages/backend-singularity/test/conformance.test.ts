@@ -26,9 +26,5 @@ else {
     // The instance's PID namespace ends every process at close; a timeout reaches the command's
     // group and whoever holds its output, not an escape that let go of it.
     escapedProcessesDie: 'close',
-    skip: {
-      'tamper.setsid-escape-timeout':
-        "singularity's timeout signals the command's process group only, not a process that left it (its own setsid) while holding its output; that one dies at close, with the instance's PID namespace",
-    },
   });
 }
