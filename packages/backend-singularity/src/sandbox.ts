@@ -7,6 +7,7 @@
  * resolves as the sandbox sees it.
  */
 
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { type EnforcementReport, IsADirectoryError, NotFoundError, OutputLimitError } from '@agentbox/core';
@@ -148,7 +149,7 @@ export class SingularitySandbox extends BaseSandbox {
   async #startPlain(req: StartRequest, _signal: AbortSignal | undefined): Promise<RawProcess> {
     this.#instance.assertAlive(this.context('exec'));
     if (req.cwd !== this.workdir && req.cwd !== '/') {
-      const probe = await this.#script('[ -d "$1" ]', [req.cwd]);
+      const probe = await this.#probe('[ -d "$1" ]', [req.cwd]);
       if (probe.code !== 0) throw new NotFoundError(`working directory ${req.cwd} does not exist`);
     }
     const [program, ...args] = this.#execArgv(req);
@@ -158,21 +159,19 @@ export class SingularitySandbox extends BaseSandbox {
     return proc;
   }
 
-  /** Run a script of ours in the instance to its end (file operations, probes). */
-  #script(script: string, args: string[], input?: AsyncIterable<Uint8Array>, signal?: AbortSignal) {
-    this.#instance.assertAlive(this.context('files'));
+  /** Run a probe of ours in the instance to its end, through one `exec` (the plain path's own check). */
+  #probe(script: string, args: string[]) {
+    this.#instance.assertAlive(this.context('exec'));
     const argv = apiCommand(
       {
         argv: ['/bin/sh', '-c', script, 'sh', ...args],
         cwd: '/',
         env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
       },
-      this.context('files'),
+      this.context('exec'),
     );
     return runCli(this.#cli, ['exec', '--cleanenv', `instance://${this.#instance.name}`, ...argv], {
-      ...(input ? { input } : {}),
-      signal,
-      context: this.context('files'),
+      context: this.context('exec'),
     });
   }
 
@@ -314,12 +313,7 @@ export class SingularitySandbox extends BaseSandbox {
 /** `rm -rf` that also removes read-only directories the sandbox left. */
 export async function removeTree(dir: string): Promise<void> {
   await fs.rm(dir, { recursive: true, force: true }).catch(async () => {
-    await runChmod(dir);
+    await new Promise((done) => execFile('chmod', ['-R', 'u+rwX', dir], done));
     await fs.rm(dir, { recursive: true, force: true });
   });
-}
-
-async function runChmod(dir: string): Promise<void> {
-  const { execFile } = await import('node:child_process');
-  await new Promise((resolve) => execFile('chmod', ['-R', 'u+rwX', dir], () => resolve(undefined)));
 }
