@@ -6,7 +6,7 @@
  * commands in an isolated root (see README.md beside this file). Runs as root only.
  */
 'use strict';
-const { spawn, spawnSync } = require('node:child_process');
+const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -276,6 +276,11 @@ function main(argv) {
 // instances
 
 const NAME = /^[a-zA-Z0-9._-]+$/;
+
+/** Sleep without a child process (the CLI is synchronous while it waits). */
+function pause(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 const statePath = (name) => path.join(STATE, `${name}.json`);
 
 function readNamespace(pid, kind) {
@@ -491,7 +496,7 @@ function instanceStart(args) {
         `container creation failed: ${fs.readFileSync(log('err'), 'utf8').trim() || 'the instance did not start'}`,
       );
     }
-    spawnSync('sleep', ['0.02']);
+    pause(20);
   }
   const children = fs
     .readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, 'utf8')
@@ -529,8 +534,7 @@ function instanceStop(args) {
     process.kill(state.pid, 'SIGKILL');
   } catch {}
   const deadline = Date.now() + 10_000;
-  while (readNamespace(state.pid, 'pid') === state.pidNs && Date.now() < deadline)
-    spawnSync('sleep', ['0.02']);
+  while (readNamespace(state.pid, 'pid') === state.pidNs && Date.now() < deadline) pause(20);
   if (readNamespace(state.pid, 'pid') === state.pidNs) fatal(`instance ${state.name} did not stop`);
   forget(state);
   void flag(values, 'force');
