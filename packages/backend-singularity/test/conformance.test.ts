@@ -1,0 +1,30 @@
+import { mkdtempSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runConformance } from '@agentbox/conformance';
+import { openSandbox } from '@agentbox/core';
+import { afterAll } from 'vitest';
+import '../src/index.js';
+import { busyboxRootfs, STANDIN, standinMissing, useStandinState } from './standin.ts';
+
+// The whole suite against the apptainer stand-in: every sandbox a real instance (namespaces,
+// an overlay over a busybox root) under one root, so `leftovers` lists exactly what exists.
+if (standinMissing) console.warn(`skipping the singularity conformance run: ${standinMissing}`);
+else {
+  const root = mkdtempSync(join(tmpdir(), 'agentbox-singularity-conformance-'));
+  const state = useStandinState();
+  const image = busyboxRootfs();
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+    await rm(state, { recursive: true, force: true });
+  });
+  runConformance({
+    name: 'singularity (stand-in)',
+    open: (opts) => openSandbox({ backend: 'singularity', config: { binary: STANDIN, image, root } }, opts),
+    leftovers: async () => [...(await readdir(root)), ...(await readdir(state))],
+    // The instance's PID namespace ends every process at close; a timeout reaches the command's
+    // group and whoever holds its output, not an escape that let go of it.
+    escapedProcessesDie: 'close',
+  });
+}
