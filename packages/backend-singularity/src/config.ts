@@ -27,7 +27,7 @@ export const SingularityConfigSchema = z.strictObject({
   fastPath: z.boolean().default(true),
 });
 export type SingularityConfig = z.input<typeof SingularityConfigSchema>;
-export type ParsedSingularityConfig = z.output<typeof SingularityConfigSchema>;
+export type SingularityResolvedConfig = z.output<typeof SingularityConfigSchema>;
 
 /** Instance names carry this prefix, so `instance list` tells this backend's instances apart. */
 export const INSTANCE_PREFIX = 'agentbox-';

@@ -4,11 +4,11 @@ import { access, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { DoctorCheck, DoctorReport, EnforcementReport } from '@agentbox/core';
 import { findCli, runCli } from './cli.js';
-import type { ParsedSingularityConfig } from './config.js';
+import type { SingularityResolvedConfig } from './config.js';
 import { cgroupLimitsUsable } from './enforcement.js';
 
 export async function doctorSingularity(
-  config: ParsedSingularityConfig,
+  config: SingularityResolvedConfig,
   enforcement: EnforcementReport,
 ): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];

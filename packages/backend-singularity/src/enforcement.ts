@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import type { ControlStatus, EnforcementReport, ParsedPolicy } from '@agentbox/core';
 import { enforcementReport } from '@agentbox/core/backend';
-import type { ParsedSingularityConfig } from './config.js';
+import type { SingularityResolvedConfig } from './config.js';
 
 /** Apptainer applies --memory/--cpus/--pids-limit through cgroups: as root, or rootless on cgroup v2. */
 export function cgroupLimitsUsable(uid: number): boolean {
@@ -11,14 +11,14 @@ export function cgroupLimitsUsable(uid: number): boolean {
 
 /** How the root is writable for this config and policy: an overlay directory, a tmpfs, or not at all. */
 export function rootMode(
-  config: ParsedSingularityConfig,
+  config: SingularityResolvedConfig,
   policy: ParsedPolicy,
 ): 'overlay' | 'tmpfs' | 'read-only' {
   return policy.readOnlyRoot ? 'read-only' : config.writable;
 }
 
 export function singularityEnforcement(
-  config: ParsedSingularityConfig,
+  config: SingularityResolvedConfig,
   policy: ParsedPolicy,
   uid: number,
 ): EnforcementReport {

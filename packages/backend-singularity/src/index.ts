@@ -7,7 +7,12 @@ import { join, resolve } from 'node:path';
 import { AbortedError, PolicySchema, SandboxUnavailableError } from '@agentbox/core';
 import { assertEnforced, defineBackend, type OpenContext, registerBackend } from '@agentbox/core/backend';
 import { findCli } from './cli.js';
-import { instanceName, type ParsedSingularityConfig, SingularityConfigSchema } from './config.js';
+import {
+  instanceName,
+  type SingularityConfig,
+  SingularityConfigSchema,
+  type SingularityResolvedConfig,
+} from './config.js';
 import { doctorSingularity } from './doctor.js';
 import { rootMode, singularityEnforcement } from './enforcement.js';
 import { Instance, planInstance } from './instance.js';
@@ -15,7 +20,11 @@ import { removeTree, SingularitySandbox } from './sandbox.js';
 import { sweepSingularity } from './sweep.js';
 
 export { findCli } from './cli.js';
-export { type SingularityConfig, SingularityConfigSchema } from './config.js';
+export {
+  type SingularityConfig,
+  SingularityConfigSchema,
+  type SingularityResolvedConfig,
+} from './config.js';
 export { singularityEnforcement } from './enforcement.js';
 export { SingularitySandbox } from './sandbox.js';
 
@@ -28,7 +37,7 @@ async function openSingularity({
   policy,
   strict,
   signal,
-}: OpenContext<ParsedSingularityConfig>) {
+}: OpenContext<SingularityResolvedConfig>) {
   const context = { backend: KIND, operation: 'open', sandboxId: id };
   // Never a silent fallback: without the CLI there is no sandbox, and the error says what to install.
   const cli = findCli(config.binary, process.env.PATH ?? '');
@@ -116,3 +125,10 @@ export const singularity = defineBackend({
     ),
 });
 registerBackend(singularity);
+
+// Types `config` in `openSandbox({ backend: 'singularity', config })` for whoever imports this package.
+declare module '@agentbox/core' {
+  interface BackendConfigs {
+    singularity: SingularityConfig;
+  }
+}

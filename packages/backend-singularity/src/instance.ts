@@ -5,7 +5,7 @@
 import { InvalidArgumentError, type ParsedPolicy, SandboxUnavailableError } from '@agentbox/core';
 import type { ErrorContext } from '@agentbox/core/backend';
 import { type Cli, checkCli, listInstances } from './cli.js';
-import type { ParsedSingularityConfig } from './config.js';
+import type { SingularityResolvedConfig } from './config.js';
 import { pidNamespace } from './freeze.js';
 
 export interface InstancePlan {
@@ -28,7 +28,7 @@ function bindPath(path: string, context: ErrorContext): string {
 /** The `instance start` flags for a sandbox. */
 export function planInstance(opts: {
   name: string;
-  config: ParsedSingularityConfig;
+  config: SingularityResolvedConfig;
   policy: ParsedPolicy;
   workspace: string;
   overlayDir: string | undefined;

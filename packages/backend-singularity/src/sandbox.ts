@@ -29,7 +29,7 @@ import {
 } from '@agentbox/core/backend';
 import { SandboxCheckpoints } from './checkpoints.js';
 import { type Cli, cliEnv, runCli } from './cli.js';
-import type { ParsedSingularityConfig } from './config.js';
+import type { SingularityResolvedConfig } from './config.js';
 import { frozen } from './freeze.js';
 import { signalGroupAndHolders } from './holders.js';
 import type { Instance } from './instance.js';
@@ -38,7 +38,7 @@ const KIND = 'singularity';
 
 export interface SingularitySandboxInit {
   id: string;
-  config: ParsedSingularityConfig;
+  config: SingularityResolvedConfig;
   cli: Cli;
   /** `<root>/<id>`, absolute. */
   dir: string;

@@ -7,7 +7,7 @@ import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SandboxIdSchema, type SweepOptions, type SweepReport, type SweptSandbox } from '@agentbox/core';
 import { checkCli, findCli, type ListedInstance, listInstances } from './cli.js';
-import { INSTANCE_PREFIX, type ParsedSingularityConfig } from './config.js';
+import { INSTANCE_PREFIX, type SingularityResolvedConfig } from './config.js';
 import { removeTree } from './sandbox.js';
 
 interface Found {
@@ -17,7 +17,9 @@ interface Found {
   instance?: ListedInstance;
 }
 
-export async function sweepSingularity(options: SweepOptions<ParsedSingularityConfig>): Promise<SweepReport> {
+export async function sweepSingularity(
+  options: SweepOptions<SingularityResolvedConfig>,
+): Promise<SweepReport> {
   const root = resolve(options.config.root);
   const context = { backend: 'singularity', operation: 'sweep', subject: root };
   const cli = findCli(options.config.binary, process.env.PATH ?? '');
