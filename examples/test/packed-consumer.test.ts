@@ -13,8 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-/** The image the consumer's docker sandbox runs (and its checkpoint helper): change it here only. */
-const DOCKER_IMAGE = 'agentbox/busybox:test';
+/**
+ * The image the consumer's docker sandbox pulls and runs (and its checkpoint helper): the test
+ * image as scripts/provision-registry.sh pushed it to the registry on this machine, never another.
+ */
+const DOCKER_IMAGE = `127.0.0.1:${process.env.AGENTBOX_REGISTRY_PORT ?? '5000'}/agentbox/busybox:test`;
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./packed-consumer', import.meta.url));
@@ -232,7 +235,7 @@ describe('the packed packages in a fresh npm project', () => {
     expect(JSON.parse(stdout.trim())).toEqual({ inside: 'inside the block\n', after: 'SANDBOX_CLOSED' });
   }, 120_000);
 
-  it('runs on the docker backend', async (ctx) => {
+  it('runs on the docker backend, pulling its image from the registry on this machine', async (ctx) => {
     if (skipDocker) {
       console.info(`packed consumer on docker: skipped, docker is not available here (${skipDocker})`);
       ctx.skip();

@@ -2,7 +2,8 @@
  * The packed-consumer project's program (copied into a fresh npm project by
  * packed-consumer.test.ts): what a new user writes, in the Node 20 style (try/finally, no
  * `await using`). `node dist/main.js <backend> [image]` opens a sandbox, runs a command, writes,
- * checkpoints and rolls back, and prints one JSON line of what it saw.
+ * checkpoints and rolls back, and prints one JSON line of what it saw. On docker the image is
+ * pulled at open (`pull: 'always'`), as a user's first open pulls it.
  */
 import { isAgentboxError, openSandbox } from '@agentbox/core';
 import '@agentbox/backend-local';
@@ -11,7 +12,7 @@ import '@agentbox/backend-docker';
 async function run(backend: string, image: string | undefined) {
   const sandbox =
     backend === 'docker'
-      ? await openSandbox({ backend: 'docker', config: { image, helperImage: image } })
+      ? await openSandbox({ backend: 'docker', config: { image, helperImage: image, pull: 'always' } })
       : await openSandbox({ backend: 'local' });
   try {
     const hello = await sandbox.exec(['echo', 'hello from the sandbox']);
