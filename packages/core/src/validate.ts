@@ -22,10 +22,13 @@ export function formatZodIssues(
   });
 }
 
-/** At most three issues in a message; the error's `issues` has them all. */
+const ISSUES_IN_MESSAGE = 8;
+
+/** The issues on one line, at most eight of them; the error's `issues` has them all. */
 export function summariseIssues(issues: readonly string[]): string {
-  const shown = issues.slice(0, 3).join('; ');
-  return issues.length > 3 ? `${shown}; and ${issues.length - 3} more` : shown;
+  const shown = issues.slice(0, ISSUES_IN_MESSAGE).join('; ');
+  const more = issues.length - ISSUES_IN_MESSAGE;
+  return more > 0 ? `${shown}; and ${more} more` : shown;
 }
 
 export interface ArgumentCheck {
