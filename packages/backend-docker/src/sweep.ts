@@ -3,6 +3,7 @@
  * volume and image carrying the agentbox labels (creator and sandbox id). A dry run only lists.
  */
 import type { SweepOptions as CoreSweepOptions, SweepReport, SweptSandbox } from '@agentbox/core';
+import { parseArgument } from '@agentbox/core/backend';
 import { connectDocker, dockerError, pingDaemon, statusOf } from './client.js';
 import { type DockerConfig, type DockerConnection, DockerConnectionSchema } from './config.js';
 import { LABEL, labelFilter } from './labels.js';
@@ -43,7 +44,11 @@ export interface SweepResult {
 
 export async function sweepDocker(options: SweepOptions = {}): Promise<SweepResult> {
   const context = { backend: 'docker', operation: 'sweep' };
-  const conn = DockerConnectionSchema.parse(options.docker ?? {});
+  const conn = parseArgument(DockerConnectionSchema, options.docker ?? {}, {
+    what: 'docker connection',
+    prefix: 'docker',
+    context,
+  });
   const client = connectDocker(conn, process.env.DOCKER_HOST, context);
   await pingDaemon(client, Math.min(conn.requestTimeoutMs, 10_000), context);
   const { docker } = client;

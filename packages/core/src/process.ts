@@ -415,7 +415,7 @@ export class ProcessHandle implements ExecHandle {
     this.#stopReason = reason;
     if (this.#running) this.#stopTree(this.#running);
     // Not started yet: give up the start; a start that completes anyway is stopped in #run.
-    else this.#startAbort.abort(new Error(`command stopped (${reason})`));
+    else this.#startAbort.abort(new AbortedError(`command stopped (${reason})`, this.#context));
   }
 
   /** SIGTERM to the tree and SIGKILL after the grace; or SIGKILL at once (no grace, or closing). */

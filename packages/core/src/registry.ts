@@ -107,10 +107,30 @@ export interface BackendDefinition<Config = unknown> {
   doctor?(options: { config: Config; signal?: AbortSignal | undefined }): Promise<DoctorReport>;
 }
 
+/**
+ * A backend's definition, with typed errors guaranteed: whatever its sweep or doctor throws
+ * reaches the caller as an AgentboxError naming the backend and the operation (open is wrapped
+ * by openSandbox).
+ */
 export function defineBackend<Schema extends z.ZodType>(
   def: BackendDefinition<z.output<Schema>> & { configSchema: Schema },
 ): BackendDefinition<z.output<Schema>> {
-  return def;
+  type Config = z.output<Schema>;
+  const typed =
+    <A, R>(operation: string, fn: (arg: A) => Promise<R>) =>
+    async (arg: A): Promise<R> => {
+      try {
+        return await fn.call(def, arg);
+      } catch (error) {
+        throw toAgentboxError(error, { backend: def.kind, operation });
+      }
+    };
+  const { sweep, doctor } = def;
+  return {
+    ...def,
+    ...(sweep ? { sweep: typed<SweepOptions<Config>, SweepReport>('sweep', sweep) } : {}),
+    ...(doctor ? { doctor: typed<Parameters<typeof doctor>[0], DoctorReport>('doctor', doctor) } : {}),
+  };
 }
 
 /** A set of backends by kind. The default one lives on globalThis so that two copies of core share it. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { InvalidArgumentError } from '../src/index.js';
+import { AgentboxError, InvalidArgumentError } from '../src/index.js';
 import { BackendRegistry, defineBackend, openSandbox } from '../src/registry.js';
 
 const registry = new BackendRegistry();
@@ -45,5 +45,29 @@ describe('openSandbox', () => {
     ).catch((e) => e);
     expect(err.code).toBe('INVALID_ARGUMENT');
     expect(err.message).toContain('readonlyRoot');
+  });
+});
+
+describe('defineBackend', () => {
+  it("types whatever a backend's sweep or doctor throws, naming the backend and the operation", async () => {
+    const def = defineBackend({
+      kind: 'leaky',
+      configSchema: z.strictObject({}),
+      open: async () => {
+        throw new Error('not reached');
+      },
+      sweep: async () => {
+        throw new TypeError('x is undefined');
+      },
+      doctor: async () => {
+        throw Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
+      },
+    });
+    const swept = await def.sweep!({ config: {}, dryRun: true }).catch((e: unknown) => e);
+    expect(swept).toBeInstanceOf(AgentboxError);
+    expect(swept).toMatchObject({ code: 'INTERNAL', backend: 'leaky', operation: 'sweep' });
+    expect((swept as Error).cause).toBeInstanceOf(TypeError);
+    const doctored = await def.doctor!({ config: {} }).catch((e: unknown) => e);
+    expect(doctored).toMatchObject({ code: 'NOT_FOUND', backend: 'leaky', operation: 'doctor' });
   });
 });

@@ -3,7 +3,7 @@
  * with stdin closed; only `cd DIR` (alone on a line) and `exit [N]` are handled here.
  */
 import { createInterface } from 'node:readline';
-import type { SandboxBackend } from '@agentbox/core';
+import { AbortedError, type SandboxBackend } from '@agentbox/core';
 import {
   envFlags,
   intFlag,
@@ -61,7 +61,7 @@ async function repl(
   // Ctrl-C interrupts the running command only; at the prompt it clears the line (as sh does).
   const interrupt = () => {
     if (!running) return false;
-    running.abort(new Error('interrupted'));
+    running.abort(new AbortedError('interrupted'));
     return true;
   };
   ctx.interrupts.intercept = (name) => name === 'SIGINT' && interrupt();
