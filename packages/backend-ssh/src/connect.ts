@@ -151,7 +151,9 @@ function connectError(
   const level = (error as { level?: string } | null)?.level;
   if (level === 'client-authentication')
     return new AuthenticationError(
-      `${where} refused every authentication method given (${messageOf(error)})`,
+      `${where} refused every authentication method given (${messageOf(error)}). Check config.user and ` +
+        "config.auth: the key must be in the user's authorized_keys, and sshd ignores that file when it or " +
+        "a directory above it is writable by others (StrictModes); the server's auth log says which",
       ctx,
     );
   if (level === 'client-timeout')

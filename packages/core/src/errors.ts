@@ -145,6 +145,10 @@ export class PolicyNotEnforceableError extends AgentboxError {
 export class CheckpointNotFoundError extends AgentboxError {
   declare readonly code: 'CHECKPOINT_NOT_FOUND';
 }
+/** The message for a checkpoint id that names no checkpoint, with where to find the ones that exist. */
+export function noCheckpoint(id: unknown): string {
+  return `no checkpoint ${JSON.stringify(id)}: listCheckpoints() lists the ones this sandbox has`;
+}
 /** A checkpoint failed validation (bad manifest, wrong MAC, object hash mismatch): never restored. */
 export class CheckpointCorruptError extends AgentboxError {
   declare readonly code: 'CHECKPOINT_CORRUPT';

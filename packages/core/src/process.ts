@@ -149,7 +149,10 @@ export function apiCommandFailure(
   const where = { ...context, subject: cwd };
   switch (reason) {
     case 'missing':
-      return new NotFoundError(`working directory ${cwd} does not exist`, where);
+      return new NotFoundError(
+        `working directory ${cwd} does not exist: create it first, or pass another cwd`,
+        where,
+      );
     case 'not-a-directory':
       return new NotFoundError(`working directory ${cwd} is not a directory`, where);
     case 'denied':
@@ -279,7 +282,13 @@ export class ProcessHandle implements ExecHandle {
     if (typeof data !== 'string' && !(data instanceof Uint8Array))
       return Promise.reject(new InvalidArgumentError('writeStdin takes a string or a Uint8Array', context));
     const lacking = this.options.lacking?.stdin;
-    if (lacking) return Promise.reject(new UnsupportedError(`stdin is not supported: ${lacking}`, context));
+    if (lacking)
+      return Promise.reject(
+        new UnsupportedError(
+          `stdin is not supported: ${lacking}. Pass the whole input as exec's stdin option, or write it to a file`,
+          context,
+        ),
+      );
     const bytes = typeof data === 'string' ? encodeUtf8(data) : data;
     const next = this.#stdinChain.then(async () => {
       if (this.#stdinClosed) throw new InvalidArgumentError('stdin is already closed', context);
@@ -317,7 +326,11 @@ export class ProcessHandle implements ExecHandle {
     const context = { ...this.#context, operation: 'kill' };
     const name = parseSignal(signal, context);
     const lacking = this.options.lacking?.kill;
-    if (lacking) throw new UnsupportedError(`kill is not supported: ${lacking}`, context);
+    if (lacking)
+      throw new UnsupportedError(
+        `kill is not supported: ${lacking}. Stop the command with an AbortSignal or timeoutMs instead`,
+        context,
+      );
     const raw = await this.#usable(context);
     try {
       await raw.kill(name);
@@ -403,7 +416,8 @@ export class ProcessHandle implements ExecHandle {
   #timeoutError(): TimeoutError {
     const timeoutMs = this.options.timeoutMs!;
     return new TimeoutError(
-      `command timed out after ${timeoutMs} ms`,
+      `command timed out after ${timeoutMs} ms and its process tree was killed; ` +
+        'raise timeoutMs if it needs longer (what it printed so far is in the error: stdout, stderr)',
       timeoutMs,
       this.#partial(),
       this.#context,

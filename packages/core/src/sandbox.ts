@@ -9,6 +9,7 @@ import {
   AbortedError,
   CheckpointNotFoundError,
   type ErrorContext,
+  noCheckpoint,
   OutputLimitError,
   SandboxClosedError,
   SandboxUnavailableError,
@@ -214,11 +215,13 @@ export abstract class BaseSandbox implements SandboxBackend {
       this.capabilities[name] === false
         ? (this.capabilities.unsupported?.[name] ?? `the ${this.kind} backend has no ${name}`)
         : undefined;
-    const refuse = (what: string, why: string | undefined) => {
-      if (why) throw new UnsupportedError(`${what} is not supported: ${why}`, context);
+    const refuse = (what: string, why: string | undefined, instead: string) => {
+      if (why) throw new UnsupportedError(`${what} is not supported: ${why}. ${instead}`, context);
     };
-    if (!isExec) refuse('spawn', lacking('spawn'));
-    if (opts.stdin !== undefined) refuse('stdin', lacking('stdin'));
+    if (!isExec)
+      refuse('spawn', lacking('spawn'), 'Use exec(), which returns the output when the command ends');
+    if (opts.stdin !== undefined)
+      refuse('stdin', lacking('stdin'), 'Write the input to a file with writeFile() and redirect it instead');
     const cwd = resolveSandboxPath(this.workdir, opts.cwd ?? '.', context);
     const env = buildEnv(this.#baseEnv, opts.env, context);
     const instance = this.#instance;
@@ -309,10 +312,7 @@ export abstract class BaseSandbox implements SandboxBackend {
         context: this.context('rollback', id),
       });
       if (typeof id !== 'string' || id === '')
-        throw new CheckpointNotFoundError(
-          `no checkpoint ${JSON.stringify(id)}: pass a checkpoint or the id of one (see listCheckpoints())`,
-          this.context('rollback'),
-        );
+        throw new CheckpointNotFoundError(noCheckpoint(id), this.context('rollback'));
       checkAborted(opts.signal, this.context('rollback', id));
       await this.checkpoints.restore(id, opts.signal);
     });

@@ -525,7 +525,15 @@ export class SessionProcess implements PooledProcess {
         const errno = marker.fields[0];
         this.#inputReady.resolve(false);
         this.#exit.reject(
-          fromErrno(errno, `cannot use ${this.#req.cwd} as working directory (${errno})`, this.#context),
+          fromErrno(
+            errno,
+            `cannot use ${this.#req.cwd} as working directory (${errno}): ${
+              errno === 'ENOENT' || errno === 'ENOTDIR'
+                ? 'it does not exist: create it first, or pass another cwd'
+                : 'pass a directory the sandbox user may enter'
+            }`,
+            { ...this.#context, subject: this.#req.cwd },
+          ),
         );
         return;
       }
