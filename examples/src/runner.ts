@@ -58,10 +58,19 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
-// A typed error is the user's to fix (a bad config, no daemon): its code and message, no stack.
-process.on('uncaughtException', (error) => {
-  if (!isAgentboxError(error)) throw error;
-  console.error(`runner: ${error.code}: ${error.message}`);
+// An error ends the run with its code and message, no stack: a typed one says what to do (a bad
+// config, no daemon, no model server). AGENTBOX_DEBUG=1 adds the stack and the causes.
+process.on('uncaughtException', (error: unknown) => {
+  const code = isAgentboxError(error) ? error.code : 'INTERNAL';
+  const message = error instanceof Error ? error.message : String(error);
+  const debug = !['', '0', 'false'].includes(process.env.AGENTBOX_DEBUG?.trim().toLowerCase() ?? '');
+  const hint = !debug && !isAgentboxError(error) ? ' (AGENTBOX_DEBUG=1 shows where it came from)' : '';
+  console.error(`runner: ${code}: ${message}${hint}`);
+  if (debug)
+    for (let e = error, depth = 0; e !== undefined && depth < 8; e = (e as Error).cause, depth++) {
+      console.error(`${depth ? 'caused by: ' : ''}${e instanceof Error ? e.stack : JSON.stringify(e)}`);
+      if (!(e instanceof Error)) break;
+    }
   process.exit(1);
 });
 

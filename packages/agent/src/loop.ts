@@ -1,5 +1,5 @@
 /** The reference agent loop: ask the model, run the tool calls it makes in the sandbox, repeat. */
-import type { SandboxBackend } from '@agentbox/core';
+import { AbortedError, type SandboxBackend } from '@agentbox/core';
 import { runTool, TOOLS, type ToolSettings, type ToolSpec } from './tools.js';
 
 export interface ToolCall {
@@ -80,7 +80,8 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRun> {
     { role: 'user', content: task },
   ];
   for (let step = 1; step <= maxSteps; step++) {
-    signal?.throwIfAborted();
+    if (signal?.aborted)
+      throw new AbortedError('the agent run was aborted', { operation: 'runAgent', cause: signal.reason });
     const turn = await model.complete({ messages, tools, signal });
     messages.push({ role: 'assistant', content: turn.content, toolCalls: turn.toolCalls });
     onEvent?.({ type: 'assistant', step, content: turn.content, toolCalls: turn.toolCalls });

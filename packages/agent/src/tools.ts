@@ -1,5 +1,6 @@
 /** The tools the agent offers a model, each a thin, validated call into the sandbox. */
-import { AgentboxError, type SandboxBackend } from '@agentbox/core';
+import type { AgentboxError, InvalidArgumentError, SandboxBackend } from '@agentbox/core';
+import { didYouMean, parseArgument, toAgentboxError } from '@agentbox/core/backend';
 import { z } from 'zod';
 
 export interface ToolSpec {
@@ -163,23 +164,29 @@ export async function runTool(
   signal?: AbortSignal,
 ): Promise<{ ok: boolean } & ToolOutcome> {
   const t = (TOOLS as Record<string, Tool<z.ZodType>>)[name];
-  if (!t)
-    return { ok: false, output: `error: unknown tool "${name}"; tools: ${Object.keys(TOOLS).join(', ')}` };
-  const parsed = t.args.safeParse(rawArgs);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(arguments)'}: ${i.message}`);
+  if (!t) {
+    const tools = Object.keys(TOOLS);
+    return {
+      ok: false,
+      output: `error: unknown tool "${name}"${didYouMean(name, tools)}; tools: ${tools.join(', ')}`,
+    };
+  }
+  let args: unknown;
+  try {
+    args = parseArgument(t.args, rawArgs, { what: `arguments for ${name}` });
+  } catch (error) {
+    const issues = (error as InvalidArgumentError).issues;
     return { ok: false, output: `error: invalid arguments for ${name}: ${issues.join('; ')}` };
   }
   try {
-    const outcome = await t.run(sandbox, parsed.data, settings, signal);
+    const outcome = await t.run(sandbox, args, settings, signal);
     return { ok: true, ...(typeof outcome === 'string' ? { output: outcome } : outcome) };
   } catch (error) {
-    if (signal?.aborted) throw error;
-    if (error instanceof AgentboxError) {
-      const partial = error.code === 'TIMEOUT' ? partialOutput(error) : '';
-      return { ok: false, output: `error ${error.code}: ${error.message}${partial}` };
-    }
-    throw error;
+    // Sandbox calls throw typed errors; anything else is wrapped so that none escapes untyped.
+    const typed = toAgentboxError(error, { backend: sandbox.kind, operation: name, sandboxId: sandbox.id });
+    if (signal?.aborted) throw typed;
+    const partial = typed.code === 'TIMEOUT' ? partialOutput(typed) : '';
+    return { ok: false, output: `error ${typed.code}: ${typed.message}${partial}` };
   }
 }
 

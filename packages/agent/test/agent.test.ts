@@ -87,6 +87,36 @@ describe('runAgent', () => {
     expect(events[3]).toMatch(/^error TIMEOUT: [\s\S]*output before the timeout:\npartial\n/);
   });
 
+  it('tells the model which argument key it misspelled and which tool it meant', async () => {
+    await using sandbox = await openSandbox({ backend: 'local' });
+    const events: string[] = [];
+    const model = scriptedModel([
+      {
+        content: '',
+        toolCalls: [
+          call('1', 'exec', { command: 'true', timeoutMS: 5 }),
+          call('2', 'read_fil', { path: 'a' }),
+        ],
+      },
+    ]);
+    await runAgent({ sandbox, model, task: 't', onEvent: (e) => e.type === 'tool' && events.push(e.output) });
+    expect(events[0]).toBe(
+      'error: invalid arguments for exec: timeoutMS: unknown key (did you mean "timeoutMs"?)',
+    );
+    expect(events[1]).toMatch(/^error: unknown tool "read_fil" \(did you mean "read_file"\?\)/);
+  });
+
+  it('an aborted run is a typed ABORTED error', async () => {
+    await using sandbox = await openSandbox({ backend: 'local' });
+    const err = await runAgent({
+      sandbox,
+      model: scriptedModel([]),
+      task: 't',
+      signal: AbortSignal.abort(),
+    }).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('ABORTED');
+  });
+
   it('stops after maxSteps', async () => {
     await using sandbox = await openSandbox({ backend: 'local' });
     const loop = { content: '', toolCalls: [call('x', 'exec', { command: 'true' })] };

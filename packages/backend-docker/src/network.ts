@@ -10,7 +10,7 @@
  * Limits: entries must be host names (an IP literal has no forwarder address to stand in for
  * it), and loopback names mean the sandbox itself.
  */
-import { PolicyNotEnforceableError } from '@agentbox/core';
+import { PolicyNotEnforceableError, SandboxUnavailableError } from '@agentbox/core';
 import type { ErrorContext } from '@agentbox/core/backend';
 import type Docker from 'dockerode';
 import type { DockerClient } from './client.js';
@@ -126,7 +126,11 @@ export class EgressAllowlist {
       await container.start();
       const info = await container.inspect();
       const ip = info.NetworkSettings.Networks[this.networkName]?.IPAddress;
-      if (!ip) throw new Error(`the egress forwarder for ${host} got no address on ${this.networkName}`);
+      if (!ip)
+        throw new SandboxUnavailableError(
+          `the egress forwarder for ${host} got no address on the network ${this.networkName}: check that the network exists and has free addresses`,
+          this.#o.context,
+        );
       this.extraHosts.push(`${host}:${ip}`);
     }
   }

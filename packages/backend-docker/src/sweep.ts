@@ -5,6 +5,7 @@
  * or the sandbox is named by id). A dry run only lists.
  */
 import type { SweepOptions as CoreSweepOptions, SweepReport, SweptSandbox } from '@agentbox/core';
+import { parseArgument } from '@agentbox/core/backend';
 import { connectDocker, dockerEnv, dockerError, pingDaemon, statusOf } from './client.js';
 import { type DockerConnection, DockerConnectionSchema, type DockerResolvedConfig } from './config.js';
 import { defaultOwner, LABEL, labelFilter } from './labels.js';
@@ -49,7 +50,11 @@ export interface SweepResult {
 
 export async function sweepDocker(options: SweepOptions = {}): Promise<SweepResult> {
   const context = { backend: 'docker', operation: 'sweep' };
-  const conn = DockerConnectionSchema.parse(options.docker ?? {});
+  const conn = parseArgument(DockerConnectionSchema, options.docker ?? {}, {
+    what: 'docker connection',
+    prefix: 'docker',
+    context,
+  });
   const client = connectDocker(conn, dockerEnv(), context);
   await pingDaemon(client, Math.min(conn.requestTimeoutMs, 10_000), context);
   const { docker } = client;

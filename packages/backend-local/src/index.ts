@@ -188,7 +188,13 @@ export class LocalSandbox extends BaseSandbox {
               () => false,
             )
           : await jail.isDirectory(req.cwd);
-      if (!isDir) throw new NotFoundError(`working directory ${req.cwd} does not exist`);
+      if (!isDir)
+        throw new NotFoundError(
+          `working directory ${req.cwd} does not exist: create it first, or pass another cwd`,
+          {
+            subject: req.cwd,
+          },
+        );
       await this.#thawed;
       proc = jailCommand(jail, req, startHostProcess);
     } else proc = startHostProcess(req);

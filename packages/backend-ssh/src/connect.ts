@@ -153,7 +153,7 @@ function connectError(
   if (level === 'client-authentication') {
     const hint = offersPublicKey(ep) ? ` ${refusedKeyHint(ep.user)}` : '';
     return new AuthenticationError(
-      `${where} refused every authentication method given (${messageOf(error)}).${hint}`,
+      `${where} refused every authentication method given (${messageOf(error)}). Check config.user and config.auth.${hint}`,
       ctx,
     );
   }

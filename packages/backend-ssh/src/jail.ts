@@ -13,7 +13,12 @@
  * included. Commands enter it with `nsenter` (the wrapper in shell.ts), after checking that
  * the recorded pid still is the jail's init, and with no_new_privs set.
  */
-import { IsADirectoryError, OutputLimitError, SandboxUnavailableError } from '@agentbox/core';
+import {
+  InvalidArgumentError,
+  IsADirectoryError,
+  OutputLimitError,
+  SandboxUnavailableError,
+} from '@agentbox/core';
 import {
   type ErrorContext,
   FILE_SCRIPT_ERRNO,
@@ -124,9 +129,11 @@ export function endJailCommand(jail: JailInfo): string {
 
 /** Shell text that signals process group `pgid` of the jail's PID namespace. */
 export function jailKillCommand(jail: JailInfo, pgid: number, signal: string): string {
-  if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
+  if (!Number.isInteger(pgid) || pgid <= 1)
+    throw new InvalidArgumentError(`refusing to signal process group ${pgid}`, { operation: 'kill' });
   const name = signal.replace(/^SIG/, '');
-  if (!/^[A-Z0-9]+$/.test(name)) throw new Error(`refusing to send signal ${signal}`);
+  if (!/^[A-Z0-9]+$/.test(name))
+    throw new InvalidArgumentError(`refusing to send signal ${signal}`, { operation: 'kill' });
   return `if ${jailAliveTest(jail)}; then env -i PATH=/usr/bin:/bin ${quoteAll(enterJailWords(jail))} kill -s ${name} -- -${pgid} 2>/dev/null; fi; true`;
 }
 

@@ -7,6 +7,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fromErrno } from '@agentbox/core/backend';
 
 export interface KnownHostEntry {
   marker: 'cert-authority' | 'revoked' | undefined;
@@ -111,8 +112,14 @@ export async function knownKeysFor(file: string, host: string, port: number): Pr
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return [];
+    throw fromErrno(code, `cannot read the known_hosts file ${file}: ${(error as Error).message}`, {
+      backend: 'ssh',
+      operation: 'connect',
+      subject: file,
+      cause: error,
+    });
   }
   const name = knownHostsName(host, port);
   return parseKnownHosts(text).filter(

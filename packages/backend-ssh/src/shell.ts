@@ -5,6 +5,7 @@
  * channel, and replaces itself with the command under a cleared environment (`env -i`), so the
  * exit status and a deadly signal reach us exactly as the command produced them.
  */
+import { InvalidArgumentError } from '@agentbox/core';
 import { type StartRequest, shellQuote, shellQuoteAll } from '@agentbox/core/backend';
 import { enterJailWords, type JailInfo, jailAliveTest } from './jail.js';
 
@@ -74,6 +75,7 @@ export function parseWrapperStatus(line: string): WrapperStatus | undefined {
 
 /** `kill` for a whole process group; quiet when the group is already gone. */
 export function killGroupCommand(pgid: number, signal: NodeJS.Signals): string {
-  if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
+  if (!Number.isInteger(pgid) || pgid <= 1)
+    throw new InvalidArgumentError(`refusing to signal process group ${pgid}`, { operation: 'kill' });
   return `kill -s ${signal.replace(/^SIG/, '')} -- -${pgid} 2>/dev/null; true`;
 }

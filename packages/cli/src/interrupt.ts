@@ -2,7 +2,7 @@
  * Ctrl-C and SIGTERM: the first one aborts what is running (the command's whole process tree is
  * killed through its AbortSignal, and the kept sandbox is left intact); a second one exits at once.
  */
-import { parseSignal, signalNumber } from '@agentbox/core';
+import { AbortedError, parseSignal, signalNumber } from '@agentbox/core';
 
 export interface Interrupts {
   readonly signal: AbortSignal;
@@ -26,7 +26,7 @@ export function catchInterrupts(): Interrupts {
       if (interrupts.intercept?.(name)) return;
       if (exitCode !== undefined) process.exit(code);
       exitCode = code;
-      controller.abort(new Error(`interrupted by ${name}`));
+      controller.abort(new AbortedError(`interrupted by ${name}`));
     };
     process.on(name, handler);
     return () => process.off(name, handler);
@@ -39,7 +39,7 @@ export function catchInterrupts(): Interrupts {
     intercept: undefined,
     stop(code, reason) {
       exitCode ??= code;
-      controller.abort(new Error(reason));
+      controller.abort(new AbortedError(reason));
     },
     dispose: () => {
       for (const off of handlers) off();

@@ -12,7 +12,7 @@ import { shellCommand } from './commands/shell.js';
 import { sweepCommand } from './commands/sweep.js';
 import { catchInterrupts } from './interrupt.js';
 import { printLine } from './output.js';
-import { EXIT_USAGE, exitCodeFor, reportError } from './report.js';
+import { debugRequested, EXIT_USAGE, exitCodeFor, reportError } from './report.js';
 import { type CommandName, commandUsage, isCommandName, MAIN_USAGE } from './usage.js';
 
 const COMMANDS: Record<CommandName, Command> = {
@@ -66,7 +66,8 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
   } catch (error) {
     const code = exitCodeFor(error, interrupts);
     // An interrupted command says nothing more: the user pressed Ctrl-C (or closed the pipe).
-    if (!(interrupts.exitCode !== undefined && code === interrupts.exitCode)) reportError(error, json);
+    if (!(interrupts.exitCode !== undefined && code === interrupts.exitCode))
+      reportError(error, json, debugRequested(options.env ?? process.env));
     return code;
   } finally {
     interrupts.dispose();

@@ -20,44 +20,59 @@ export function exitCodeFor(error: unknown, interrupts?: Interrupts): number {
   return EXIT_FAILURE;
 }
 
-/** Print `error` on stderr: `agentbox: CODE: message`, or one JSON object with `--json`. */
-export function reportError(error: unknown, json: boolean): void {
+/** `AGENTBOX_DEBUG=1` (or any value but 0/false/empty) adds stacks and causes to error reports. */
+export function debugRequested(env: Readonly<Record<string, string | undefined>>): boolean {
+  const value = env.AGENTBOX_DEBUG?.trim().toLowerCase();
+  return value !== undefined && value !== '' && value !== '0' && value !== 'false';
+}
+
+/**
+ * Print `error` on stderr: `agentbox: CODE: message` (no stack: the message says what went wrong
+ * and what to do), or one JSON object with `--json`. `debug` adds the stack and the causes.
+ */
+export function reportError(error: unknown, json: boolean, debug = false): void {
   if (error instanceof UsageError) {
     const where = error.command ? `agentbox ${error.command}` : 'agentbox';
     printError(`${where}: ${error.message}\n\n${error.command ? commandUsage(error.command) : MAIN_USAGE}`);
     return;
   }
   if (json) {
-    printError(JSON.stringify({ error: errorJson(error) }));
+    printError(JSON.stringify({ error: errorJson(error, debug) }));
     return;
   }
-  if (error instanceof AgentboxError) printError(`agentbox: ${error.code}: ${error.message}`);
-  else
-    printError(
-      `agentbox: INTERNAL: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
-    );
+  const code = error instanceof AgentboxError ? error.code : 'INTERNAL';
+  const message = error instanceof Error ? error.message : String(error);
+  if (!debug) {
+    const hint = error instanceof AgentboxError ? '' : ' (AGENTBOX_DEBUG=1 shows where it came from)';
+    printError(`agentbox: ${code}: ${message}${hint}`);
+    return;
+  }
+  printError(`agentbox: ${code}: ${message}\n${errorTrace(error)}`);
 }
 
-export function errorJson(error: unknown): Record<string, unknown> {
-  if (!(error instanceof AgentboxError))
-    return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
-  const out: Record<string, unknown> = {
-    code: error.code,
-    message: error.message,
-    retryable: error.retryable,
-    backend: error.backend,
-    operation: error.operation,
-    sandboxId: error.sandboxId,
-  };
-  const extra = error as AgentboxError & {
-    issues?: readonly string[];
-    controls?: Record<string, string>;
-    timeoutMs?: number;
-    partial?: { stdout: string; stderr: string };
-  };
-  if (extra.issues?.length) out.issues = extra.issues;
-  if (extra.controls) out.controls = extra.controls;
-  if (extra.timeoutMs !== undefined) out.timeoutMs = extra.timeoutMs;
-  if (extra.partial) out.partial = { stdout: extra.partial.stdout, stderr: extra.partial.stderr };
-  return out;
+/** The stack of an error and of each cause under it, for AGENTBOX_DEBUG. */
+function errorTrace(error: unknown): string {
+  const lines: string[] = [];
+  const seen = new Set<unknown>();
+  for (let e = error; e !== undefined && !seen.has(e); e = (e as { cause?: unknown } | null)?.cause) {
+    seen.add(e);
+    const text = e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : JSON.stringify(e);
+    lines.push(lines.length === 0 ? text : `caused by: ${text}`);
+    if (!(e instanceof Error)) break;
+  }
+  return lines.join('\n');
+}
+
+/** The error as JSON: a typed error's own `toJSON` (code, message, context, cause chain). */
+export function errorJson(error: unknown, debug = false): Record<string, unknown> {
+  const json: Record<string, unknown> =
+    error instanceof AgentboxError
+      ? error.toJSON()
+      : {
+          name: error instanceof Error ? error.name : typeof error,
+          code: 'INTERNAL',
+          message: error instanceof Error ? error.message : String(error),
+        };
+  if (debug && error instanceof Error) json.stack = error.stack;
+  return json;
 }

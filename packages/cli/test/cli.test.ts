@@ -695,6 +695,43 @@ describe.concurrent('agent', () => {
     expect(run.stderr).toContain('npm run demo');
   });
 
+  it('an unreachable model endpoint is MODEL_UNAVAILABLE with the URL and the cause, and no stack', async () => {
+    const { root, flags } = await newRoot();
+    // A loopback port with nothing listening on it.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const url = `http://127.0.0.1:${port}/v1`;
+    const args = ['agent', ...flags, '--task', 't', '--model-url', url, '--model', 'm'];
+
+    const plain = await agentbox(args);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toMatch(
+      new RegExp(
+        `^agentbox: MODEL_UNAVAILABLE: model\\.complete: cannot reach the model endpoint ${url}/chat/completions: .*ECONNREFUSED`,
+      ),
+    );
+    expect(plain.stderr).toContain('Check that the model server is running');
+    expect(plain.stderr).not.toMatch(/^\s+at /m);
+    expect(plain.stderr.trimEnd().split('\n')).toHaveLength(1);
+
+    const json = await agentbox([...args, '--json']);
+    expect(JSON.parse(json.stderr.trim().split('\n').at(-1)!).error).toMatchObject({
+      name: 'ModelUnavailableError',
+      code: 'MODEL_UNAVAILABLE',
+      backend: 'model',
+      operation: 'complete',
+      url: `${url}/chat/completions`,
+      cause: { name: 'TypeError', message: 'fetch failed' },
+    });
+
+    const debug = await agentbox(args, { env: { AGENTBOX_DEBUG: '1' } });
+    expect(debug.stderr).toMatch(/^\s+at /m);
+    expect(debug.stderr).toMatch(/^caused by: TypeError: fetch failed/m);
+    expect(await readdir(root)).toEqual([]);
+  });
+
   it('runs the loop against a chat-completions endpoint in a fresh sandbox, removed at the end', async () => {
     const { root, flags } = await newRoot();
     const requests: { authorization: string | undefined; body: { messages: { role: string }[] } }[] = [];

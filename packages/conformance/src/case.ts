@@ -1,5 +1,5 @@
 /** How a conformance case is written: a stable id, a title that states the promise, and a body. */
-import type { CapabilityName, SandboxBackend } from '@agentbox/core';
+import { type CapabilityName, InvalidArgumentError, type SandboxBackend } from '@agentbox/core';
 import type { ConformanceOptions } from './options.js';
 
 export interface CaseContext {
@@ -43,7 +43,9 @@ export interface CaseGroup {
 export function defineGroup(group: CaseGroup): CaseGroup {
   for (const c of group.cases) {
     if (!c.id.startsWith(`${group.name}.`))
-      throw new Error(`case id ${c.id} must start with "${group.name}."`);
+      throw new InvalidArgumentError(`case id ${c.id} must start with "${group.name}."`, {
+        issues: [`cases.${c.id}: must start with "${group.name}."`],
+      });
   }
   return group;
 }

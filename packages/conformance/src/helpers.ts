@@ -2,7 +2,7 @@
 import { createHash, randomBytes as nodeRandomBytes } from 'node:crypto';
 import {
   AbortedError,
-  type AgentboxError,
+  AgentboxError,
   CheckpointNotFoundError,
   type ErrorCode,
   type ExecOptions,
@@ -176,7 +176,7 @@ export function waitForOutput(text: string): { onChunk: (chunk: Uint8Array) => v
 export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new AgentboxError(`${what} did not settle within ${ms} ms`)), ms);
   });
   try {
     return await Promise.race([promise, timeout]);

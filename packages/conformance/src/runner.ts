@@ -3,7 +3,15 @@
  * cases (opened in beforeAll, closed in afterAll); each case works in its own directory.
  */
 import { posix } from 'node:path';
-import type { Capabilities, CapabilityName, SandboxBackend } from '@agentbox/core';
+import {
+  AgentboxError,
+  type Capabilities,
+  type CapabilityName,
+  InvalidArgumentError,
+  type SandboxBackend,
+  SandboxUnavailableError,
+} from '@agentbox/core';
+import { didYouMean, invalidArgument } from '@agentbox/core/backend';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { CaseContext, CaseGroup, ConformanceCase } from './case.js';
 import { checkpointCases } from './cases/checkpoints.js';
@@ -51,21 +59,25 @@ export function missingCapability(
 
 /** Check the options before any test is declared, so that a mistake fails the file loudly. */
 export function validateOptions(options: ConformanceOptions): void {
+  const where = { operation: 'runConformance' };
   if (typeof options?.name !== 'string' || options.name === '')
-    throw new Error('runConformance: `name` is required');
-  if (typeof options.open !== 'function') throw new Error('runConformance: `open` must be a function');
+    throw invalidArgument('name', 'is required', where);
+  if (typeof options.open !== 'function') throw invalidArgument('open', 'must be a function', where);
   const scale = options.timeScale ?? 1;
   if (!Number.isFinite(scale) || scale <= 0)
-    throw new Error('runConformance: `timeScale` must be a positive number');
+    throw invalidArgument('timeScale', 'must be a positive number', where);
   const known = new Set(caseIds);
   const unknown = Object.keys(options.skip ?? {}).filter((id) => !known.has(id));
-  if (unknown.length > 0)
-    throw new Error(
-      `runConformance: unknown case id(s) in skip: ${unknown.join(', ')}. Known ids: ${caseIds.join(', ')}`,
+  if (unknown.length > 0) {
+    const named = unknown.map((id) => `${id}${didYouMean(id, caseIds)}`);
+    throw new InvalidArgumentError(
+      `unknown case id(s) in skip: ${named.join(', ')}. Known ids: ${caseIds.join(', ')}`,
+      { ...where, issues: unknown.map((id) => `skip.${id}: unknown case id${didYouMean(id, caseIds)}`) },
     );
+  }
   for (const [id, reason] of Object.entries(options.skip ?? {})) {
     if (typeof reason !== 'string' || reason.trim() === '')
-      throw new Error(`runConformance: skip.${id} needs a reason`);
+      throw invalidArgument(`skip.${id}`, 'needs a reason', where);
   }
 }
 
@@ -115,7 +127,10 @@ export function runConformance(options: ConformanceOptions): void {
                 skipped.set(testCase.id, why);
                 return t.skip(why);
               };
-              if (!shared) throw new Error('the shared sandbox did not open (see the beforeAll error)');
+              if (!shared)
+                throw new SandboxUnavailableError(
+                  'the shared sandbox did not open (see the beforeAll error)',
+                );
               const unsupported =
                 group.unsupported?.(shared) ?? missingCapability(testCase.needs, shared.capabilities);
               if (unsupported) skip(unsupported);
@@ -145,7 +160,11 @@ async function runCase(
   const dir = posix.join(sandbox.workdir, rel);
   const prepared = await sandbox.exec(['sh', '-c', 'rm -rf "$1" && mkdir -p "$1"', 'sh', dir]);
   if (prepared.exitCode !== 0)
-    throw new Error(`could not create the case directory ${dir}: ${prepared.stderr}`);
+    throw new AgentboxError(`could not create the case directory ${dir}: ${prepared.stderr}`, {
+      backend: sandbox.kind,
+      operation: 'exec',
+      subject: dir,
+    });
   const opened: SandboxBackend[] = [];
   const ctx: CaseContext = {
     sandbox,

@@ -30,3 +30,5 @@ export { SessionPool } from './session/index.js';
 export { shellQuote, shellQuoteAll } from './shell-quote.js';
 export { signalName, signalNumber } from './signals.js';
 export { StreamQueue } from './stream-queue.js';
+export { closestName, didYouMean } from './suggest.js';
+export { type ArgumentCheck, formatZodIssues, invalidArgument, parseArgument } from './validate.js';

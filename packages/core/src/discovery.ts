@@ -11,6 +11,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AgentboxError, InvalidArgumentError } from './errors.js';
 import { type BackendDefinition, type BackendRegistry, defaultRegistry } from './registry.js';
+import { didYouMean } from './suggest.js';
 
 export interface DiscoveryOptions {
   /** Directories to walk up from. Default: the working directory, then where this package is installed. */
@@ -92,9 +93,10 @@ export async function loadBackend(kind: string, options: DiscoveryOptions = {}):
   const def = registry.get(kind);
   if (def) return def;
   const known = await listBackends(options);
+  const suggestion = didYouMean(kind, known);
   throw new InvalidArgumentError(
-    `unknown backend "${kind}"; found: ${known.length ? known.join(', ') : '(none)'}. Install its package (e.g. @agentbox/backend-${kind}) or list its module in AGENTBOX_BACKENDS`,
-    { operation: 'load', issues: [`backend: unknown kind "${kind}"`] },
+    `unknown backend "${kind}"${suggestion}; found: ${known.length ? known.join(', ') : '(none)'}. Install its package (e.g. @agentbox/backend-${kind}) or list its module in AGENTBOX_BACKENDS`,
+    { operation: 'load', issues: [`backend: unknown kind "${kind}"${suggestion}`] },
   );
 }
 

@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'AUTHENTICATION'
   | 'NO_SPACE'
   | 'ABORTED'
+  | 'MODEL_UNAVAILABLE'
   | 'INTERNAL';
 
 export interface ErrorContext {
@@ -64,6 +65,14 @@ export class AgentboxError extends Error {
     this.operation = context.operation;
     this.sandboxId = context.sandboxId;
     this.subject = context.subject;
+  }
+
+  /**
+   * What `JSON.stringify(error)` shows: the name, code, message, where it happened, the fields of
+   * its kind (issues, limits, partial output...) and the cause, serialised recursively. No stack.
+   */
+  toJSON(): Record<string, unknown> {
+    return errorJson(this, new WeakSet());
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
@@ -136,6 +145,10 @@ export class PolicyNotEnforceableError extends AgentboxError {
 export class CheckpointNotFoundError extends AgentboxError {
   declare readonly code: 'CHECKPOINT_NOT_FOUND';
 }
+/** The message for a checkpoint id that names no checkpoint, with where to find the ones that exist. */
+export function noCheckpoint(id: unknown): string {
+  return `no checkpoint ${JSON.stringify(id)}: listCheckpoints() lists the ones this sandbox has`;
+}
 /** A checkpoint failed validation (bad manifest, wrong MAC, object hash mismatch): never restored. */
 export class CheckpointCorruptError extends AgentboxError {
   declare readonly code: 'CHECKPOINT_CORRUPT';
@@ -145,11 +158,15 @@ export class UnsupportedError extends AgentboxError {
 }
 export class InvalidArgumentError extends AgentboxError {
   declare readonly code: 'INVALID_ARGUMENT';
-  /** Each problem as `path: message`, e.g. `policy.limits.pids: must be a positive integer`. */
+  /**
+   * Each problem as `path: message`, e.g. `policy.limits.pids: must be a positive integer`.
+   * Never empty: without a list from the caller, the message is the one issue.
+   */
   readonly issues: readonly string[];
   constructor(message: string, context: ErrorContext & { issues?: readonly string[] } = {}) {
-    super(message, context);
-    this.issues = context.issues ?? [];
+    const { issues, ...rest } = context;
+    super(message, rest);
+    this.issues = issues?.length ? [...issues] : [message];
   }
 }
 export class AuthenticationError extends AgentboxError {
@@ -161,6 +178,16 @@ export class NoSpaceError extends AgentboxError {
 }
 export class AbortedError extends AgentboxError {
   declare readonly code: 'ABORTED';
+}
+/** A model endpoint could not be reached or did not answer (connection refused, DNS, timeout, 5xx). */
+export class ModelUnavailableError extends AgentboxError {
+  declare readonly code: 'MODEL_UNAVAILABLE';
+  /** The URL that was asked. */
+  readonly url: string;
+  constructor(message: string, url: string, context: ErrorContext = {}) {
+    super(message, context);
+    this.url = url;
+  }
 }
 
 /** What a command had produced when it was stopped; carried by {@link TimeoutError}. */
@@ -205,6 +232,84 @@ define(InvalidArgumentError, 'INVALID_ARGUMENT', 400);
 define(AuthenticationError, 'AUTHENTICATION', 401);
 define(AbortedError, 'ABORTED', 499);
 define(NoSpaceError, 'NO_SPACE', 507);
+define(ModelUnavailableError, 'MODEL_UNAVAILABLE', 503, true);
+
+const SERIALISED_DEPTH = 8;
+
+/** An error as plain JSON: for a typed one its code and context first, then its own fields, then the cause. */
+function errorJson(error: Error, seen: WeakSet<object>, depth = 0): Record<string, unknown> {
+  seen.add(error);
+  try {
+    return errorFields(error, seen, depth);
+  } finally {
+    seen.delete(error);
+  }
+}
+
+function errorFields(error: Error, seen: WeakSet<object>, depth: number): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: error.name, message: error.message };
+  if (error instanceof AgentboxError) {
+    Object.assign(out, {
+      code: error.code,
+      status: error.status,
+      retryable: error.retryable,
+      backend: error.backend,
+      operation: error.operation,
+      sandboxId: error.sandboxId,
+      subject: error.subject,
+    });
+  }
+  // Own fields: a typed error's issues or partial output, Node's errno code, syscall, address, port.
+  for (const [key, value] of Object.entries(error)) {
+    if (key in out || key === 'cause' || key === 'stack') continue;
+    const json = jsonValue(value, seen, depth + 1);
+    if (json !== undefined) out[key] = json;
+  }
+  if (error instanceof AggregateError && !('errors' in out))
+    out.errors = jsonValue(error.errors, seen, depth + 1);
+  if (error.cause !== undefined) out.cause = jsonValue(error.cause, seen, depth + 1);
+  return out;
+}
+
+/** Any value made safe for JSON: cycles cut, bytes and functions left out, depth bounded. */
+function jsonValue(value: unknown, seen: WeakSet<object>, depth: number): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+      return value;
+    case 'bigint':
+      return value.toString();
+    case 'symbol':
+      return value.toString();
+    case 'undefined':
+    case 'function':
+      return undefined;
+  }
+  if (value === null) return null;
+  const object = value as object;
+  if (seen.has(object)) return '[Circular]';
+  if (depth > SERIALISED_DEPTH) return '[…]';
+  if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) return undefined;
+  if (object instanceof Error) return errorJson(object, seen, depth);
+  seen.add(object);
+  try {
+    if (Array.isArray(object)) return object.map((item) => jsonValue(item, seen, depth + 1) ?? null);
+    const custom = (object as { toJSON?: unknown }).toJSON;
+    if (typeof custom === 'function') return jsonValue(custom.call(object), seen, depth + 1);
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(object)) {
+      const json = jsonValue(item, seen, depth + 1);
+      if (json !== undefined) out[key] = json;
+    }
+    return out;
+  } catch {
+    // A getter that throws, a proxy: say what it was rather than fail the whole error.
+    return Object.prototype.toString.call(object);
+  } finally {
+    seen.delete(object);
+  }
+}
 
 export function isAgentboxError(value: unknown): value is AgentboxError {
   return value instanceof AgentboxError;

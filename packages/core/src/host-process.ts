@@ -16,7 +16,13 @@ export interface HostProcess extends RawProcess {
 
 export function startHostProcess(req: StartRequest): HostProcess {
   const cwd = statSync(req.cwd, { throwIfNoEntry: false });
-  if (!cwd?.isDirectory()) throw new NotFoundError(`working directory ${req.cwd} does not exist`);
+  if (!cwd?.isDirectory())
+    throw new NotFoundError(
+      `working directory ${req.cwd} does not exist: create it first, or pass another cwd`,
+      {
+        subject: req.cwd,
+      },
+    );
   const [program, ...args] = req.argv;
   // detached: the command leads a new process group, so a signal to -pid reaches its whole tree.
   const child = spawn(program!, args, { cwd: req.cwd, env: req.env, detached: true, stdio: 'pipe' });

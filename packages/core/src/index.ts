@@ -15,6 +15,7 @@ export {
   InvalidArgumentError,
   IsADirectoryError,
   isAgentboxError,
+  ModelUnavailableError,
   NoSpaceError,
   NotFoundError,
   OutputLimitError,

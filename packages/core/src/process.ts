@@ -19,6 +19,7 @@ import { DEFAULT_MAX_OUTPUT_BYTES, decodeUtf8, encodeUtf8, OutputBuffer } from '
 import { parseSignal, type SignalInput, type SignalName, signalNumber } from './signals.js';
 import { StreamQueue } from './stream-queue.js';
 import type { Command, ExecHandle, ExecResult, SpawnOptions, StdinSource } from './types.js';
+import { invalidArgument } from './validate.js';
 
 /** What a backend is asked to start. `cwd` is absolute; `env` is complete (defaults merged). */
 export interface StartRequest {
@@ -67,13 +68,9 @@ export function buildEnv(
 ): Record<string, string> {
   const env = { ...DEFAULT_ENV, ...base };
   for (const [name, value] of Object.entries(extra ?? {})) {
-    if (!ENV_NAME.test(name))
-      throw new InvalidArgumentError(`invalid environment variable name "${name}"`, context);
+    if (!ENV_NAME.test(name)) throw invalidArgument(`env.${name}`, 'is not a valid variable name', context);
     if (typeof value !== 'string' || value.includes('\0'))
-      throw new InvalidArgumentError(
-        `environment variable ${name} must be a string without NUL bytes`,
-        context,
-      );
+      throw invalidArgument(`env.${name}`, 'must be a string without NUL bytes', context);
     env[name] = value;
   }
   return env;
@@ -82,15 +79,14 @@ export function buildEnv(
 /** A string runs through `sh -c`; an array runs as argv with no shell. */
 export function normalizeCommand(cmd: Command, context: ErrorContext): readonly string[] {
   if (typeof cmd === 'string') {
-    if (cmd.includes('\0')) throw new InvalidArgumentError('command contains a NUL byte', context);
+    if (cmd.includes('\0')) throw invalidArgument('command', 'contains a NUL byte', context);
     return ['sh', '-c', cmd];
   }
   if (!Array.isArray(cmd) || cmd.length === 0 || cmd[0] === '')
-    throw new InvalidArgumentError('command must be a non-empty string or a non-empty argv array', context);
-  for (const arg of cmd) {
-    if (typeof arg !== 'string')
-      throw new InvalidArgumentError('every argv element must be a string', context);
-    if (arg.includes('\0')) throw new InvalidArgumentError('an argv element contains a NUL byte', context);
+    throw invalidArgument('command', 'must be a non-empty string or a non-empty argv array', context);
+  for (const [index, arg] of cmd.entries()) {
+    if (typeof arg !== 'string') throw invalidArgument(`command.${index}`, 'must be a string', context);
+    if (arg.includes('\0')) throw invalidArgument(`command.${index}`, 'contains a NUL byte', context);
   }
   return [...cmd];
 }
@@ -118,16 +114,12 @@ const API_WRAPPER = [
 export function apiCommand(req: StartRequest, context: ErrorContext = {}): string[] {
   const argv = normalizeCommand(req.argv, context);
   if (typeof req.cwd !== 'string' || !req.cwd.startsWith('/') || req.cwd.includes('\0'))
-    throw new InvalidArgumentError('cwd must be an absolute path without NUL bytes', context);
+    throw invalidArgument('cwd', 'must be an absolute path without NUL bytes', context);
   const assignments: string[] = [];
   for (const [name, value] of Object.entries(req.env)) {
-    if (!ENV_NAME.test(name))
-      throw new InvalidArgumentError(`invalid environment variable name "${name}"`, context);
+    if (!ENV_NAME.test(name)) throw invalidArgument(`env.${name}`, 'is not a valid variable name', context);
     if (typeof value !== 'string' || value.includes('\0'))
-      throw new InvalidArgumentError(
-        `environment variable ${name} must be a string without NUL bytes`,
-        context,
-      );
+      throw invalidArgument(`env.${name}`, 'must be a string without NUL bytes', context);
     assignments.push(`${name}=${value}`);
   }
   // `env` takes a word with `=` for one more assignment, so such a program is started by `sh`.
@@ -135,7 +127,7 @@ export function apiCommand(req: StartRequest, context: ErrorContext = {}): strin
   if (argv[0]!.includes('=')) {
     // `exec` in bash and busybox reads a leading `-` as an option, and dash has no `--` for it.
     if (argv[0]!.startsWith('-'))
-      throw new InvalidArgumentError('a program name may not both start with "-" and contain "="', context);
+      throw invalidArgument('command.0', 'may not both start with "-" and contain "="', context);
     program = ['/bin/sh', '-c', 'exec "$0" "$@"', ...argv];
   }
   return ['/bin/sh', '-c', API_WRAPPER, API_CWD_MARKER, req.cwd, '--', ...assignments, ...program];
@@ -157,7 +149,10 @@ export function apiCommandFailure(
   const where = { ...context, subject: cwd };
   switch (reason) {
     case 'missing':
-      return new NotFoundError(`working directory ${cwd} does not exist`, where);
+      return new NotFoundError(
+        `working directory ${cwd} does not exist: create it first, or pass another cwd`,
+        where,
+      );
     case 'not-a-directory':
       return new NotFoundError(`working directory ${cwd} is not a directory`, where);
     case 'denied':
@@ -244,13 +239,13 @@ export class ProcessHandle implements ExecHandle {
     this.#context = { ...context, subject: command.join(' ').slice(0, 200) };
     const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
     if (!Number.isInteger(max) || max < 0)
-      throw new InvalidArgumentError('maxOutputBytes must be a non-negative integer', context);
+      throw invalidArgument('maxOutputBytes', 'must be a non-negative integer', context);
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0))
-      throw new InvalidArgumentError('timeoutMs must be a positive number', context);
+      throw invalidArgument('timeoutMs', 'must be a positive number', context);
     const grace = options.killGraceMs ?? 0;
     if (!Number.isFinite(grace) || grace < 0)
-      throw new InvalidArgumentError('killGraceMs must be a non-negative number', context);
+      throw invalidArgument('killGraceMs', 'must be a non-negative number', context);
     this.#killGraceMs = grace;
     this.#out = new OutputBuffer(max);
     this.#err = new OutputBuffer(max);
@@ -287,7 +282,13 @@ export class ProcessHandle implements ExecHandle {
     if (typeof data !== 'string' && !(data instanceof Uint8Array))
       return Promise.reject(new InvalidArgumentError('writeStdin takes a string or a Uint8Array', context));
     const lacking = this.options.lacking?.stdin;
-    if (lacking) return Promise.reject(new UnsupportedError(`stdin is not supported: ${lacking}`, context));
+    if (lacking)
+      return Promise.reject(
+        new UnsupportedError(
+          `stdin is not supported: ${lacking}. Pass the whole input as exec's stdin option, or write it to a file`,
+          context,
+        ),
+      );
     const bytes = typeof data === 'string' ? encodeUtf8(data) : data;
     const next = this.#stdinChain.then(async () => {
       if (this.#stdinClosed) throw new InvalidArgumentError('stdin is already closed', context);
@@ -325,7 +326,11 @@ export class ProcessHandle implements ExecHandle {
     const context = { ...this.#context, operation: 'kill' };
     const name = parseSignal(signal, context);
     const lacking = this.options.lacking?.kill;
-    if (lacking) throw new UnsupportedError(`kill is not supported: ${lacking}`, context);
+    if (lacking)
+      throw new UnsupportedError(
+        `kill is not supported: ${lacking}. Stop the command with an AbortSignal or timeoutMs instead`,
+        context,
+      );
     const raw = await this.#usable(context);
     try {
       await raw.kill(name);
@@ -411,7 +416,8 @@ export class ProcessHandle implements ExecHandle {
   #timeoutError(): TimeoutError {
     const timeoutMs = this.options.timeoutMs!;
     return new TimeoutError(
-      `command timed out after ${timeoutMs} ms`,
+      `command timed out after ${timeoutMs} ms and its process tree was killed; ` +
+        'raise timeoutMs if it needs longer (what it printed so far is in the error: stdout, stderr)',
       timeoutMs,
       this.#partial(),
       this.#context,
@@ -423,7 +429,7 @@ export class ProcessHandle implements ExecHandle {
     this.#stopReason = reason;
     if (this.#running) this.#stopTree(this.#running);
     // Not started yet: give up the start; a start that completes anyway is stopped in #run.
-    else this.#startAbort.abort(new Error(`command stopped (${reason})`));
+    else this.#startAbort.abort(new AbortedError(`command stopped (${reason})`, this.#context));
   }
 
   /** SIGTERM to the tree and SIGKILL after the grace; or SIGKILL at once (no grace, or closing). */

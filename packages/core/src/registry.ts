@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { AbortedError, InvalidArgumentError, toAgentboxError } from './errors.js';
+import { abortSignalSchema } from './options.js';
 import {
   assertEnforced,
   type ControlStatus,
@@ -11,7 +12,9 @@ import {
   type PolicyControl,
   PolicySchema,
 } from './policy.js';
+import { didYouMean } from './suggest.js';
 import type { SandboxBackend } from './types.js';
+import { parseArgument } from './validate.js';
 
 /** A sandbox id: safe in labels, container names and paths. */
 export const SandboxIdSchema = z
@@ -157,10 +160,30 @@ export interface BackendDefinition<Config = unknown> {
   doctor?(options: { config: Config; signal?: AbortSignal | undefined }): Promise<DoctorReport>;
 }
 
+/**
+ * A backend's definition, with typed errors guaranteed: whatever its sweep or doctor throws
+ * reaches the caller as an AgentboxError naming the backend and the operation (open is wrapped
+ * by openSandbox).
+ */
 export function defineBackend<Schema extends z.ZodType>(
   def: BackendDefinition<z.output<Schema>> & { configSchema: Schema },
 ): BackendDefinition<z.output<Schema>> {
-  return def;
+  type Config = z.output<Schema>;
+  const typed =
+    <A, R>(operation: string, fn: (arg: A) => Promise<R>) =>
+    async (arg: A): Promise<R> => {
+      try {
+        return await fn.call(def, arg);
+      } catch (error) {
+        throw toAgentboxError(error, { backend: def.kind, operation });
+      }
+    };
+  const { sweep, doctor } = def;
+  return {
+    ...def,
+    ...(sweep ? { sweep: typed<SweepOptions<Config>, SweepReport>('sweep', sweep) } : {}),
+    ...(doctor ? { doctor: typed<Parameters<typeof doctor>[0], DoctorReport>('doctor', doctor) } : {}),
+  };
 }
 
 /** A set of backends by kind. The default one lives on globalThis so that two copies of core share it. */
@@ -190,12 +213,7 @@ export function registerBackend<Config>(def: BackendDefinition<Config>): void {
   defaultRegistry.register(def);
 }
 
-export function formatZodIssues(error: z.ZodError, prefix = ''): string[] {
-  return error.issues.map((issue) => {
-    const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
-    return `${path || '(root)'}: ${issue.message}`;
-  });
-}
+export { formatZodIssues } from './validate.js';
 
 /** A backend's config checked by its schema (defaults filled in), or INVALID_ARGUMENT naming each bad field. */
 export function parseBackendConfig<Config>(
@@ -204,13 +222,10 @@ export function parseBackendConfig<Config>(
   config: unknown,
   operation: string,
 ): Config {
-  const parsed = schema.safeParse(config ?? {});
-  if (parsed.success) return parsed.data;
-  const issues = formatZodIssues(parsed.error, 'config');
-  throw new InvalidArgumentError(`invalid ${kind} config: ${issues.join('; ')}`, {
-    backend: kind,
-    operation,
-    issues,
+  return parseArgument(schema, config ?? {}, {
+    what: `${kind} config`,
+    prefix: 'config',
+    context: { backend: kind, operation },
   });
 }
 
@@ -225,31 +240,53 @@ export interface OpenOptions {
   registry?: BackendRegistry;
 }
 
+const OpenOptionsSchema = z.strictObject({
+  signal: abortSignalSchema.optional(),
+  // By shape: a registry made by another copy of core is still a registry.
+  registry: z
+    .custom<BackendRegistry>(
+      (value) => typeof (value as BackendRegistry | null)?.get === 'function',
+      'must be a BackendRegistry',
+    )
+    .optional(),
+  onProgress: z
+    .custom<(event: OpenProgress) => void>((value) => typeof value === 'function', 'must be a function')
+    .optional(),
+});
+
 // `string & {}` keeps the known kinds as completions without refusing other strings.
 export async function openSandbox<Kind extends KnownBackendKind | (string & {})>(
   spec: SandboxSpec<Kind>,
   options: OpenOptions = {},
 ): Promise<SandboxBackend> {
-  const registry = options.registry ?? defaultRegistry;
-  const parsed = SandboxSpecSchema.safeParse(spec);
-  if (!parsed.success) {
-    const issues = formatZodIssues(parsed.error);
-    throw new InvalidArgumentError(`invalid sandbox spec: ${issues.join('; ')}`, {
-      operation: 'open',
-      issues,
-    });
-  }
-  const { backend: kind, id, config, policy, strict } = parsed.data;
+  const {
+    signal,
+    registry = defaultRegistry,
+    onProgress,
+  } = parseArgument(OpenOptionsSchema, options, {
+    what: 'open options',
+    context: { operation: 'open' },
+  });
+  const backendGiven = (spec as { backend?: unknown } | null)?.backend;
+  const {
+    backend: kind,
+    id,
+    config,
+    policy,
+    strict,
+  } = parseArgument(SandboxSpecSchema, spec, {
+    what: 'sandbox spec',
+    context: { backend: typeof backendGiven === 'string' ? backendGiven : undefined, operation: 'open' },
+  });
   const def = registry.get(kind);
   if (!def) {
     const known = registry.kinds;
     throw new InvalidArgumentError(
-      `unknown backend "${kind}"; known: ${known.length ? known.join(', ') : '(none registered: import a backend package such as @agentbox/backend-local)'}`,
-      { operation: 'open', issues: [`backend: unknown kind "${kind}"`] },
+      `unknown backend "${kind}"${didYouMean(kind, known)}; known: ${known.length ? known.join(', ') : '(none registered: import a backend package such as @agentbox/backend-local)'}`,
+      { operation: 'open', issues: [`backend: unknown kind "${kind}"${didYouMean(kind, known)}`] },
     );
   }
   const cfg = parseBackendConfig(kind, def.configSchema, config, 'open');
-  const signal = options.signal;
   if (signal?.aborted) throw new AbortedError('aborted before open', { backend: kind, operation: 'open' });
   let sandbox: SandboxBackend;
   try {
@@ -260,7 +297,7 @@ export async function openSandbox<Kind extends KnownBackendKind | (string & {})>
       policy,
       strict,
       signal,
-      onProgress: options.onProgress,
+      onProgress,
     });
   } catch (error) {
     throw toAgentboxError(error, { backend: kind, operation: 'open', sandboxId: id });

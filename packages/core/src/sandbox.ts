@@ -9,13 +9,20 @@ import {
   AbortedError,
   CheckpointNotFoundError,
   type ErrorContext,
-  InvalidArgumentError,
+  noCheckpoint,
   OutputLimitError,
   SandboxClosedError,
   SandboxUnavailableError,
   toAgentboxError,
   UnsupportedError,
 } from './errors.js';
+import {
+  CheckpointOptionsSchema,
+  ExecOptionsSchema,
+  ReadFileOptionsSchema,
+  RollbackOptionsSchema,
+  WriteFileOptionsSchema,
+} from './options.js';
 import { decodeUtf8, encodeUtf8 } from './output.js';
 import type { EnforcementReport } from './policy.js';
 import { buildEnv, normalizeCommand, ProcessHandle, type RawProcess, type StartRequest } from './process.js';
@@ -34,6 +41,7 @@ import type {
   SpawnOptions,
   WriteFileOptions,
 } from './types.js';
+import { invalidArgument, parseArgument } from './validate.js';
 
 export const DEFAULT_MAX_READ_BYTES = 100 * 1024 * 1024;
 
@@ -49,8 +57,8 @@ export interface CheckpointStore {
 /** Resolve a sandbox path against the working directory (POSIX semantics, no host path rules). */
 export function resolveSandboxPath(workdir: string, path: string, context: ErrorContext): string {
   if (typeof path !== 'string' || path.length === 0)
-    throw new InvalidArgumentError('path must be a non-empty string', context);
-  if (path.includes('\0')) throw new InvalidArgumentError('path contains a NUL byte', context);
+    throw invalidArgument('path', 'must be a non-empty string', context);
+  if (path.includes('\0')) throw invalidArgument('path', 'contains a NUL byte', context);
   return posix.resolve(workdir, path);
 }
 
@@ -200,17 +208,20 @@ export abstract class BaseSandbox implements SandboxBackend {
   #start(cmd: Command, opts: SpawnOptions, isExec: boolean): ExecHandle {
     const context = this.context(isExec ? 'exec' : 'spawn');
     this.assertOpen(context.operation!);
+    parseArgument(ExecOptionsSchema, opts, { what: `${context.operation} options`, context });
     const argv = normalizeCommand(cmd, context);
     // What the backend says it lacks is refused here, typed and with its reason, before anything starts.
     const lacking = (name: CapabilityName) =>
       this.capabilities[name] === false
         ? (this.capabilities.unsupported?.[name] ?? `the ${this.kind} backend has no ${name}`)
         : undefined;
-    const refuse = (what: string, why: string | undefined) => {
-      if (why) throw new UnsupportedError(`${what} is not supported: ${why}`, context);
+    const refuse = (what: string, why: string | undefined, instead: string) => {
+      if (why) throw new UnsupportedError(`${what} is not supported: ${why}. ${instead}`, context);
     };
-    if (!isExec) refuse('spawn', lacking('spawn'));
-    if (opts.stdin !== undefined) refuse('stdin', lacking('stdin'));
+    if (!isExec)
+      refuse('spawn', lacking('spawn'), 'Use exec(), which returns the output when the command ends');
+    if (opts.stdin !== undefined)
+      refuse('stdin', lacking('stdin'), 'Write the input to a file with writeFile() and redirect it instead');
     const cwd = resolveSandboxPath(this.workdir, opts.cwd ?? '.', context);
     const env = buildEnv(this.#baseEnv, opts.env, context);
     const instance = this.#instance;
@@ -242,12 +253,11 @@ export abstract class BaseSandbox implements SandboxBackend {
 
   readFile(path: string, opts: ReadFileOptions = {}): Promise<Uint8Array> {
     return this.guard('readFile', path, async () => {
+      parseArgument(ReadFileOptionsSchema, opts, {
+        what: 'readFile options',
+        context: this.context('readFile', path),
+      });
       const maxBytes = opts.maxBytes ?? DEFAULT_MAX_READ_BYTES;
-      if (!Number.isInteger(maxBytes) || maxBytes < 0)
-        throw new InvalidArgumentError(
-          'maxBytes must be a non-negative integer',
-          this.context('readFile', path),
-        );
       const abs = resolveSandboxPath(this.workdir, path, this.context('readFile'));
       checkAborted(opts.signal, this.context('readFile', path));
       const data = await this.readFileAt(abs, maxBytes, opts.signal);
@@ -272,20 +282,23 @@ export abstract class BaseSandbox implements SandboxBackend {
     opts: WriteFileOptions = {},
   ): Promise<void> {
     return this.guard('writeFile', path, async () => {
+      parseArgument(WriteFileOptionsSchema, opts, {
+        what: 'writeFile options',
+        context: this.context('writeFile', path),
+      });
       const abs = resolveSandboxPath(this.workdir, path, this.context('writeFile'));
       const mode = opts.mode;
-      if (mode !== undefined && (!Number.isInteger(mode) || mode < 0 || mode > 0o7777))
-        throw new InvalidArgumentError(
-          'mode must be an integer between 0 and 0o7777',
-          this.context('writeFile', path),
-        );
       checkAborted(opts.signal, this.context('writeFile', path));
       await this.writeFileAt(abs, toChunks(data), mode, opts.signal);
     });
   }
 
   checkpoint(opts: CheckpointOptions = {}): Promise<CheckpointInfo> {
-    return this.guard('checkpoint', opts.label, async () => {
+    return this.guard('checkpoint', opts?.label, async () => {
+      parseArgument(CheckpointOptionsSchema, opts, {
+        what: 'checkpoint options',
+        context: this.context('checkpoint'),
+      });
       checkAborted(opts.signal, this.context('checkpoint'));
       return this.checkpoints.create({ label: opts.label, signal: opts.signal });
     });
@@ -294,8 +307,12 @@ export abstract class BaseSandbox implements SandboxBackend {
   rollback(to: CheckpointInfo | string, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const id = typeof to === 'string' ? to : to?.id;
     return this.guard('rollback', id, async () => {
+      parseArgument(RollbackOptionsSchema, opts, {
+        what: 'rollback options',
+        context: this.context('rollback', id),
+      });
       if (typeof id !== 'string' || id === '')
-        throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, this.context('rollback'));
+        throw new CheckpointNotFoundError(noCheckpoint(id), this.context('rollback'));
       checkAborted(opts.signal, this.context('rollback', id));
       await this.checkpoints.restore(id, opts.signal);
     });
@@ -357,7 +374,7 @@ export async function withRequestTimeout<T>(
   context: ErrorContext,
 ): Promise<T> {
   if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0))
-    throw new InvalidArgumentError('requestTimeoutMs must be a positive number', context);
+    throw invalidArgument('requestTimeoutMs', 'must be a positive number', context);
   const controller = new AbortController();
   const pending = typeof request === 'function' ? request(controller.signal) : request;
   if (timeoutMs === undefined) return pending;

@@ -56,6 +56,17 @@ globalThis[key].register({ kind: 'plain-${process.pid}', configSchema: { safePar
     expect((await loadBackend(`plain-${process.pid}`, { from: [], env })).kind).toBe(`plain-${process.pid}`);
   });
 
+  it('suggests the found kind a misspelled one is closest to', async () => {
+    const twin = new URL('./fixtures/backend-twin', import.meta.url).pathname;
+    const err = await loadBackend('twn', {
+      from: [],
+      env: { AGENTBOX_BACKENDS: twin },
+      registry: new BackendRegistry(),
+    }).catch((e) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect(err.message).toMatch(/unknown backend "twn" \(did you mean "twin"\?\); found: twin\b/);
+  });
+
   it('refuses an unknown kind and a listed module that does not exist, naming what it found', async () => {
     const unknown = await loadBackend('nope', { from: [], env: {}, registry: new BackendRegistry() }).catch(
       (e) => e,

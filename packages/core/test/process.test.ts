@@ -406,6 +406,8 @@ describe('what a backend lacks is refused with its own reason', () => {
     });
     try {
       expect(() => none.spawn(['true'])).toThrow(/spawn is not supported: no streams here/);
+      // The message says what to do instead.
+      expect(() => none.spawn(['true'])).toThrow(/Use exec\(\)/);
       const error = await rejection(none.exec(['cat'], { stdin: 'x' }));
       expectTyped(error, 'UNSUPPORTED', 'exec');
       expect((error as Error).message).toMatch(/the API takes no input/);

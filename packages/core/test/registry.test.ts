@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { InvalidArgumentError, type OpenProgress } from '../src/index.js';
+import { AgentboxError, InvalidArgumentError, type OpenProgress } from '../src/index.js';
 import { BackendRegistry, defineBackend, openSandbox } from '../src/registry.js';
 
 const registry = new BackendRegistry();
@@ -76,5 +76,29 @@ describe('open progress', () => {
     expect(events).toEqual([
       { backend: 'pulling', stage: 'pull', message: 'pulling x: 1 of 2 MiB', current: 1, total: 2 },
     ]);
+  });
+});
+
+describe('defineBackend', () => {
+  it("types whatever a backend's sweep or doctor throws, naming the backend and the operation", async () => {
+    const def = defineBackend({
+      kind: 'leaky',
+      configSchema: z.strictObject({}),
+      open: async () => {
+        throw new Error('not reached');
+      },
+      sweep: async () => {
+        throw new TypeError('x is undefined');
+      },
+      doctor: async () => {
+        throw Object.assign(new Error('ENOENT: no such file'), { code: 'ENOENT' });
+      },
+    });
+    const swept = await def.sweep!({ config: {}, dryRun: true }).catch((e: unknown) => e);
+    expect(swept).toBeInstanceOf(AgentboxError);
+    expect(swept).toMatchObject({ code: 'INTERNAL', backend: 'leaky', operation: 'sweep' });
+    expect((swept as Error).cause).toBeInstanceOf(TypeError);
+    const doctored = await def.doctor!({ config: {} }).catch((e: unknown) => e);
+    expect(doctored).toMatchObject({ code: 'NOT_FOUND', backend: 'leaky', operation: 'doctor' });
   });
 });

@@ -4,7 +4,7 @@
  * that starts a full-screen program (an editor) is refused rather than left to hang.
  */
 import { createInterface } from 'node:readline';
-import type { SandboxBackend } from '@agentbox/core';
+import { AbortedError, type SandboxBackend } from '@agentbox/core';
 import {
   envFlags,
   intFlag,
@@ -66,7 +66,7 @@ async function repl(
   // Ctrl-C interrupts the running command only; at the prompt it clears the line (as sh does).
   const interrupt = () => {
     if (!running) return false;
-    running.abort(new Error('interrupted'));
+    running.abort(new AbortedError('interrupted'));
     return true;
   };
   ctx.interrupts.intercept = (name) => name === 'SIGINT' && interrupt();

@@ -43,6 +43,7 @@ import {
   CheckpointNotFoundError,
   type ErrorContext,
   InvalidArgumentError,
+  noCheckpoint,
 } from '../errors.js';
 import type { CheckpointStore } from '../sandbox.js';
 import { toBinary } from '../shell-quote.js';
@@ -398,7 +399,7 @@ export class ExecCheckpointStore implements CheckpointStore {
 
   async #readManifest(id: string, operation: string, signal: AbortSignal | undefined): Promise<ExecManifest> {
     if (typeof id !== 'string' || !CHECKPOINT_ID.test(id))
-      throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, {
+      throw new CheckpointNotFoundError(noCheckpoint(id), {
         ...this.#context,
         operation,
         subject: id,
@@ -417,7 +418,7 @@ export class ExecCheckpointStore implements CheckpointStore {
       { signal },
     );
     if (r.exitCode === 3)
-      throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, {
+      throw new CheckpointNotFoundError(noCheckpoint(id), {
         ...this.#context,
         operation,
         subject: id,

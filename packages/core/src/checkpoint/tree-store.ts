@@ -25,7 +25,12 @@ import {
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CheckpointCorruptError, CheckpointNotFoundError, InvalidArgumentError } from '../errors.js';
+import {
+  CheckpointCorruptError,
+  CheckpointNotFoundError,
+  InvalidArgumentError,
+  noCheckpoint,
+} from '../errors.js';
 import type { CheckpointStore } from '../sandbox.js';
 import type { CheckpointInfo } from '../types.js';
 import { diffCapture, isRacy, keyToRecord } from './engine/diff.js';
@@ -212,13 +217,13 @@ export class TreeCheckpointStore implements CheckpointStore {
 
   delete(id: string): Promise<void> {
     return this.#serial(async () => {
-      if (!CHECKPOINT_ID.test(id)) throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`);
+      if (!CHECKPOINT_ID.test(id)) throw new CheckpointNotFoundError(noCheckpoint(id));
       try {
         this.#read.delete(id);
         await fs.rm(join(this.#manifests, `${id}.json`));
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT')
-          throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, { subject: id });
+          throw new CheckpointNotFoundError(noCheckpoint(id), { subject: id });
         throw error;
       }
       await this.#collectGarbage();
@@ -250,7 +255,7 @@ export class TreeCheckpointStore implements CheckpointStore {
 
   async #readManifest(id: string): Promise<Manifest> {
     if (typeof id !== 'string' || !CHECKPOINT_ID.test(id))
-      throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, { subject: String(id) });
+      throw new CheckpointNotFoundError(noCheckpoint(id), { subject: String(id) });
     const path = join(this.#manifests, `${id}.json`);
     let file: string;
     try {
@@ -260,7 +265,7 @@ export class TreeCheckpointStore implements CheckpointStore {
       file = await fs.readFile(path, 'latin1');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT')
-        throw new CheckpointNotFoundError(`no checkpoint ${JSON.stringify(id)}`, { subject: id });
+        throw new CheckpointNotFoundError(noCheckpoint(id), { subject: id });
       throw error;
     }
     const manifest = parseChecked(treeManifestSchema, unseal(file, this.#key, id, {}), id, {});

@@ -4,7 +4,7 @@
  * no copy inside the sandbox); the runner's markers say where each command starts and ends.
  */
 import {
-  type AgentboxError,
+  AgentboxError,
   type ErrorContext,
   fromErrno,
   InvalidArgumentError,
@@ -169,7 +169,8 @@ export class Session {
 
   /** Run one command; the session must be idle. */
   run(req: StartRequest): SessionProcess {
-    if (this.#state !== 'idle') throw new Error('session is not idle');
+    // The pool hands out idle sessions only: reaching this is a bug in the pool, not the caller's.
+    if (this.#state !== 'idle') throw new AgentboxError('session is not idle', this.#context);
     this.#state = 'busy';
     const seq = ++this.#seq;
     const port: SessionPort = {
@@ -524,7 +525,15 @@ export class SessionProcess implements PooledProcess {
         const errno = marker.fields[0];
         this.#inputReady.resolve(false);
         this.#exit.reject(
-          fromErrno(errno, `cannot use ${this.#req.cwd} as working directory (${errno})`, this.#context),
+          fromErrno(
+            errno,
+            `cannot use ${this.#req.cwd} as working directory (${errno}): ${
+              errno === 'ENOENT' || errno === 'ENOTDIR'
+                ? 'it does not exist: create it first, or pass another cwd'
+                : 'pass a directory the sandbox user may enter'
+            }`,
+            { ...this.#context, subject: this.#req.cwd },
+          ),
         );
         return;
       }
