@@ -20,8 +20,4 @@ runConformance({
   // The jail's PID namespace ends every process at close; a timeout reaches the command's group
   // and whoever holds its output, not an escape that let go of it.
   escapedProcessesDie: 'close',
-  skip: {
-    'tamper.setsid-escape-timeout':
-      "ssh's timeout signals the command's process group only, not processes that left it while holding its output; they die at close, with the jail",
-  },
 });
