@@ -251,7 +251,8 @@ const WRAPPER = [
   `  printf '%sC %s\n' "$n" "$k" >&3`,
   '  exit 0',
   'fi',
-  'w=$$ i=$(stat -L -c %d:%i /proc/$$/fd/1 /proc/$$/fd/3)',
+  // Through /proc/self (fd 5 a copy of stdout): a wrapper that is not dumpable may not read /proc/$$/fd.
+  'exec 5>&1; w=$$ i=$(stat -L -c %d:%i /proc/self/fd/5 /proc/self/fd/3); exec 5>&-',
   '(',
   '  read -r p x </proc/self/stat',
   `  printf '%sS %s %s %s\n' "$n" "$p" "$w" "$(echo $i)" >&3`,
@@ -292,6 +293,8 @@ export interface WrappedExecOptions {
   user: string;
   /** Absolute path of `setsid` in the image. */
   setsid: string;
+  /** The shell that runs the wrapper (default /bin/sh): a session's hidden copy, see hidden-shell.ts. */
+  shell?: string | undefined;
   /** Random per sandbox; starts with 0x1E so that no ordinary output looks like it. */
   nonce: string;
 }
@@ -310,7 +313,7 @@ export async function startWrapped(
   if (signal?.aborted) throw new AbortedError('aborted before the command started', context);
   const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
   const { exec, stream } = await openExec(opts.target, {
-    argv: ['/bin/sh', '-c', WRAPPER, 'agentbox', opts.nonce, req.cwd, opts.setsid, ...req.argv],
+    argv: [opts.shell ?? '/bin/sh', '-c', WRAPPER, 'agentbox', opts.nonce, req.cwd, opts.setsid, ...req.argv],
     user: opts.user,
     env,
     workingDir: '/',

@@ -27,7 +27,7 @@ export {
   type InstanceSwap,
   withRequestTimeout,
 } from './sandbox.js';
-export { SessionPool } from './session/index.js';
+export { type RunnerPrograms, SessionPool } from './session/index.js';
 export { shellQuote, shellQuoteAll } from './shell-quote.js';
 export { signalName, signalNumber } from './signals.js';
 export { StreamQueue } from './stream-queue.js';
