@@ -336,6 +336,11 @@ export const tamperCases = defineGroup({
       timeoutMs: 60_000,
       async run(ctx) {
         const { sandbox, ms } = ctx;
+        // It writes into every process it can see: only where that is the sandbox's own processes.
+        if (sandbox.enforcement.isolation?.status !== 'enforced' || ctx.options.isolatesProcesses === false)
+          ctx.skip(
+            "the sandbox's processes are not isolated from the host's: the attacker would write into processes outside the sandbox",
+          );
         const stop = `${STOP_DIR}/agentbox-tamper-stop-${sha256(randomBytes(8)).slice(0, 12)}`;
         // Warm: the processes that serve commands (session shells, runners) exist before it looks.
         for (let i = 0; i < 3; i++) await sandbox.exec(['true']);
