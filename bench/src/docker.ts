@@ -5,7 +5,7 @@
  * dockerode exec; 1,000 small commands from 4 concurrent callers, fast path vs plain path;
  * open-to-first-exec vs `docker run --rm`; a 100 MB upload and
  * download vs `docker cp`; checkpoint and rollback of a 200 MB workspace with one file
- * changed vs `docker commit` of the same tree.
+ * changed vs `docker commit` of the same tree, a raw tar read of it, and a pause + unpause.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -248,6 +248,16 @@ export async function run(): Promise<void> {
     const checkpointMs = await timeMs(() => sb.checkpoint({ label: 'one change' }));
     await sb.exec('echo again >> tree/d8/f8');
     const rollbackMs = await timeMs(() => sb.rollback(base));
+    // The raw primitives under a checkpoint: reading the whole tree once (tar in the container),
+    // and the pause and unpause that freeze the sandbox around it.
+    const container = sb.docker.getContainer(sb.containerId);
+    const tarMs = await timeMs(() =>
+      sh('docker', ['exec', sb.containerId, 'sh', '-c', 'tar -cf - tree | wc -c']),
+    );
+    const pauseMs = await timeMs(async () => {
+      await container.pause();
+      await container.unpause();
+    });
 
     const name = `agentbox-bench-commit-${process.pid}`;
     await sh('docker', [
@@ -293,6 +303,27 @@ export async function run(): Promise<void> {
         baseline: 'docker commit (same tree, 1 changed)',
         baselineValue: commitMs,
       });
+      for (const [bench, value] of [
+        ['checkpoint 10k files/200 MB, 1 changed', checkpointMs],
+        ['rollback 10k files/200 MB, 2 changed', rollbackMs],
+      ] as const) {
+        report({
+          bench,
+          backend: 'docker',
+          value,
+          unit: 'ms',
+          baseline: 'raw read of the tree (docker exec tar -c | wc -c)',
+          baselineValue: tarMs,
+        });
+        report({
+          bench,
+          backend: 'docker',
+          value,
+          unit: 'ms',
+          baseline: 'raw freeze (docker pause + unpause)',
+          baselineValue: pauseMs,
+        });
+      }
     } finally {
       await sh('docker', ['rm', '-f', name]);
     }

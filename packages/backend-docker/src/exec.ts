@@ -19,6 +19,8 @@ import { AbortedError, type AgentboxError, SandboxUnavailableError } from '@agen
 import {
   type ErrorContext,
   fromErrno,
+  HOLDER_KILL_SCRIPT,
+  holderPipeSet,
   type RawProcess,
   type StartRequest,
   StreamQueue,
@@ -249,7 +251,8 @@ const WRAPPER = [
   `  printf '%sC %s\n' "$n" "$k" >&3`,
   '  exit 0',
   'fi',
-  'w=$$ i=$(stat -L -c %d:%i /proc/$$/fd/1 /proc/$$/fd/3)',
+  // Through /proc/self (fd 5 a copy of stdout): a wrapper that is not dumpable may not read /proc/$$/fd.
+  'exec 5>&1; w=$$ i=$(stat -L -c %d:%i /proc/self/fd/5 /proc/self/fd/3); exec 5>&-',
   '(',
   '  read -r p x </proc/self/stat',
   `  printf '%sS %s %s %s\n' "$n" "$p" "$w" "$(echo $i)" >&3`,
@@ -262,39 +265,7 @@ const WRAPPER = [
 /** How long after the command's exit a follow-up signal still goes to its group. */
 const AFTER_EXIT_SIGNAL_MS = 10_000;
 
-/**
- * Signal a process group (or, before `setsid` ran, the process itself), then every process that
- * holds one of the command's output pipes. Arguments: signal, pgid, then candidate pipe sets as
- * `match/spare,spare=dev:ino,dev:ino`; the set used is the first whose `match` is the group
- * leader's parent (a session's runner), or `!` (taken as is). The spared pids (the exec's
- * wrapper, a session's runner) hold those pipes too and must live to report the command's end;
- * so must their children (the shell a runner keeps waiting for the next command; the group
- * leader, whom the group kill reaches anyway).
- */
-const KILL = `s=$1 g=$2; shift 2
-pp=
-if read -r t </proc/"$g"/stat; then t=\${t##*) }; pp=\${t#* }; pp=\${pp%% *}; fi 2>/dev/null
-kill -"$s" -"$g" 2>/dev/null || kill -"$s" "$g" 2>/dev/null
-o= ids=
-for e; do
-  m=\${e%%/*} r=\${e#*/}
-  case $m in
-    '!'|"$pp") o=,\${r%%=*},; ids=\${r#*=}; break ;;
-  esac
-done
-[ -n "$ids" ] || exit 0
-IFS=,; set -- $ids; IFS=' '
-stat -L -c '%d:%i %n' /proc/[0-9]*/fd/* 2>/dev/null | while read -r id f; do
-  for w; do
-    [ "$id" = "$w" ] || continue
-    p=\${f#/proc/}; p=\${p%%/*} q=
-    if read -r t </proc/"$p"/stat; then t=\${t##*) }; q=\${t#* }; q=\${q%% *}; fi 2>/dev/null
-    case $o in *,"$p",*|*,"$q",*) ;; *) [ "$p" = "$$" ] || kill -"$s" "$p" 2>/dev/null ;; esac
-  done
-done
-exit 0`;
-
-/** Signal a command's group and whoever holds its output pipes (see KILL), with one exec. */
+/** Signal a command's group and whoever holds its output pipes (core's HOLDER_KILL_SCRIPT), with one exec. */
 export async function killInContainer(
   target: ExecTarget,
   user: string,
@@ -303,7 +274,16 @@ export async function killInContainer(
   pipes: readonly string[],
 ): Promise<void> {
   await runExec(target, {
-    argv: ['/bin/sh', '-c', KILL, 'agentbox-kill', signal.replace(/^SIG/, ''), String(pgid), ...pipes],
+    argv: [
+      '/bin/sh',
+      '-c',
+      HOLDER_KILL_SCRIPT,
+      'agentbox-kill',
+      signal.replace(/^SIG/, ''),
+      String(pgid),
+      '',
+      ...pipes,
+    ],
     user,
   });
 }
@@ -313,6 +293,8 @@ export interface WrappedExecOptions {
   user: string;
   /** Absolute path of `setsid` in the image. */
   setsid: string;
+  /** The shell that runs the wrapper (default /bin/sh): a session's hidden copy, see hidden-shell.ts. */
+  shell?: string | undefined;
   /** Random per sandbox; starts with 0x1E so that no ordinary output looks like it. */
   nonce: string;
 }
@@ -331,7 +313,7 @@ export async function startWrapped(
   if (signal?.aborted) throw new AbortedError('aborted before the command started', context);
   const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
   const { exec, stream } = await openExec(opts.target, {
-    argv: ['/bin/sh', '-c', WRAPPER, 'agentbox', opts.nonce, req.cwd, opts.setsid, ...req.argv],
+    argv: [opts.shell ?? '/bin/sh', '-c', WRAPPER, 'agentbox', opts.nonce, req.cwd, opts.setsid, ...req.argv],
     user: opts.user,
     env,
     workingDir: '/',
@@ -501,12 +483,12 @@ export class WrappedProcess implements RawProcess {
   }
 
   /**
-   * This process as a session's runner, for KILL: a command whose parent it is has its output on
+   * This process as a session's runner, for the holder kill: a command whose parent it is has its output on
    * these pipes, and the runner and its wrapper are spared.
    */
   get pipeSet(): string | undefined {
     if (this.#pid === undefined || !this.#pipes) return undefined;
-    return `${this.#pid}/${this.#pid},${this.#pipes.owner}=${this.#pipes.ids.join(',')}`;
+    return holderPipeSet(this.#pid, [this.#pid, this.#pipes.owner], this.#pipes.ids);
   }
 
   writeStdin(chunk: Uint8Array): Promise<void> {
@@ -529,7 +511,7 @@ export class WrappedProcess implements RawProcess {
       (await Promise.race([this.started, this.exit.then(() => undefined)]).catch(() => undefined));
     if (pid === undefined || gone()) return;
     this.#signalled = true;
-    const pipes = this.#pipes ? [`!/${this.#pipes.owner}=${this.#pipes.ids.join(',')}`] : [];
+    const pipes = this.#pipes ? [holderPipeSet('!', [this.#pipes.owner], this.#pipes.ids)] : [];
     await killInContainer(this.#opts.target, this.#opts.user, signal, pid, pipes);
     if (!this.#killed) {
       this.#killed = true;

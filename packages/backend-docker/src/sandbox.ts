@@ -18,6 +18,7 @@ import {
   type ErrorContext,
   type OpenContext,
   type RawProcess,
+  type RunnerPrograms,
   SessionPool,
   type StartRequest,
 } from '@agentbox/core/backend';
@@ -37,6 +38,7 @@ import {
 import { DockerFiles } from './files.js';
 import { PauseGate } from './gate.js';
 import { type Hardening, hardeningFor, hostConfigFor, readEnforcement } from './hardening.js';
+import { installHiddenShell } from './hidden-shell.js';
 import {
   ensureImage,
   type ImageField,
@@ -98,6 +100,8 @@ export class DockerSandbox extends BaseSandbox {
   readonly #gate = new PauseGate();
   /** The sessions' shells: a kill on a session spares its runner and reaches whoever holds its pipes. */
   readonly #shells = new Set<WrappedProcess>();
+  #hidden: Promise<RunnerPrograms | undefined> | undefined;
+  #runnerPrograms: RunnerPrograms | undefined;
   /**
    * The fast exec path (core's SessionPool) in front of the plain one: small commands run down
    * a shell already open in the container. `sessions.lastPath` and `sessions.stats` say which
@@ -160,6 +164,7 @@ export class DockerSandbox extends BaseSandbox {
       // Tty false (stdout and stderr demultiplexed apart), stdin half-closed on end().
       startProcess: (req, signal) => this.startPlain(req, signal),
       openShell: () => this.#openShell(),
+      runnerPrograms: () => this.#runnerPrograms,
       signalGroup: (pgid, signal) =>
         killInContainer(
           this.#target,
@@ -191,8 +196,30 @@ export class DockerSandbox extends BaseSandbox {
     );
   }
 
+  /** The sessions' hidden shell (hidden-shell.ts), installed before the first session opens. */
+  #hiddenShell(): Promise<RunnerPrograms | undefined> {
+    this.#hidden ??= installHiddenShell(this.#target, this.#parts.setsid, this.#parts.uid).then(
+      (programs) => {
+        this.#runnerPrograms = programs;
+        return programs;
+      },
+    );
+    return this.#hidden;
+  }
+
   async #openShell(): Promise<RawProcess> {
-    const shell = await this.startPlain({ argv: ['sh'], cwd: '/', env: {} }, undefined);
+    const hidden = await this.#hiddenShell();
+    const shell = await startWrapped(
+      {
+        target: this.#target,
+        user: this.#parts.user,
+        setsid: hidden?.setsid ?? this.#parts.setsid,
+        shell: hidden?.sh,
+        nonce: this.#nonce,
+      },
+      { argv: [hidden?.sh ?? 'sh'], cwd: '/', env: {} },
+      undefined,
+    );
     this.#shells.add(shell);
     void shell.exit.finally(() => this.#shells.delete(shell)).catch(() => {});
     return shell;

@@ -14,7 +14,6 @@
  * the recorded pid still is the jail's init, and with no_new_privs set.
  */
 import {
-  InvalidArgumentError,
   IsADirectoryError,
   OutputLimitError,
   SandboxUnavailableError,
@@ -127,14 +126,12 @@ export function endJailCommand(jail: JailInfo): string {
   return `if ${jailAliveTest(jail)}; then kill -9 ${jail.pid}; fi; true`;
 }
 
-/** Shell text that signals process group `pgid` of the jail's PID namespace. */
-export function jailKillCommand(jail: JailInfo, pgid: number, signal: string): string {
-  if (!Number.isInteger(pgid) || pgid <= 1)
-    throw new InvalidArgumentError(`refusing to signal process group ${pgid}`, { operation: 'kill' });
-  const name = signal.replace(/^SIG/, '');
-  if (!/^[A-Z0-9]+$/.test(name))
-    throw new InvalidArgumentError(`refusing to send signal ${signal}`, { operation: 'kill' });
-  return `if ${jailAliveTest(jail)}; then env -i PATH=/usr/bin:/bin ${quoteAll(enterJailWords(jail))} kill -s ${name} -- -${pgid} 2>/dev/null; fi; true`;
+/**
+ * Shell text that runs `script` with `args` in the jail, with a cleared environment, as a
+ * process of the jail's own (so it sees the jail's /proc and pid numbers); exit 9 if the jail is gone.
+ */
+export function inJailCommand(jail: JailInfo, script: string, args: readonly string[]): string {
+  return `if ${jailAliveTest(jail)}; then exec env -i PATH=/usr/bin:/bin LC_ALL=C ${quoteAll(enterJailWords(jail))} /bin/sh -c ${quoteAll([script, 'sh', ...args])}; fi; exit 9`;
 }
 
 /**
@@ -221,7 +218,7 @@ export class JailFiles {
   }
 
   #command(script: string, args: string[]): string {
-    return `if ${jailAliveTest(this.#jail)}; then exec env -i PATH=/usr/bin:/bin LC_ALL=C ${quoteAll(enterJailWords(this.#jail))} /bin/sh -c ${quoteAll([script, 'sh', ...args])}; fi; exit 9`;
+    return inJailCommand(this.#jail, script, args);
   }
 
   #run(script: string, args: string[], signal: AbortSignal | undefined, context: ErrorContext) {

@@ -15,11 +15,24 @@ import {
   parseSignal,
   SandboxUnavailableError,
 } from '@agentbox/core';
-import type { ErrorContext, RawProcess, StartRequest } from '@agentbox/core/backend';
+import {
+  type ErrorContext,
+  HOLDER_KILL_SCRIPT,
+  holderPipeSet,
+  type RawProcess,
+  type StartRequest,
+} from '@agentbox/core/backend';
 import type { ClientChannel } from 'ssh2';
 import type { ExitStatus, Link, SshConnection } from './connection.js';
 import type { JailInfo } from './jail.js';
-import { killGroupCommand, parseWrapperStatus, quote, type WrapperStatus, wrapperScript } from './shell.js';
+import {
+  killGroupCommand,
+  parseWrapperStatus,
+  quote,
+  quoteAll,
+  type WrapperStatus,
+  wrapperScript,
+} from './shell.js';
 
 /** Scripts longer than this (large argv or env) go through a file instead of the exec request. */
 const INLINE_SCRIPT_LIMIT = 64 * 1024;
@@ -27,6 +40,10 @@ const INLINE_SCRIPT_LIMIT = 64 * 1024;
 export interface RemoteProcess extends RawProcess {
   /** The process group the command leads on the remote host. */
   readonly pgid: number;
+  /** Without a jail, the pid of sshd's process for the channel; in a jail, the command's pid there. */
+  readonly peer: number;
+  /** The command's stdout and stderr pipes as `device:inode` (empty if the host could not say). */
+  readonly pipes: readonly string[];
   /** Settles once the channel has closed: the command exited and its output ended, or the connection dropped. */
   readonly closed: Promise<void>;
 }
@@ -89,7 +106,7 @@ export async function startRemoteProcess(
       throw new PermissionDeniedError(message, { ...opts.context, subject: req.cwd });
     throw new NotFoundError(message, { ...opts.context, subject: req.cwd });
   }
-  const pgid = status.pgid;
+  const { pgid, peer, pipes } = status;
   const stdout = afterMarker(channel, Buffer.from(`${marker}\n`));
   let done = false;
   closed.then(() => {
@@ -98,6 +115,8 @@ export async function startRemoteProcess(
 
   return {
     pgid,
+    peer,
+    pipes,
     closed,
     stdout,
     stderr,
@@ -124,12 +143,32 @@ export async function startRemoteProcess(
       const name = parseSignal(sig, { ...opts.context, operation: 'kill' });
       if (done) return;
       try {
-        await conn.run(killGroupCommand(pgid, name), { control: true, context: opts.context });
+        await conn.run(killCommand(pgid, peer, pipes, name, opts.jail), {
+          control: true,
+          context: opts.context,
+        });
       } catch (error) {
         throw conn.failure(link, error, 'signalling a command', opts.context);
       }
     },
   };
+}
+
+/**
+ * The kill of a plain-path command: its group, and whoever still holds its output (core's holder
+ * kill, run on the host). Without a jail, sshd's process for the channel holds those pipes too
+ * and is spared; in a jail, only the jail's processes are candidates.
+ */
+function killCommand(
+  pgid: number,
+  peer: number,
+  pipes: readonly string[],
+  signal: NodeJS.Signals,
+  jail: JailInfo | undefined,
+): string {
+  if (pipes.length === 0) return killGroupCommand(pgid, signal);
+  const set = jail ? holderPipeSet('!', [], pipes) : holderPipeSet('!', [peer], pipes);
+  return `sh -c ${quoteAll([HOLDER_KILL_SCRIPT, 'agentbox-kill', signal.replace(/^SIG/, ''), String(pgid), jail?.pidNamespace ?? '', set])}`;
 }
 
 /** The exit status of the channel's command; a channel that closes without one lost its connection. */

@@ -23,6 +23,8 @@ import {
   ExecCheckpointStore,
   enforcementReport,
   frozenCheckpointStore,
+  HOLDER_KILL_SCRIPT,
+  holderPipeSet,
   type OpenContext,
   type RawProcess,
   SessionPool,
@@ -33,10 +35,18 @@ import {
 import type { SshResolvedConfig } from './config.js';
 import { SshConnection } from './connection.js';
 import { RemoteFiles } from './files.js';
-import { endJailCommand, freezeJail, JailFiles, type JailInfo, startJail, thawJail } from './jail.js';
+import {
+  endJailCommand,
+  freezeJail,
+  inJailCommand,
+  JailFiles,
+  type JailInfo,
+  startJail,
+  thawJail,
+} from './jail.js';
 import { knownHostsName } from './known-hosts.js';
 import { type RemoteProcess, startRemoteProcess } from './remote-process.js';
-import { quoteAll } from './shell.js';
+import { quoteAll, signalWord } from './shell.js';
 
 const KIND = 'ssh';
 
@@ -158,6 +168,8 @@ export class SshSandbox extends BaseSandbox {
   readonly #keep: boolean;
   readonly #jail: JailInfo | undefined;
   readonly #running = new Set<RemoteProcess>();
+  /** The sessions' shells: a kill of a session command also reaches whoever holds their pipes. */
+  readonly #shells = new Set<RemoteProcess>();
   /** Process groups whose connection dropped while they ran: they go on without us, so they are killed on the next call. */
   readonly #orphans = new Set<number>();
   /** Settles when the current freeze ends: no command starts while the jail is frozen. */
@@ -224,13 +236,12 @@ export class SshSandbox extends BaseSandbox {
       // stripped, own process group), stdout and stderr on the channel's two streams, stdin
       // ended by channel EOF.
       startProcess: (req, signal) => this.#startPlain(req, signal),
+      openShell: () => this.#openShell(),
       // Kills go on a control channel; a group that cannot be reached (the connection dropped)
-      // is remembered and killed on the next call, after the reconnect.
-      // In a jail the groups are numbered in its PID namespace: the pool's control shell, in the
-      // jail too, signals them (and the plain path, also in the jail, when it cannot).
-      ...(init.jail
-        ? {}
-        : { signalGroup: (pgid: number, signal: string) => this.#signalGroup(pgid, signal) }),
+      // is remembered and killed on the next call, after the reconnect. In a jail the groups
+      // are numbered in its PID namespace: the kill runs in the jail.
+      signalGroup: (pgid: number, signal: string) =>
+        init.jail ? this.#signalJailedGroup(init.jail, pgid, signal) : this.#signalGroup(pgid, signal),
       enabled: init.config.fastPath && sessions >= 1,
       maxSessions: Math.max(1, sessions),
       // Errors of session commands name the operation as the plain path's do.
@@ -304,12 +315,49 @@ export class SshSandbox extends BaseSandbox {
     return proc;
   }
 
+  async #openShell(): Promise<RawProcess> {
+    const shell = (await this.#startPlain({ argv: ['sh'], cwd: '/', env: {} }, undefined)) as RemoteProcess;
+    this.#shells.add(shell);
+    void shell.closed.finally(() => this.#shells.delete(shell));
+    return shell;
+  }
+
+  /**
+   * Holder sets of the sessions' shells: the runner (the shell's own pid, as `numbering` says)
+   * is the parent of each session command; it, its waiting shell and `spared` are left alive.
+   */
+  #sessionPipeSets(numbering: 'host' | 'jail'): string[] {
+    return [...this.#shells]
+      .filter((shell) => shell.pipes.length > 0)
+      .map((shell) => {
+        const runner = numbering === 'jail' ? shell.peer : shell.pgid;
+        return holderPipeSet(runner, numbering === 'jail' ? [runner] : [runner, shell.peer], shell.pipes);
+      });
+  }
+
   async #signalGroup(pgid: number, signal: string): Promise<void> {
     const lost = signal === 'SIGKILL';
     if (lost) this.#orphans.add(pgid);
-    const name = signal.replace(/^SIG/, '');
-    await this.#conn.run(`kill -s ${name} -- -${pgid} 2>/dev/null; true`, { control: true });
+    const name = signalWord(signal);
+    // sshd's process for each shell's channel holds its pipes too: spared with the runner.
+    await this.#conn.run(
+      `sh -c ${quoteAll([HOLDER_KILL_SCRIPT, 'agentbox-kill', name, String(pgid), '', ...this.#sessionPipeSets('host')])}`,
+      { control: true },
+    );
     if (lost) this.#orphans.delete(pgid);
+  }
+
+  /** Signal a session command's group in the jail, and whoever there holds its session's pipes. */
+  async #signalJailedGroup(jail: JailInfo, pgid: number, signal: string): Promise<void> {
+    await this.#conn.run(
+      inJailCommand(jail, HOLDER_KILL_SCRIPT, [
+        signalWord(signal),
+        String(pgid),
+        '',
+        ...this.#sessionPipeSets('jail'),
+      ]),
+      { control: true, context: this.context('exec') },
+    );
   }
 
   async #killOrphans(): Promise<void> {

@@ -15,7 +15,17 @@ export const quoteAll = shellQuoteAll;
 
 /** How the wrapper ended before the command started, or the process group the command leads. */
 export type WrapperStatus =
-  | { kind: 'started'; pgid: number }
+  | {
+      kind: 'started';
+      pgid: number;
+      /**
+       * Without a jail: the pid of the wrapper's parent (sshd's session process, which holds the
+       * other ends of the output pipes). In a jail: the command's pid as the jail numbers it.
+       */
+      peer: number;
+      /** The command's stdout and stderr pipes as `device:inode` (empty where `stat` failed). */
+      pipes: string[];
+    }
   | { kind: 'cwd-missing' | 'cwd-not-a-directory' | 'cwd-denied' | 'jail-gone' };
 
 /**
@@ -34,7 +44,9 @@ export function wrapperScript(req: StartRequest, marker: string, jail?: JailInfo
   const assignments = Object.entries(req.env).map(([name, value]) => quote(`${name}=${value}`));
   // `env` takes any leading word with `=` as an assignment, so such a program runs through `sh`.
   const program = req.argv[0]!.includes('=') ? ['/bin/sh', '-c', 'exec "$@"', 'sh', ...req.argv] : req.argv;
-  const groupCheck = `s=; if read -r _ _ _ _ g _ </proc/$$/stat 2>/dev/null && [ "$g" != "$$" ]; then s=setsid; fi`;
+  const groupCheck = `s= pp=0; if read -r _ _ _ pp g _ </proc/$$/stat 2>/dev/null && [ "$g" != "$$" ]; then s=setsid; fi`;
+  // The output pipes, for a kill that must also reach a process that left the group but kept them.
+  const pipes = 'i=$(PATH=/usr/bin:/bin stat -L -c %d:%i /proc/$$/fd/1 /proc/$$/fd/2 2>/dev/null)';
   if (jail) {
     // In a jail the working directory is checked, and the markers printed, inside it: the host's
     // view of that path is not the sandbox's. The group reported is the host's (this shell's pid,
@@ -42,7 +54,8 @@ export function wrapperScript(req: StartRequest, marker: string, jail?: JailInfo
     // before entering, so no process in the jail ever carries the login's, even for an instant.
     const inner = [
       `cd -- "$2" 2>/dev/null || { if [ -d "$2" ]; then r=cwd-denied; elif [ -e "$2" ]; then r=cwd-not-a-directory; else r=cwd-missing; fi; printf '%s %s\\n' "$1" "$r" >&2; exit 111; }`,
-      `printf '%s\\n' "$1"; printf '%s ok %s\\n' "$1" "$3" >&2`,
+      pipes,
+      `printf '%s\\n' "$1"; printf '%s ok %s %s %s\\n' "$1" "$3" "$$" "$(echo $i)" >&2`,
       'shift 3; exec "$@"',
     ].join('\n');
     return [
@@ -54,15 +67,22 @@ export function wrapperScript(req: StartRequest, marker: string, jail?: JailInfo
   return [
     `cd -- ${cwd} 2>/dev/null || { if [ -d ${cwd} ]; then r=cwd-denied; elif [ -e ${cwd} ]; then r=cwd-not-a-directory; else r=cwd-missing; fi; printf '%s %s\\n' ${marker} "$r" >&2; exit 111; }`,
     groupCheck,
-    `printf '%s\\n' ${marker}; printf '%s ok %s\\n' ${marker} "$$" >&2`,
+    pipes,
+    `printf '%s\\n' ${marker}; printf '%s ok %s %s %s\\n' ${marker} "$$" "$pp" "$(echo $i)" >&2`,
     `exec $s env -i ${assignments.join(' ')} ${quoteAll(program)}`,
   ].join('\n');
 }
 
 /** Parse the status line the wrapper printed (without the marker). */
 export function parseWrapperStatus(line: string): WrapperStatus | undefined {
-  const ok = /^ok (\d+)$/.exec(line);
-  if (ok) return { kind: 'started', pgid: Number(ok[1]) };
+  const ok = /^ok (\d+) (\d+) ?((?:\d+:\d+ ?)*)$/.exec(line);
+  if (ok)
+    return {
+      kind: 'started',
+      pgid: Number(ok[1]),
+      peer: Number(ok[2]),
+      pipes: ok[3]!.split(' ').filter(Boolean),
+    };
   if (
     line === 'cwd-missing' ||
     line === 'cwd-not-a-directory' ||
@@ -78,4 +98,11 @@ export function killGroupCommand(pgid: number, signal: NodeJS.Signals): string {
   if (!Number.isInteger(pgid) || pgid <= 1)
     throw new InvalidArgumentError(`refusing to signal process group ${pgid}`, { operation: 'kill' });
   return `kill -s ${signal.replace(/^SIG/, '')} -- -${pgid} 2>/dev/null; true`;
+}
+
+/** A signal's name as the remote `kill` takes it (no `SIG`); only plain names get into shell text. */
+export function signalWord(signal: string): string {
+  const name = signal.replace(/^SIG/, '');
+  if (!/^[A-Z0-9]+$/.test(name)) throw new Error(`refusing to send signal ${signal}`);
+  return name;
 }

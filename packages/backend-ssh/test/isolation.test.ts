@@ -117,6 +117,39 @@ describe.skipIf(!hostHasBwrap)(
   },
 );
 
+/**
+ * A timeout (issue 15, finding 3) ends a process that left the command's group with setsid but
+ * kept its output, on both paths, in a jail and without one, while the sandbox stays open.
+ */
+describe('ssh: a timeout reaches a setsid process that holds the output', () => {
+  const modes = [
+    ...(hostHasBwrap ? [{ isolation: 'bwrap' as const }] : []),
+    { isolation: 'none' as const },
+  ].flatMap((m) => [
+    { ...m, fastPath: true },
+    { ...m, fastPath: false },
+  ]);
+  it.each(modes)('isolation $isolation, fastPath $fastPath', async ({ isolation, fastPath }) => {
+    await using sandbox = await open({ isolation, fastPath });
+    const mark = uniqueMark();
+    try {
+      const code = await sandbox
+        .exec(`setsid sh -c 'exec sleep ${mark}' & sleep 30`, { timeoutMs: 2_000 })
+        .then(
+          () => 'no timeout',
+          (e: { code?: string }) => e.code,
+        );
+      expect(code).toBe('TIMEOUT');
+      expect(sandbox.sessions.lastPath).toBe(fastPath ? 'session' : 'plain');
+      expect(await eventually(async () => (await hostSleepers(mark)).length === 0, 5_000)).toBe(true);
+      // The sandbox stays usable.
+      expect((await sandbox.exec('echo after')).stdout).toBe('after\n');
+    } finally {
+      for (const pid of await hostSleepers(mark)) await sshCli(`kill -9 ${pid}`).catch(() => {});
+    }
+  });
+});
+
 describe('ssh: isolation that cannot be enforced is refused, never reported', () => {
   it("a strict open that asks for isolation with isolation 'none' is refused", async () => {
     const error = await openSandbox({

@@ -9,6 +9,7 @@ export { frozenCheckpointStore } from './checkpoint/frozen-store.js';
 export { TreeCheckpointStore } from './checkpoint/tree-store.js';
 export { type ErrorContext, fromErrno, toAgentboxError } from './errors.js';
 export { FILE_SCRIPT_ERRNO, READ_FILE_SCRIPT, WRITE_FILE_SCRIPT } from './file-scripts.js';
+export { HOLDER_KILL_SCRIPT, holderPipeSet } from './holder-kill.js';
 export { type HostProcess, startHostProcess } from './host-process.js';
 export { assertEnforced, enforcementReport } from './policy.js';
 export {
@@ -26,7 +27,7 @@ export {
   type InstanceSwap,
   withRequestTimeout,
 } from './sandbox.js';
-export { SessionPool } from './session/index.js';
+export { type RunnerPrograms, SessionPool } from './session/index.js';
 export { shellQuote, shellQuoteAll } from './shell-quote.js';
 export { signalName, signalNumber } from './signals.js';
 export { StreamQueue } from './stream-queue.js';

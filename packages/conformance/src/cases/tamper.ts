@@ -330,6 +330,46 @@ export const tamperCases = defineGroup({
       },
     },
     {
+      id: 'tamper.session-pipe-injection',
+      title:
+        "a process that opens another process's fds through /proc never writes into a later command's result or request",
+      timeoutMs: 60_000,
+      async run(ctx) {
+        const { sandbox, ms } = ctx;
+        // It writes into every process it can see: only where that is the sandbox's own processes.
+        if (sandbox.enforcement.isolation?.status !== 'enforced' || ctx.options.isolatesProcesses === false)
+          ctx.skip(
+            "the sandbox's processes are not isolated from the host's: the attacker would write into processes outside the sandbox",
+          );
+        const stop = `${STOP_DIR}/agentbox-tamper-stop-${sha256(randomBytes(8)).slice(0, 12)}`;
+        // Warm: the processes that serve commands (session shells, runners) exist before it looks.
+        for (let i = 0; i < 3; i++) await sandbox.exec(['true']);
+        // It takes every process that runs now (bar itself) and writes into each one's fds 0-4
+        // through /proc, over and over: a long-lived process that holds a command channel (a
+        // session runner, its waiting shell, a wrapper) would carry the bytes into later results.
+        const attacker = [
+          'me=/proc/$$; set -- /proc/[0-9]*; i=0',
+          `while [ ! -e ${stop} ] && [ $i -lt 400 ]; do`,
+          '  for p; do [ "$p" = "$me" ] && continue; for fd in 0 1 2 3 4; do echo INJECTED 2>/dev/null >"$p/fd/$fd"; done; done',
+          '  sleep 0.05; i=$((i+1))',
+          'done',
+        ].join('\n');
+        await sandbox.exec(['sh', '-c', 'setsid sh -c "$1" </dev/null >/dev/null 2>&1 &', 'sh', attacker], {
+          timeoutMs: ms(10_000),
+        });
+        try {
+          for (let i = 0; i < 10; i++) {
+            const r = await sandbox.exec(['echo', `clean-${i}`]);
+            expect(r.stdout).toBe(`clean-${i}\n`);
+            expect(r.stderr).toBe('');
+            await sleep(100);
+          }
+        } finally {
+          await sandbox.exec(['sh', '-c', ': > "$1"; sleep 0.3; rm -f "$1"', 'sh', stop]).catch(() => {});
+        }
+      },
+    },
+    {
       id: 'tamper.argv-dash',
       title: 'an argv beginning with "-" is a command name, never an option of the wrapper (exit 127)',
       async run({ sandbox }) {

@@ -61,4 +61,5 @@
  * session. With bash as `sh`, commands also see `SHLVL=0` (bash's `exec` exports it).
  */
 export { SessionPool, type SessionPoolOptions, type SessionPoolStats } from './pool.js';
+export type { RunnerPrograms } from './protocol.js';
 export type { ExecPath, PooledProcess } from './session.js';

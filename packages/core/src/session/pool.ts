@@ -8,7 +8,7 @@
 import { type ErrorContext, SandboxClosedError, UnsupportedError } from '../errors.js';
 import { DEFAULT_ENV, type RawProcess, type StartRequest } from '../process.js';
 import type { SignalName } from '../signals.js';
-import { sessionCanRun } from './protocol.js';
+import { type RunnerPrograms, sessionCanRun } from './protocol.js';
 import { type ExecPath, type PooledProcess, Session, type SessionHooks } from './session.js';
 
 /** Longest wait between attempts to open a session after failures (plain path meanwhile). */
@@ -27,6 +27,11 @@ export interface SessionPoolOptions {
    * is the base every session command starts from (the command's `env` is exported on top).
    */
   openShell?(): Promise<RawProcess>;
+  /**
+   * Asked once each shell is open: the runner's programs for its waiting shells, when the
+   * backend started the shell itself from such hidden copies (see RunnerPrograms). Default none.
+   */
+  runnerPrograms?(): RunnerPrograms | undefined;
   /**
    * Signal a session command's process group (timeouts, kills, a session lost mid-command).
    * Default: through the pool's control shell, else a `kill` on the plain path. A backend whose
@@ -139,7 +144,7 @@ export class SessionPool {
   /** Start a command: on an idle session if there is one, else on the plain path. */
   async startProcess(req: StartRequest, signal?: AbortSignal): Promise<PooledProcess> {
     if (this.#closed) throw new SandboxClosedError('the sandbox is closed', this.#context);
-    const session = sessionCanRun(req) ? this.#takeIdle() : undefined;
+    const session = sessionCanRun(req, this.#options.runnerPrograms?.()) ? this.#takeIdle() : undefined;
     if (session) {
       this.#stats.session++;
       this.lastPath = 'session';
@@ -254,7 +259,14 @@ export class SessionPool {
     const shell = await (this.#options.openShell
       ? this.#options.openShell()
       : this.#options.startProcess({ argv: ['sh'], cwd: '/', env: {} }, undefined));
-    return Session.open(shell, hooks, this.#context, this.#options.openTimeoutMs ?? 30_000, role);
+    return Session.open(
+      shell,
+      hooks,
+      this.#context,
+      this.#options.openTimeoutMs ?? 30_000,
+      role,
+      this.#options.runnerPrograms?.(),
+    );
   }
 
   readonly #hooks: SessionHooks = {

@@ -43,6 +43,22 @@ function prologue(nonce: string): string[] {
 }
 
 /**
+ * Programs a runner execs for its waiting shells instead of `setsid` and `sh` from PATH: copies
+ * the sandbox user may execute but not read, so that (like the runner, started the same way)
+ * they are not dumpable and no process of that user can open their fds or read their memory.
+ */
+export interface RunnerPrograms {
+  sh: string;
+  setsid: string;
+  /**
+   * A readable `env` every command is exec'd through. A multi-call binary (BusyBox) runs its
+   * applets by exec'ing itself again: from the hidden `sh`, a command would be hidden too, and
+   * the checks that find what a command left holding its output could not see it.
+   */
+  env: string;
+}
+
+/**
  * The runner of a command session, written once to the shell's stdin.
  *
  * It keeps one fresh shell waiting for the next command: a forked child (a command
@@ -60,9 +76,19 @@ function prologue(nonce: string): string[] {
  * still hold the session's stdout or stderr, so the runner reports it (E ... 1) and exits,
  * and the client reads both streams to their real end, as it would read a pipe. A command
  * given the session's stdin (mode 1) is the last one too. Otherwise the next shell is
- * started at once.
+ * started at once. With `programs` (hidden holders), every process is checked, not only those
+ * born during the command: one that opened the session's pipes through /proc meanwhile retires it.
  */
-export function runnerScript(nonce: string): string {
+export function runnerScript(nonce: string, programs?: RunnerPrograms): string {
+  // Hidden holders cannot be told from intruders by their fds (they show none): every process
+  // that shows the session's pipes after a command is one too many.
+  const pidsBefore = programs ? '__b=' : 'set -- /proc/[0-9]*; __b="$*"';
+  const find = programs
+    ? [
+        `__S=${shellQuote(programs.setsid)} __H=${shellQuote(programs.sh)} __ok=1`,
+        '[ -x "$__S" ] && [ -x "$__H" ] || __ok=0',
+      ]
+    : ['__S=$(command -v setsid) __H=$(command -v sh) __ok=1', '[ -n "$__S" ] && [ -n "$__H" ] || __ok=0'];
   return [
     ...prologue(nonce),
     // Does anything still hold the session's streams: a live (not zombie) process of group $1, or
@@ -86,8 +112,7 @@ export function runnerScript(nonce: string): string {
     '  done',
     '  return 1',
     '}',
-    '__S=$(command -v setsid) __H=$(command -v sh) __ok=1',
-    '[ -n "$__S" ] && [ -n "$__H" ] || __ok=0',
+    ...find,
     'cd -P /proc/self && [ "${PWD##*/}" -gt 0 ] && cd / || __ok=0',
     `printf '%sB0 %s %s\\n' "$N" "$__ok" "$$"`,
     `printf '%sB0\\n' "$N" >&4`,
@@ -95,7 +120,7 @@ export function runnerScript(nonce: string): string {
     '__q=0',
     'while :; do',
     '  __q=$((__q + 1))',
-    '  set -- /proc/[0-9]*; __b="$*"',
+    `  ${pidsBefore}`,
     '  __o=$(',
     '    cd -P /proc/self || exit 125',
     `    printf '%s' "\${PWD##*/}"`,
@@ -150,8 +175,10 @@ export function controlScript(nonce: string): string {
 }
 
 /** Commands the waiting shell cannot exec as asked (`exec` would read a leading `-` as an option). */
-export function sessionCanRun(req: StartRequest): boolean {
-  return req.argv.length > 0 && !req.argv[0]!.startsWith('-');
+export function sessionCanRun(req: StartRequest, programs?: RunnerPrograms): boolean {
+  const program = req.argv[0];
+  // Through `env`, a program name with `=` would be read as an assignment.
+  return program !== undefined && !program.startsWith('-') && !(programs && program.includes('='));
 }
 
 /**
@@ -166,6 +193,7 @@ export function commandRequest(
   nonce: string,
   runnerPid: number,
   req: StartRequest,
+  programs?: RunnerPrograms,
 ): string {
   const cwd = shellQuote(req.cwd);
   const parts = [
@@ -178,7 +206,7 @@ export function commandRequest(
   if (stdinMode === 1) parts.push(`printf '%sI${seq}\\n' ${shellQuote(nonce)}`);
   parts.push('unset PWD OLDPWD SHLVL');
   for (const [name, value] of Object.entries(req.env)) parts.push(`export ${shellQuote(`${name}=${value}`)}`);
-  parts.push(`exec ${req.argv.map(shellQuote).join(' ')}`);
+  parts.push(`exec ${(programs ? [programs.env, ...req.argv] : req.argv).map(shellQuote).join(' ')}`);
   return `${parts.join('; ')}\n`;
 }
 

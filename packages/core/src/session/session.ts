@@ -24,6 +24,7 @@ import {
   livenessRequest,
   type Marker,
   newNonce,
+  type RunnerPrograms,
   runnerScript,
 } from './protocol.js';
 import { MarkerScanner } from './scanner.js';
@@ -81,6 +82,7 @@ function deferred<T>(): Deferred<T> {
 
 export class Session {
   readonly #shell: RawProcess;
+  readonly #programs: RunnerPrograms | undefined;
   readonly #nonce = newNonce();
   readonly #hooks: SessionHooks;
   readonly #context: ErrorContext;
@@ -101,8 +103,14 @@ export class Session {
   #shellClosing: Promise<void> | undefined;
   #exitTimer: NodeJS.Timeout | undefined;
 
-  private constructor(shell: RawProcess, hooks: SessionHooks, context: ErrorContext) {
+  private constructor(
+    shell: RawProcess,
+    hooks: SessionHooks,
+    context: ErrorContext,
+    programs: RunnerPrograms | undefined,
+  ) {
     this.#shell = shell;
+    this.#programs = programs;
     this.#hooks = hooks;
     this.#context = context;
     void this.#read('stdout');
@@ -123,15 +131,17 @@ export class Session {
     context: ErrorContext,
     timeoutMs: number,
     role: 'command' | 'control' = 'command',
+    programs?: RunnerPrograms,
   ): Promise<Session> {
-    const session = new Session(shell, hooks, context);
+    const session = new Session(shell, hooks, context, programs);
     const timer = setTimeout(
       () =>
         session.#die(new SandboxUnavailableError(`session did not start within ${timeoutMs} ms`, context)),
       timeoutMs,
     );
     try {
-      const script = role === 'command' ? runnerScript(session.#nonce) : controlScript(session.#nonce);
+      const script =
+        role === 'command' ? runnerScript(session.#nonce, programs) : controlScript(session.#nonce);
       // One brace group: the shell parses the whole script before running any of it. busybox sh
       // reads a pipe 1 KiB at a time and runs what it has parsed, so a longer script would say it
       // is ready while its tail is still unread, and the first request would be read as script.
@@ -156,6 +166,11 @@ export class Session {
     return this.#state === 'gone';
   }
 
+  /** The hidden programs this session's runner uses, if any (see RunnerPrograms). */
+  get programs(): RunnerPrograms | undefined {
+    return this.#programs;
+  }
+
   /** Pid of the runner shell in the sandbox (what the liveness check asks about). */
   get runnerPid(): number {
     return this.#runnerPid;
@@ -174,7 +189,8 @@ export class Session {
     this.#state = 'busy';
     const seq = ++this.#seq;
     const port: SessionPort = {
-      send: (mode) => this.#write(commandRequest(seq, mode, this.#nonce, this.#runnerPid, req)),
+      send: (mode) =>
+        this.#write(commandRequest(seq, mode, this.#nonce, this.#runnerPid, req, this.#programs)),
       writeStdin: (chunk) => this.#write(chunk),
       closeStdin: () => {
         this.#writes = this.#writes.then(() => this.#shell.closeStdin()).catch(() => {});
