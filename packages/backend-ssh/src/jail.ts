@@ -13,11 +13,7 @@
  * included. Commands enter it with `nsenter` (the wrapper in shell.ts), after checking that
  * the recorded pid still is the jail's init, and with no_new_privs set.
  */
-import {
-  IsADirectoryError,
-  OutputLimitError,
-  SandboxUnavailableError,
-} from '@agentbox/core';
+import { IsADirectoryError, OutputLimitError, SandboxUnavailableError } from '@agentbox/core';
 import {
   type ErrorContext,
   FILE_SCRIPT_ERRNO,
