@@ -32,6 +32,15 @@ export function toolboxRoutes(router: Router, prefix: string, started: SandboxLo
       fn(started(params.sandboxId!), req, res, params, url),
     );
 
+  on('GET', '/work-dir', async (sandbox, _req, res) => {
+    const info = await sandbox.container.inspect();
+    sendJson(res, 200, { dir: info.Config.WorkingDir || '/' });
+  });
+  on('GET', '/user-home-dir', async (sandbox, _req, res) => {
+    const { stdout } = await runInContainer(sandbox.container, ['sh', '-c', 'printf %s "$HOME"']);
+    sendJson(res, 200, { dir: stdout.toString('utf8') || '/' });
+  });
+
   on('POST', '/process/execute', async (sandbox, req, res) => {
     const body = await readJson(req);
     const command = requireString(body.command, 'command');
@@ -300,6 +309,11 @@ function fileFailure(stderr: Buffer, path: string): HttpFailure {
   return new HttpFailure(400, `${path}: ${text || 'file operation failed'}`);
 }
 
+/** A file name as an RFC 5987 extended value, so that any UTF-8 name survives the header. */
+function encodeRfc5987(name: string): string {
+  return encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 function formatMode(raw: number): string {
   const kind = (raw & 0o170000) === 0o040000 ? 'd' : (raw & 0o170000) === 0o120000 ? 'L' : '-';
   const bits = 'rwxrwxrwx';
@@ -365,7 +379,7 @@ async function sendDownloads(sandbox: SandboxRecord, paths: string[], res: Serve
   const boundary = `emulator-${randomUUID()}`;
   res.writeHead(200, { 'content-type': `multipart/form-data; boundary=${boundary}` });
   const head = (name: string, path: string, type: string) =>
-    `--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename="${path.replace(/"/g, '%22')}"\r\nContent-Type: ${type}\r\n\r\n`;
+    `--${boundary}\r\nContent-Disposition: form-data; name="${name}"; filename*=UTF-8''${encodeRfc5987(path)}\r\nContent-Type: ${type}\r\n\r\n`;
   for (const path of paths) {
     const started = await startInContainer(sandbox.container, ['sh', '-c', DOWNLOAD_SCRIPT, path]);
     const stderr = collect(started.stderr);

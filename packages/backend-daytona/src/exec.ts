@@ -1,0 +1,235 @@
+/**
+ * Commands on Daytona. The session exec endpoint keeps stdout and stderr apart but carries them
+ * as text (bytes that are not UTF-8 would be replaced), and neither it nor the plain execute
+ * endpoint takes raw stdin or kills a command's tree. So each command runs under a small fixed
+ * wrapper, every user value one quoted argument:
+ *
+ * - stdin: the bytes given are uploaded as a file first (through the SDK's file API, byte-exact)
+ *   and redirected; without input the command reads /dev/null. Input is therefore taken whole
+ *   before the command starts: streaming stdin to a running command (spawn) is not offered.
+ * - the command runs as the leader of its own process group (`setsid`), its pid written next
+ *   to its output, so a kill or timeout signals its whole tree through a second session.
+ * - stdout and stderr go to files in the sandbox. When both are small they come back inline in
+ *   the exec's answer, checked against their byte counts (a lossy UTF-8 decoding shows as a
+ *   replacement character or a count that differs); otherwise they are downloaded as files.
+ *
+ * The wrapper's directory (`/tmp/.agentbox-exec/<id>`) is removed by the next command's wrapper.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { type AgentboxError, SandboxUnavailableError } from '@agentbox/core';
+import {
+  apiCommand,
+  apiCommandFailure,
+  type ErrorContext,
+  type RawProcess,
+  type StartRequest,
+  StreamQueue,
+  shellQuoteAll,
+  signalName,
+} from '@agentbox/core/backend';
+import type { Sandbox } from '@daytonaio/sdk';
+import { daytonaFailure } from './client.js';
+
+const EXEC_ROOT = '/tmp/.agentbox-exec';
+/** Outputs up to this size each come back in the exec's own answer. */
+const INLINE_BYTES = 256 * 1024;
+const INLINE_HEADER = /^agentbox-inline (\d+) (\d+)\n/;
+
+// $1 the command's directory, $2 its stdin file, $3 how many stale directories follow, then
+// those, then the command's argv.
+const WRAPPER = [
+  'd=$1; i=$2; n=$3; shift 3',
+  'while [ "$n" -gt 0 ]; do rm -rf -- "$1"; shift; n=$((n-1)); done',
+  'umask 077; mkdir -p -- "$d" || exit 125; umask 022',
+  'setsid "$@" <"$i" >"$d/out" 2>"$d/err" &',
+  'p=$!; echo "$p" >"$d/pid"',
+  'wait "$p"; s=$?',
+  'o=$(wc -c <"$d/out"); e=$(wc -c <"$d/err")',
+  `if [ "$o" -le ${INLINE_BYTES} ] && [ "$e" -le ${INLINE_BYTES} ]; then`,
+  ' printf "agentbox-inline %s %s\\n" "$o" "$e"; cat "$d/out"; cat "$d/err" >&2',
+  'fi',
+  'exit "$s"',
+].join('\n');
+
+// $1 the command's directory, $2 the signal. Waits a little for the pid (the kill may race the start).
+const KILLER = [
+  'f=$1/pid; k=0',
+  'while [ ! -s "$f" ] && [ $k -lt 50 ]; do sleep 0.1; k=$((k+1)); done',
+  '[ -s "$f" ] && kill -s "$2" -"$(cat "$f")" 2>/dev/null',
+  // Whoever still holds the output (it left the group with setsid) is part of the command too.
+  'for l in /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2; do',
+  ' case "$(readlink "$l" 2>/dev/null)" in "$1/out"|"$1/err") p=${l#/proc/}; kill -s "$2" "${p%%/*}" 2>/dev/null;; esac',
+  'done; exit 0',
+].join('\n');
+
+/** Daytona sessions of one instance: a command takes an idle one (sessions run one command at a time). */
+export class DaytonaSessions {
+  readonly #idle: string[] = [];
+  #count = 0;
+
+  constructor(readonly sandbox: Sandbox) {}
+
+  async run<T>(fn: (sessionId: string) => Promise<T>): Promise<T> {
+    let id = this.#idle.pop();
+    if (id === undefined) {
+      id = `agentbox-${randomBytes(6).toString('hex')}-${this.#count++}`;
+      await this.sandbox.process.createSession(id);
+    }
+    try {
+      const result = await fn(id);
+      this.#idle.push(id);
+      return result;
+    } catch (error) {
+      // A session whose command failed in transport is not reused.
+      this.sandbox.process.deleteSession(id).catch(() => {});
+      throw error;
+    }
+  }
+}
+
+export interface ExecTransport {
+  sessions: DaytonaSessions;
+  /** Directories of finished commands, removed by the next wrapper. */
+  stale: string[];
+  context: ErrorContext;
+}
+
+/** Start a command; it actually runs once its stdin is closed (all input is known). */
+export function startDaytonaProcess(transport: ExecTransport, req: StartRequest): RawProcess {
+  const argv = apiCommand(req, transport.context);
+  const dir = `${EXEC_ROOT}/${Date.now().toString(36)}-${randomBytes(8).toString('hex')}`;
+  const stdout = new StreamQueue();
+  const stderr = new StreamQueue();
+  const input: Uint8Array[] = [];
+  let inputClosed = false;
+  let started = false;
+  let killedBefore: string | undefined;
+  let settle!: (value: { exitCode: number | null; signal: string | null }) => void;
+  let fail!: (error: Error) => void;
+  const exit = new Promise<{ exitCode: number | null; signal: string | null }>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  exit.catch(() => {});
+  const { sandbox } = transport.sessions;
+
+  const finish = (
+    error: AgentboxError | undefined,
+    status?: { exitCode: number | null; signal: string | null },
+  ) => {
+    stdout.end();
+    stderr.end();
+    if (error) fail(error);
+    else settle(status!);
+  };
+
+  const run = async () => {
+    if (killedBefore) {
+      finish(undefined, { exitCode: null, signal: killedBefore });
+      return;
+    }
+    started = true;
+    let stdinPath = '/dev/null';
+    if (input.length > 0) {
+      stdinPath = `${dir}/in`;
+      await sandbox.fs.uploadFile(Buffer.concat(input), stdinPath);
+      input.length = 0;
+    }
+    const stale = transport.stale.splice(0, 64);
+    const command = shellQuoteAll([
+      'sh',
+      '-c',
+      WRAPPER,
+      'agentbox-exec',
+      dir,
+      stdinPath,
+      String(stale.length),
+      ...stale,
+      ...argv,
+    ]);
+    const answer = await transport.sessions.run((sessionId) =>
+      sandbox.process.executeSessionCommand(sessionId, { command }),
+    );
+    const status = answer.exitCode ?? -1;
+    const inline = readInline(answer.stdout ?? '', answer.stderr ?? '');
+    if (inline) {
+      await stdout.push(inline.out);
+      await stderr.push(inline.err);
+    } else {
+      await Promise.all([pump(sandbox, `${dir}/out`, stdout), pump(sandbox, `${dir}/err`, stderr)]);
+    }
+    transport.stale.push(dir);
+    const cwdFailure = inline && apiCommandFailure(status, inline.err, req.cwd, transport.context);
+    if (cwdFailure) {
+      finish(cwdFailure);
+      return;
+    }
+    const signal = status > 128 && status < 160 ? signalName(status - 128) : null;
+    finish(undefined, signal ? { exitCode: null, signal } : { exitCode: status, signal: null });
+  };
+
+  const begin = () => {
+    run().catch((error: unknown) => {
+      transport.stale.push(dir);
+      finish(daytonaFailure(error, { ...transport.context, operation: 'exec' }));
+    });
+  };
+
+  return {
+    stdout,
+    stderr,
+    async writeStdin(chunk) {
+      if (inputClosed) throw Object.assign(new Error('stdin is closed'), { code: 'EPIPE' });
+      input.push(Uint8Array.from(chunk));
+    },
+    async closeStdin() {
+      if (inputClosed) return;
+      inputClosed = true;
+      begin();
+    },
+    async kill(signal) {
+      if (!started) {
+        killedBefore ??= signal;
+        if (!inputClosed) {
+          inputClosed = true;
+          begin();
+        }
+        return;
+      }
+      await transport.sessions
+        .run((sessionId) =>
+          sandbox.process.executeSessionCommand(sessionId, {
+            command: shellQuoteAll(['sh', '-c', KILLER, 'agentbox-kill', dir, signal.replace(/^SIG/, '')]),
+          }),
+        )
+        .catch((error: unknown) => {
+          throw new SandboxUnavailableError(`could not signal the command: ${(error as Error).message}`, {
+            ...transport.context,
+            operation: 'kill',
+            cause: error,
+          });
+        });
+    },
+    exit,
+  };
+}
+
+/** The outputs from the exec's answer, when they came back whole and exact. */
+function readInline(text: string, errText: string): { out: Uint8Array; err: Uint8Array } | undefined {
+  const header = INLINE_HEADER.exec(text);
+  if (!header) return undefined;
+  const body = text.slice(header[0].length);
+  // A replacement character means bytes that were not UTF-8 were decoded away (or the output
+  // held one itself): either way the files are the exact source.
+  if (body.includes('\uFFFD') || errText.includes('\uFFFD')) return undefined;
+  const out = Buffer.from(body, 'utf8');
+  const err = Buffer.from(errText, 'utf8');
+  if (out.length !== Number(header[1]) || err.length !== Number(header[2])) return undefined;
+  return { out, err };
+}
+
+async function pump(sandbox: Sandbox, path: string, queue: StreamQueue): Promise<void> {
+  const stream: Readable = await sandbox.fs.downloadFileStream(path);
+  for await (const chunk of stream) await queue.push(chunk as Buffer);
+}
