@@ -35,6 +35,11 @@ const EXEC_ROOT = '/tmp/.agentbox-exec';
 /** Outputs up to this size each come back in the exec's own answer. */
 const INLINE_BYTES = 256 * 1024;
 const INLINE_HEADER = /^agentbox-inline (\d+) (\d+)\n/;
+/** A command still running after this long has its output read while it runs, every POLL_EVERY_MS. */
+const POLL_AFTER_MS = 250;
+const POLL_EVERY_MS = 200;
+/** At most this much of each stream per read while the command runs. */
+const POLL_BYTES = 1024 * 1024;
 
 // $1 the command's directory, $2 its stdin file, $3 how many stale directories follow, then
 // those, then the command's argv.
@@ -61,6 +66,15 @@ const KILLER = [
   'for l in /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2; do',
   ' case "$(readlink "$l" 2>/dev/null)" in "$1/out"|"$1/err") p=${l#/proc/}; kill -s "$2" "${p%%/*}" 2>/dev/null;; esac',
   'done; exit 0',
+].join('\n');
+
+// $1 the command's directory, $2 and $3 the stdout and stderr bytes already read: what follows
+// of each, as hex (exact bytes through a text channel), separated by a line `--`.
+const POLLER = [
+  `od -An -v -tx1 -j "$2" -N ${POLL_BYTES} "$1/out" 2>/dev/null`,
+  'echo --',
+  `od -An -v -tx1 -j "$3" -N ${POLL_BYTES} "$1/err" 2>/dev/null`,
+  'exit 0',
 ].join('\n');
 
 /** Daytona sessions of one instance: a command takes an idle one (sessions run one command at a time). */
@@ -148,16 +162,56 @@ export function startDaytonaProcess(transport: ExecTransport, req: StartRequest)
       ...stale,
       ...argv,
     ]);
-    const answer = await transport.sessions.run((sessionId) =>
+    const running = transport.sessions.run((sessionId) =>
       sandbox.process.executeSessionCommand(sessionId, { command }),
     );
+    // While it runs, what it has written so far is read (exactly, as hex) and delivered.
+    const read = { out: 0, err: 0 };
+    let ended = false;
+    const polling = (async () => {
+      await Promise.race([running.catch(() => {}), delay(POLL_AFTER_MS)]);
+      while (!ended) {
+        const answer = await transport.sessions.run((sessionId) =>
+          sandbox.process.executeSessionCommand(sessionId, {
+            command: shellQuoteAll([
+              'sh',
+              '-c',
+              POLLER,
+              'agentbox-poll',
+              dir,
+              String(read.out),
+              String(read.err),
+            ]),
+          }),
+        );
+        const [outHex = '', errHex = ''] = (answer.stdout ?? '').split('--\n');
+        const out = fromHex(outHex);
+        const err = fromHex(errHex);
+        read.out += out.length;
+        read.err += err.length;
+        if (out.length > 0) await stdout.push(out);
+        if (err.length > 0) await stderr.push(err);
+        if (out.length < POLL_BYTES && err.length < POLL_BYTES)
+          await Promise.race([running.catch(() => {}), delay(POLL_EVERY_MS)]);
+      }
+    })();
+    let answer: Awaited<typeof running>;
+    try {
+      answer = await running;
+    } finally {
+      ended = true;
+      await polling.catch(() => {});
+    }
     const status = answer.exitCode ?? -1;
     const inline = readInline(answer.stdout ?? '', answer.stderr ?? '');
     if (inline) {
-      await stdout.push(inline.out);
-      await stderr.push(inline.err);
+      await stdout.push(inline.out.subarray(read.out));
+      await stderr.push(inline.err.subarray(read.err));
     } else {
-      await Promise.all([pump(sandbox, `${dir}/out`, stdout), pump(sandbox, `${dir}/err`, stderr)]);
+      await Promise.all([
+        pump(sandbox, `${dir}/out`, stdout, read.out),
+        pump(sandbox, `${dir}/err`, stderr, read.err),
+      ]);
     }
     transport.stale.push(dir);
     const cwdFailure = inline && apiCommandFailure(status, inline.err, req.cwd, transport.context);
@@ -229,7 +283,25 @@ function readInline(text: string, errText: string): { out: Uint8Array; err: Uint
   return { out, err };
 }
 
-async function pump(sandbox: Sandbox, path: string, queue: StreamQueue): Promise<void> {
+/** Download a file into the queue, skipping the first `skip` bytes (already delivered). */
+async function pump(sandbox: Sandbox, path: string, queue: StreamQueue, skip: number): Promise<void> {
   const stream: Readable = await sandbox.fs.downloadFileStream(path);
-  for await (const chunk of stream) await queue.push(chunk as Buffer);
+  let left = skip;
+  for await (const chunk of stream) {
+    let bytes = chunk as Buffer;
+    if (left > 0) {
+      const dropped = Math.min(left, bytes.length);
+      left -= dropped;
+      bytes = bytes.subarray(dropped);
+    }
+    if (bytes.length > 0) await queue.push(bytes);
+  }
+}
+
+function fromHex(text: string): Buffer {
+  return Buffer.from(text.replace(/\s+/g, ''), 'hex');
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
