@@ -9,6 +9,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   local: () => import('./local.js'),
   docker: () => import('./docker.js'),
   ssh: () => import('./ssh.js'),
+  daytona: () => import('./daytona.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
