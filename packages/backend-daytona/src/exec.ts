@@ -191,8 +191,8 @@ export function startDaytonaProcess(transport: ExecTransport, req: StartRequest)
         read.err += err.length;
         if (out.length > 0) await stdout.push(out);
         if (err.length > 0) await stderr.push(err);
-        if (out.length < POLL_BYTES && err.length < POLL_BYTES)
-          await Promise.race([running.catch(() => {}), delay(POLL_EVERY_MS)]);
+        // Reading while it runs is for liveness; bulk output comes as a download at the end.
+        await Promise.race([running.catch(() => {}), delay(POLL_EVERY_MS)]);
       }
     })();
     let answer: Awaited<typeof running>;

@@ -1,10 +1,11 @@
 import { runConformance } from '@agentbox/conformance';
 import { openSandbox } from '@agentbox/core';
 import '../src/index.js';
-import { emulatorForFile, RUN_LABEL, runId, runSandboxes } from './emulator.ts';
+import { emulatorProcessForFile, RUN_LABEL, runId, runSandboxes } from './emulator.ts';
 
-// The unmodified @daytonaio/sdk against the Daytona emulator (each sandbox a Docker container).
-const { config, sdk } = await emulatorForFile();
+// The unmodified @daytonaio/sdk against the Daytona emulator (each sandbox a Docker container),
+// run in a process of its own as a user would run it.
+const { config, sdk } = await emulatorProcessForFile();
 
 runConformance({
   name: 'daytona (emulator)',

@@ -1,4 +1,7 @@
 /** Shared by the daytona tests: one Daytona emulator per test file, and this run's sandboxes in it. */
+import { spawn } from 'node:child_process';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type DaytonaEmulator, startDaytonaEmulator } from '@agentbox/emulators';
 import { Daytona } from '@daytonaio/sdk';
 import { afterAll } from 'vitest';
@@ -16,6 +19,35 @@ export async function emulatorForFile(
   const config: DaytonaConfigInput = { apiUrl: emulator.url, apiKey: emulator.apiKey, polling: true };
   const sdk = new Daytona({ apiUrl: emulator.url, apiKey: emulator.apiKey, useDeprecatedPolling: true });
   return { emulator, config, sdk };
+}
+
+/** The same, with the emulator in a child process (its memory is not the test process's). */
+export async function emulatorProcessForFile(): Promise<{ config: DaytonaConfigInput; sdk: Daytona }> {
+  const script = fileURLToPath(new URL('./emulator-process.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: dirname(script),
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  afterAll(async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }, 60_000);
+  const line = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      if (text.includes('\n')) resolve(text.split('\n')[0]!);
+    });
+    child.once('exit', (code) =>
+      reject(new Error(`the emulator process exited with ${code} before it listened`)),
+    );
+  });
+  const { url, apiKey } = JSON.parse(line) as { url: string; apiKey: string };
+  const config: DaytonaConfigInput = { apiUrl: url, apiKey, polling: true };
+  const sdk = new Daytona({ apiUrl: url, apiKey, useDeprecatedPolling: true });
+  return { config, sdk };
 }
 
 /** This run's Daytona sandboxes, as `id:state`. */

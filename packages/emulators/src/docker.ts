@@ -43,7 +43,7 @@ export async function startInContainer(
   })) as NodeJS.ReadWriteStream & Readable;
   const stdout = new PassThrough();
   const stderr = new PassThrough();
-  container.modem.demuxStream(stream, stdout, stderr);
+  demux(stream, stdout, stderr);
   if (opts.stdin !== undefined) {
     const input = opts.stdin;
     if (Buffer.isBuffer(input)) {
@@ -66,6 +66,34 @@ export async function startInContainer(
   });
   exit.catch(() => {});
   return { stdout, stderr, exit };
+}
+
+/**
+ * Split Docker's multiplexed exec stream (8-byte frame headers: stream type, payload size) into
+ * stdout and stderr, pausing the source while a reader is behind, so memory stays bounded.
+ */
+function demux(source: Readable, stdout: PassThrough, stderr: PassThrough): void {
+  let pending: Buffer = Buffer.alloc(0);
+  // The streams a write is waiting on: the source resumes once none is.
+  const full = new Set<PassThrough>();
+  source.on('data', (chunk: Buffer) => {
+    pending = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= 8) {
+      const size = pending.readUInt32BE(4);
+      if (pending.length < 8 + size) break;
+      const target = pending[0] === 2 ? stderr : stdout;
+      const payload = pending.subarray(8, 8 + size);
+      pending = pending.subarray(8 + size);
+      if (!target.write(payload) && !full.has(target)) {
+        full.add(target);
+        source.pause();
+        target.once('drain', () => {
+          full.delete(target);
+          if (full.size === 0) source.resume();
+        });
+      }
+    }
+  });
 }
 
 /** Run to completion and collect both streams. */

@@ -309,6 +309,10 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
   const server = createServer((req, res) => {
     void handle(req, res);
   });
+  // Clients keep connections alive between calls; closing an idle one just as a client reuses it
+  // resets that request (Node's default is 5 s), so idle connections are kept well past that.
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator');
