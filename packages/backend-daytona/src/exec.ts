@@ -39,7 +39,7 @@ const INLINE_HEADER = /^agentbox-inline (\d+) (\d+)\n/;
 const POLL_AFTER_MS = 250;
 const POLL_EVERY_MS = 200;
 /** At most this much of each stream per read while the command runs. */
-const POLL_BYTES = 1024 * 1024;
+const POLL_BYTES = 64 * 1024;
 
 // $1 the command's directory, $2 its stdin file, $3 how many stale directories follow, then
 // those, then the command's argv.
@@ -143,13 +143,19 @@ export function startDaytonaProcess(transport: ExecTransport, req: StartRequest)
       finish(undefined, { exitCode: null, signal: killedBefore });
       return;
     }
-    started = true;
     let stdinPath = '/dev/null';
     if (input.length > 0) {
       stdinPath = `${dir}/in`;
       await sandbox.fs.uploadFile(Buffer.concat(input), stdinPath);
       input.length = 0;
     }
+    // A kill (a timeout, an abort) that came while the input was uploading: never start.
+    if (killedBefore) {
+      transport.stale.push(dir);
+      finish(undefined, { exitCode: null, signal: killedBefore });
+      return;
+    }
+    started = true;
     const stale = transport.stale.splice(0, 64);
     const command = shellQuoteAll([
       'sh',
@@ -244,6 +250,7 @@ export function startDaytonaProcess(transport: ExecTransport, req: StartRequest)
     },
     async kill(signal) {
       if (!started) {
+        // Not started yet (input still uploading, or not all given): it never will be.
         killedBefore ??= signal;
         if (!inputClosed) {
           inputClosed = true;

@@ -14,9 +14,5 @@ runConformance({
   leftovers: () => runSandboxes(sdk),
   // An escape that let go of its output is out of reach of a command's kill; closing deletes the sandbox.
   escapedProcessesDie: 'close',
-  skip: {
-    'output.large-bounded':
-      'known defect: while 200 MiB of output is downloaded through the SDK the test process RSS grows 130-220 MiB, over the 120 MiB budget (the result itself is capped); not yet found where it is held',
-  },
   timeScale: 2,
 });
