@@ -177,19 +177,24 @@ export function startDaytonaProcess(transport: ExecTransport, req: StartRequest)
     const polling = (async () => {
       await Promise.race([running.catch(() => {}), delay(POLL_AFTER_MS)]);
       while (!ended) {
-        const answer = await transport.sessions.run((sessionId) =>
-          sandbox.process.executeSessionCommand(sessionId, {
-            command: shellQuoteAll([
-              'sh',
-              '-c',
-              POLLER,
-              'agentbox-poll',
-              dir,
-              String(read.out),
-              String(read.err),
-            ]),
-          }),
-        );
+        // A read that fails (the sandbox closing under it) ends the reading, not the command:
+        // the command's own answer says how it ended.
+        const answer = await transport.sessions
+          .run((sessionId) =>
+            sandbox.process.executeSessionCommand(sessionId, {
+              command: shellQuoteAll([
+                'sh',
+                '-c',
+                POLLER,
+                'agentbox-poll',
+                dir,
+                String(read.out),
+                String(read.err),
+              ]),
+            }),
+          )
+          .catch(() => undefined);
+        if (answer === undefined || ended) break;
         const [outHex = '', errHex = ''] = (answer.stdout ?? '').split('--\n');
         const out = fromHex(outHex);
         const err = fromHex(errHex);
