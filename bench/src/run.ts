@@ -10,6 +10,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   docker: () => import('./docker.js'),
   ssh: () => import('./ssh.js'),
   singularity: () => import('./singularity.js'),
+  daytona: () => import('./daytona.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');

@@ -6,6 +6,7 @@ import { checkpointCommand, checkpointsCommand, rollbackCommand } from './comman
 import { closeCommand } from './commands/close.js';
 import type { Command } from './commands/context.js';
 import { doctorCommand } from './commands/doctor.js';
+import { emulateCommand } from './commands/emulate.js';
 import { execCommand } from './commands/exec.js';
 import { openCommand } from './commands/open.js';
 import { shellCommand } from './commands/shell.js';
@@ -26,6 +27,7 @@ const COMMANDS: Record<CommandName, Command> = {
   sweep: sweepCommand,
   doctor: doctorCommand,
   agent: agentCommand,
+  emulate: emulateCommand,
 };
 
 export interface MainOptions {

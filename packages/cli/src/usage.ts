@@ -99,6 +99,17 @@ Options:
   --exec-timeout-ms N   longest a single command may run (default 120000)
 
 For an offline demo with a scripted model, run \`npm run demo\` at the repository root.`,
+
+  emulate: `Usage: agentbox emulate daytona [--port N] [--host ADDR] [--api-key KEY] [--minute-ms N] [--json]
+
+Serve a local stand-in for the Daytona API (@agentbox/emulators) until Ctrl-C: each sandbox is
+a Docker container on this machine. Prints the URL and API key to give the SDK (polling mode:
+DAYTONA_USE_DEPRECATED_POLLING=true). Stopping it removes every sandbox and snapshot it made.
+
+Options:
+  --port N              port to listen on (default: any free port), on 127.0.0.1 unless --host
+  --api-key KEY         the key clients must send (default: a random one, printed)
+  --minute-ms N         how long one minute of Daytona's auto-stop/delete intervals lasts (default 60000)`,
 } as const;
 
 export type CommandName = keyof typeof COMMANDS;
@@ -120,11 +131,12 @@ Commands:
   sweep         remove sandboxes left behind
   doctor        check what each backend needs here and what it can enforce
   agent         run the reference agent loop against a chat-completions model
+  emulate       serve a local stand-in for a cloud provider's API (daytona)
 
 Run \`agentbox COMMAND --help\` for a command's flags.`;
 
 export function commandUsage(command: CommandName): string {
-  return command === 'sweep' || command === 'doctor'
+  return command === 'sweep' || command === 'doctor' || command === 'emulate'
     ? COMMANDS[command]
     : `${COMMANDS[command]}\n\n${SANDBOX_FLAGS}`;
 }

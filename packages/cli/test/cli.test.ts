@@ -549,13 +549,22 @@ describe.concurrent('a backend found by discovery (the test-only twin)', () => {
     // Without the variable the kind is unknown, and the error says what was found.
     const unknown = await agentbox(['sweep', ...twin], { env: { AGENTBOX_BACKENDS: '' } });
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/unknown backend "twin"; found: docker, local, ssh\b/);
+    expect(unknown.stderr).toMatch(
+      /unknown backend "twin"; found: daytona, docker, local, singularity, ssh\b/,
+    );
   }, 180_000);
 
   it('doctor reports every backend found, the twin among them, and one backend alone', async () => {
     const all = await agentbox(['doctor', '--json'], { env });
     const report = JSON.parse(all.stdout) as { backends: { backend: string; ok: boolean }[] };
-    expect(report.backends.map((b) => b.backend)).toEqual(['docker', 'local', 'ssh', 'twin']);
+    expect(report.backends.map((b) => b.backend)).toEqual([
+      'daytona',
+      'docker',
+      'local',
+      'singularity',
+      'ssh',
+      'twin',
+    ]);
     // ssh needs a host to check: without a config it is not ready, and doctor says so.
     expect(report.backends.find((b) => b.backend === 'ssh')).toMatchObject({
       ok: false,

@@ -1,0 +1,16 @@
+/**
+ * The Daytona emulator in a process of its own (as a user would run it), so that the memory the
+ * suite measures is the client's alone. Prints one JSON line {url, apiKey}; stops on SIGTERM.
+ */
+import { startDaytonaEmulator } from '@agentbox/emulators';
+
+const emulator = await startDaytonaEmulator({ log: () => {} });
+process.stdout.write(`${JSON.stringify({ url: emulator.url, apiKey: emulator.apiKey })}\n`);
+const stop = () => {
+  void emulator.close().finally(() => process.exit(0));
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+// The parent going away (a crashed test run) stops it too.
+process.stdin.on('end', stop);
+process.stdin.resume();

@@ -1,0 +1,10 @@
+/**
+ * @agentbox/emulators: local stand-ins for cloud sandbox APIs, each sandbox a real Docker
+ * container, for developing and testing offline against the providers' unmodified SDKs.
+ */
+export {
+  type DaytonaEmulator,
+  type DaytonaEmulatorOptions,
+  startDaytonaEmulator,
+} from './daytona/emulator.js';
+export { EMULATOR_LABEL, INSTANCE_LABEL } from './docker.js';
