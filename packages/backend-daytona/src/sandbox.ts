@@ -60,6 +60,7 @@ export class DaytonaSandbox extends BaseSandbox {
   readonly #transport: ExecTransport;
   protected readonly checkpoints: CheckpointStore;
 
+  /** @internal Made by the backend's open; its parameter types are the SDK's. */
   constructor(init: {
     id: string;
     daytona: Daytona;
@@ -86,11 +87,15 @@ export class DaytonaSandbox extends BaseSandbox {
     this.checkpoints = new SnapshotStore(this);
   }
 
-  /** The Daytona sandbox currently behind this handle (it changes at rollback). */
+  /**
+   * The Daytona sandbox currently behind this handle (it changes at rollback).
+   * @internal Typed by the SDK, whose own types need @types/ws: left out of the published types.
+   */
   get daytonaSandbox(): Sandbox {
     return this.#instance.sandbox;
   }
 
+  /** @internal The SDK client (see daytonaSandbox). */
   get daytona(): Daytona {
     return this.#daytona;
   }

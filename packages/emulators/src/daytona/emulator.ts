@@ -27,7 +27,10 @@ export interface DaytonaEmulatorOptions {
    * Tests set it low to watch auto-stop and auto-delete happen.
    */
   minuteMs?: number;
-  /** Docker client; default the local daemon (DOCKER_HOST or the default socket). */
+  /**
+   * Docker client; default the local daemon (DOCKER_HOST or the default socket).
+   * @internal Its type is dockerode's, which the published types do not depend on.
+   */
   docker?: Docker;
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
