@@ -106,7 +106,8 @@ beforeAll(async () => {
     deps[name] = `file:./tarballs/${file}`;
   }
   const packed = performance.now();
-  // The workspace's own TypeScript and Node types, so the consumer compiles with what we test with.
+  // The workspace's own TypeScript and Node types, so the consumer compiles with what we test with;
+  // and its vitest, the peer of @agentbox/conformance (else npm picks the newest, whose peers may clash).
   const root = await readJson<Manifest>(join(ROOT, 'package.json'));
   const manifest = {
     name: 'agentbox-consumer',
@@ -116,6 +117,7 @@ beforeAll(async () => {
     devDependencies: {
       typescript: root.devDependencies!.typescript!,
       '@types/node': root.devDependencies!['@types/node']!,
+      vitest: root.devDependencies!.vitest!,
     },
     // The packages depend on each other by version: point those at the tarballs, never the registry.
     overrides: deps,
