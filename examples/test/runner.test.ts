@@ -48,10 +48,12 @@ function runnerInTerminal(args: readonly string[], env: NodeJS.ProcessEnv): Prom
   const command = [process.execPath, '--import', 'tsx', 'src/runner.ts', ...args]
     .map((word) => `'${word.replaceAll("'", `'\\''`)}'`)
     .join(' ');
+  // stdin is a pipe held open until the end: at EOF on a non-terminal stdin, `script` sends an
+  // end-of-file to the terminal and may finish before it has copied everything the program wrote.
   const child = spawn('script', ['-qec', command, '/dev/null'], {
     cwd: EXAMPLES_DIR,
     env: { ...process.env, TERM: 'xterm-256color', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
@@ -59,7 +61,10 @@ function runnerInTerminal(args: readonly string[], env: NodeJS.ProcessEnv): Prom
   child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code) => {
+      child.stdin.destroy();
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -119,9 +124,9 @@ describe.concurrent('the example runner', () => {
     // A config the ssh backend refuses: the run ends right after its first (bold) line.
     const args = ['--backend', 'ssh', '--config', '{"port": 0}'];
     const coloured = await runnerInTerminal(args, {});
-    expect(coloured.stdout).toContain('\x1b[1m▸ open a ssh sandbox\x1b[0m');
+    expect(coloured.stdout, JSON.stringify(coloured)).toContain('\x1b[1m▸ open a ssh sandbox\x1b[0m');
     const plainRun = await runnerInTerminal(args, { NO_COLOR: '1' });
-    expect(plainRun.stdout).toContain('▸ open a ssh sandbox');
+    expect(plainRun.stdout, JSON.stringify(plainRun)).toContain('▸ open a ssh sandbox');
     expect(plainRun.stdout).not.toMatch(/\x1b\[[0-9;]*m/);
   });
 
