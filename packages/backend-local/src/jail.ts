@@ -16,39 +16,23 @@
  * sandbox sees it, never to a host path.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { accessSync, constants, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as delay } from 'node:timers/promises';
-import { AgentboxError, IsADirectoryError, OutputLimitError, SandboxUnavailableError } from '@agentbox/core';
+import { AgentboxError, SandboxUnavailableError } from '@agentbox/core';
 import {
+  checkFileScript,
+  continueProcesses,
   type ErrorContext,
-  FILE_SCRIPT_ERRNO,
-  fromErrno,
   type HostProcess,
+  namespaceMembers,
+  pidNamespaceOf,
   READ_FILE_SCRIPT,
+  readScriptResult,
   type StartRequest,
+  stopProcesses,
   WRITE_FILE_SCRIPT,
 } from '@agentbox/core/backend';
-
-/** `pid:[inode]` of a process's PID namespace, or undefined when it is gone. */
-function readNamespace(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/pid`);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The state letter of a process (`T` stopped, `Z` zombie), or undefined when it is gone. */
-function readState(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return undefined;
-  }
-}
 
 /** The pipes a host process holds as its stdout and stderr (`socket:[inode]`: node's are socket pairs). */
 export function outputPipes(pid: number | undefined): string[] {
@@ -106,9 +90,6 @@ export function hostPids(): number[] {
     .filter((name) => /^\d+$/.test(name))
     .map(Number);
 }
-
-/** How long a freeze waits for the jail's processes to stop. */
-const FREEZE_TIMEOUT_MS = 10_000;
 
 /** Host directories the jail shows read-only when they exist (symlinks, as on merged-/usr hosts, are kept as symlinks). */
 const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/etc'];
@@ -225,7 +206,7 @@ export class Jail {
    * enter the namespaces of whatever process reused that pid.
    */
   assertAlive(): void {
-    if (this.#gone === undefined && readNamespace(this.pid) !== this.#pidNamespace)
+    if (this.#gone === undefined && pidNamespaceOf(this.pid) !== this.#pidNamespace)
       this.#gone = "the sandbox's jail is gone (its init no longer runs)";
     if (this.#gone !== undefined) throw new SandboxUnavailableError(this.#gone, this.#context);
   }
@@ -269,7 +250,7 @@ export class Jail {
       holder.once('exit', () => resolve(undefined));
       holder.once('error', () => resolve(undefined));
     });
-    if (started === undefined || !(await readyOut) || readNamespace(started.pid) !== started.pidNamespace) {
+    if (started === undefined || !(await readyOut) || pidNamespaceOf(started.pid) !== started.pidNamespace) {
       holder.kill('SIGKILL');
       throw new SandboxUnavailableError(
         `bubblewrap could not start the sandbox: ${stderr.trim() || 'it exited without saying why'} (are unprivileged user namespaces allowed?)`,
@@ -326,16 +307,7 @@ export class Jail {
 
   async readFile(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
     const r = await this.#run(READ_FILE_SCRIPT, [path, String(maxBytes)], undefined, signal);
-    if (r.code === 6) {
-      const size = Number(r.stdout.toString('latin1'));
-      throw new OutputLimitError(
-        `${path} is ${size} bytes, over the ${maxBytes}-byte read limit`,
-        maxBytes,
-        size,
-      );
-    }
-    this.#check(r, path);
-    return r.stdout;
+    return readScriptResult(r, path, maxBytes, this.#context);
   }
 
   async writeFile(
@@ -350,25 +322,7 @@ export class Jail {
       data,
       signal,
     );
-    this.#check(r, path);
-  }
-
-  #check(r: { code: number | null; stderr: string }, path: string): void {
-    if (r.code === 0) return;
-    const errno = r.code === null ? undefined : FILE_SCRIPT_ERRNO[r.code];
-    if (errno === 'EISDIR') throw new IsADirectoryError(`${path} is a directory`, this.#context);
-    const what = {
-      ENOENT: 'no such file',
-      EACCES: 'permission denied',
-      ENOTDIR: 'a parent is not a directory',
-    };
-    throw fromErrno(
-      errno,
-      errno
-        ? `${path}: ${what[errno as keyof typeof what]}`
-        : `${path}: ${r.stderr.trim() || `exit ${r.code}`}`,
-      { ...this.#context, subject: path },
-    );
+    checkFileScript(r, path, this.#context);
   }
 
   /** Run a script of ours in the jail (not in a PID namespace of its own: it is not the sandbox's code). */
@@ -413,55 +367,17 @@ export class Jail {
 
   /** Host pids of every process in the jail's PID namespace but its init (bwrap's own reaper). */
   #members(): number[] {
-    const pids: number[] = [];
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      const pid = Number(name);
-      if (pid !== this.pid && readNamespace(pid) === this.#pidNamespace) pids.push(pid);
-    }
-    return pids;
+    return namespaceMembers(this.pid, this.#pidNamespace);
   }
 
-  /**
-   * Run `fn` with every process of the sandbox stopped (SIGSTOP), continued in `finally`. A
-   * process forked before its parent stopped is found by the next pass: passes repeat until one
-   * finds nothing new, and each waits until what it signalled has really stopped.
-   */
+  /** Run `fn` with every process of the sandbox stopped (SIGSTOP), continued in `finally`. */
   async frozen<T>(fn: () => Promise<T>): Promise<T> {
     this.assertAlive();
-    const stopped = new Set<number>();
+    const stopped = await stopProcesses(() => this.#members(), this.#context);
     try {
-      const deadline = Date.now() + FREEZE_TIMEOUT_MS;
-      for (;;) {
-        const fresh = this.#members().filter((pid) => !stopped.has(pid));
-        if (fresh.length === 0) break;
-        for (const pid of fresh) {
-          try {
-            process.kill(pid, 'SIGSTOP');
-          } catch {
-            // Exited meanwhile.
-          }
-          stopped.add(pid);
-        }
-        // A signal is acted on when the process next runs: wait until each is stopped (or gone).
-        while (fresh.some((pid) => !['T', 't', 'Z', 'X', undefined].includes(readState(pid)))) {
-          if (Date.now() > deadline)
-            throw new SandboxUnavailableError(
-              `the sandbox's processes did not stop within ${FREEZE_TIMEOUT_MS} ms`,
-              this.#context,
-            );
-          await delay(5);
-        }
-      }
       return await fn();
     } finally {
-      for (const pid of stopped) {
-        try {
-          process.kill(pid, 'SIGCONT');
-        } catch {
-          // Exited (or was killed) meanwhile.
-        }
-      }
+      continueProcesses(stopped);
     }
   }
 
@@ -472,7 +388,7 @@ export class Jail {
   signalHolders(pipes: readonly string[], signal: string): void {
     if (this.#gone !== undefined) return;
     // Checked again just before each kill: the pid must still be the jail's.
-    signalHolders(pipes, signal, this.#members(), (pid) => readNamespace(pid) === this.#pidNamespace);
+    signalHolders(pipes, signal, this.#members(), (pid) => pidNamespaceOf(pid) === this.#pidNamespace);
   }
 
   /** End the jail: its init dies, and the kernel kills every process left in its namespace. */

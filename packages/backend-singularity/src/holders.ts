@@ -7,7 +7,7 @@
  * session keeps waiting for its next command).
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { pidNamespace } from './freeze.js';
+import { pidNamespaceOf as pidNamespace } from '@agentbox/core/backend';
 
 interface Member {
   /** Process group id as the instance numbers it. */

@@ -4,9 +4,9 @@
  */
 import { InvalidArgumentError, type ParsedPolicy, SandboxUnavailableError } from '@agentbox/core';
 import type { ErrorContext } from '@agentbox/core/backend';
+import { pidNamespaceOf as pidNamespace } from '@agentbox/core/backend';
 import { type Cli, checkCli, listInstances } from './cli.js';
 import type { SingularityResolvedConfig } from './config.js';
-import { pidNamespace } from './freeze.js';
 
 export interface InstancePlan {
   name: string;

@@ -10,17 +10,17 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
-import { type EnforcementReport, IsADirectoryError, NotFoundError, OutputLimitError } from '@agentbox/core';
+import { type EnforcementReport, NotFoundError } from '@agentbox/core';
 import {
   apiCommand,
   BaseSandbox,
   type CheckpointStore,
+  checkFileScript,
   type ErrorContext,
-  FILE_SCRIPT_ERRNO,
-  fromErrno,
   type HostProcess,
   type RawProcess,
   READ_FILE_SCRIPT,
+  readScriptResult,
   SessionPool,
   type StartRequest,
   startHostProcess,
@@ -229,16 +229,7 @@ export class SingularitySandbox extends BaseSandbox {
   ): Promise<Uint8Array> {
     await this.#thawed;
     const r = await this.#fileScript(READ_FILE_SCRIPT, [path, String(maxBytes)], undefined, signal);
-    if (r.code === 6) {
-      const size = Number(r.stdout.toString('latin1'));
-      throw new OutputLimitError(
-        `${path} is ${size} bytes, over the ${maxBytes}-byte read limit`,
-        maxBytes,
-        size,
-      );
-    }
-    this.#check(r, path);
-    return r.stdout;
+    return readScriptResult(r, path, maxBytes, this.#fileContext());
   }
 
   protected async writeFileAt(
@@ -254,24 +245,11 @@ export class SingularitySandbox extends BaseSandbox {
       data,
       signal,
     );
-    this.#check(r, path);
+    checkFileScript(r, path, this.#fileContext());
   }
 
-  #check(r: { code: number | null; stderr: string }, path: string): void {
-    if (r.code === 0) return;
-    const context: ErrorContext = { backend: KIND, sandboxId: this.id, subject: path };
-    const errno = r.code === null ? undefined : FILE_SCRIPT_ERRNO[r.code];
-    if (errno === 'EISDIR') throw new IsADirectoryError(`${path} is a directory`, context);
-    const what: Record<string, string> = {
-      ENOENT: 'no such file',
-      EACCES: 'permission denied',
-      ENOTDIR: 'a parent is not a directory',
-    };
-    throw fromErrno(
-      errno,
-      errno ? `${path}: ${what[errno] ?? errno}` : `${path}: ${r.stderr.trim() || `exit ${r.code}`}`,
-      context,
-    );
+  #fileContext(): ErrorContext {
+    return { backend: KIND, sandboxId: this.id };
   }
 
   /** Stop the instance, run `fn`, start it again: the handle, its id and its directory stay. */

@@ -13,12 +13,12 @@
  * included. Commands enter it with `nsenter` (the wrapper in shell.ts), after checking that
  * the recorded pid still is the jail's init, and with no_new_privs set.
  */
-import { IsADirectoryError, OutputLimitError, SandboxUnavailableError } from '@agentbox/core';
+import { SandboxUnavailableError } from '@agentbox/core';
 import {
+  checkFileScript,
   type ErrorContext,
-  FILE_SCRIPT_ERRNO,
-  fromErrno,
   READ_FILE_SCRIPT,
+  readScriptResult,
   WRITE_FILE_SCRIPT,
 } from '@agentbox/core/backend';
 import type { SshConnection } from './connection.js';
@@ -148,17 +148,8 @@ export class JailFiles {
   async read(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
     const context = { ...this.#context, operation: 'readFile', subject: path };
     const r = await this.#run(READ_FILE_SCRIPT, [path, String(maxBytes)], signal, context);
-    if (r.code === 6) {
-      const size = Number(r.stdout.toString('latin1'));
-      throw new OutputLimitError(
-        `${path} is ${size} bytes, over the ${maxBytes}-byte read limit`,
-        maxBytes,
-        size,
-        context,
-      );
-    }
-    this.#check(r, path, context);
-    return r.stdout;
+    this.#checkJail(r, context);
+    return readScriptResult(r, path, maxBytes, context);
   }
 
   async write(
@@ -210,7 +201,9 @@ export class JailFiles {
       );
     }
     // Only the exit status says what went wrong (a login script may print on stderr).
-    this.#check({ code: status.code, stderr: Buffer.alloc(0) }, path, context);
+    const run = { code: status.code, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) };
+    this.#checkJail(run, context);
+    checkFileScript(run, path, context);
   }
 
   #command(script: string, args: string[]): string {
@@ -221,25 +214,13 @@ export class JailFiles {
     return this.#conn.run(this.#command(script, args), { signal, context });
   }
 
-  #check(r: { code: number | null; stderr: Buffer }, path: string, context: ErrorContext): void {
-    if (r.code === 0) return;
+  /** Exit 9 from a file script: the jail it entered is gone. */
+  #checkJail(r: { code: number | null }, context: ErrorContext): void {
     if (r.code === 9)
       throw new SandboxUnavailableError(
         "the sandbox's jail on the host is gone (killed, or the host rebooted)",
         context,
       );
-    const errno = r.code === null ? undefined : FILE_SCRIPT_ERRNO[r.code];
-    if (errno === 'EISDIR') throw new IsADirectoryError(`${path} is a directory`, context);
-    const what: Record<string, string> = {
-      ENOENT: 'no such file',
-      EACCES: 'permission denied',
-      ENOTDIR: 'a parent is not a directory',
-    };
-    throw fromErrno(
-      errno,
-      errno ? `${path}: ${what[errno]}` : `${path}: ${r.stderr.toString('utf8').trim() || `exit ${r.code}`}`,
-      context,
-    );
   }
 }
 

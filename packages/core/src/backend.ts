@@ -8,7 +8,22 @@ export { ExecCheckpointStore, type StoreExec } from './checkpoint/exec-store.js'
 export { frozenCheckpointStore } from './checkpoint/frozen-store.js';
 export { TreeCheckpointStore } from './checkpoint/tree-store.js';
 export { type ErrorContext, fromErrno, toAgentboxError } from './errors.js';
-export { FILE_SCRIPT_ERRNO, READ_FILE_SCRIPT, WRITE_FILE_SCRIPT } from './file-scripts.js';
+export {
+  checkFileScript,
+  FILE_SCRIPT_ERRNO,
+  type FileScriptRun,
+  READ_FILE_SCRIPT,
+  readScriptResult,
+  WRITE_FILE_SCRIPT,
+} from './file-scripts.js';
+export {
+  continueProcesses,
+  isStopped,
+  namespaceMembers,
+  pidNamespaceOf,
+  processStat,
+  stopProcesses,
+} from './freeze.js';
 export { HOLDER_KILL_SCRIPT, holderPipeSet } from './holder-kill.js';
 export { type HostProcess, startHostProcess } from './host-process.js';
 export { assertEnforced, enforcementReport } from './policy.js';

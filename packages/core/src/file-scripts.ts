@@ -3,6 +3,7 @@
  * whose file API would resolve paths outside the sandbox (a bubblewrap jail entered by a
  * command). The path and the limit or mode are arguments ($1, $2), never script text.
  */
+import { type ErrorContext, fromErrno, IsADirectoryError, OutputLimitError } from './errors.js';
 
 /** The errno each script's exit status stands for (6 from the read script: over the limit, size printed). */
 export const FILE_SCRIPT_ERRNO: Readonly<Record<number, string>> = {
@@ -34,3 +35,50 @@ fi
 [ -d "$f" ] && exit 4
 cat >"$f" || exit 5
 [ -z "$2" ] || chmod "$2" -- "$f" || exit 5`;
+
+/** How one of the scripts above ended, as the backend that ran it saw it. */
+export interface FileScriptRun {
+  code: number | null;
+  stdout: Uint8Array;
+  stderr: string | Uint8Array;
+}
+
+const ERRNO_WORDS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  ENOTDIR: 'a parent is not a directory',
+};
+
+/** Throws the typed error a file script's failure stands for; returns on success. */
+export function checkFileScript(run: FileScriptRun, path: string, context: ErrorContext): void {
+  if (run.code === 0) return;
+  const where = { ...context, subject: path };
+  const errno = run.code === null ? undefined : FILE_SCRIPT_ERRNO[run.code];
+  if (errno === 'EISDIR') throw new IsADirectoryError(`${path} is a directory`, where);
+  const stderr = typeof run.stderr === 'string' ? run.stderr : Buffer.from(run.stderr).toString('utf8');
+  const detail = errno ? (ERRNO_WORDS[errno] ?? errno) : stderr.trim() || `exit ${run.code}`;
+  throw fromErrno(errno, `${path}: ${detail}`, where);
+}
+
+/** The bytes READ_FILE_SCRIPT printed, or the typed error for its failure (over the limit included). */
+export function readScriptResult(
+  run: FileScriptRun,
+  path: string,
+  maxBytes: number,
+  context: ErrorContext,
+): Uint8Array {
+  if (run.code === 6) {
+    const size = Number(Buffer.from(run.stdout).toString('latin1'));
+    throw new OutputLimitError(
+      `${path} is ${size} bytes, over the ${maxBytes}-byte read limit`,
+      maxBytes,
+      size,
+      {
+        ...context,
+        subject: path,
+      },
+    );
+  }
+  checkFileScript(run, path, context);
+  return run.stdout;
+}
