@@ -34,7 +34,16 @@ export interface JailInfo {
   setpriv: string;
   /** The jail has a network namespace of its own (enter it too). */
   ownNetwork: boolean;
+  /**
+   * Execute-only copies of `sh` and `setsid` as the jail sees them, and a readable `env`: the
+   * sessions' long-lived processes run from them (see HIDDEN below). Undefined when the login
+   * user is root (it could read them anyway) or the copies would not run.
+   */
+  hidden?: { sh: string; setsid: string; env: string } | undefined;
 }
+
+/** Where the jail sees the hidden copies. */
+const HIDDEN_DIR = '/run/.agentbox';
 
 /** Exit status of the start script when the host lacks a tool: isolation is then not available. */
 const MISSING_TOOLS = 3;
@@ -54,6 +63,20 @@ for d in null zero full random urandom tty; do set -- "$@" --dev-bind-try "/dev/
 set -- "$@" --symlink /proc/self/fd /dev/fd --symlink /proc/self/fd/0 /dev/stdin --symlink /proc/self/fd/1 /dev/stdout --symlink /proc/self/fd/2 /dev/stderr
 set -- "$@" --tmpfs /tmp --tmpfs /run --tmpfs "$root" --bind "$dir/workspace" "$dir/workspace"
 set -- "$@" --remount-ro / --chdir "$dir/workspace" --clearenv --setenv PATH /usr/bin:/bin
+# Session shells the jail's own processes cannot reach into: a process whose program its user may
+# run but not read is not dumpable, so no other process of that user (without capabilities, as
+# every jail process is) may open its /proc/<pid>/fd. Copies owned by the login user, mode 0111,
+# bound read-only (so never made readable again from inside); not for root, who reads anything.
+h= e=$(command -v env)
+if [ "$(id -u)" != 0 ] && [ -n "$e" ] && s=$(command -v setsid); then
+  rm -rf "$dir/hidden"
+  if (umask 077 && mkdir "$dir/hidden" && cp /bin/sh "$dir/hidden/sh" && cp "$s" "$dir/hidden/setsid" &&
+    chmod 0111 "$dir/hidden/sh" "$dir/hidden/setsid" && chmod 0711 "$dir/hidden" &&
+    "$dir/hidden/sh" -c 'exec "$0" true' "$dir/hidden/setsid") 2>/dev/null; then
+    h=${HIDDEN_DIR}
+    set -- "$@" --ro-bind "$dir/hidden" "$h"
+  fi
+fi
 rm -f "$dir/jail.info" "$dir/jail.err"
 setsid sh -c '
   d=$1; shift
@@ -71,7 +94,7 @@ while [ -z "$c" ] && [ $i -lt 200 ]; do
   c=$(sed -n 's/.*"child-pid": *\\([0-9]*\\).*/\\1/p' "$dir/jail.info" 2>/dev/null); i=$((i + 1)); [ -n "$c" ] || sleep 0.05
 done
 [ -n "$c" ] || { cat "$dir/jail.err" >&2 2>/dev/null; echo "bubblewrap did not start" >&2; exit 4; }
-printf '%s\\n%s\\n%s\\n%s\\n' "$c" "$(readlink "/proc/$c/ns/pid")" "$n" "$p"`;
+printf '%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n' "$c" "$(readlink "/proc/$c/ns/pid")" "$n" "$p" "$h" "$e"`;
 
 /**
  * Start the sandbox's jail. Resolves undefined when the host has no bubblewrap (or nsenter or
@@ -87,13 +110,20 @@ export async function startJail(
   );
   const stderr = r.stderr.toString('utf8').trim();
   if (r.code === MISSING_TOOLS) return stderr;
-  const [pid, pidNamespace, nsenter, setpriv] = r.stdout.toString('utf8').trimEnd().split('\n');
+  const [pid, pidNamespace, nsenter, setpriv, hidden, env] = r.stdout.toString('utf8').trimEnd().split('\n');
   if (r.code !== 0 || !pid || !/^pid:\[\d+\]$/.test(pidNamespace ?? '') || !nsenter || !setpriv)
     throw new SandboxUnavailableError(
       `cannot start the sandbox's bubblewrap jail on the host: ${stderr || `exit ${r.code}`} (are unprivileged user namespaces allowed there?)`,
       opts.context,
     );
-  return { pid: Number(pid), pidNamespace: pidNamespace!, nsenter, setpriv, ownNetwork: opts.ownNetwork };
+  return {
+    pid: Number(pid),
+    pidNamespace: pidNamespace!,
+    nsenter,
+    setpriv,
+    ownNetwork: opts.ownNetwork,
+    hidden: hidden && env ? { sh: `${hidden}/sh`, setsid: `${hidden}/setsid`, env } : undefined,
+  };
 }
 
 /** Shell text: true when the jail's init is still the process the pid names. */

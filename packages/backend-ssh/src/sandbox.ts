@@ -237,6 +237,8 @@ export class SshSandbox extends BaseSandbox {
       // ended by channel EOF.
       startProcess: (req, signal) => this.#startPlain(req, signal),
       openShell: () => this.#openShell(),
+      // In a jail with hidden copies (jail.ts) the runners start their waiting shells from them.
+      runnerPrograms: () => init.jail?.hidden,
       // Kills go on a control channel; a group that cannot be reached (the connection dropped)
       // is remembered and killed on the next call, after the reconnect. In a jail the groups
       // are numbered in its PID namespace: the kill runs in the jail.
@@ -316,7 +318,8 @@ export class SshSandbox extends BaseSandbox {
   }
 
   async #openShell(): Promise<RawProcess> {
-    const shell = (await this.#startPlain({ argv: ['sh'], cwd: '/', env: {} }, undefined)) as RemoteProcess;
+    const sh = this.#jail?.hidden?.sh ?? 'sh';
+    const shell = (await this.#startPlain({ argv: [sh], cwd: '/', env: {} }, undefined)) as RemoteProcess;
     this.#shells.add(shell);
     void shell.closed.finally(() => this.#shells.delete(shell));
     return shell;

@@ -52,16 +52,19 @@ export function wrapperScript(req: StartRequest, marker: string, jail?: JailInfo
     // view of that path is not the sandbox's. The group reported is the host's (this shell's pid,
     // kept by every exec), so the kill path signals it from the host. The environment is cleared
     // before entering, so no process in the jail ever carries the login's, even for an instant.
+    // The wrapper runs as the hidden `sh` where the jail has one (jail.ts), so no jail process can
+    // reach into a session shell even before it starts; `stat` then reads the pipes through its
+    // own fds (copies of the wrapper's), as the wrapper's /proc entry is closed to it.
     const inner = [
       `cd -- "$2" 2>/dev/null || { if [ -d "$2" ]; then r=cwd-denied; elif [ -e "$2" ]; then r=cwd-not-a-directory; else r=cwd-missing; fi; printf '%s %s\\n' "$1" "$r" >&2; exit 111; }`,
-      pipes,
+      'exec 5>&1 6>&2; i=$(PATH=/usr/bin:/bin stat -L -c %d:%i /proc/self/fd/5 /proc/self/fd/6 2>/dev/null); exec 5>&- 6>&-',
       `printf '%s\\n' "$1"; printf '%s ok %s %s %s\\n' "$1" "$3" "$$" "$(echo $i)" >&2`,
       'shift 3; exec "$@"',
     ].join('\n');
     return [
       `${jailAliveTest(jail)} || { printf '%s %s\\n' ${marker} jail-gone >&2; exit 111; }`,
       groupCheck,
-      `exec $s env -i ${assignments.join(' ')} ${quoteAll(enterJailWords(jail))} /bin/sh -c ${quote(inner)} sh ${marker} ${cwd} "$$" ${quoteAll(program)}`,
+      `exec $s env -i ${assignments.join(' ')} ${quoteAll(enterJailWords(jail))} ${quote(jail.hidden?.sh ?? '/bin/sh')} -c ${quote(inner)} sh ${marker} ${cwd} "$$" ${quoteAll(program)}`,
     ].join('\n');
   }
   return [

@@ -20,8 +20,4 @@ runConformance({
   // The jail's PID namespace ends every process at close; a timeout reaches the command's group
   // and whoever holds its output, not an escape that let go of it.
   escapedProcessesDie: 'close',
-  skip: {
-    'tamper.session-pipe-injection':
-      "not closed on ssh yet: the sessions' runners in the jail are ordinary (dumpable) processes of the sandbox's user, so a jail process can open their /proc/<pid>/fd and write into later results (seen in a full run); docker's fix (execute-only copies of sh and setsid, a read-only mount in the jail here) is not ported",
-  },
 });

@@ -98,6 +98,20 @@ describe.skipIf(!hostHasBwrap)(
       expect(await eventually(async () => (await hostSleepers(mark)).length === 0, 5_000)).toBe(true);
     });
 
+    it("a session's runner and waiting shells are closed to the sandbox's processes through /proc", async () => {
+      await using sandbox = await open();
+      expect(sandbox.jail?.hidden).toBeDefined();
+      // A session command's parent is its session's runner: it must not open the runner's fds
+      // (which carry later commands' requests and results), though it sees that the runner exists.
+      const probe = 'cat /proc/$PPID/comm; ls /proc/$PPID/fd >/dev/null 2>&1 && echo open || echo closed';
+      const r = await sandbox.exec(['sh', '-c', probe]);
+      expect(sandbox.sessions.stats.session).toBeGreaterThan(0);
+      expect(r.stdout).toBe('sh\nclosed\n');
+      // Its own fds, and those of an ordinary process of the sandbox, stay open to it.
+      const own = await sandbox.exec(['sh', '-c', 'sleep 5 & ls /proc/$!/fd >/dev/null && echo open; kill $!']);
+      expect(own.stdout).toBe('open\n');
+    });
+
     it("a sandbox's /proc shows only its own processes, and none of the host's environment", async () => {
       await using a = await open();
       await using b = await open();
