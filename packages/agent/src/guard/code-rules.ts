@@ -20,7 +20,7 @@ const DECODE =
 const EXEC_CALL =
   /\b(?:exec|eval|compile)\s*\(|\bnew\s+Function\s*\(|\bFunction\s*\(|\binstance_eval\b|\bassert\s*\(\s*\$/;
 const ENV_WHOLE =
-  /\bdict\(\s*os\.environ\s*\)|os\.environ\.(?:copy|items|keys|values)\(\)|json\.dumps\(\s*(?:dict\()?os\.environ|str\(\s*os\.environ\s*\)|\*\*os\.environ|JSON\.stringify\(\s*process\.env\s*\)|Object\.(?:entries|keys|values|assign)\(\s*(?:\{\},\s*)?process\.env\s*\)|\.\.\.process\.env\b|\bENV\.to_(?:h|a)\b|\$_ENV\b|\bgetenv\(\s*\)|%ENV\b|os\.environ\s*\)/;
+  /\bdict\(\s*os\.environ\s*\)|os\.environ\.(?:copy|items|values)\(\)|json\.dumps\(\s*(?:dict\()?os\.environ|str\(\s*os\.environ\s*\)|\*\*os\.environ|JSON\.stringify\(\s*process\.env\s*\)|Object\.(?:entries|keys|values|assign)\(\s*(?:\{\},\s*)?process\.env\s*\)|\.\.\.process\.env\b|\bENV\.to_(?:h|a)\b|\$_ENV\b|\bgetenv\(\s*\)|%ENV\b|os\.environ\s*\)/;
 const PASS_ENV_TO_CHILD = /\benv\s*[=:]\s*[{(]?\s*(?:dict\(|\*\*|\.\.\.)|\benv\s*=\s*os\.environ/;
 const NETWORK_SEND =
   /requests\.(?:post|put|patch)\(|httpx\.(?:post|put|AsyncClient|Client)|urlopen\(|urllib\.request|http\.client|\.sendall?\(|socket\.(?:socket|create_connection)\(|\bfetch\(|axios\.(?:post|put)\(|https?\.request\(|XMLHttpRequest|Net::HTTP|\bsmtplib\b|\bftplib\b|\bparamiko\b|dns\.resolver|new\s+WebSocket|\bcurl_exec\(|LWP::UserAgent|HTTP::Tiny/;

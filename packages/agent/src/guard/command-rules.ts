@@ -184,7 +184,12 @@ function optionArgs(words: readonly string[]): { flags: Set<string>; args: strin
 }
 
 /** Everything the guard knows about one shell text. */
-export function classifyShell(script: string, depth = 0): CommandFinding[] {
+/** Carries what earlier commands of the same script did (files downloaded), across the chunks of a file. */
+export interface ShellState {
+  downloaded: Map<string, string>;
+}
+
+export function classifyShell(script: string, depth = 0, state?: ShellState): CommandFinding[] {
   if (depth > MAX_DEPTH) return [];
   const findings: CommandFinding[] = [];
   if (/(\b\w+|:)\s*\(\)\s*\{[^}]*\1\s*\|\s*\1\s*&/.test(script)) {
@@ -193,7 +198,7 @@ export function classifyShell(script: string, depth = 0): CommandFinding[] {
     );
   }
   const parsed = parseShell(script);
-  const downloaded = new Map<string, string>();
+  const downloaded = state?.downloaded ?? new Map<string, string>();
   for (const pipeline of parsed.pipelines) {
     for (const command of pipeline.commands) {
       findings.push(...classifyCommand(command, depth));
@@ -319,10 +324,9 @@ function sensitiveSource(
     const broad = words.slice(1).find((w) => isHomePath(w) || isBroadPath(w) || w === '/etc');
     if (broad && !(broad === '.' && name !== 'find')) return broad;
   }
-  if (
-    command.substitutions.some((s) => classifyShell(s, depth + 1).some((f) => f.category === 'credentials'))
-  )
-    return 'secrets read by a substitution';
+  if (credentials(name, words.slice(1), optionArgs(words.slice(1)).args).some((f) => f.severity !== 'info'))
+    return `secrets printed by ${name}`;
+  if (command.substitutions.some((s) => leaksSecrets(s, depth))) return 'secrets read by a substitution';
   return undefined;
 }
 
@@ -648,7 +652,16 @@ function persistence(
       find('write-autostart', 'persistence', 'high', `changes ${target}, which runs or grants access later`),
     );
   if (name === 'systemctl' && args.includes('enable')) {
-    out.push(find('service-enable', 'persistence', 'medium', 'enables a service that starts on its own'));
+    // Enabling a packaged system service is routine; a per-user unit is how implants survive logout.
+    const user = args.includes('--user');
+    out.push(
+      find(
+        'service-enable',
+        'persistence',
+        user ? 'medium' : 'info',
+        'enables a service that starts on its own',
+      ),
+    );
   }
   if (
     (name === 'launchctl' && (args.includes('load') || args.includes('bootstrap'))) ||
@@ -826,17 +839,15 @@ function network(
       const subs = parseShell(`: ${quoteForReparse(word)}`).pipelines.flatMap((p) =>
         p.commands.flatMap((c) => c.substitutions),
       );
-      const leaks = subs.some(
-        (s) =>
-          classifyShell(s, depth + 1).some((f) => f.category === 'credentials' && f.severity !== 'info') ||
-          mountedRead(s),
-      );
+      const leaks = subs.some((s) => leaksSecrets(s, depth));
+      // A secret mounted for this API may travel in a form body (OAuth token exchanges do); elsewhere it leaks.
+      const mountedOnly = leaks && subs.every((s) => !leaksSecrets(s, depth) || isOnlyMountedRead(s, depth));
       if (leaks)
         out.push(
           find(
             'send-secret-data',
             'exfiltration',
-            'critical',
+            mountedOnly && !suspicious ? 'medium' : 'critical',
             `sends secrets read by $(...) to ${destination || 'the network'}`,
           ),
         );
@@ -917,11 +928,30 @@ function network(
   }
   if (
     ['dig', 'nslookup', 'host', 'ping'].includes(name) &&
-    command.substitutions.some((s) => classifyShell(s, depth + 1).some((f) => f.category === 'credentials'))
+    command.substitutions.some((s) => leaksSecrets(s, depth))
   ) {
     out.push(find('dns-exfiltration', 'exfiltration', 'critical', 'encodes secrets into a DNS lookup'));
   }
   return out;
+}
+
+/** Whether a substitution's output carries secrets: credential reads, env dumps, mounted secrets, dotenv files. */
+function leaksSecrets(script: string, depth: number): boolean {
+  if (depth > MAX_DEPTH) return false;
+  return (
+    classifyShell(script, depth + 1).some((f) => f.category === 'credentials' && f.severity !== 'info') ||
+    mountedRead(script) ||
+    parseShell(script).pipelines.some((p) =>
+      p.commands.some((c) => sensitiveSource(c, effectiveWords(c.words).words, depth + 1)),
+    )
+  );
+}
+
+function isOnlyMountedRead(script: string, depth: number): boolean {
+  return (
+    mountedRead(script) &&
+    !classifyShell(script, depth + 1).some((f) => f.category === 'credentials' && f.severity !== 'info')
+  );
 }
 
 function mountedRead(script: string): boolean {

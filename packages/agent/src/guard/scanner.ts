@@ -5,7 +5,7 @@
  */
 import { posix } from 'node:path';
 import { classifyCode } from './code-rules.js';
-import { classifyShell } from './command-rules.js';
+import { classifyShell, type ShellState } from './command-rules.js';
 import {
   type CommandFinding,
   type GuardFinding,
@@ -290,6 +290,7 @@ export function shellFindings(
   let chunk: string[] = [];
   let chunkStart = 0;
   let heredocEnd: string | undefined;
+  const state: ShellState = { downloaded: new Map() };
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (chunk.length === 0) chunkStart = i;
@@ -306,11 +307,11 @@ export function shellFindings(
     }
     const text = chunk.join('\n');
     if (i < lines.length - 1 && !isComplete(text)) continue;
-    for (const finding of classifyShell(text)) out.push({ line: firstLine + chunkStart, finding });
+    for (const finding of classifyShell(text, 0, state)) out.push({ line: firstLine + chunkStart, finding });
     chunk = [];
   }
   if (chunk.length > 0)
-    for (const finding of classifyShell(chunk.join('\n')))
+    for (const finding of classifyShell(chunk.join('\n'), 0, state))
       out.push({ line: firstLine + chunkStart, finding });
   return out;
 }

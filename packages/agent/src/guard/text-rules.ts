@@ -22,14 +22,14 @@ const INJECTION: InjectionRule[] = [
     rule: 'ignore-instructions',
     severity: 'high',
     pattern:
-      /\b(?:ignore|disregard|forget|override|overrule)\b.{0,40}\b(?:previous|prior|above|earlier|all|any|your|system|safety|original|other)\b.{0,30}\b(?:instructions?|prompts?|rules|guidelines|directives|constraints|guardrails|polic(?:y|ies))\b/i,
+      /\b(?:ignore|disregard|forget|override|overrule)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|these\s+|those\s+)?(?:previous|prior|above|earlier|preceding|system|original|safety|initial|existing|developer)\s+(?:instructions?|prompts?|rules|guidelines|directives|constraints|guardrails|polic(?:y|ies))\b|\b(?:ignore|disregard|forget)\s+(?:all|any|everything)\s+(?:(?:instructions?|rules|guidelines)\s+)?(?:you (?:were|have been) (?:given|told)|(?:from|in|by) (?:the|your) (?:system|operator|user|developer))/i,
     reason: 'tells the agent to drop its instructions',
   },
   {
     rule: 'hide-from-user',
     severity: 'high',
     pattern:
-      /\b(?:do not|don't|never|must not)\b.{0,30}\b(?:tell|inform|mention|reveal|notify|alert|show|report|disclose)\b.{0,30}\b(?:the |your )?(?:user|operator|human|owner)s?\b|\bwithout (?:asking|telling|informing|notifying|alerting|confirming with|the knowledge of) (?:the |your )?(?:user|operator|human|owner)|\b(?:hide|conceal) (?:this|it|the \w+) from (?:the |your )?(?:user|operator|human)/i,
+      /\b(?:do not|don't|never|must not)\s+(?:tell|inform|notify|alert|warn)\s+(?:the |your )?(?:user|operator|human|owner)s?\s+(?:about|that|of|what)\b|\b(?:do not|don't|never|must not)\s+(?:mention|reveal|report|disclose|show)\s+(?:this|it|that|these|anything|the \w+(?: \w+)?)\s+to (?:the |your )?(?:user|operator|human|owner)|\bwithout (?:asking|telling|informing|notifying|alerting|confirming with|the knowledge of) (?:the |your )?(?:user|operator|human|owner)|\b(?:hide|conceal) (?:this|it|the \w+) from (?:the |your )?(?:user|operator|human)/i,
     reason: 'tells the agent to act behind the user’s back',
   },
   {
@@ -43,7 +43,7 @@ const INJECTION: InjectionRule[] = [
     rule: 'disable-safety',
     severity: 'high',
     pattern:
-      /\b(?:bypass|disable|circumvent|evade|get around|turn off|switch off)\b.{0,30}\b(?:approvals?|the guard|skills guard|safety (?:checks?|rules|guidelines|filters?)|guardrails|the sandbox|content filters?|the scanner|confirmations?)\b/i,
+      /\b(?:bypass|disable|circumvent|evade|get around|turn off|switch off)\b.{0,30}\b(?:approvals?|the guard|skills guard|safety (?:checks?|rules|guidelines|filters?)|guardrails|the sandbox|content filters?|the scanner)\b/i,
     reason: 'tells the agent to get around its safety controls',
   },
   {
@@ -119,8 +119,9 @@ export function injectionFindings(text: string, firstLine = 1, hidden = false): 
       const m = rule.pattern.exec(line);
       if (!m) continue;
       const quoted = insideQuotes(line, m.index, m.index + m[0].length) || /^\s*>/.test(line);
-      const discussed =
-        DISCUSSION.test(line.slice(0, m.index)) || DISCUSSION.test(line.slice(m.index + m[0].length));
+      // URLs are not discussion words: `collector.example/...` must not read as "example".
+      const around = (t: string) => DISCUSSION.test(t.replace(/\S*(?:https?:\/\/|\.\w+\/)\S*/g, ' '));
+      const discussed = around(line.slice(0, m.index)) || around(line.slice(m.index + m[0].length));
       let severity = rule.severity;
       let reason = rule.reason;
       if (hidden) {

@@ -121,7 +121,12 @@ describe('approvals: the classifier judges the parsed command', () => {
 
   it('does not ask the hook about a harmless command', async () => {
     let asked = false;
-    const decision = await decideCommand('ls -la', { approve: () => ((asked = true), true) });
+    const decision = await decideCommand('ls -la', {
+      approve: () => {
+        asked = true;
+        return true;
+      },
+    });
     expect(decision.allowed).toBe(true);
     expect(asked).toBe(false);
   });
