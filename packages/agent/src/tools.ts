@@ -2,6 +2,13 @@
 import type { AgentboxError, InvalidArgumentError, SandboxBackend } from '@agentbox/core';
 import { didYouMean, parseArgument, toAgentboxError } from '@agentbox/core/backend';
 import { z } from 'zod';
+import {
+  decideCommand,
+  GUARDED_TOOLS,
+  type GuardSettings,
+  guardedWrite,
+  outcomeMessage,
+} from './guard/index.js';
 
 export interface ToolSpec {
   name: string;
@@ -15,6 +22,8 @@ export interface ToolSettings {
   execTimeoutMs: number;
   /** Output a tool result may carry back to the model, per stream. */
   maxOutputBytes: number;
+  /** Skills Guard and approvals; on by default (unattended: dangerous commands are denied). */
+  guard?: GuardSettings;
 }
 
 /** What a tool hands back: the text for the model and, for a command, how it exited. */
@@ -66,6 +75,8 @@ export const TOOLS = {
     },
     args: execArgs,
     async run(sandbox, args, settings, signal) {
+      const decision = await decideCommand(args.command, settings.guard?.approvals, args.cwd);
+      if (!decision.allowed) return decision.message!;
       const r = await sandbox.exec(args.command, {
         cwd: args.cwd,
         timeoutMs: Math.min(args.timeoutMs ?? settings.execTimeoutMs, settings.execTimeoutMs),
@@ -106,7 +117,9 @@ export const TOOLS = {
       },
     },
     args: writeArgs,
-    async run(sandbox, args, _settings, signal) {
+    async run(sandbox, args, settings, signal) {
+      const guarded = await guardedWrite(sandbox, args.path, args.content, settings.guard, signal);
+      if (guarded) return outcomeMessage(guarded);
       await sandbox.writeFile(args.path, args.content, { signal });
       return `wrote ${Buffer.byteLength(args.content)} bytes to ${args.path}`;
     },

@@ -45,3 +45,4 @@ export {
   type Redirect,
   type SimpleCommand,
 } from './shell-parse.js';
+export { GUARDED_TOOLS, type GuardSettings, guardedWrite, outcomeMessage } from './skill-tools.js';
