@@ -2,13 +2,7 @@
 import type { AgentboxError, InvalidArgumentError, SandboxBackend } from '@agentbox/core';
 import { didYouMean, parseArgument, toAgentboxError } from '@agentbox/core/backend';
 import { z } from 'zod';
-import {
-  decideCommand,
-  GUARDED_TOOLS,
-  type GuardSettings,
-  guardedWrite,
-  outcomeMessage,
-} from './guard/index.js';
+import { decideCommand, type GuardSettings, guardedWrite, outcomeMessage } from './guard/index.js';
 
 export interface ToolSpec {
   name: string;
