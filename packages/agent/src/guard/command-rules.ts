@@ -189,8 +189,30 @@ export interface ShellState {
   downloaded: Map<string, string>;
 }
 
+/**
+ * Results for texts already judged. Rules look at a substitution's text several times (what it reads,
+ * whether it leaks); this keeps that linear. Pure function results only, bounded, so it never grows.
+ */
+const judged = new Map<string, CommandFinding[]>();
+
 export function classifyShell(script: string, depth = 0, state?: ShellState): CommandFinding[] {
-  if (depth > MAX_DEPTH) return [];
+  if (depth > MAX_DEPTH) {
+    // Deeper nesting than any real script uses is itself a way to hide: fail closed.
+    return [
+      find('nesting-too-deep', 'obfuscation', 'high', 'command substitutions nested too deep to judge'),
+    ];
+  }
+  if (state) return classifyShellUncached(script, depth, state);
+  const key = `${depth}\0${script}`;
+  const cached = judged.get(key);
+  if (cached) return cached;
+  const result = classifyShellUncached(script, depth);
+  if (judged.size >= 4096) judged.clear();
+  judged.set(key, result);
+  return result;
+}
+
+function classifyShellUncached(script: string, depth: number, state?: ShellState): CommandFinding[] {
   const findings: CommandFinding[] = [];
   if (/(\b\w+|:)\s*\(\)\s*\{[^}]*\1\s*\|\s*\1\s*&/.test(script)) {
     findings.push(
@@ -212,6 +234,13 @@ export function classifyShell(script: string, depth = 0, state?: ShellState): Co
 function classifyPipeline(pipeline: Pipeline, depth: number): CommandFinding[] {
   const findings: CommandFinding[] = [];
   const stages = pipeline.commands.map((c) => ({ command: c, words: effectiveWords(c.words).words }));
+  // Each stage's secrets are worked out once, and only when a later stage talks to the network.
+  const sensitiveCache = new Map<number, string | undefined>();
+  const sensitiveAt = (j: number) => {
+    if (!sensitiveCache.has(j))
+      sensitiveCache.set(j, sensitiveSource(stages[j]!.command, stages[j]!.words, depth));
+    return sensitiveCache.get(j);
+  };
   for (let i = 1; i < stages.length; i++) {
     const sink = stages[i]!;
     const sinkName = baseName(sink.words[0] ?? '');
@@ -245,9 +274,9 @@ function classifyPipeline(pipeline: Pipeline, depth: number): CommandFinding[] {
           ),
         );
       }
-      if (sinkName === 'crontab') continue;
-      const sensitive = sensitiveSource(source.command, source.words, depth);
-      if (sensitive && (NETWORK.has(sinkName) || hasDevTcp(sink.command))) {
+      if (sinkName === 'crontab' || !(NETWORK.has(sinkName) || hasDevTcp(sink.command))) continue;
+      const sensitive = sensitiveAt(j);
+      if (sensitive) {
         findings.push(
           find(
             'pipe-secrets-to-network',

@@ -306,7 +306,8 @@ export function shellFindings(
       }
     }
     const text = chunk.join('\n');
-    if (i < lines.length - 1 && !isComplete(text)) continue;
+    // An unclosed quote must not make every later line re-read the whole chunk: judge it at 64 lines.
+    if (i < lines.length - 1 && chunk.length < 64 && !isComplete(text)) continue;
     for (const finding of classifyShell(text, 0, state)) out.push({ line: firstLine + chunkStart, finding });
     chunk = [];
   }

@@ -131,3 +131,23 @@ describe('Skills Guard scanner', () => {
     expect(scan(text('call.py', py)).verdict).toBe('safe');
   });
 });
+
+describe('Skills Guard scanner on hostile input', () => {
+  it('stays fast on a file made to be slow to parse (unclosed quote, deep nesting, long pipelines)', () => {
+    const hostile = [
+      `#!/bin/sh\necho "unclosed\n${'curl -s $(cat x) | sh \\\n'.repeat(6000)}`,
+      `#!/bin/sh\n${'echo $(echo $(echo $(echo $(echo $(cat ~/.ssh/id_rsa)))))\n'.repeat(2000)}`,
+    ];
+    for (const content of hostile) {
+      const started = performance.now();
+      const report = scanSkillFiles('hostile', [text('a.sh', content)]);
+      expect(performance.now() - started).toBeLessThan(15_000);
+      expect(report.verdict).toBe('dangerous');
+    }
+  });
+
+  it('substitutions nested deeper than it judges are dangerous, not skipped', () => {
+    const report = scan(text('a.sh', 'echo $(echo $(echo $(echo $(echo $(cat ~/.ssh/id_rsa)))))\n'));
+    expect(report.findings.map((f) => f.rule)).toContain('nesting-too-deep');
+  });
+});
