@@ -368,6 +368,9 @@ function isEnvDump(name: string, words: readonly string[]): boolean {
   return false;
 }
 
+/** Marks a file written by a decoder rather than downloaded. */
+const DECODED = '\0decoded';
+
 function trackDownloads(
   command: SimpleCommand,
   downloaded: Map<string, string>,
@@ -382,10 +385,26 @@ function trackDownloads(
     if (i > 0 && words[i + 1]) downloaded.set(words[i + 1]!, url);
     return;
   }
+  if (isDecoder(name, words)) {
+    const out = command.redirects.find((r) => /^\d?>>?$|^>\|$/.test(r.op));
+    if (out) downloaded.set(out.target, DECODED);
+    return;
+  }
   const run =
     name === 'chmod' ? undefined : words.find((w, k) => downloaded.has(w) && (k === 0 || SHELLS.has(name)));
   if (run !== undefined) {
     const url = downloaded.get(run) ?? '';
+    if (url === DECODED) {
+      findings.push(
+        find(
+          'decode-then-run',
+          'obfuscation',
+          'critical',
+          `runs ${run}, which it just decoded from a hidden payload`,
+        ),
+      );
+      return;
+    }
     const hidden = /^\/(?:tmp|dev\/shm|var\/tmp)\/|\/\.[^/]+$/.test(run);
     findings.push(
       find(

@@ -1,6 +1,6 @@
 /** What makes a path or a destination interesting to the guard: secrets, broad trees, autostart files, collectors. */
 
-const HOME = String.raw`(?:~|\$\{?HOME\}?|/root|/home/[^/\s]+|/Users/[^/\s]+)`;
+const HOME = String.raw`(?:~[a-z_][\w-]*|~|\$\{?HOME\}?|/root|/home/[^/\s]+|/Users/[^/\s]+)`;
 
 /** Files whose contents are credentials (private keys, cloud and registry tokens, password stores, wallets). */
 const SECRET_PATH = new RegExp(
