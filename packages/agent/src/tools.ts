@@ -2,7 +2,13 @@
 import type { AgentboxError, InvalidArgumentError, SandboxBackend } from '@agentbox/core';
 import { didYouMean, parseArgument, toAgentboxError } from '@agentbox/core/backend';
 import { z } from 'zod';
-import { decideCommand, type GuardSettings, guardedWrite, outcomeMessage } from './guard/index.js';
+import {
+  type CommandDecision,
+  decideCommand,
+  type GuardSettings,
+  guardedWrite,
+  outcomeMessage,
+} from './guard/index.js';
 
 export interface ToolSpec {
   name: string;
@@ -24,6 +30,8 @@ export interface ToolSettings {
 export interface ToolOutcome {
   output: string;
   exitCode?: number;
+  /** Set when a command needed approval: the decision and what made it dangerous. */
+  approval?: CommandDecision;
 }
 
 interface Tool<Args extends z.ZodType> {
@@ -70,7 +78,7 @@ export const TOOLS = {
     args: execArgs,
     async run(sandbox, args, settings, signal) {
       const decision = await decideCommand(args.command, settings.guard?.approvals, args.cwd);
-      if (!decision.allowed) return decision.message!;
+      if (!decision.allowed) return { output: decision.message!, approval: decision };
       const r = await sandbox.exec(args.command, {
         cwd: args.cwd,
         timeoutMs: Math.min(args.timeoutMs ?? settings.execTimeoutMs, settings.execTimeoutMs),
@@ -80,7 +88,11 @@ export const TOOLS = {
       const parts = [`exit code: ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`];
       if (r.stdout) parts.push(`stdout:\n${r.stdout}${cutNote(r.truncated.stdout, r.totalBytes.stdout)}`);
       if (r.stderr) parts.push(`stderr:\n${r.stderr}${cutNote(r.truncated.stderr, r.totalBytes.stderr)}`);
-      return { output: parts.join('\n'), exitCode: r.exitCode };
+      return {
+        output: parts.join('\n'),
+        exitCode: r.exitCode,
+        ...(decision.findings.length > 0 ? { approval: decision } : {}),
+      };
     },
   }),
   read_file: tool({

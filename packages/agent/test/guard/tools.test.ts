@@ -14,6 +14,7 @@ describe('the agent tools go through the guard', () => {
     expect(result.output).toMatch(/^denied: .*decodes a hidden payload/);
     expect(result.output).not.toContain('guard-ran');
     expect(result.exitCode).toBeUndefined();
+    expect(result.approval).toMatchObject({ allowed: false, findings: [{ rule: 'decode-to-interpreter' }] });
     const harmless = await runTool(sandbox, 'exec', { command: 'echo "rm -rf /"' }, base);
     expect(harmless).toMatchObject({ ok: true, exitCode: 0 });
     expect(harmless.output).toContain('rm -rf /');
@@ -25,6 +26,7 @@ describe('the agent tools go through the guard', () => {
     const result = await runTool(sandbox, 'exec', { command: encoded }, settings);
     expect(result).toMatchObject({ ok: true, exitCode: 0 });
     expect(result.output).toContain('guard-ran');
+    expect(result.approval?.allowed).toBe(true);
   });
 
   it('save_skill keeps a clean skill and quarantines a poisoned one', async () => {
