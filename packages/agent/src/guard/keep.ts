@@ -73,9 +73,15 @@ export interface KeepOnHostOptions extends GuardPolicy {
 /** Scans a skill folder or memory file on the host and keeps or quarantines it. */
 export async function keepOnHost(options: KeepOnHostOptions): Promise<KeepOutcome> {
   const name = options.name ?? options.source;
+  // Scan a private copy and keep exactly that copy: the source can change after it was scanned.
+  const incoming = `${options.destination}.incoming-${randomBytes(4).toString('hex')}`;
+  await mkdir(dirname(options.destination), { recursive: true });
   let report: GuardReport;
+  let copied = false;
   try {
-    const files = await readSkillFolder(options.source, options.limits);
+    await cp(options.source, incoming, { recursive: true, verbatimSymlinks: true, errorOnExist: true });
+    copied = true;
+    const files = await readSkillFolder(incoming, options.limits);
     report =
       options.kind === 'memory' && files.length === 1
         ? scanMemoryText(name, files[0]!.data ?? new Uint8Array(), options.limits)
@@ -85,18 +91,16 @@ export async function keepOnHost(options: KeepOnHostOptions): Promise<KeepOutcom
   }
   const summary = formatGuardReport(report);
   if (!isBlocked(report.verdict, options.blockAt)) {
-    const incoming = `${options.destination}.incoming-${randomBytes(4).toString('hex')}`;
-    await mkdir(dirname(options.destination), { recursive: true });
-    await cp(options.source, incoming, { recursive: true, verbatimSymlinks: true });
     await rm(options.destination, { recursive: true, force: true });
     await rename(incoming, options.destination);
     return { kept: true, path: options.destination, report, summary };
   }
   const folder = join(options.quarantineDir, quarantineName(options.name ?? 'content'));
   await mkdir(folder, { recursive: true });
-  await cp(options.source, join(folder, 'content'), { recursive: true, verbatimSymlinks: true }).catch(
-    () => undefined,
-  );
+  if (copied)
+    await rename(incoming, join(folder, 'content')).catch(() =>
+      rm(incoming, { recursive: true, force: true }),
+    );
   await writeFile(join(folder, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(join(folder, 'report.txt'), summary);
   return { kept: false, path: folder, report, summary };
