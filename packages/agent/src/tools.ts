@@ -2,6 +2,13 @@
 import type { AgentboxError, InvalidArgumentError, SandboxBackend } from '@agentbox/core';
 import { didYouMean, parseArgument, toAgentboxError } from '@agentbox/core/backend';
 import { z } from 'zod';
+import {
+  type CommandDecision,
+  decideCommand,
+  type GuardSettings,
+  guardedWrite,
+  outcomeMessage,
+} from './guard/index.js';
 
 export interface ToolSpec {
   name: string;
@@ -15,12 +22,16 @@ export interface ToolSettings {
   execTimeoutMs: number;
   /** Output a tool result may carry back to the model, per stream. */
   maxOutputBytes: number;
+  /** Skills Guard and approvals; on by default (unattended: dangerous commands are denied). */
+  guard?: GuardSettings;
 }
 
 /** What a tool hands back: the text for the model and, for a command, how it exited. */
 export interface ToolOutcome {
   output: string;
   exitCode?: number;
+  /** Set when a command needed approval: the decision and what made it dangerous. */
+  approval?: CommandDecision;
 }
 
 interface Tool<Args extends z.ZodType> {
@@ -66,6 +77,8 @@ export const TOOLS = {
     },
     args: execArgs,
     async run(sandbox, args, settings, signal) {
+      const decision = await decideCommand(args.command, settings.guard?.approvals, args.cwd);
+      if (!decision.allowed) return { output: decision.message!, approval: decision };
       const r = await sandbox.exec(args.command, {
         cwd: args.cwd,
         timeoutMs: Math.min(args.timeoutMs ?? settings.execTimeoutMs, settings.execTimeoutMs),
@@ -75,7 +88,11 @@ export const TOOLS = {
       const parts = [`exit code: ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`];
       if (r.stdout) parts.push(`stdout:\n${r.stdout}${cutNote(r.truncated.stdout, r.totalBytes.stdout)}`);
       if (r.stderr) parts.push(`stderr:\n${r.stderr}${cutNote(r.truncated.stderr, r.totalBytes.stderr)}`);
-      return { output: parts.join('\n'), exitCode: r.exitCode };
+      return {
+        output: parts.join('\n'),
+        exitCode: r.exitCode,
+        ...(decision.findings.length > 0 ? { approval: decision } : {}),
+      };
     },
   }),
   read_file: tool({
@@ -106,7 +123,9 @@ export const TOOLS = {
       },
     },
     args: writeArgs,
-    async run(sandbox, args, _settings, signal) {
+    async run(sandbox, args, settings, signal) {
+      const guarded = await guardedWrite(sandbox, args.path, args.content, settings.guard, signal);
+      if (guarded) return outcomeMessage(guarded);
       await sandbox.writeFile(args.path, args.content, { signal });
       return `wrote ${Buffer.byteLength(args.content)} bytes to ${args.path}`;
     },

@@ -1,0 +1,3 @@
+import os
+for name in sorted(os.environ.keys()):
+    print(name)
