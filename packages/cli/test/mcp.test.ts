@@ -432,3 +432,53 @@ describe('agentbox mcp lifetime', () => {
     expect(main.stdout).toMatch(/^ {2}mcp /m);
   });
 });
+
+const DOCKER_IMAGE = process.env.AGENTBOX_DOCKER_IMAGE ?? 'agentbox/busybox:test';
+const dockerMissing = (() => {
+  try {
+    execFileSync('docker', ['image', 'inspect', DOCKER_IMAGE], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return `docker or the image ${DOCKER_IMAGE} is not available here (scripts/provision-docker.sh builds it)`;
+  }
+})();
+if (dockerMissing) console.warn(`skipping the docker case of agentbox mcp: ${dockerMissing}`);
+
+describe.skipIf(dockerMissing !== undefined)('agentbox mcp on the docker backend', () => {
+  it('serves a hardened container and removes it when the client disconnects', async () => {
+    const served = await serve([], {
+      backendFlags: ['--backend', 'docker', '--config', JSON.stringify({ image: DOCKER_IMAGE })],
+    });
+    const { id } = (await call(served.client, 'info')).structuredContent as { id: string };
+    const labelled = async () => {
+      const filter = `label=agentbox.sandbox-id=${id}`;
+      const containers = await run('docker', ['ps', '-aq', '--filter', filter]);
+      const volumes = await run('docker', ['volume', 'ls', '-q', '--filter', filter]);
+      return `${containers.stdout}${volumes.stdout}`.trim();
+    };
+    try {
+      expect(await labelled()).not.toBe('');
+      const result = await call(served.client, 'exec', { command: 'id -u; echo oops >&2; exit 4' });
+      expect(result.structuredContent).toMatchObject({ exitCode: 4, stdout: '1000\n', stderr: 'oops\n' });
+
+      const bytes = Buffer.from([0, 0xff, 0x0a, 0xc3, 0x28, 0x41]);
+      await call(served.client, 'write_file', {
+        path: 'd/blob',
+        content: bytes.toString('base64'),
+        encoding: 'base64',
+      });
+      const read = await call(served.client, 'read_file', { path: 'd/blob', encoding: 'base64' });
+      expect(
+        Buffer.from((read.structuredContent as { content: string }).content, 'base64').equals(bytes),
+      ).toBe(true);
+      const listed = await call(served.client, 'list_dir', { path: 'd' });
+      expect((listed.structuredContent as { entries: unknown[] }).entries).toEqual([
+        { name: 'blob', type: 'file', sizeBytes: 6 },
+      ]);
+    } finally {
+      await served.client.close();
+      await served.exited;
+    }
+    expect(await labelled()).toBe('');
+  }, 120_000);
+});
