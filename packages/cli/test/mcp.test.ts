@@ -55,12 +55,17 @@ interface Served {
   stderr: () => string;
   /** Resolves when the server process has ended. */
   exited: Promise<void>;
+  /** Errors the client's transport met (a line on stdout that is not a protocol message, say). */
+  protocolErrors: Error[];
 }
 
 /** Start `agentbox mcp` on a fresh local root (unless `args` say otherwise) and connect a client. */
-async function serve(args: string[] = [], options: { backendFlags?: string[] } = {}): Promise<Served> {
+async function serve(
+  args: string[] = [],
+  options: { backendFlags?: string[]; stateHome?: string } = {},
+): Promise<Served> {
   const root = await tempDir('agentbox-mcp-');
-  const stateHome = await tempDir('agentbox-mcp-state-');
+  const stateHome = options.stateHome ?? (await tempDir('agentbox-mcp-state-'));
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: [BIN, 'mcp', ...(options.backendFlags ?? ['--config', JSON.stringify({ root })]), ...args],
@@ -74,10 +79,12 @@ async function serve(args: string[] = [], options: { backendFlags?: string[] } =
   const exited = new Promise<void>((resolve) => {
     transport.onclose = () => resolve();
   });
+  const protocolErrors: Error[] = [];
+  transport.onerror = (error) => protocolErrors.push(error);
   const client = new Client({ name: 'agentbox-mcp-test', version: '1.0.0' });
-  // The client chains its own close handler behind ours.
+  // The client chains its own close and error handlers behind ours.
   await client.connect(transport);
-  return { client, transport, root, stateHome, stderr: () => stderr, exited };
+  return { client, transport, root, stateHome, stderr: () => stderr, exited, protocolErrors };
 }
 
 async function call(
@@ -378,6 +385,54 @@ describe('agentbox mcp lifetime', () => {
     expect(await sandboxesUnder(served.root)).toEqual([]);
     expect(served.stderr()).toMatch(/the client closed stdin: closing/);
     expect(served.stderr()).toMatch(/sandbox \S+ removed/);
+    expect(served.protocolErrors).toEqual([]);
+  });
+
+  it('serves a sandbox made by agentbox open with --id, and keeps it', async () => {
+    const root = await tempDir('agentbox-mcp-open-');
+    const stateHome = await tempDir('agentbox-mcp-state-');
+    const env = { ...process.env, XDG_STATE_HOME: stateHome };
+    const config = JSON.stringify({ root });
+    await run(process.execPath, [BIN, 'open', '--config', config, '--id', 'made-by-open'], { env });
+    await run(process.execPath, [BIN, 'exec', '--id', 'made-by-open', '-c', 'echo before > f.txt'], { env });
+    const served = await serve(['--id', 'made-by-open'], { backendFlags: ['--config', config], stateHome });
+    const read = await call(served.client, 'read_file', { path: 'f.txt' });
+    expect((read.structuredContent as { content: string }).content).toBe('before\n');
+    await served.client.close();
+    await served.exited;
+    expect(await sandboxesUnder(root)).toEqual(['made-by-open']);
+    await run(process.execPath, [BIN, 'close', '--id', 'made-by-open'], { env });
+  });
+
+  it('a call the client cancels kills its command, and the server goes on', async () => {
+    const served = await serve();
+    try {
+      const cancel = new AbortController();
+      const pending = served.client.callTool(
+        { name: 'exec', arguments: { command: 'echo $$ > pid; exec sleep 30' } },
+        undefined,
+        { signal: cancel.signal },
+      );
+      // Wait until the command runs, then cancel the call.
+      for (let i = 0; i < 100; i++) {
+        const pid = await call(served.client, 'exec', { command: 'cat pid 2>/dev/null' });
+        if ((pid.structuredContent as { stdout: string }).stdout) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      cancel.abort();
+      await expect(pending).rejects.toThrow();
+      let alive = 0;
+      for (let i = 0; i < 40; i++) {
+        const probe = await call(served.client, 'exec', { command: 'kill -0 "$(cat pid)" 2>/dev/null' });
+        alive = (probe.structuredContent as { exitCode: number }).exitCode;
+        if (alive !== 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(alive, 'the cancelled command is still running').not.toBe(0);
+      expect(served.stderr()).toMatch(/exec failed: ABORTED/);
+    } finally {
+      await served.client.close();
+    }
   });
 
   it('removes the sandbox on SIGTERM', async () => {
