@@ -5,7 +5,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -433,6 +433,26 @@ describe('agentbox mcp lifetime', () => {
     } finally {
       await served.client.close();
     }
+  });
+
+  it('kills a running command and removes the sandbox when the client disconnects mid-call', async () => {
+    const served = await serve();
+    const pending = call(served.client, 'exec', { command: 'echo $$ > pid; exec sleep 30' }).catch(
+      (error: Error) => error,
+    );
+    const pidFile = join(served.root, (await sandboxesUnder(served.root))[0]!, 'workspace', 'pid');
+    let pid = '';
+    for (let i = 0; i < 100 && !pid; i++) {
+      pid = await readFile(pidFile, 'utf8').catch(() => '');
+      if (!pid) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(pid).not.toBe('');
+    await served.client.close();
+    await served.exited;
+    expect(await pending).toBeInstanceOf(Error); // the connection closed before an answer
+    expect(served.stderr()).toMatch(/exec failed: ABORTED/);
+    expect(await sandboxesUnder(served.root)).toEqual([]);
+    expect(() => process.kill(Number(pid), 0)).toThrow(); // the command is gone too
   });
 
   it('removes the sandbox on SIGTERM', async () => {
