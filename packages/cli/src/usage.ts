@@ -116,6 +116,7 @@ Tools:
   rollback          restore a checkpoint
   list_checkpoints  the checkpoints, oldest first
   info              backend, id, workdir, capabilities and the policy enforcement report
+
 Every tool returns structured content and a text rendering. A failed call (a bad argument, a
 missing file, a timeout...) is a tool error (isError) whose text starts with the agentbox error
 code (INVALID_ARGUMENT, NOT_FOUND, TIMEOUT, ...), with the whole error as JSON in
