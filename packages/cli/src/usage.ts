@@ -100,6 +100,45 @@ Options:
 
 For an offline demo with a scripted model, run \`npm run demo\` at the repository root.`,
 
+  mcp: `Usage: agentbox mcp [--backend KIND] [--config JSON | --config-file PATH] [--policy JSON]
+                   [--keep | --id ID] [--timeout-ms N] [--max-output-bytes N] [--max-file-bytes N]
+
+Serve one sandbox as Model Context Protocol tools over stdio, for an MCP client (an agent in any
+language) that starts this command. stdout carries the protocol only; log lines go to stderr.
+
+Tools:
+  exec              run a command (a string with sh -c, or argv): stdout, stderr and the exit code
+                    apart; cwd, env, timeoutMs and stdin; long output cut to its head and tail, with a note
+  read_file         a file as UTF-8 text or base64 (exact bytes)
+  write_file        write a file (UTF-8 or base64 content; parents created; optional octal mode)
+  list_dir          a directory's entries with their types and sizes
+  checkpoint        save the filesystem state; returns its id
+  rollback          restore a checkpoint
+  list_checkpoints  the checkpoints, oldest first
+  info              backend, id, workdir, capabilities and the policy enforcement report
+
+Every tool returns structured content and a text rendering. A failed call (a bad argument, a
+missing file, a timeout...) is a tool error (isError) whose text starts with the agentbox error
+code (INVALID_ARGUMENT, NOT_FOUND, TIMEOUT, ...), with the whole error as JSON in
+_meta["agentbox/error"]; the server keeps serving.
+
+A fresh sandbox is opened on the backend (local by default) and removed when the client goes
+away (stdin ends) or on SIGINT/SIGTERM.
+
+Options:
+  --keep                keep the sandbox when the server ends (recorded: agentbox exec --id ID works)
+  --id ID               serve existing sandbox ID (made by agentbox open); it is kept
+  --timeout-ms N        longest a command may run, and the default (120000); a call may ask for less
+  --max-output-bytes N  output kept per stream of a command, head and tail (65536)
+  --max-file-bytes N    largest file read_file returns (1048576)
+  --backend KIND, --config JSON, --config-file PATH, --policy JSON: as for the other commands
+
+Exit status: 0 when the client closed the connection; 130/143 on SIGINT/SIGTERM; 1 or 2 when
+the sandbox could not be opened (the error on stderr, before any protocol message).
+
+Example client configuration (Claude Desktop, Cursor and others):
+  { "mcpServers": { "agentbox": { "command": "agentbox", "args": ["mcp", "--backend", "docker"] } } }`,
+
   emulate: `Usage: agentbox emulate daytona [--port N] [--host ADDR] [--api-key KEY] [--minute-ms N] [--json]
 
 Serve a local stand-in for the Daytona API (@agentbox/emulators) until Ctrl-C: each sandbox is
@@ -132,11 +171,12 @@ Commands:
   doctor        check what each backend needs here and what it can enforce
   agent         run the reference agent loop against a chat-completions model
   emulate       serve a local stand-in for a cloud provider's API (daytona)
+  mcp           serve a sandbox as MCP tools over stdio (for agents in any language)
 
 Run \`agentbox COMMAND --help\` for a command's flags.`;
 
 export function commandUsage(command: CommandName): string {
-  return command === 'sweep' || command === 'doctor' || command === 'emulate'
+  return command === 'sweep' || command === 'doctor' || command === 'emulate' || command === 'mcp'
     ? COMMANDS[command]
     : `${COMMANDS[command]}\n\n${SANDBOX_FLAGS}`;
 }
