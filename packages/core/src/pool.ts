@@ -6,7 +6,13 @@
  * Works with any backend: it only calls `openSandbox` and `close`.
  */
 import { z } from 'zod';
-import { type AgentboxError, InvalidArgumentError, SandboxClosedError, toAgentboxError } from './errors.js';
+import {
+  type AgentboxError,
+  InvalidArgumentError,
+  SandboxClosedError,
+  SandboxUnavailableError,
+  toAgentboxError,
+} from './errors.js';
 import { abortSignalSchema } from './options.js';
 import {
   type BackendRegistry,
@@ -39,6 +45,12 @@ export interface PoolOptions<Kind extends string = string> {
    * the error. Either way the pool stops refilling after a failure until the next `open()`.
    */
   onError?: (error: AgentboxError) => void;
+  /**
+   * Run `true` once in each sandbox before it counts as ready (default true): whatever a backend
+   * opens at the first command (a session shell, a channel) is open before the sandbox is handed
+   * out. A warm-up that fails or exits non-zero is a refill error, and that sandbox is closed.
+   */
+  warmup?: boolean;
   registry?: BackendRegistry;
 }
 
@@ -76,6 +88,7 @@ const PoolOptionsSchema = z.strictObject({
   onError: z
     .custom<(error: AgentboxError) => void>((value) => typeof value === 'function', 'must be a function')
     .optional(),
+  warmup: z.boolean().default(true),
   registry: z
     .custom<BackendRegistry>(
       (value) => typeof (value as BackendRegistry | null)?.get === 'function',
@@ -126,7 +139,15 @@ export function createPool<Kind extends KnownBackendKind | (string & {})>(
     ...asGiven,
     policy: { ...asGiven.policy, labels: { ...asGiven.policy?.labels, ...labels } },
   };
-  return new Pool({ name, size: parsed.size, labels, spec: pooledSpec, registry, onError: parsed.onError });
+  return new Pool({
+    name,
+    size: parsed.size,
+    labels,
+    spec: pooledSpec,
+    registry,
+    onError: parsed.onError,
+    warmup: parsed.warmup,
+  });
 }
 
 interface PoolInit {
@@ -136,6 +157,7 @@ interface PoolInit {
   spec: SandboxSpec;
   registry: BackendRegistry;
   onError: ((error: AgentboxError) => void) | undefined;
+  warmup: boolean;
 }
 
 class Pool implements SandboxPool {
@@ -145,6 +167,7 @@ class Pool implements SandboxPool {
   readonly #spec: SandboxSpec;
   readonly #registry: BackendRegistry;
   readonly #onError: ((error: AgentboxError) => void) | undefined;
+  readonly #warmup: boolean;
   /** Ready sandboxes, oldest first. */
   readonly #idle: SandboxBackend[] = [];
   /** Refills under way. */
@@ -165,6 +188,7 @@ class Pool implements SandboxPool {
     this.#spec = init.spec;
     this.#registry = init.registry;
     this.#onError = init.onError;
+    this.#warmup = init.warmup;
     this.#fill();
   }
 
@@ -232,6 +256,7 @@ class Pool implements SandboxPool {
     let sandbox: SandboxBackend;
     try {
       sandbox = await openSandbox(this.#spec, { registry: this.#registry, signal: this.#stop.signal });
+      if (this.#warmup) await this.#warm(sandbox);
     } catch (error) {
       // Closing aborts the refills under way: that is no failure.
       if (!this.#closing) this.#failed(toAgentboxError(error, this.#context('pool.refill')));
@@ -243,6 +268,21 @@ class Pool implements SandboxPool {
     }
     this.#idle.push(sandbox);
     if (this.#idle.length >= this.size) this.#settleWaiters();
+  }
+
+  async #warm(sandbox: SandboxBackend): Promise<void> {
+    try {
+      const result = await sandbox.exec(['true'], { signal: this.#stop.signal });
+      if (result.exitCode !== 0)
+        throw new SandboxUnavailableError(`the warm-up command (true) exited ${result.exitCode}`, {
+          backend: sandbox.kind,
+          operation: 'pool.refill',
+          sandboxId: sandbox.id,
+        });
+    } catch (error) {
+      await sandbox.close().catch(() => {});
+      throw error;
+    }
   }
 
   #failed(error: AgentboxError): void {

@@ -27,12 +27,19 @@ class MemorySandbox {
   readonly kind = 'memory';
   readonly workdir = '/';
   readonly files = new Map<string, string>();
+  readonly commands: unknown[] = [];
+  /** What the next commands exit with. */
+  exitCode = 0;
   closed = false;
   constructor(
     readonly id: string,
     readonly labels: Record<string, string>,
   ) {}
   readonly enforcement = enforcementReport({ status: 'enforced', detail: 'in memory' });
+  async exec(command: unknown): Promise<{ exitCode: number }> {
+    this.commands.push(command);
+    return { exitCode: this.exitCode };
+  }
   async writeFile(path: string, data: string): Promise<void> {
     this.files.set(path, data);
   }
@@ -56,6 +63,8 @@ function memoryBackend() {
     opened,
     failWith: undefined as Error | undefined,
     gate: undefined as Promise<void> | undefined,
+    /** What the commands of sandboxes opened from now on exit with. */
+    exitCode: 0,
   };
   const registry = new BackendRegistry();
   registry.register({
@@ -66,6 +75,7 @@ function memoryBackend() {
       if (ctx.signal?.aborted) throw ctx.signal.reason;
       if (state.failWith) throw state.failWith;
       const sandbox = new MemorySandbox(ctx.id, ctx.policy.labels ?? {});
+      sandbox.exitCode = state.exitCode;
       opened.push(sandbox);
       return sandbox as unknown as SandboxBackend;
     },
@@ -203,6 +213,25 @@ describe('createPool', () => {
     // open() opens a fresh one (which fails the same way) instead of replaying the error.
     await expect(pool.open()).rejects.toThrow('disk full');
     await pool.close();
+  });
+
+  it('runs true once in each sandbox before it is ready; a failed warm-up is a refill error', async () => {
+    const { registry, state } = memoryBackend();
+    const pool = createPool({ spec: { backend: 'memory' }, size: 2, registry });
+    await pool.ready();
+    expect(state.opened.map((s) => s.commands)).toEqual([[['true']], [['true']]]);
+    await pool.close();
+
+    state.exitCode = 1;
+    const broken = createPool({ spec: { backend: 'memory' }, size: 1, registry });
+    await expect(broken.ready()).rejects.toMatchObject({ code: 'SANDBOX_UNAVAILABLE' });
+    expect(state.opened.at(-1)?.closed).toBe(true);
+    await broken.close();
+
+    const cold = createPool({ spec: { backend: 'memory' }, size: 1, registry, warmup: false });
+    await cold.ready();
+    expect(state.opened.at(-1)?.commands).toEqual([]);
+    await cold.close();
   });
 
   it('refuses a spec with an id, a bad size and an unknown option', () => {
