@@ -3,7 +3,7 @@
  * (scripts/provision-docker.sh, run if needed): a small exec (the fast path) vs the open-shell
  * floor, a bare dockerode exec and the `docker exec` CLI, and the plain path vs a bare
  * dockerode exec; 1,000 small commands from 4 concurrent callers, fast path vs plain path;
- * open-to-first-exec vs `docker run --rm`; a 100 MB upload and
+ * open-to-first-exec, cold and from a warm pool, vs `docker run --rm`; a 100 MB upload and
  * download vs `docker cp`; checkpoint and rollback of a 200 MB workspace with one file
  * changed vs `docker commit` of the same tree, a raw tar read of it, and a pause + unpause.
  */
@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { DockerSandbox } from '@agentbox/backend-docker';
 import { openSandbox } from '@agentbox/core';
+import { benchStart } from './docker-start.js';
 import { type Rounds, report, rounds, skip, timeMs } from './harness.js';
 
 const sh = promisify(execFile);
@@ -179,37 +180,8 @@ export async function run(): Promise<void> {
       baselineValue: plainOps,
     });
 
-    // 2. Time to a usable sandbox.
-    const opens: number[] = [];
-    const closes: number[] = [];
-    const runs: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      let other: Awaited<ReturnType<typeof openSandbox>> | undefined;
-      opens.push(
-        await timeMs(async () => {
-          other = await openSandbox({ backend: 'docker', config });
-          await other.exec(['true']);
-        }),
-      );
-      closes.push(await timeMs(() => other!.close()));
-      runs.push(await timeMs(() => sh('docker', ['run', '--rm', '--network', 'none', defaultImage, 'true'])));
-    }
-    report({
-      bench: 'open to first exec',
-      backend: 'docker',
-      value: median(opens),
-      unit: 'ms',
-      baseline: 'docker run --rm IMAGE true',
-      baselineValue: median(runs),
-    });
-    report({
-      bench: 'close (container and volumes removed)',
-      backend: 'docker',
-      value: median(closes),
-      unit: 'ms',
-      baseline: 'docker run --rm IMAGE true',
-      baselineValue: median(runs),
-    });
+    // 2. Time to a usable sandbox: cold, and from a warm pool (docker-start.ts).
+    await benchStart(config);
 
     // 3. 100 MB up and down.
     const data = randomBytes(100 * 1024 * 1024);

@@ -27,6 +27,7 @@ import * as tar from 'tar-stream';
 import { CheckpointHelper } from './checkpoints.js';
 import { connectDocker, type DockerClient, dockerEnv, dockerError, pingDaemon, statusOf } from './client.js';
 import type { DockerResolvedConfig, PullPolicy } from './config.js';
+import { daemonFacts, numericUser, type ProbedUser } from './daemon-facts.js';
 import {
   type ExecTarget,
   killInContainer,
@@ -374,7 +375,9 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
   const hardening = hardeningFor(ctx.policy);
   // DOCKER_HOST (and its TLS and ssh companions) is read once, here, never in the middle of an operation.
   const client = connectDocker(ctx.config.docker, dockerEnv(), context);
-  await pingDaemon(client, Math.min(ctx.config.docker.requestTimeoutMs, 10_000), context);
+  await daemonFacts.ping(client.address, () =>
+    pingDaemon(client, Math.min(ctx.config.docker.requestTimeoutMs, 10_000), context),
+  );
   checkAbort();
 
   if (ctx.idGiven) {
@@ -396,7 +399,12 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
       { pull: ctx.config.pull, field, onProgress: ctx.onProgress, signal: ctx.signal },
       context,
     );
-  await pulled('image');
+  // Inspected once per daemon and image (or pulled every time, with pull: 'always').
+  const sandboxImage = () =>
+    ctx.config.pull === 'always'
+      ? pulled('image')
+      : daemonFacts.image(client.address, ctx.config.image, () => pulled('image'));
+  await sandboxImage();
   checkAbort();
   // The forwarders start during open; the checkpoint helper only at the first checkpoint.
   const helperReady = hardening.network.mode === 'allowlist' || ctx.config.helperImage === ctx.config.image;
@@ -451,44 +459,67 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
       [META.skills]: skillsDir || '',
       [META.checkpointKey]: randomBytes(32).toString('hex'),
     };
-    const container = await client.docker.createContainer({
-      name: names.container(ctx.id),
-      Image: ctx.config.image,
-      Cmd: REAPER,
-      Entrypoint: [],
-      User: user,
-      WorkingDir: workdir,
-      Env: [],
-      Labels: labels,
-      HostConfig: {
-        ...hostConfigFor(hardening, mounts, networkMode),
-        ...(egress
-          ? {
-              // Allowed names resolve to their forwarders; nothing else resolves (the embedded
-              // DNS forwards to nowhere) and IPv6 link-local cannot reach the host.
-              ExtraHosts: egress.extraHosts,
-              Dns: ['127.0.0.1'],
-              Sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' },
-            }
-          : {}),
-      },
+    const create = () =>
+      client.docker.createContainer({
+        name: names.container(ctx.id),
+        Image: ctx.config.image,
+        Cmd: REAPER,
+        Entrypoint: [],
+        User: user,
+        WorkingDir: workdir,
+        Env: [],
+        Labels: labels,
+        HostConfig: {
+          ...hostConfigFor(hardening, mounts, networkMode),
+          ...(egress
+            ? {
+                // Allowed names resolve to their forwarders; nothing else resolves (the embedded
+                // DNS forwards to nowhere) and IPv6 link-local cannot reach the host.
+                ExtraHosts: egress.extraHosts,
+                Dns: ['127.0.0.1'],
+                Sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' },
+              }
+            : {}),
+        },
+      });
+    const container = await create().catch(async (error) => {
+      // The image was known to be there, but is gone: ensure it again (pull or a clear error).
+      if (statusOf(error) !== 404) throw error;
+      daemonFacts.forgetImage(client.address, ctx.config.image);
+      await sandboxImage();
+      return create();
     });
     cleanup.push(() => container.remove({ force: true }));
     checkAbort();
-    const probe = await startAndProbe(container, user, ctx.config.image, context);
+    await startContainer(container, context);
+    // What the daemon gave the container (the enforcement report reads it), and the image it runs.
+    const info = await container.inspect();
+    // Who commands run as and the image's tools, asked once per image and user; a numeric
+    // uid:gid is known at once, so the volume roots are handed over while the image is asked.
+    const probed = daemonFacts.probe(client.address, info.Image, user, () =>
+      probeUser(container, user, ctx.config.image, context),
+    );
+    const owner = numericUser(user) ?? probed;
     // Volume roots belong to the sandbox user whatever the image has at those paths.
-    await Promise.all(
-      [workdir, ...(skillsDir ? [skillsDir] : [])].map((dir) =>
-        chownDir(container, dir, probe.uid, probe.gid, context),
+    const chowned = Promise.resolve(owner).then(({ uid, gid }) =>
+      Promise.all(
+        [workdir, ...(skillsDir ? [skillsDir] : [])].map((dir) =>
+          chownDir(container, dir, uid, gid, context),
+        ),
       ),
     );
+    chowned.catch(() => {});
+    const [probe, network, workspace] = await Promise.all([
+      probed,
+      egress?.observe(),
+      hardening.diskMiB === undefined ? undefined : inspectWorkspace(client, ctx.id),
+    ]);
     checkAbort();
-    const info = await container.inspect();
     const observed = {
       uid: probe.uid,
       gid: probe.gid,
-      network: await egress?.observe(),
-      workspace: await inspectWorkspace(client, ctx.id),
+      network,
+      workspace,
       manifestsAuthenticated: true,
     };
     const parts: SandboxParts = {
@@ -511,7 +542,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
     const sandbox = new DockerSandbox(parts, readEnforcement(hardening, info, observed));
     cleanup.push(() => sandbox.sessions.close());
     checkAbort();
-    await sandbox.sessions.warm();
+    await Promise.all([chowned, sandbox.sessions.warm()]);
     checkAbort();
     return sandbox;
   } catch (error) {
@@ -620,14 +651,27 @@ async function startAndProbe(
   image: string,
   context: ErrorContext,
   running = false,
-): Promise<{ uid: number; gid: number; setsid: string }> {
-  if (!running) {
-    try {
-      await container.start();
-    } catch (error) {
-      if (statusOf(error) !== 304) throw dockerError(error, context);
-    }
+): Promise<ProbedUser> {
+  if (!running) await startContainer(container, context);
+  return probeUser(container, user, image, context);
+}
+
+/** Start the container (one already running is fine). */
+async function startContainer(container: Docker.Container, context: ErrorContext): Promise<void> {
+  try {
+    await container.start();
+  } catch (error) {
+    if (statusOf(error) !== 304) throw dockerError(error, context);
   }
+}
+
+/** Ask the running container who commands run as and where setsid is; check its tools. */
+async function probeUser(
+  container: Docker.Container,
+  user: string,
+  image: string,
+  context: ErrorContext,
+): Promise<ProbedUser> {
   const r = await runExec(
     { container, context },
     { argv: ['/bin/sh', '-c', PROBE, 'agentbox-probe', ...SANDBOX_TOOLS], user },

@@ -42,7 +42,7 @@ import {
 import { z } from 'zod';
 import { doctorLocal } from './doctor.js';
 import { findJailTools, hostPids, Jail, jailCommand, outputPipes, signalHolders } from './jail.js';
-import { sweepLocal } from './sweep.js';
+import { LABELS_FILE, sweepLocal } from './sweep.js';
 
 export { Jail } from './jail.js';
 
@@ -78,9 +78,14 @@ export function localEnforcement(config: LocalResolvedConfig, policy: ParsedPoli
   const nonRootUser: ControlStatus = isRoot
     ? { status: 'not-supported', detail: 'this process runs as root, so commands do too' }
     : { status: 'enforced', detail: `commands run as uid ${process.getuid?.()}` };
+  const labels: ControlStatus =
+    policy.labels && Object.keys(policy.labels).length
+      ? { status: 'enforced', detail: `kept in the sandbox directory's ${LABELS_FILE}, which sweep reads` }
+      : { status: 'not-requested', detail: 'none requested' };
   if (config.isolation === 'none')
     return enforcementReport(NOT_ISOLATED, {
       nonRootUser,
+      labels,
       network: { status: 'not-supported', detail: 'commands share the host network' },
       checkpointIntegrity: {
         status: 'not-supported',
@@ -116,7 +121,7 @@ export function localEnforcement(config: LocalResolvedConfig, policy: ParsedPoli
         : net === 'allowlist'
           ? no('bubblewrap mode has no egress allowlist: the sandbox gets no network at all')
           : on('own network namespace with only a loopback interface'),
-    labels: no('the local backend has nothing to label'),
+    labels,
     checkpointIntegrity: on(
       'the store is outside everything the jail shows; checkpoints and rollbacks run with every process of the sandbox stopped; manifests are validated and objects hash-checked before a restore',
     ),
@@ -280,6 +285,8 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
   };
   if (!existed) {
     await fs.mkdir(workdir, { recursive: true, mode: 0o700 });
+    if (policy.labels && Object.keys(policy.labels).length)
+      await fs.writeFile(join(dir, LABELS_FILE), JSON.stringify(policy.labels), { mode: 0o600 });
     if (signal?.aborted) {
       await undo();
       signal.throwIfAborted();

@@ -38,6 +38,7 @@ export {
   type PolicyControl,
   PolicySchema,
 } from './policy.js';
+export { createPool, POOL_LABEL, type PoolOpenOptions, type PoolOptions, type SandboxPool } from './pool.js';
 export {
   type BackendConfigFor,
   type BackendConfigs,

@@ -164,12 +164,13 @@ export class SessionPool {
    */
   async warm(count = Math.max(this.#spare, 1)): Promise<boolean> {
     const want = Math.min(count, this.#maxSessions);
-    // Kills (timeouts) go through the control shell: have it ready too, without waiting for it.
-    if (this.#unavailable === undefined && !this.#closed) this.#controlSession().catch(() => {});
     while (!this.#closed && this.#unavailable === undefined && this.#liveIdle() < want) {
       if (this.#sessions.size + this.#opening >= this.#maxSessions) break;
       if (!(await this.#openOne())) break;
     }
+    // Kills (timeouts) go through the control shell: have it ready too, without waiting for it.
+    // Started after the sessions, not beside them: on a busy host the two starts slow each other.
+    if (this.#unavailable === undefined && !this.#closed) this.#controlSession().catch(() => {});
     return this.#liveIdle() > 0;
   }
 
