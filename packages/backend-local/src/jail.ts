@@ -160,7 +160,8 @@ export function jailArgs(opts: JailOptions): string[] {
   const args = ['--unshare-user', '--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup-try'];
   // With an allowlist the network namespace is the outer one's (outerArgs).
   if (opts.unshareNet && !opts.egress) args.push('--unshare-net');
-  if (opts.egress) args.push('--uid', String(process.getuid?.() ?? 0), '--gid', String(process.getgid?.() ?? 0));
+  if (opts.egress)
+    args.push('--uid', String(process.getuid?.() ?? 0), '--gid', String(process.getgid?.() ?? 0));
   // Dies with the library's process; no --new-session needed, the holder reads nothing but its stdin.
   args.push('--die-with-parent', '--hostname', 'agentbox');
   for (const path of SYSTEM_PATHS) {
@@ -170,7 +171,14 @@ export function jailArgs(opts: JailOptions): string[] {
     else if (st.isDirectory()) args.push('--ro-bind', path, path);
   }
   if (opts.egress)
-    args.push('--ro-bind', opts.egress.hostsFile, '/etc/hosts', '--ro-bind', opts.egress.resolvConf, '/etc/resolv.conf');
+    args.push(
+      '--ro-bind',
+      opts.egress.hostsFile,
+      '/etc/hosts',
+      '--ro-bind',
+      opts.egress.resolvConf,
+      '/etc/resolv.conf',
+    );
   // Device nodes one by one: `--dev` would need a second user namespace, which nsenter cannot enter.
   args.push('--proc', '/proc', '--tmpfs', '/dev');
   for (const d of DEVICES) args.push('--dev-bind-try', `/dev/${d}`, `/dev/${d}`);
@@ -282,7 +290,9 @@ export class Jail {
     // The jail holds on to its stdin: it ends when we end it, or when this process dies.
     // It says `ready` once it runs: bwrap reports the pid before the jail's mounts are all in place.
     const inner = [...jailArgs(opts), '--info-fd', '3', '--', 'sh', '-c', 'echo ready; read -r _'];
-    const [program, ...args] = opts.egress ? [...outerArgs(opts.tools.bwrap), opts.tools.bwrap, ...inner] : [opts.tools.bwrap, ...inner];
+    const [program, ...args] = opts.egress
+      ? [...outerArgs(opts.tools.bwrap), opts.tools.bwrap, ...inner]
+      : [opts.tools.bwrap, ...inner];
     const holder = spawn(program!, args, {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe', opts.egress ? 'pipe' : 'ignore'],
       env: {},

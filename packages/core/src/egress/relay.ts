@@ -107,7 +107,10 @@ export class EgressRelay {
     } catch {
       return;
     }
-    if ((reported.protocol !== 'dns' && reported.protocol !== 'tcp') || typeof reported.destination !== 'string')
+    if (
+      (reported.protocol !== 'dns' && reported.protocol !== 'tcp') ||
+      typeof reported.destination !== 'string'
+    )
       return;
     const denial: EgressDenial = {
       time: new Date().toISOString(),
@@ -119,7 +122,8 @@ export class EgressRelay {
     this.denials.push(denial);
     if (this.denials.length > KEPT) this.denials.shift();
     const file = this.#o.logFile;
-    if (file) this.#logged = this.#logged.then(() => appendFile(file, `${JSON.stringify(denial)}\n`)).catch(() => {});
+    if (file)
+      this.#logged = this.#logged.then(() => appendFile(file, `${JSON.stringify(denial)}\n`)).catch(() => {});
     try {
       this.#o.onDenied?.(denial);
     } catch {
