@@ -4,7 +4,7 @@
  * directory (outside the jail's view), and an allowed destination is dialled from this machine.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -74,6 +74,8 @@ export class LocalEgress {
       onDenied: opts.onDenied,
     });
     const socketPath = join(opts.dir, 'egress', 'relay.sock');
+    // Left behind by a crash before a re-attach: listening would fail on it.
+    await rm(socketPath, { force: true });
     const server = createServer({ allowHalfOpen: true }, (stream) => relay.handle(stream));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
