@@ -125,4 +125,26 @@ describe('EgressRelay', () => {
     ]);
     for (const d of lines) expect(Date.parse(d.time)).toBeGreaterThan(0);
   });
+
+  it('logs at most 50 denials a second; the next entry says how many were left out', async () => {
+    const relay = new EgressRelay({
+      sandboxId: 'sb-2',
+      entries,
+      connect: () => Promise.reject(new Error('x')),
+    });
+    const deny = (name: string) => {
+      const stream = new PassThrough();
+      relay.handle(stream);
+      stream.end(`d ${JSON.stringify({ protocol: 'dns', destination: name })}\n`);
+    };
+    // Start just after a second begins, so the burst stays within one second.
+    await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+    for (let i = 0; i < 80; i++) deny(`flood-${i}.example`);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(relay.denials).toHaveLength(50);
+    await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+    deny('after.example');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(relay.denials.at(-1)).toMatchObject({ destination: 'after.example', suppressed: 30 });
+  });
 });

@@ -17,6 +17,8 @@ export interface EgressDenial {
   protocol: 'dns' | 'tcp';
   /** The name looked up, or `address:port` as the sandbox dialled it. */
   destination: string;
+  /** Denials left out of the log since the previous entry (over the rate limit). */
+  suppressed?: number;
 }
 
 export interface EgressRelayOptions {
@@ -29,14 +31,19 @@ export interface EgressRelayOptions {
   onDenied?: ((denial: EgressDenial) => void) | undefined;
 }
 
-/** Denials kept in memory (`denials`); the log file has them all. */
+/** Denials kept in memory (`denials`); the log file has them all, up to the rate limit. */
 const KEPT = 1000;
+/** Denials logged per second at most: a sandbox looping on lookups must not fill the disk. */
+const PER_SECOND = 50;
 const MAX_HEADER = 4096;
 
 export class EgressRelay {
   readonly #o: EgressRelayOptions;
   readonly #open = new Set<Duplex>();
   #logged: Promise<unknown> = Promise.resolve();
+  #second = 0;
+  #inSecond = 0;
+  #suppressed = 0;
   /** The latest denials, oldest first. */
   readonly denials: EgressDenial[] = [];
 
@@ -112,13 +119,25 @@ export class EgressRelay {
       typeof reported.destination !== 'string'
     )
       return;
+    const now = Date.now();
+    const second = Math.floor(now / 1000);
+    if (second !== this.#second) {
+      this.#second = second;
+      this.#inSecond = 0;
+    }
+    if (++this.#inSecond > PER_SECOND) {
+      this.#suppressed++;
+      return;
+    }
     const denial: EgressDenial = {
-      time: new Date().toISOString(),
+      time: new Date(now).toISOString(),
       sandboxId: this.#o.sandboxId,
       protocol: reported.protocol,
       // Bounded and printable: it comes from inside the sandbox.
       destination: reported.destination.slice(0, 300).replace(/[^\x21-\x7e]/g, '?'),
+      ...(this.#suppressed > 0 ? { suppressed: this.#suppressed } : {}),
     };
+    this.#suppressed = 0;
     this.denials.push(denial);
     if (this.denials.length > KEPT) this.denials.shift();
     const file = this.#o.logFile;
