@@ -6,7 +6,7 @@
  * inside the sandbox's own network namespace, which has no route: nothing leaves it.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,6 +79,18 @@ describe.skipIf(bwrapMissing)(
     const node = (script: string, ...args: string[]): Promise<ExecResult> =>
       sandbox.exec(['node', '-e', script, ...args], { timeoutMs: 20_000 });
     const connect = (host: string, port: number) => node(CONNECT, host, String(port));
+
+    it('refuses, before creating anything, an entry it cannot stand in for', async () => {
+      const error = await openSandbox({
+        backend: 'local',
+        config: { root, isolation: 'bwrap' },
+        policy: { network: { mode: 'allowlist', allow: ['10.0.0.1:80'] } },
+      }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'POLICY_NOT_ENFORCEABLE' });
+      expect(
+        (await readdir(root)).filter((name) => name !== sandbox.id && name !== 'egress-denied.log'),
+      ).toEqual([]);
+    });
 
     it('is reported enforced', () => {
       expect(sandbox.enforcement.network.status).toBe('enforced');

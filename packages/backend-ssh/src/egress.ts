@@ -7,7 +7,7 @@
  * the same way and are logged on this machine. After a reconnect the forward is set up again.
  */
 import type { Duplex } from 'node:stream';
-import { SandboxUnavailableError } from '@agentbox/core';
+import { PolicyNotEnforceableError, SandboxUnavailableError } from '@agentbox/core';
 import {
   type EgressDenial,
   type EgressEntry,
@@ -115,6 +115,12 @@ export class SshEgress {
       ])}`,
       { context },
     );
+    if (r.code === NO_NODE)
+      throw new PolicyNotEnforceableError(
+        `the ssh backend cannot enforce the network allowlist on this host: ${r.stderr.toString('utf8').trim()}`,
+        { network: 'the egress forwarder needs Node.js (node) on the host' },
+        context,
+      );
     if (r.code !== 0)
       throw new SandboxUnavailableError(
         `cannot start the egress forwarder on the host: ${r.stderr.toString('utf8').trim() || `exit ${r.code}`}`,
