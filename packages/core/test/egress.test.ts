@@ -95,7 +95,8 @@ describe('EgressRelay', () => {
 
   it('logs each reported denial with time and sandbox id, to the file and the callback', async () => {
     const heard: EgressDenial[] = [];
-    const logFile = join(dir, 'denied.log');
+    // Its directory is created with the first line.
+    const logFile = join(dir, 'logs', 'denied.log');
     const relay = new EgressRelay({
       sandboxId: 'sb-1',
       entries,

@@ -4,7 +4,8 @@
  * either connects to the allowlist entry it names — only entries of this sandbox's allowlist,
  * whatever the header says — or records a denied attempt the forwarder reports.
  */
-import { appendFile } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { EgressEntry } from './allowlist.js';
 
@@ -142,7 +143,12 @@ export class EgressRelay {
     if (this.denials.length > KEPT) this.denials.shift();
     const file = this.#o.logFile;
     if (file)
-      this.#logged = this.#logged.then(() => appendFile(file, `${JSON.stringify(denial)}\n`)).catch(() => {});
+      this.#logged = this.#logged
+        .then(async () => {
+          await mkdir(dirname(file), { recursive: true });
+          await appendFile(file, `${JSON.stringify(denial)}\n`);
+        })
+        .catch(() => {});
     try {
       this.#o.onDenied?.(denial);
     } catch {
