@@ -29,10 +29,13 @@ import {
   BaseSandbox,
   type CheckpointStore,
   defineBackend,
+  type EgressDenial,
+  type EgressEntry,
   enforcementReport,
   frozenCheckpointStore,
   type HostProcess,
   type OpenContext,
+  parseEgressAllowlist,
   type RawProcess,
   registerBackend,
   type StartRequest,
@@ -41,6 +44,7 @@ import {
 } from '@agentbox/core/backend';
 import { z } from 'zod';
 import { doctorLocal } from './doctor.js';
+import { LocalEgress, writeEgressFiles } from './egress.js';
 import { findJailTools, hostPids, Jail, jailCommand, outputPipes, signalHolders } from './jail.js';
 import { LABELS_FILE, sweepLocal } from './sweep.js';
 
@@ -60,6 +64,14 @@ export const LocalConfigSchema = z.strictObject({
   isolation: z.enum(['none', 'bwrap']).default('none'),
   /** The bubblewrap program (a path, or a name looked up on PATH). */
   bwrap: z.string().min(1).default('bwrap'),
+  /**
+   * With a network allowlist (isolation 'bwrap'): the file each denied egress attempt is
+   * appended to, one JSON line each (time, sandboxId, protocol, destination). Default
+   * `<root>/egress-denied.log`, which outlives the sandbox.
+   */
+  egressLog: z.string().min(1).optional(),
+  /** Called with each denied egress attempt too (the sandbox's `egressDenials` keeps the latest). */
+  onEgressDenied: z.custom<(denial: EgressDenial) => void>((v) => typeof v === 'function').optional(),
 });
 /** What a user writes as `config` for the local backend: every field has a default. */
 export type LocalConfig = z.input<typeof LocalConfigSchema>;
@@ -119,7 +131,9 @@ export function localEnforcement(config: LocalResolvedConfig, policy: ParsedPoli
       net === 'open'
         ? { status: 'not-requested', detail: 'open: commands share the host network' }
         : net === 'allowlist'
-          ? no('bubblewrap mode has no egress allowlist: the sandbox gets no network at all')
+          ? on(
+              `own network namespace with only loopback; a forwarder outside the sandbox's view relays only ${policy.network?.mode === 'allowlist' ? policy.network.allow.join(', ') : ''}, dialled from this machine; DNS answers only those names; denied attempts logged`,
+            )
           : on('own network namespace with only a loopback interface'),
     labels,
     checkpointIntegrity: on(
@@ -133,11 +147,19 @@ export class LocalSandbox extends BaseSandbox {
   readonly #dir: string;
   readonly #keep: boolean;
   readonly #jail: Jail | undefined;
+  readonly #egress: LocalEgress | undefined;
   readonly #running = new Set<HostProcess>();
   /** Settles when the current freeze ends: no command starts while the tree is frozen. */
   #thawed: Promise<unknown> = Promise.resolve();
 
-  constructor(init: { id: string; dir: string; keep: boolean; enforcement: EnforcementReport; jail?: Jail }) {
+  constructor(init: {
+    id: string;
+    dir: string;
+    keep: boolean;
+    enforcement: EnforcementReport;
+    jail?: Jail | undefined;
+    egress?: LocalEgress | undefined;
+  }) {
     const isRoot = process.getuid?.() === 0;
     const { id, dir } = init;
     super({
@@ -151,10 +173,10 @@ export class LocalSandbox extends BaseSandbox {
         stdin: true,
         kill: true,
         nonRootUser: !isRoot,
-        networkPolicy: false,
+        networkPolicy: init.jail !== undefined,
         reattach: true,
         unsupported: {
-          networkPolicy: 'commands share the host network',
+          ...(init.jail ? {} : { networkPolicy: 'commands share the host network' }),
           ...(isRoot ? { nonRootUser: 'this process runs as root, so commands do too' } : {}),
         },
       },
@@ -163,6 +185,7 @@ export class LocalSandbox extends BaseSandbox {
     this.#dir = dir;
     this.#keep = init.keep;
     this.#jail = init.jail;
+    this.#egress = init.egress;
     // The store lives beside the workspace, outside everything the jail shows.
     const store = new TreeCheckpointStore({ root: this.workdir, storeDir: join(dir, 'checkpoints') });
     const jail = init.jail;
@@ -173,6 +196,16 @@ export class LocalSandbox extends BaseSandbox {
           return run;
         })
       : store;
+  }
+
+  /** The latest denied egress attempts (network allowlist only; the log file has them all). */
+  get egressDenials(): readonly EgressDenial[] {
+    return this.#egress?.relay.denials ?? [];
+  }
+
+  /** Settles once every denied attempt heard so far is in the egress log file. */
+  async egressLogged(): Promise<void> {
+    await this.#egress?.relay.flushed();
   }
 
   /** The bubblewrap jail (isolation 'bwrap'), for tests and diagnostics. */
@@ -254,6 +287,7 @@ export class LocalSandbox extends BaseSandbox {
     await Promise.all([...this.#running].map((proc) => proc.kill('SIGKILL').catch(() => {})));
     // Ending the jail ends every process still in it, those that left their group included.
     await this.#jail?.close();
+    await this.#egress?.close();
     if (!this.#keep) await fs.rm(this.#dir, { recursive: true, force: true });
   }
 }
@@ -268,6 +302,11 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
   const enforcement = localEnforcement(config, policy);
   // Refuse before creating anything, so a refused open leaves nothing behind.
   if (strict) assertEnforced(policy, enforcement, { backend: 'local', sandboxId: id });
+  const network = policy.network;
+  const entries: EgressEntry[] | undefined =
+    config.isolation === 'bwrap' && network?.mode === 'allowlist'
+      ? parseEgressAllowlist(network.allow, 'local', context)
+      : undefined;
   // Asked for by name, so never a silent fallback to running on the host.
   const tools =
     config.isolation === 'bwrap' ? findJailTools(config.bwrap, process.env.PATH ?? '') : undefined;
@@ -293,6 +332,7 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
     }
   }
   let jail: Jail | undefined;
+  let egress: LocalEgress | undefined;
   if (tools) {
     try {
       jail = await Jail.start({
@@ -300,23 +340,38 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
         workspace: workdir,
         sandboxesRoot: root,
         unshareNet: policy.network?.mode !== 'open',
+        egress: entries ? await writeEgressFiles(dir, entries) : undefined,
         mounts: [
           ...(policy.mounts ?? []),
           ...(policy.credentials ?? []).map((c) => ({ ...c, readOnly: true })),
         ],
         context: jailContext,
       });
+      if (entries)
+        egress = await LocalEgress.start({
+          jail,
+          dir,
+          sandboxId: id,
+          entries,
+          logFile: config.egressLog ?? join(root, 'egress-denied.log'),
+          onDenied: config.onEgressDenied,
+          context,
+        }).catch(async (error) => {
+          await jail?.close();
+          throw error;
+        });
     } catch (error) {
       await undo();
       throw error;
     }
     if (signal?.aborted) {
+      await egress?.close();
       await jail.close();
       await undo();
       signal.throwIfAborted();
     }
   }
-  return new LocalSandbox({ id, dir, keep: config.keep, enforcement, jail });
+  return new LocalSandbox({ id, dir, keep: config.keep, enforcement, jail, egress });
 }
 
 export const local = defineBackend({

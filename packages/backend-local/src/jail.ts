@@ -130,6 +130,8 @@ export interface JailOptions {
   sandboxesRoot: string;
   /** The sandbox's own network namespace (no network) unless false. */
   unshareNet: boolean;
+  /** The allowlist's network (egress.ts): the jail's /etc/hosts and /etc/resolv.conf, bound read-only. */
+  egress?: { hostsFile: string; resolvConf: string } | undefined;
   mounts: readonly { source: string; target: string; readOnly: boolean }[];
   context: ErrorContext;
 }
@@ -137,7 +139,10 @@ export interface JailOptions {
 /** bwrap's arguments for the jail (without the command). */
 export function jailArgs(opts: JailOptions): string[] {
   const args = ['--unshare-user', '--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup-try'];
-  if (opts.unshareNet) args.push('--unshare-net');
+  // With an allowlist the network namespace is the outer one's (outerArgs).
+  if (opts.unshareNet && !opts.egress) args.push('--unshare-net');
+  if (opts.egress)
+    args.push('--uid', String(process.getuid?.() ?? 0), '--gid', String(process.getgid?.() ?? 0));
   // Dies with the library's process; no --new-session needed, the holder reads nothing but its stdin.
   args.push('--die-with-parent', '--hostname', 'agentbox');
   for (const path of SYSTEM_PATHS) {
@@ -146,6 +151,15 @@ export function jailArgs(opts: JailOptions): string[] {
     if (st.isSymbolicLink()) args.push('--symlink', readlinkSync(path), path);
     else if (st.isDirectory()) args.push('--ro-bind', path, path);
   }
+  if (opts.egress)
+    args.push(
+      '--ro-bind',
+      opts.egress.hostsFile,
+      '/etc/hosts',
+      '--ro-bind',
+      opts.egress.resolvConf,
+      '/etc/resolv.conf',
+    );
   // Device nodes one by one: `--dev` would need a second user namespace, which nsenter cannot enter.
   args.push('--proc', '/proc', '--tmpfs', '/dev');
   for (const d of DEVICES) args.push('--dev-bind-try', `/dev/${d}`, `/dev/${d}`);
@@ -171,6 +185,39 @@ export function jailArgs(opts: JailOptions): string[] {
   return args;
 }
 
+/**
+ * With an allowlist, the jail runs inside an outer bwrap that owns the network namespace and
+ * maps the library's user to root: the forwarder enters that namespace as root there (so it can
+ * listen on ports below 1024, and stays outside the jail's PID and mount namespaces), while
+ * the jail's own user namespace, a child of it, gives the sandbox no capability at all.
+ */
+function outerArgs(bwrap: string): string[] {
+  return [
+    bwrap,
+    '--unshare-user',
+    '--uid',
+    '0',
+    '--gid',
+    '0',
+    '--unshare-net',
+    '--cap-add',
+    'ALL',
+    '--die-with-parent',
+    '--dev-bind',
+    '/',
+    '/',
+    '--info-fd',
+    '4',
+    '--',
+  ];
+}
+
+/** Child pid from bwrap's --info-fd JSON, once it is there. */
+function childPid(info: string): number | undefined {
+  const pid = /"child-pid":\s*(\d+)\s*,/.exec(info);
+  return pid ? Number(pid[1]) : undefined;
+}
+
 export class Jail {
   readonly #tools: JailTools;
   readonly #holder: ChildProcess;
@@ -178,8 +225,15 @@ export class Jail {
   readonly #unshareNet: boolean;
   readonly #pidNamespace: string;
   #gone: string | undefined;
+  /** With an allowlist: host pid of the process that owns the network namespace (the inner bwrap's monitor). */
+  readonly outerPid: number | undefined;
   /** Host pid of the jail's init (bwrap's pid 1): the target of nsenter. */
   readonly pid: number;
+
+  /** `pid:[inode]` of the jail's PID namespace: with `pid`, what identifies the running jail. */
+  get pidNamespace(): string {
+    return this.#pidNamespace;
+  }
 
   private constructor(
     tools: JailTools,
@@ -188,7 +242,9 @@ export class Jail {
     pidNamespace: string,
     opts: JailOptions,
     stderr: () => string,
+    outerPid: number | undefined,
   ) {
+    this.outerPid = outerPid;
     this.#tools = tools;
     this.#holder = holder;
     this.pid = pid;
@@ -213,15 +269,19 @@ export class Jail {
 
   static async start(opts: JailOptions): Promise<Jail> {
     // The jail holds on to its stdin: it ends when we end it, or when this process dies.
-    const holder = spawn(
-      opts.tools.bwrap,
-      // It says `ready` once it runs: bwrap reports the pid before the jail's mounts are all in place.
-      [...jailArgs(opts), '--info-fd', '3', '--', 'sh', '-c', 'echo ready; read -r _'],
-      {
-        stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-        env: {},
-      },
-    );
+    // It says `ready` once it runs: bwrap reports the pid before the jail's mounts are all in place.
+    const inner = [...jailArgs(opts), '--info-fd', '3', '--', 'sh', '-c', 'echo ready; read -r _'];
+    const [program, ...args] = opts.egress
+      ? [...outerArgs(opts.tools.bwrap), opts.tools.bwrap, ...inner]
+      : [opts.tools.bwrap, ...inner];
+    const holder = spawn(program!, args, {
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', opts.egress ? 'pipe' : 'ignore'],
+      env: {},
+    });
+    let outerInfo = '';
+    (holder.stdio[4] as NodeJS.ReadableStream | null)?.on('data', (chunk: Buffer) => {
+      outerInfo += chunk.toString('utf8');
+    });
     holder.stdin!.on('error', () => {});
     let stderr = '';
     holder.stderr!.on('data', (chunk: Buffer) => {
@@ -250,28 +310,52 @@ export class Jail {
       holder.once('exit', () => resolve(undefined));
       holder.once('error', () => resolve(undefined));
     });
-    if (started === undefined || !(await readyOut) || pidNamespaceOf(started.pid) !== started.pidNamespace) {
+    const outerPid = opts.egress ? childPid(outerInfo) : undefined;
+    if (
+      started === undefined ||
+      !(await readyOut) ||
+      pidNamespaceOf(started.pid) !== started.pidNamespace ||
+      (opts.egress && outerPid === undefined)
+    ) {
       holder.kill('SIGKILL');
       throw new SandboxUnavailableError(
         `bubblewrap could not start the sandbox: ${stderr.trim() || 'it exited without saying why'} (are unprivileged user namespaces allowed?)`,
         { ...opts.context, operation: 'open' },
       );
     }
-    return new Jail(opts.tools, holder, started.pid, started.pidNamespace, opts, () => stderr);
+    return new Jail(opts.tools, holder, started.pid, started.pidNamespace, opts, () => stderr, outerPid);
   }
 
-  /** nsenter's arguments to enter every namespace of the jail. */
+  /** argv (program first) that enters every namespace of the jail. */
   #enter(): string[] {
     this.assertAlive();
     const ns = ['-U', '-m', '-p', '-i', '-u'];
+    if (this.outerPid !== undefined) {
+      // Two steps: the network namespace belongs to the outer user namespace, which must be
+      // entered first (as its root, the library's user); from there the jail's child one.
+      return [
+        ...this.enterNetwork(),
+        this.#tools.nsenter,
+        '-t',
+        String(this.pid),
+        ...ns,
+        '--preserve-credentials',
+        '--',
+      ];
+    }
     if (this.#unshareNet) ns.push('-n');
-    return ['-t', String(this.pid), ...ns, '--preserve-credentials', '--'];
+    return [this.#tools.nsenter, '-t', String(this.pid), ...ns, '--preserve-credentials', '--'];
+  }
+
+  /** argv (program first) that enters only the allowlist's network namespace, as root of its user namespace. */
+  enterNetwork(): string[] {
+    if (this.outerPid === undefined) throw new Error('the jail has no allowlist network');
+    return [this.#tools.nsenter, '-t', String(this.outerPid), '-U', '-n', '--preserve-credentials', '--'];
   }
 
   /** argv (program first) that runs a command in the jail. */
   commandArgv(req: StartRequest): string[] {
     return [
-      this.#tools.nsenter,
       ...this.#enter(),
       ...this.#dropPrivileges(),
       '/bin/sh',
@@ -332,9 +416,10 @@ export class Jail {
     stdin?: AsyncIterable<Uint8Array>,
     signal?: AbortSignal,
   ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+    const [nsenter, ...enter] = this.#enter();
     const child = spawn(
-      this.#tools.nsenter,
-      [...this.#enter(), ...this.#dropPrivileges(), '/bin/sh', '-c', script, 'sh', ...args],
+      nsenter!,
+      [...enter, ...this.#dropPrivileges(), '/bin/sh', '-c', script, 'sh', ...args],
       {
         stdio: ['pipe', 'pipe', 'pipe'],
         env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },

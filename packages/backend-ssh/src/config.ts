@@ -1,6 +1,7 @@
 /** The SSH backend's settings (`spec.config`), validated with zod. */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { EgressDenial } from '@agentbox/core/backend';
 import { z } from 'zod';
 
 const PrivateKeyAuthSchema = z
@@ -94,6 +95,14 @@ export const SshConfigSchema = EndpointSchema.extend({
    * the open fails. `none`: commands run directly as the login user, who sees every sandbox.
    */
   isolation: z.enum(['auto', 'bwrap', 'none']).default('auto'),
+  /**
+   * With a network allowlist: the file on this machine each denied egress attempt is appended
+   * to, one JSON line each (time, sandboxId, protocol, destination). Default
+   * `~/.agentbox/egress-denied.log`.
+   */
+  egressLog: z.string().min(1).optional(),
+  /** Called with each denied egress attempt too (the sandbox's `egressDenials` keeps the latest). */
+  onEgressDenied: z.custom<(denial: EgressDenial) => void>((v) => typeof v === 'function').optional(),
 });
 
 /** What a user writes as `config` for the ssh backend: `host`, `user` and `auth` are required. */

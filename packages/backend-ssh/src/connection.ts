@@ -98,6 +98,8 @@ export class SshConnection {
   #closed = false;
   /** Times a connection was established (1 after the first); tests and logs read it. */
   connects = 0;
+  /** Run on each new connection, before it is used (they must talk to the client directly). */
+  readonly #onLink: ((client: Client) => Promise<void>)[] = [];
 
   constructor(config: SshResolvedConfig, context: ErrorContext) {
     this.#config = config;
@@ -191,7 +193,15 @@ export class SshConnection {
     }
     this.#current = link;
     this.connects++;
+    for (const hook of this.#onLink) await hook(client).catch(() => {});
     return link;
+  }
+
+  /** @internal Run `hook` on every connection from now on (the current one included). */
+  async onLink(hook: (client: Client) => Promise<void>): Promise<void> {
+    this.#onLink.push(hook);
+    const link = await this.link();
+    await hook(link.client);
   }
 
   /** @internal The error for an operation that failed on `link`: the connection's loss if it is gone, else the error. */

@@ -1,7 +1,8 @@
 /**
  * What the ssh backend needs here: the host reachable and its key verified, the login accepted,
  * and on the host a POSIX `sh`, `setsid` and /proc (the fast path and kills use them) and a
- * root directory the login user can write.
+ * root directory the login user can write. Whether a network allowlist can be enforced there
+ * (bubblewrap and Node.js on the host) is reported too, as information.
  */
 import type { DoctorCheck, DoctorReport } from '@agentbox/core';
 import type { SshResolvedConfig } from './config.js';
@@ -15,6 +16,8 @@ case "$root" in "~") root=$HOME ;; "~/"*) root="$HOME/\${root#"~/"}" ;; esac
 printf 'uid\\tok\\t%s\\n' "$(id -u)"
 command -v setsid >/dev/null 2>&1 && printf 'setsid\\tok\\t%s\\n' "$(command -v setsid)" || printf 'setsid\\tno\\tnot found: commands cannot get their own process group\\n'
 [ -r /proc/self/stat ] && printf '/proc\\tok\\tmounted\\n' || printf '/proc\\tno\\tnot mounted: sweep and the fast path need it\\n'
+if command -v bwrap >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then printf 'egress allowlist\\tok\\tavailable: bwrap and node (%s) on the host\\n' "$(command -v node)"
+else printf 'egress allowlist\\tok\\tnot available (needed only for network allowlist): the host needs bubblewrap and Node.js for the egress forwarder\\n'; fi
 d=$root
 while [ ! -e "$d" ]; do d=$(dirname -- "$d"); done
 if [ -d "$d" ] && [ -w "$d" ] && [ -x "$d" ]; then printf 'root directory\\tok\\twritable: %s\\n' "$d"

@@ -16,6 +16,7 @@
 import { SandboxUnavailableError } from '@agentbox/core';
 import {
   checkFileScript,
+  EGRESS_RESOLV_CONF,
   type ErrorContext,
   READ_FILE_SCRIPT,
   readScriptResult,
@@ -40,6 +41,11 @@ export interface JailInfo {
    * user is root (it could read them anyway) or the copies would not run.
    */
   hidden?: { sh: string; setsid: string; env: string } | undefined;
+  /**
+   * With a network allowlist: host pid of the process owning the network namespace (the
+   * outer bwrap's child), whose user namespace maps the login user to root (see START).
+   */
+  outerPid?: number | undefined;
 }
 
 /** Where the jail sees the hidden copies. */
@@ -48,15 +54,27 @@ const HIDDEN_DIR = '/run/.agentbox';
 /** Exit status of the start script when the host lacks a tool: isolation is then not available. */
 const MISSING_TOOLS = 3;
 
-const START = `dir=$1 root=$2 net=$3
+// net: 0 host network, 1 own network namespace, 2 allowlist. With the allowlist the jail runs in
+// an outer bwrap that owns the network namespace and maps the login user to root, so that the
+// egress forwarder (egress.ts) can join that namespace as root there (ports below 1024) while
+// staying out of the jail's PID and mount namespaces; the jail's own user namespace, a child of
+// the outer one, gives the sandbox no capability. $4 and $5: the jail's /etc/hosts and resolv.conf.
+const START = `dir=$1 root=$2 net=$3 hosts=$4 resolv=$5
 for t in bwrap nsenter setpriv; do command -v "$t" >/dev/null 2>&1 || { echo "$t is not installed on the host" >&2; exit ${MISSING_TOOLS}; }; done
 b=$(command -v bwrap) n=$(command -v nsenter) p=$(command -v setpriv)
 set -- --unshare-user --unshare-ipc --unshare-pid --unshare-uts --unshare-cgroup-try --hostname agentbox
 [ "$net" = 1 ] && set -- "$@" --unshare-net
+[ "$net" = 2 ] && set -- "$@" --uid "$(id -u)" --gid "$(id -g)"
 for d in /usr /bin /sbin /lib /lib32 /lib64 /libx32 /etc; do
   if [ -L "$d" ]; then set -- "$@" --symlink "$(readlink "$d")" "$d"
   elif [ -d "$d" ]; then set -- "$@" --ro-bind "$d" "$d"; fi
 done
+if [ "$net" = 2 ]; then
+  mkdir -p "$dir/egress" && printf '%s' "$hosts" > "$dir/egress/hosts" && printf '%s' "$resolv" > "$dir/egress/resolv.conf" || exit 4
+  chmod 644 "$dir/egress/hosts" "$dir/egress/resolv.conf"
+  set -- "$@" --ro-bind "$dir/egress/hosts" /etc/hosts --ro-bind "$dir/egress/resolv.conf" /etc/resolv.conf
+  set -- --unshare-user --uid 0 --gid 0 --unshare-net --cap-add ALL --die-with-parent --dev-bind / / --info-fd 4 -- "$b" "$@"
+fi
 # Device nodes one by one: --dev would need a second user namespace, which nsenter cannot enter.
 set -- "$@" --proc /proc --tmpfs /dev
 for d in null zero full random urandom tty; do set -- "$@" --dev-bind-try "/dev/$d" "/dev/$d"; done
@@ -77,10 +95,10 @@ if [ "$(id -u)" != 0 ] && [ -n "$e" ] && s=$(command -v setsid); then
     set -- "$@" --ro-bind "$dir/hidden" "$h"
   fi
 fi
-rm -f "$dir/jail.info" "$dir/jail.err"
+rm -f "$dir/jail.info" "$dir/jail.err" "$dir/jail.outer"
 setsid sh -c '
   d=$1; shift
-  env -i "$@" --info-fd 3 -- sh -c "while :; do sleep 3600; done" 3>"$d/jail.info" </dev/null >/dev/null 2>"$d/jail.err" &
+  env -i "$@" --info-fd 3 -- sh -c "while :; do sleep 3600; done" 3>"$d/jail.info" 4>"$d/jail.outer" </dev/null >/dev/null 2>"$d/jail.err" &
   i=0 c=
   while [ -z "$c" ] && [ $i -lt 200 ]; do
     c=$(sed -n "s/.*\\"child-pid\\": *\\([0-9]*\\).*/\\1/p" "$d/jail.info" 2>/dev/null); i=$((i + 1)); [ -n "$c" ] || sleep 0.05
@@ -94,7 +112,9 @@ while [ -z "$c" ] && [ $i -lt 200 ]; do
   c=$(sed -n 's/.*"child-pid": *\\([0-9]*\\).*/\\1/p' "$dir/jail.info" 2>/dev/null); i=$((i + 1)); [ -n "$c" ] || sleep 0.05
 done
 [ -n "$c" ] || { cat "$dir/jail.err" >&2 2>/dev/null; echo "bubblewrap did not start" >&2; exit 4; }
-printf '%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n' "$c" "$(readlink "/proc/$c/ns/pid")" "$n" "$p" "$h" "$e"`;
+o=
+[ "$net" = 2 ] && o=$(sed -n 's/.*"child-pid": *\\([0-9]*\\).*/\\1/p' "$dir/jail.outer" 2>/dev/null)
+printf '%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n' "$c" "$(readlink "/proc/$c/ns/pid")" "$n" "$p" "$o" "$h" "$e"`;
 
 /**
  * Start the sandbox's jail. Resolves undefined when the host has no bubblewrap (or nsenter or
@@ -102,16 +122,31 @@ printf '%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n' "$c" "$(readlink "/proc/$c/ns/pid")" "$n
  */
 export async function startJail(
   conn: SshConnection,
-  opts: { dir: string; root: string; ownNetwork: boolean; context: ErrorContext },
+  opts: {
+    dir: string;
+    root: string;
+    ownNetwork: boolean;
+    /** With a network allowlist: the jail's /etc/hosts. */
+    egressHosts?: string | undefined;
+    context: ErrorContext;
+  },
 ): Promise<JailInfo | string> {
+  const net = opts.egressHosts !== undefined ? '2' : opts.ownNetwork ? '1' : '0';
   const r = await conn.run(
-    `sh -c ${quoteAll([START, 'sh', opts.dir, opts.root, opts.ownNetwork ? '1' : '0'])}`,
+    `sh -c ${quoteAll([START, 'sh', opts.dir, opts.root, net, opts.egressHosts ?? '', EGRESS_RESOLV_CONF])}`,
     { context: opts.context },
   );
   const stderr = r.stderr.toString('utf8').trim();
   if (r.code === MISSING_TOOLS) return stderr;
-  const [pid, pidNamespace, nsenter, setpriv, hidden, env] = r.stdout.toString('utf8').trimEnd().split('\n');
-  if (r.code !== 0 || !pid || !/^pid:\[\d+\]$/.test(pidNamespace ?? '') || !nsenter || !setpriv)
+  const [pid, pidNamespace, nsenter, setpriv, outer, hidden, env] = r.stdout.toString('utf8').split('\n');
+  if (
+    r.code !== 0 ||
+    !pid ||
+    !/^pid:\[\d+\]$/.test(pidNamespace ?? '') ||
+    !nsenter ||
+    !setpriv ||
+    (net === '2' && !/^\d+$/.test(outer ?? ''))
+  )
     throw new SandboxUnavailableError(
       `cannot start the sandbox's bubblewrap jail on the host: ${stderr || `exit ${r.code}`} (are unprivileged user namespaces allowed there?)`,
       opts.context,
@@ -123,6 +158,7 @@ export async function startJail(
     setpriv,
     ownNetwork: opts.ownNetwork,
     hidden: hidden && env ? { sh: `${hidden}/sh`, setsid: `${hidden}/setsid`, env } : undefined,
+    ...(net === '2' ? { outerPid: Number(outer) } : {}),
   };
 }
 
@@ -133,8 +169,12 @@ export function jailAliveTest(jail: JailInfo): string {
 
 /** The words that enter the jail and set no_new_privs, to put after `env -i ...` (so nothing in the jail carries the login's environment). */
 export function enterJailWords(jail: JailInfo): string[] {
-  const ns = ['-U', '-m', '-p', '-i', '-u', ...(jail.ownNetwork ? ['-n'] : [])];
+  // With an allowlist, two steps: the network namespace belongs to the outer user namespace,
+  // entered first (as its root, the login user), and from there the jail's child one.
+  const outer = jail.outerPid !== undefined ? [...enterNetworkWords(jail)] : [];
+  const ns = ['-U', '-m', '-p', '-i', '-u', ...(jail.ownNetwork && !outer.length ? ['-n'] : [])];
   return [
+    ...outer,
     jail.nsenter,
     '-t',
     String(jail.pid),
@@ -145,6 +185,11 @@ export function enterJailWords(jail: JailInfo): string[] {
     '--no-new-privs',
     '--',
   ];
+}
+
+/** The words that enter only the allowlist's network namespace, as root of its user namespace. */
+export function enterNetworkWords(jail: JailInfo): string[] {
+  return [jail.nsenter, '-t', String(jail.outerPid), '-U', '-n', '--preserve-credentials', '--'];
 }
 
 /** Shell text that ends the jail (and so every process in it); quiet if it is gone already. */

@@ -8,6 +8,8 @@
  * connection.
  */
 import { randomBytes } from 'node:crypto';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import {
   AbortedError,
   type ControlStatus,
@@ -19,13 +21,16 @@ import {
   assertEnforced,
   BaseSandbox,
   type CheckpointStore,
+  type EgressDenial,
   type ErrorContext,
   ExecCheckpointStore,
+  egressHostsFile,
   enforcementReport,
   frozenCheckpointStore,
   HOLDER_KILL_SCRIPT,
   holderPipeSet,
   type OpenContext,
+  parseEgressAllowlist,
   type RawProcess,
   SessionPool,
   type StartRequest,
@@ -34,6 +39,7 @@ import {
 } from '@agentbox/core/backend';
 import type { SshResolvedConfig } from './config.js';
 import { SshConnection } from './connection.js';
+import { SshEgress } from './egress.js';
 import { RemoteFiles } from './files.js';
 import {
   endJailCommand,
@@ -136,9 +142,13 @@ export function sshEnforcement(
         ? on(
             `${pending ? 'to be checked on connect: ' : ''}the jail has its own network namespace with only loopback`,
           )
-        : net === 'allowlist'
-          ? no('no egress allowlist over SSH (a jail gets no network at all)')
-          : no('commands share the network of the SSH host'),
+        : net === 'allowlist' && (jailed || pending)
+          ? on(
+              `${pending ? 'to be checked on connect: ' : ''}the jail has its own network namespace with only loopback; a forwarder outside the sandbox's view relays only ${policy.network?.mode === 'allowlist' ? policy.network.allow.join(', ') : ''}, dialled by sshd from ${where}; DNS answers only those names; denied attempts logged`,
+            )
+          : net === 'allowlist'
+            ? no('an egress allowlist needs the bubblewrap jail on the host')
+            : no('commands share the network of the SSH host'),
     labels: policy.labels
       ? on('recorded in the sandbox directory (sandbox.json)')
       : { status: 'not-requested', detail: 'no labels requested' },
@@ -156,6 +166,7 @@ interface SshSandboxInit {
   jail: JailInfo | undefined;
   /** HMAC key of the checkpoint manifests (jailed sandboxes: the jail cannot read it). */
   manifestKey?: Uint8Array | undefined;
+  egress?: SshEgress | undefined;
 }
 
 export class SshSandbox extends BaseSandbox {
@@ -167,6 +178,7 @@ export class SshSandbox extends BaseSandbox {
   readonly #dir: string;
   readonly #keep: boolean;
   readonly #jail: JailInfo | undefined;
+  readonly #egress: SshEgress | undefined;
   readonly #running = new Set<RemoteProcess>();
   /** The sessions' shells: a kill of a session command also reaches whoever holds their pipes. */
   readonly #shells = new Set<RemoteProcess>();
@@ -196,10 +208,10 @@ export class SshSandbox extends BaseSandbox {
         stdin: true,
         kill: true,
         nonRootUser: init.uid !== 0,
-        networkPolicy: false,
+        networkPolicy: init.jail !== undefined,
         reattach: true,
         unsupported: {
-          networkPolicy: 'commands share the network of the SSH host',
+          ...(init.jail ? {} : { networkPolicy: 'commands share the network of the SSH host' }),
           ...(init.uid === 0 ? { nonRootUser: 'the SSH user is root (uid 0)' } : {}),
         },
       },
@@ -216,6 +228,7 @@ export class SshSandbox extends BaseSandbox {
     this.#dir = init.dir;
     this.#keep = init.config.keep;
     this.#jail = init.jail;
+    this.#egress = init.egress;
     this.#hostFiles = new RemoteFiles(init.conn, this.context('files'));
     this.#files = init.jail
       ? new JailFiles(init.conn, init.jail, { backend: KIND, sandboxId: init.id })
@@ -259,6 +272,16 @@ export class SshSandbox extends BaseSandbox {
   /** The sandbox's bubblewrap jail on the host, if it has one (for tests and diagnostics). */
   get jail(): JailInfo | undefined {
     return this.#jail;
+  }
+
+  /** The latest denied egress attempts (network allowlist only; the log file has them all). */
+  get egressDenials(): readonly EgressDenial[] {
+    return this.#egress?.relay.denials ?? [];
+  }
+
+  /** Settles once every denied attempt heard so far is in the egress log file. */
+  async egressLogged(): Promise<void> {
+    await this.#egress?.relay.flushed();
   }
 
   /** The connection (for tests and diagnostics): `connects` counts (re)connections. */
@@ -408,6 +431,7 @@ export class SshSandbox extends BaseSandbox {
           context: this.context('close'),
         });
     } finally {
+      await this.#egress?.close();
       this.#conn.close();
     }
   }
@@ -498,6 +522,7 @@ export async function openSsh({
   let dir: string | undefined;
   let created = false;
   let started: JailInfo | undefined;
+  let egress: SshEgress | undefined;
   try {
     const meta = JSON.stringify({ id, createdAt: new Date().toISOString(), labels: policy.labels ?? {} });
     const setup = `sh -c ${quoteAll([SETUP, 'sh', config.root, id, idGiven ? '1' : '0', meta])}`;
@@ -515,12 +540,18 @@ export async function openSsh({
     created = existedText === '0';
     const uid = Number(uidText);
     let jail: JailInfo | string = "isolation 'none'";
+    const network = policy.network;
+    const entries =
+      network?.mode === 'allowlist' && config.isolation !== 'none'
+        ? parseEgressAllowlist(network.allow, KIND, context)
+        : undefined;
     if (config.isolation !== 'none') {
-      const net = policy.network?.mode;
+      const net = network?.mode;
       jail = await startJail(conn, {
         dir: dir!,
         root: dir!.slice(0, dir!.lastIndexOf('/')) || '/',
         ownNetwork: net === 'none' || net === 'allowlist',
+        egressHosts: entries ? egressHostsFile(entries) : undefined,
         context,
       });
       // Asked for by name: never a silent fallback to the shared login user.
@@ -532,6 +563,17 @@ export async function openSsh({
     const enforcement = sshEnforcement(config, policy, uid, jail);
     if (strict) assertEnforced(policy, enforcement, { backend: KIND, sandboxId: id });
     if (signal?.aborted) throw new AbortedError('aborted during open', context);
+    if (entries && started)
+      egress = await SshEgress.start({
+        conn,
+        jail: started,
+        dir: dir!,
+        sandboxId: id,
+        entries,
+        logFile: config.egressLog ?? join(homedir(), '.agentbox', 'egress-denied.log'),
+        onDenied: config.onEgressDenied,
+        context,
+      });
     const sandbox = new SshSandbox({
       id,
       config,
@@ -541,6 +583,7 @@ export async function openSsh({
       enforcement,
       jail: typeof jail === 'object' ? jail : undefined,
       manifestKey,
+      egress,
     });
     // The first command should not pay for opening a session. Where the host cannot run one,
     // the pool says why (sessions.unavailableReason) and every command takes the plain path.
@@ -551,6 +594,7 @@ export async function openSsh({
     }
     return sandbox;
   } catch (error) {
+    await egress?.close();
     if (started) await conn.run(endJailCommand(started), { control: true }).catch(() => {});
     if (created && dir !== undefined)
       await conn.run(removeTreeCommand(dir), { control: true }).catch(() => {});

@@ -599,8 +599,11 @@ describe('sweep', () => {
       'sh',
       'setsid',
       '/proc',
+      'egress allowlist',
       'root directory',
     ]);
+    // The test host has bubblewrap and Node.js (the egress tests need them too).
+    expect(doctor.checks.find((c) => c.name === 'egress allowlist')?.detail).toMatch(/^available: /);
     expect(doctor.controls.nonRootUser?.status).toBe('enforced');
     const refused = await ssh.doctor!({ config: { ...parsed, port: 1 } });
     expect(refused.ok).toBe(false);

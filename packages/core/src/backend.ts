@@ -7,6 +7,17 @@
 export { ExecCheckpointStore, type StoreExec } from './checkpoint/exec-store.js';
 export { frozenCheckpointStore } from './checkpoint/frozen-store.js';
 export { TreeCheckpointStore } from './checkpoint/tree-store.js';
+export {
+  EGRESS_RESOLV_CONF,
+  type EgressDenial,
+  type EgressEntry,
+  EgressRelay,
+  type EgressRelayOptions,
+  egressHostsFile,
+  FORWARDER_SCRIPT,
+  forwarderConfig,
+  parseEgressAllowlist,
+} from './egress/index.js';
 export { type ErrorContext, fromErrno, toAgentboxError } from './errors.js';
 export {
   checkFileScript,

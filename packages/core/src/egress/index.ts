@@ -1,0 +1,10 @@
+/** The egress allowlist for jails with only loopback (local bubblewrap, ssh): see each file. */
+export {
+  EGRESS_RESOLV_CONF,
+  type EgressEntry,
+  egressHostsFile,
+  forwarderConfig,
+  parseEgressAllowlist,
+} from './allowlist.js';
+export { FORWARDER_SCRIPT } from './forwarder-script.js';
+export { type EgressDenial, EgressRelay, type EgressRelayOptions } from './relay.js';

@@ -1,0 +1,169 @@
+/**
+ * The relay: the library's side of the egress allowlist. It takes the forwarder's connections
+ * (from a unix socket, or streams an SSH connection forwards), reads the one-line header, and
+ * either connects to the allowlist entry it names — only entries of this sandbox's allowlist,
+ * whatever the header says — or records a denied attempt the forwarder reports.
+ */
+import { appendFile, mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { EgressEntry } from './allowlist.js';
+
+/** One refused egress attempt, as the operator's log gets it. */
+export interface EgressDenial {
+  /** ISO 8601 time the relay heard of it. */
+  time: string;
+  sandboxId: string;
+  /** `dns`: a lookup of a name not on the list; `tcp`: a connection to an address:port not relayed. */
+  protocol: 'dns' | 'tcp';
+  /** The name looked up, or `address:port` as the sandbox dialled it. */
+  destination: string;
+  /** Denials left out of the log since the previous entry (over the rate limit). */
+  suppressed?: number;
+}
+
+export interface EgressRelayOptions {
+  sandboxId: string;
+  entries: readonly EgressEntry[];
+  /** Open a connection to an allowed destination, from wherever the sandbox's egress leaves. */
+  connect: (host: string, port: number) => Promise<Duplex>;
+  /** Append each denial as a JSON line to this file. */
+  logFile?: string | undefined;
+  onDenied?: ((denial: EgressDenial) => void) | undefined;
+}
+
+/** Denials kept in memory (`denials`); the log file has them all, up to the rate limit. */
+const KEPT = 1000;
+/** Denials logged per second at most: a sandbox looping on lookups must not fill the disk. */
+const PER_SECOND = 50;
+const MAX_HEADER = 4096;
+
+export class EgressRelay {
+  readonly #o: EgressRelayOptions;
+  readonly #open = new Set<Duplex>();
+  #logged: Promise<unknown> = Promise.resolve();
+  #second = 0;
+  #inSecond = 0;
+  #suppressed = 0;
+  /** The latest denials, oldest first. */
+  readonly denials: EgressDenial[] = [];
+
+  constructor(options: EgressRelayOptions) {
+    this.#o = options;
+  }
+
+  /** Serve one stream from the forwarder. */
+  handle(stream: Duplex): void {
+    this.#open.add(stream);
+    stream.once('close', () => this.#open.delete(stream));
+    stream.on('error', () => stream.destroy());
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const nl = head.indexOf(10);
+      if (nl < 0) {
+        if (head.length > MAX_HEADER) stream.destroy();
+        return;
+      }
+      stream.off('data', onData);
+      stream.pause();
+      const line = head.subarray(0, nl).toString('utf8');
+      const rest = head.subarray(nl + 1);
+      if (line.startsWith('c ')) void this.#relay(stream, Number(line.slice(2)), rest);
+      else {
+        if (line.startsWith('d ')) this.#deny(line.slice(2));
+        stream.destroy();
+      }
+    };
+    stream.on('data', onData);
+  }
+
+  async #relay(client: Duplex, index: number, rest: Buffer): Promise<void> {
+    const entry = Number.isInteger(index) ? this.#o.entries[index] : undefined;
+    if (!entry) {
+      client.destroy();
+      return;
+    }
+    let upstream: Duplex;
+    try {
+      upstream = await this.#o.connect(entry.host, entry.port);
+    } catch {
+      client.destroy();
+      return;
+    }
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    this.#open.add(upstream);
+    upstream.once('close', () => {
+      this.#open.delete(upstream);
+      client.destroy();
+    });
+    upstream.on('error', () => upstream.destroy());
+    client.once('close', () => upstream.destroy());
+    if (rest.length > 0) upstream.write(rest);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+  }
+
+  #deny(json: string): void {
+    let reported: { protocol?: unknown; destination?: unknown };
+    try {
+      reported = JSON.parse(json);
+    } catch {
+      return;
+    }
+    if (
+      (reported.protocol !== 'dns' && reported.protocol !== 'tcp') ||
+      typeof reported.destination !== 'string'
+    )
+      return;
+    const now = Date.now();
+    const second = Math.floor(now / 1000);
+    if (second !== this.#second) {
+      this.#second = second;
+      this.#inSecond = 0;
+    }
+    if (++this.#inSecond > PER_SECOND) {
+      this.#suppressed++;
+      return;
+    }
+    const denial: EgressDenial = {
+      time: new Date(now).toISOString(),
+      sandboxId: this.#o.sandboxId,
+      protocol: reported.protocol,
+      // Bounded and printable: it comes from inside the sandbox.
+      destination: reported.destination.slice(0, 300).replace(/[^\x21-\x7e]/g, '?'),
+      ...(this.#suppressed > 0 ? { suppressed: this.#suppressed } : {}),
+    };
+    this.#suppressed = 0;
+    this.denials.push(denial);
+    if (this.denials.length > KEPT) this.denials.shift();
+    const file = this.#o.logFile;
+    if (file)
+      this.#logged = this.#logged
+        .then(async () => {
+          await mkdir(dirname(file), { recursive: true });
+          await appendFile(file, `${JSON.stringify(denial)}\n`);
+        })
+        .catch(() => {});
+    try {
+      this.#o.onDenied?.(denial);
+    } catch {
+      // The operator's callback must not break the relay.
+    }
+  }
+
+  /** Settles once every denial heard so far is in the log file. */
+  flushed(): Promise<void> {
+    return this.#logged.then(() => {});
+  }
+
+  /** End every relayed connection. */
+  async close(): Promise<void> {
+    for (const s of this.#open) s.destroy();
+    await this.flushed();
+  }
+}
