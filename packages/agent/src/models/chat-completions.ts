@@ -10,7 +10,7 @@ import {
 } from '@agentbox/core';
 import { type ErrorContext, parseArgument } from '@agentbox/core/backend';
 import { z } from 'zod';
-import type { Message, Model, ModelTurn, ToolCall } from './loop.js';
+import type { Message, Model, ToolCall } from '../model-types.js';
 
 export interface ChatCompletionsOptions {
   /** e.g. `http://127.0.0.1:8000/v1` (vLLM, llama.cpp, Ollama and hosted APIs speak this protocol). */
@@ -235,21 +235,4 @@ function parseArguments(text: string): unknown {
   } catch {
     return text;
   }
-}
-
-/**
- * A model that plays back fixed turns: for offline demos and tests. A turn may be a function of the
- * conversation so far (to react to a tool result).
- */
-export function scriptedModel(
-  turns: readonly (ModelTurn | ((messages: readonly Message[]) => ModelTurn))[],
-): Model {
-  let next = 0;
-  return {
-    async complete({ messages }) {
-      const turn = turns[next++];
-      if (!turn) return { content: 'done', toolCalls: [] };
-      return typeof turn === 'function' ? turn(messages) : turn;
-    },
-  };
 }
