@@ -28,8 +28,10 @@ const ERROR_TYPES: Record<number, string> = {
 
 export const anthropicWire: Wire = {
   path: '/v1/messages',
+  // The key comes as x-api-key, or (newer SDKs) as a bearer token; the version header is required.
   authorized: (req: IncomingMessage, apiKey: string) =>
-    req.headers['x-api-key'] === apiKey && typeof req.headers['anthropic-version'] === 'string',
+    (req.headers['x-api-key'] === apiKey || req.headers.authorization === `Bearer ${apiKey}`) &&
+    typeof req.headers['anthropic-version'] === 'string',
   check(body) {
     if (typeof body.model !== 'string' || !body.model) return 'model: required';
     if (typeof body.max_tokens !== 'number' || body.max_tokens < 1)
