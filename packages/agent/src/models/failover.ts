@@ -4,7 +4,7 @@
  * an hour); here a wait longer than `maxRetryAfterMs` sends the turn to the fallback at once.
  */
 import { AbortedError, InvalidArgumentError, isAgentboxError } from '@agentbox/core';
-import type { Model, ModelNotice, ModelRequest, ModelTurn } from '../model-types.js';
+import type { Model, ModelRequest, ModelTurn } from '../model-types.js';
 
 export interface RetryPolicy {
   /** Attempts per model and turn, the first included (default 3). */
