@@ -40,7 +40,8 @@ const ReplayFileSchema = z.strictObject({ turns: z.array(ReplayTurnSchema) });
 /**
  * Turns from a file, played in order: `{"turns": [{"content": "...", "toolCalls": [{"name": "exec",
  * "arguments": {...}}]}]}`, or a session log (JSON lines), whose model turns are played again.
- * In arguments, `"$lastCheckpoint"` stands for the id of the latest checkpoint a tool reported.
+ * In arguments, `"$lastCheckpoint"` stands for the latest checkpoint of this run, and a logged
+ * checkpoint id for the checkpoint made at the same position in this run.
  */
 export function replayModel(path: string): Model {
   let text: string;
@@ -52,19 +53,27 @@ export function replayModel(path: string): Model {
       cause: error,
     });
   }
-  const turns = parseReplay(text, path);
-  let lastCheckpoint = '';
+  const { turns, loggedCheckpoints } = parseReplay(text, path);
   return scriptedModel(
     turns.map((turn, index) => (messages: readonly Message[]) => {
+      // Checkpoint ids of this run, in order: they stand in for the logged ones, position by position.
+      const ids: string[] = [];
       for (const m of messages)
-        if (m.role === 'tool' && m.name === 'checkpoint')
-          lastCheckpoint = /checkpoint (\S+)/.exec(m.content)?.[1] ?? lastCheckpoint;
+        if (m.role === 'tool' && m.name === 'checkpoint') {
+          const id = /^checkpoint (\S+)/.exec(m.content)?.[1];
+          if (id) ids.push(id);
+        }
+      const idFor = (value: string): string | undefined => {
+        if (value === '$lastCheckpoint') return ids.at(-1) ?? '';
+        const at = loggedCheckpoints.indexOf(value);
+        return at >= 0 ? ids[at] : undefined;
+      };
       return {
         content: turn.content,
         toolCalls: turn.toolCalls.map((c, i) => ({
           id: c.id ?? `replay-${index + 1}-${i + 1}`,
           name: c.name,
-          arguments: substitute(c.arguments, lastCheckpoint),
+          arguments: substitute(c.arguments, idFor),
         })),
         ...(turn.usage ? { usage: turn.usage } : {}),
       };
@@ -73,7 +82,9 @@ export function replayModel(path: string): Model {
   );
 }
 
-function parseReplay(text: string, path: string): z.output<typeof ReplayTurnSchema>[] {
+type ReplayTurn = z.output<typeof ReplayTurnSchema>;
+
+function parseReplay(text: string, path: string): { turns: ReplayTurn[]; loggedCheckpoints: string[] } {
   const trimmed = text.trim();
   if (trimmed.startsWith('{') && !trimmed.includes('\n{')) {
     let value: unknown;
@@ -84,13 +95,17 @@ function parseReplay(text: string, path: string): z.output<typeof ReplayTurnSche
         operation: 'replayModel',
       });
     }
-    return parseArgument(ReplayFileSchema, value, { what: `replay file ${path}` }).turns;
+    return {
+      turns: parseArgument(ReplayFileSchema, value, { what: `replay file ${path}` }).turns,
+      loggedCheckpoints: [],
+    };
   }
   // A session log: one JSON object per line; the model turns are the `model_turn` entries.
-  const turns: z.output<typeof ReplayTurnSchema>[] = [];
+  const turns: ReplayTurn[] = [];
+  const loggedCheckpoints: string[] = [];
   for (const [index, line] of trimmed.split('\n').entries()) {
     if (!line.trim()) continue;
-    let entry: { type?: unknown; content?: unknown; toolCalls?: unknown };
+    let entry: { type?: unknown; content?: unknown; toolCalls?: unknown; id?: unknown };
     try {
       entry = JSON.parse(line);
     } catch {
@@ -98,6 +113,7 @@ function parseReplay(text: string, path: string): z.output<typeof ReplayTurnSche
         operation: 'replayModel',
       });
     }
+    if (entry.type === 'checkpoint' && typeof entry.id === 'string') loggedCheckpoints.push(entry.id);
     if (entry.type === 'model_turn')
       turns.push(
         parseArgument(
@@ -109,13 +125,13 @@ function parseReplay(text: string, path: string): z.output<typeof ReplayTurnSche
         ),
       );
   }
-  return turns;
+  return { turns, loggedCheckpoints };
 }
 
-function substitute(value: unknown, lastCheckpoint: string): unknown {
-  if (value === '$lastCheckpoint') return lastCheckpoint;
-  if (Array.isArray(value)) return value.map((v) => substitute(v, lastCheckpoint));
+function substitute(value: unknown, idFor: (value: string) => string | undefined): unknown {
+  if (typeof value === 'string') return idFor(value) ?? value;
+  if (Array.isArray(value)) return value.map((v) => substitute(v, idFor));
   if (value && typeof value === 'object')
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, lastCheckpoint)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, idFor)]));
   return value;
 }
