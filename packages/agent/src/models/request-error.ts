@@ -64,6 +64,19 @@ function causeCode(error: unknown): string | undefined {
   return code;
 }
 
+/** What a Node error code under a failed connection means, for a person. */
+export const UNREACHABLE_REASONS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused: nothing listens there',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name could not be resolved (DNS)',
+  ECONNRESET: 'the connection was reset',
+  EHOSTUNREACH: 'the host is unreachable',
+  ENETUNREACH: 'the network is unreachable',
+  ETIMEDOUT: 'connecting timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connecting timed out',
+  UND_ERR_SOCKET: 'the connection closed unexpectedly',
+};
+
 /** One table from an SDK error to the typed error a caller acts on. */
 export function modelRequestFailure(
   error: unknown,
@@ -91,8 +104,11 @@ export function modelRequestFailure(
     );
   if (e.status === undefined) {
     const code = causeCode(error);
+    const reason = code
+      ? `${UNREACHABLE_REASONS[code] ?? e.message ?? String(error)} (${code})`
+      : (e.message ?? String(error));
     return new ModelRequestError(
-      `cannot reach the model endpoint ${url}${code ? ` (${code})` : ''}: ${e.message ?? String(error)}`,
+      `cannot reach the model endpoint ${url}: ${reason}. Check that the model server is running and that the base URL points at it`,
       url,
       {},
       { ...context, cause: error },
