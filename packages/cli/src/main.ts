@@ -8,6 +8,7 @@ import type { Command } from './commands/context.js';
 import { doctorCommand } from './commands/doctor.js';
 import { emulateCommand } from './commands/emulate.js';
 import { execCommand } from './commands/exec.js';
+import { logCommand } from './commands/log.js';
 import { openCommand } from './commands/open.js';
 import { shellCommand } from './commands/shell.js';
 import { sweepCommand } from './commands/sweep.js';
@@ -28,6 +29,7 @@ const COMMANDS: Record<CommandName, Command> = {
   doctor: doctorCommand,
   agent: agentCommand,
   emulate: emulateCommand,
+  log: logCommand,
 };
 
 export interface MainOptions {
