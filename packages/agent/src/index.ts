@@ -6,7 +6,7 @@ export * from './models/anthropic.js';
 export * from './models/chat-completions.js';
 export * from './models/failover.js';
 export * from './models/openai.js';
-export * from './models/request-error.js';
+export { ModelRequestError, retryAfterFromHeaders } from './models/request-error.js';
 export * from './models/scripted.js';
 export * from './redact.js';
 export * from './session-log.js';
