@@ -61,7 +61,7 @@ Limits (each a hard stop with a report) and the record:
   --max-tokens N        output tokens over the run
   --max-cost-usd X      estimated cost, from the price table
   --max-seconds N       wall-clock time
-  --kill-file PATH      stop at the next step when this file appears (SIGUSR1 does the same)
+  --kill-file PATH      stop at the next step when this file appears (SIGUSR2 does the same)
   --log FILE            write the session log there (JSON lines, secrets redacted)
   -h, --help            this help
 
@@ -290,7 +290,7 @@ async function demo(): Promise<number> {
     model,
     task: values.task,
     limits,
-    killSwitch: { signals: ['SIGUSR1'], ...(values['kill-file'] ? { file: values['kill-file'] } : {}) },
+    killSwitch: { signals: ['SIGUSR2'], ...(values['kill-file'] ? { file: values['kill-file'] } : {}) },
     onEvent: show,
     signal: stop.signal,
     ...(log ? { log } : {}),

@@ -4,7 +4,7 @@
  * report and a non-zero status, and the session log it wrote reads back.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,6 +86,23 @@ it('falls back from a primary answering 500, stops at its token budget with a re
     expect(await readFile(logPath, 'utf8')).not.toContain('fallback-secret-key');
   } finally {
     await Promise.all([primary.close(), fallback.close()]);
+    await rm(dir, { recursive: true, force: true });
+  }
+}, 180_000);
+
+it('stops at the kill file with a report and exit 1, and the sandbox is closed', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'agentbox-runner-kill-'));
+  try {
+    const killFile = join(dir, 'STOP');
+    await writeFile(killFile, '');
+    const args = ['--config', JSON.stringify({ root: join(dir, 'boxes') }), '--kill-file', killFile];
+    const run = await runner(args, {});
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain(`▸ stopped: kill_switch: kill switch: kill file ${killFile} appeared`);
+    expect(run.stdout).toMatch(/▸ report\n(?: {2}│ .*\n)* {2}│ the sandbox was closed\n/);
+    expect(await readdir(join(dir, 'boxes'))).toEqual([]);
+  } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }, 180_000);

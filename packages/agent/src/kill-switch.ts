@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 export interface KillSwitchOptions {
   /** A file whose appearance stops the run at its next step, e.g. `/run/agentbox/STOP`. */
   file?: string;
-  /** Process signals that stop the run at its next step, e.g. `['SIGUSR1']`. */
+  /** Process signals that stop the run at its next step, e.g. `['SIGUSR2']` (Node keeps SIGUSR1 for its inspector). */
   signals?: readonly NodeJS.Signals[];
   /** Aborting it stops the run at its next step (unlike `signal`, which aborts the run with an error). */
   abort?: AbortSignal;
