@@ -255,7 +255,9 @@ export const TOOLS = {
     args: searchArgs,
     async run(sandbox, args, settings, signal) {
       // find + grep, both in busybox too: the same tool on every backend's image.
-      const argv = ['find', args.path, '-type', 'f'];
+      // find has no `--`: a path that starts with "-" would be read as an expression (`-delete`).
+      const root = args.path.startsWith('-') ? `./${args.path}` : args.path;
+      const argv = ['find', root, '-type', 'f'];
       if (args.glob) argv.push('-name', args.glob);
       argv.push('-exec', 'grep', '-n', '-H', '-E', '-e', args.pattern, '--', '{}', '+');
       const r = await runArgv(sandbox, argv, settings, signal);

@@ -49,6 +49,10 @@ describe('the tools', () => {
     expect(found).toMatchObject({ ok: true, output: './src/a.ts:1:const token = 1;\n' });
     const none = await runTool(sandbox, 'search_files', { pattern: 'absent', path: 'src' }, settings);
     expect(none).toMatchObject({ ok: true, output: 'no matches' });
+    // A path that looks like a find expression is a path, not `-delete`.
+    const trap = await runTool(sandbox, 'search_files', { pattern: 'token', path: '-delete' }, settings);
+    expect(trap.ok).toBe(false);
+    expect(await sandbox.readTextFile('src/a.ts')).toContain('token');
     const bad = await runTool(sandbox, 'search_files', { pattern: 'a(', path: 'src' }, settings);
     expect(bad.ok).toBe(false);
     expect(bad.output).toMatch(/^error: search failed/);
