@@ -1,17 +1,21 @@
 /**
  * The example runner: the reference agent loop working in a sandbox. By default "the model" is a
  * script (no account, no network) that sets up a project, checkpoints, makes a destructive
- * mistake, notices, and rolls back. Point it at any chat-completions endpoint to use a real model.
+ * mistake, notices, and rolls back. Give it a key or a URL to use a real model (OpenAI, Anthropic,
+ * or any OpenAI-compatible server), with a fallback, budgets, a kill switch and a session log.
  * `npm run demo -- --help` says how (USAGE below), and how to try the docker and ssh backends.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
   type AgentEvent,
-  chatCompletionsModel,
+  formatRunReport,
   type Message,
+  type RunLimits,
   runAgent,
+  SessionLog,
   scriptedModel,
+  secretsFromEnv,
 } from '@agentbox/agent';
 import {
   InvalidArgumentError,
@@ -20,6 +24,7 @@ import {
   loadBackend,
   openSandbox,
 } from '@agentbox/core';
+import { chooseModel, ModelFlagError } from './runner-model.js';
 
 /** How to reach the docker and ssh backends from a checkout: what provisions them, and the config. */
 const OTHER_BACKENDS = `Try the other backends (from the repository root, as root; each provision script is
@@ -34,18 +39,30 @@ idempotent, and bash scripts/provision.sh runs them all):
 
 const USAGE = `Usage: npm run demo -- [options]     (or: tsx examples/src/runner.ts [options])
 
-Runs the reference agent loop in a sandbox. Without --model-url "the model" is a script: it sets
-up a project, checkpoints, makes a destructive mistake, rolls back, and has a runaway command cut
-off by its timeout.
+Runs the reference agent loop in a sandbox. With no API key and no --model-url "the model" is a
+script: it sets up a project, checkpoints, makes a destructive mistake, rolls back, and has a
+runaway command cut off by its timeout.
 
 Options:
   --backend KIND        local (default), docker, ssh, or any installed backend
   --config JSON         the backend's config, e.g. '{"root": "/tmp/boxes"}' for local
   --config-file PATH    the same, read from a JSON file
-  --model-url URL       a chat-completions endpoint (OpenAI-compatible), e.g. http://127.0.0.1:8000/v1;
-                        the API key is read from MODEL_API_KEY
-  --model NAME          the model to ask for (default "default")
+Model (through the official SDKs; keys from OPENAI_API_KEY, ANTHROPIC_API_KEY or MODEL_API_KEY):
+  --provider NAME       openai or anthropic (default: whichever key is set; openai with --model-url)
+  --model-url URL       another endpoint, e.g. http://127.0.0.1:8000/v1 (any OpenAI-compatible server)
+  --model NAME          the model to ask for (default gpt-4o-mini / claude-haiku-4-5)
+  --fallback-provider NAME, --fallback-url URL, --fallback-model NAME
+                        the model that takes over when the primary fails (429, 5xx, timeout,
+                        refused); its key from FALLBACK_API_KEY or the provider's variable
+  --replay FILE         play model turns from a file ({"turns": [...]}) or a session log
   --task TEXT           the task for a real model
+Limits (each a hard stop with a report) and the record:
+  --max-steps N         model turns (default 25)
+  --max-tokens N        output tokens over the run
+  --max-cost-usd X      estimated cost, from the price table
+  --max-seconds N       wall-clock time
+  --kill-file PATH      stop at the next step when this file appears (SIGUSR2 does the same)
+  --log FILE            write the session log there (JSON lines, secrets redacted)
   -h, --help            this help
 
 Output has no colours when it is not a terminal or NO_COLOR is set.
@@ -81,8 +98,19 @@ function parseFlags() {
         backend: { type: 'string', default: 'local' },
         config: { type: 'string' },
         'config-file': { type: 'string' },
+        provider: { type: 'string' },
         'model-url': { type: 'string' },
-        model: { type: 'string', default: 'default' },
+        model: { type: 'string' },
+        'fallback-provider': { type: 'string' },
+        'fallback-url': { type: 'string' },
+        'fallback-model': { type: 'string' },
+        replay: { type: 'string' },
+        'max-steps': { type: 'string' },
+        'max-tokens': { type: 'string' },
+        'max-cost-usd': { type: 'string' },
+        'max-seconds': { type: 'string' },
+        'kill-file': { type: 'string' },
+        log: { type: 'string' },
         task: { type: 'string', default: 'Set up a tiny shell project, then clean up the workspace safely.' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -181,13 +209,30 @@ function firstLine(text: string) {
   return text.split('\n')[0];
 }
 
-const model = values['model-url']
-  ? chatCompletionsModel({
-      baseUrl: values['model-url'],
-      model: values.model,
-      apiKey: process.env.MODEL_API_KEY,
-    })
-  : script;
+/** A positive number from a flag, or a usage error naming it. */
+function positive(flag: string, text: string | undefined, integer: boolean): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value)))
+    usageError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, not "${text}"`);
+  return value;
+}
+const maxSeconds = positive('max-seconds', values['max-seconds'], false);
+const limits: RunLimits = {
+  maxSteps: positive('max-steps', values['max-steps'], true),
+  maxOutputTokens: positive('max-tokens', values['max-tokens'], true),
+  maxCostUsd: positive('max-cost-usd', values['max-cost-usd'], false),
+  maxWallClockMs: maxSeconds === undefined ? undefined : Math.round(maxSeconds * 1000),
+};
+
+let chosen: ReturnType<typeof chooseModel>;
+try {
+  chosen = chooseModel(values, process.env);
+} catch (error) {
+  if (!(error instanceof ModelFlagError)) throw error;
+  usageError(error.message);
+}
+const model = chosen ?? script;
 
 // A reader that goes away (`npm run demo | head`) or Ctrl-C stops the run; the sandbox is still closed.
 const stop = new AbortController();
@@ -210,6 +255,18 @@ const show = (event: AgentEvent) => {
     if (event.content) console.log(`\n${bold(`▸ ${event.content}`)}`);
     return;
   }
+  if (event.type === 'model') {
+    const n = event.notice;
+    if (n.type === 'retry')
+      console.log(dim(`  ↻ ${n.model}: retry ${n.attempt} in ${n.delayMs} ms (${n.error})`));
+    else if (n.type === 'fallback') console.log(red(`  ⇢ ${n.from} failed (${n.error}); ${n.to} takes over`));
+    else console.log(dim(`  ⇠ back to ${n.model}`));
+    return;
+  }
+  if (event.type === 'stop') {
+    console.log(`\n${red(`▸ stopped: ${event.reason}`)}: ${event.message}`);
+    return;
+  }
   const args = JSON.stringify(event.call.arguments);
   console.log(`  ${event.call.name} ${args.length > 100 ? `${args.slice(0, 100)}…` : args}`);
   console.log(indent(event.output));
@@ -227,12 +284,27 @@ async function demo(): Promise<number> {
   console.log(
     `  enforced: ${enforced.length ? enforced.join(', ') : 'nothing (this backend isolates nothing)'}`,
   );
-  const run = await runAgent({ sandbox, model, task: values.task, onEvent: show, signal: stop.signal });
-  console.log(`\n${bold('▸ finished')}: ${run.finished ? `after ${run.steps} turns` : 'ran out of turns'}`);
+  const log = values.log ? new SessionLog(values.log, { secrets: secretsFromEnv(process.env) }) : undefined;
+  const run = await runAgent({
+    sandbox,
+    model,
+    task: values.task,
+    limits,
+    killSwitch: { signals: ['SIGUSR2'], ...(values['kill-file'] ? { file: values['kill-file'] } : {}) },
+    onEvent: show,
+    signal: stop.signal,
+    ...(log ? { log } : {}),
+  }).finally(() => log?.close());
+  if (!run.finished) {
+    // A limit or the kill switch: the whole report, then a non-zero status.
+    console.log(`\n${bold('▸ report')}\n${indent(formatRunReport(run))}`);
+    return 1;
+  }
+  console.log(`\n${bold('▸ finished')}: after ${run.steps} turns`);
   const checkpoints = await sandbox.listCheckpoints();
   console.log(`  checkpoints: ${checkpoints.map((c) => `${c.id} (${c.label})`).join(', ')}`);
   if (backend === 'local') console.log(`\n${dim(OTHER_BACKENDS)}`);
-  return run.finished ? 0 : 1;
+  return 0;
 }
 
 try {

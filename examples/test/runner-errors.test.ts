@@ -51,7 +51,7 @@ describe('the example runner on an unreachable model endpoint', () => {
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
       new RegExp(
-        `^runner: MODEL_UNAVAILABLE: model\\.complete: cannot reach the model endpoint ${url}/chat/completions: .*\\(ECONNREFUSED\\)`,
+        `^runner: MODEL_UNAVAILABLE: openai\\.complete: cannot reach the model endpoint ${url}/chat/completions: .*\\(ECONNREFUSED\\)`,
       ),
     );
     expect(run.stderr).not.toContain('    at ');

@@ -1,4 +1,14 @@
+export * from './cut.js';
 export * from './guard/index.js';
+export * from './kill-switch.js';
+export * from './limits.js';
 export * from './loop.js';
-export * from './models.js';
+export * from './models/anthropic.js';
+export * from './models/chat-completions.js';
+export * from './models/failover.js';
+export * from './models/openai.js';
+export { ModelRequestError, retryAfterFromHeaders } from './models/request-error.js';
+export * from './models/scripted.js';
+export * from './redact.js';
+export * from './session-log.js';
 export * from './tools.js';

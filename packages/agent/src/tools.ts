@@ -2,6 +2,7 @@
 import type { AgentboxError, InvalidArgumentError, SandboxBackend } from '@agentbox/core';
 import { didYouMean, parseArgument, toAgentboxError } from '@agentbox/core/backend';
 import { z } from 'zod';
+import { cutMiddle, DEFAULT_MAX_RESULT_CHARS } from './cut.js';
 import {
   type CommandDecision,
   decideCommand,
@@ -24,6 +25,25 @@ export interface ToolSettings {
   maxOutputBytes: number;
   /** Skills Guard and approvals; on by default (unattended: dangerous commands are denied). */
   guard?: GuardSettings;
+  /** Characters of one tool result for the model; longer ones keep their head and tail (default 24 000). */
+  maxResultChars?: number;
+  /** Where save_skill writes, relative to the workspace (default `skills`). */
+  skillsDir?: string;
+  /** Where write_memory writes, relative to the workspace (default `memory`). */
+  memoryDir?: string;
+  /**
+   * Asked before a skill or memory file is kept (the Skills Guard plugs in here). A refusal is
+   * reported to the model with its reason and nothing is written.
+   */
+  reviewWrite?: (file: ReviewedWrite) => Promise<{ keep: true } | { keep: false; reason: string }>;
+}
+
+/** A skill or memory file about to be written, for {@link ToolSettings.reviewWrite}. */
+export interface ReviewedWrite {
+  kind: 'skill' | 'memory';
+  /** Relative to the workspace. */
+  path: string;
+  content: string;
 }
 
 /** What a tool hands back: the text for the model and, for a command, how it exited. */
@@ -32,6 +52,12 @@ export interface ToolOutcome {
   exitCode?: number;
   /** Set when a command needed approval: the decision and what made it dangerous. */
   approval?: CommandDecision;
+  /** A checkpoint the tool made, for the log and the final report. */
+  checkpoint?: { id: string; label: string | undefined };
+  /** The checkpoint a rollback restored. */
+  rolledBackTo?: string;
+  /** The tool ran but did not do what was asked (a listing that failed, a skill the review refused). */
+  failed?: boolean;
 }
 
 interface Tool<Args extends z.ZodType> {
@@ -58,6 +84,55 @@ const pathArgs = z.strictObject({ path: z.string().min(1) });
 const writeArgs = z.strictObject({ path: z.string().min(1), content: z.string() });
 const checkpointArgs = z.strictObject({ label: z.string().optional() });
 const rollbackArgs = z.strictObject({ id: z.string().min(1) });
+const listArgs = z.strictObject({ path: z.string().min(1).default('.') });
+const searchArgs = z.strictObject({
+  pattern: z.string().min(1),
+  path: z.string().min(1).default('.'),
+  glob: z.string().min(1).optional(),
+});
+const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const skillArgs = z.strictObject({
+  name: z
+    .string()
+    .regex(NAME, 'must be 1-64 lower-case letters, digits, - or _, starting with a letter or digit'),
+  content: z.string().min(1),
+});
+const memoryArgs = z.strictObject({
+  content: z.string().min(1),
+  file: z.string().regex(NAME, 'must be 1-64 lower-case letters, digits, - or _').default('notes'),
+  mode: z.enum(['append', 'replace']).default('append'),
+});
+
+/** Runs argv (no shell) and shapes the result like the exec tool does. */
+async function runArgv(
+  sandbox: SandboxBackend,
+  argv: readonly string[],
+  settings: ToolSettings,
+  signal: AbortSignal | undefined,
+) {
+  return await sandbox.exec(argv, {
+    timeoutMs: settings.execTimeoutMs,
+    maxOutputBytes: settings.maxOutputBytes,
+    signal,
+  });
+}
+
+/** Keeps a skill or memory file only if the review (the Skills Guard, when configured) lets it through. */
+async function reviewedWrite(
+  sandbox: SandboxBackend,
+  file: ReviewedWrite,
+  settings: ToolSettings,
+  signal: AbortSignal | undefined,
+): Promise<string | undefined> {
+  const verdict = settings.reviewWrite ? await settings.reviewWrite(file) : { keep: true as const };
+  if (!verdict.keep) return verdict.reason;
+  // Then the Skills Guard, which keeps the file or quarantines it with its report.
+  const guard = { skillsDir: settings.skillsDir, memoryDir: settings.memoryDir, ...settings.guard };
+  const guarded = await guardedWrite(sandbox, file.path, file.content, guard, signal);
+  if (guarded) return guarded.kept ? undefined : outcomeMessage(guarded);
+  await sandbox.writeFile(file.path, file.content, { signal });
+  return undefined;
+}
 
 export const TOOLS = {
   exec: tool({
@@ -143,7 +218,10 @@ export const TOOLS = {
     args: checkpointArgs,
     async run(sandbox, args, _settings, signal) {
       const info = await sandbox.checkpoint({ label: args.label, signal });
-      return `checkpoint ${info.id} (${info.entries} entries)`;
+      return {
+        output: `checkpoint ${info.id} (${info.entries} entries)`,
+        checkpoint: { id: info.id, label: args.label },
+      };
     },
   }),
   rollback: tool({
@@ -160,7 +238,115 @@ export const TOOLS = {
     args: rollbackArgs,
     async run(sandbox, args, _settings, signal) {
       await sandbox.rollback(args.id, { signal });
-      return `rolled back to ${args.id}`;
+      return { output: `rolled back to ${args.id}`, rolledBackTo: args.id };
+    },
+  }),
+  list_dir: tool({
+    spec: {
+      name: 'list_dir',
+      description: 'List a folder of the sandbox (names, sizes, modes), default the workspace.',
+      parameters: {
+        type: 'object',
+        properties: { path: { type: 'string', description: 'relative to the workspace' } },
+        additionalProperties: false,
+      },
+    },
+    args: listArgs,
+    async run(sandbox, args, settings, signal) {
+      const r = await runArgv(sandbox, ['ls', '-lA', '--', args.path], settings, signal);
+      if (r.exitCode !== 0)
+        return { output: `error: cannot list ${args.path}: ${r.stderr.trim()}`, failed: true };
+      return r.stdout || '(empty folder)';
+    },
+  }),
+  search_files: tool({
+    spec: {
+      name: 'search_files',
+      description:
+        'Search file contents under a folder for a regular expression (grep -E); glob limits the file names, e.g. "*.ts".',
+      parameters: {
+        type: 'object',
+        properties: {
+          pattern: { type: 'string' },
+          path: { type: 'string', description: 'relative to the workspace; default the workspace' },
+          glob: { type: 'string' },
+        },
+        required: ['pattern'],
+        additionalProperties: false,
+      },
+    },
+    args: searchArgs,
+    async run(sandbox, args, settings, signal) {
+      // find + grep, both in busybox too: the same tool on every backend's image.
+      // find has no `--`: a path that starts with "-" would be read as an expression (`-delete`).
+      const root = args.path.startsWith('-') ? `./${args.path}` : args.path;
+      const argv = ['find', root, '-type', 'f'];
+      if (args.glob) argv.push('-name', args.glob);
+      argv.push('-exec', 'grep', '-n', '-H', '-E', '-e', args.pattern, '--', '{}', '+');
+      const r = await runArgv(sandbox, argv, settings, signal);
+      if (r.stdout)
+        return r.stdout + (r.truncated.stdout ? `\n[matches cut: ${r.totalBytes.stdout} bytes in all]` : '');
+      if (r.exitCode <= 1 && !r.stderr.trim()) return 'no matches';
+      return { output: `error: search failed (exit code ${r.exitCode}): ${r.stderr.trim()}`, failed: true };
+    },
+  }),
+  save_skill: tool({
+    spec: {
+      name: 'save_skill',
+      description:
+        'Save a reusable skill as skills/NAME/SKILL.md (markdown: what it is for, then the steps). It is reviewed before it is kept.',
+      parameters: {
+        type: 'object',
+        properties: { name: { type: 'string' }, content: { type: 'string' } },
+        required: ['name', 'content'],
+        additionalProperties: false,
+      },
+    },
+    args: skillArgs,
+    async run(sandbox, args, settings, signal) {
+      const path = `${settings.skillsDir ?? 'skills'}/${args.name}/SKILL.md`;
+      const refused = await reviewedWrite(
+        sandbox,
+        { kind: 'skill', path, content: args.content },
+        settings,
+        signal,
+      );
+      if (refused !== undefined)
+        return { output: `error: skill "${args.name}" was not kept: ${refused}`, failed: true };
+      return `saved skill ${args.name} to ${path} (${Buffer.byteLength(args.content)} bytes)`;
+    },
+  }),
+  write_memory: tool({
+    spec: {
+      name: 'write_memory',
+      description:
+        'Write a note to long-term memory (memory/FILE.md, default notes); mode append (default) or replace. It is reviewed before it is kept.',
+      parameters: {
+        type: 'object',
+        properties: {
+          content: { type: 'string' },
+          file: { type: 'string' },
+          mode: { type: 'string', enum: ['append', 'replace'] },
+        },
+        required: ['content'],
+        additionalProperties: false,
+      },
+    },
+    args: memoryArgs,
+    async run(sandbox, args, settings, signal) {
+      const path = `${settings.memoryDir ?? 'memory'}/${args.file}.md`;
+      let content = args.content.endsWith('\n') ? args.content : `${args.content}\n`;
+      if (args.mode === 'append') {
+        const before = await sandbox.readTextFile(path, { signal }).catch((error: unknown) => {
+          if ((error as { code?: string }).code === 'NOT_FOUND') return '';
+          throw error;
+        });
+        content = before + content;
+      }
+      const refused = await reviewedWrite(sandbox, { kind: 'memory', path, content }, settings, signal);
+      if (refused !== undefined)
+        return { output: `error: memory ${path} was not changed: ${refused}`, failed: true };
+      return `${args.mode === 'append' ? 'appended to' : 'replaced'} ${path} (${Buffer.byteLength(content)} bytes now)`;
     },
   }),
 } as const;
@@ -183,6 +369,7 @@ export async function runTool(
   signal?: AbortSignal,
 ): Promise<{ ok: boolean } & ToolOutcome> {
   const t = (TOOLS as Record<string, Tool<z.ZodType>>)[name];
+  const maxChars = settings.maxResultChars ?? DEFAULT_MAX_RESULT_CHARS;
   if (!t) {
     const tools = Object.keys(TOOLS);
     return {
@@ -199,13 +386,15 @@ export async function runTool(
   }
   try {
     const outcome = await t.run(sandbox, args, settings, signal);
-    return { ok: true, ...(typeof outcome === 'string' ? { output: outcome } : outcome) };
+    const result = typeof outcome === 'string' ? { output: outcome } : outcome;
+    const { failed, ...rest } = result;
+    return { ...rest, ok: !failed, output: cutMiddle(result.output, maxChars) };
   } catch (error) {
     // Sandbox calls throw typed errors; anything else is wrapped so that none escapes untyped.
     const typed = toAgentboxError(error, { backend: sandbox.kind, operation: name, sandboxId: sandbox.id });
     if (signal?.aborted) throw typed;
     const partial = typed.code === 'TIMEOUT' ? partialOutput(typed) : '';
-    return { ok: false, output: `error ${typed.code}: ${typed.message}${partial}` };
+    return { ok: false, output: cutMiddle(`error ${typed.code}: ${typed.message}${partial}`, maxChars) };
   }
 }
 

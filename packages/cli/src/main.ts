@@ -8,6 +8,7 @@ import type { Command } from './commands/context.js';
 import { doctorCommand } from './commands/doctor.js';
 import { emulateCommand } from './commands/emulate.js';
 import { execCommand } from './commands/exec.js';
+import { logCommand } from './commands/log.js';
 import { mcpCommand } from './commands/mcp.js';
 import { openCommand } from './commands/open.js';
 import { shellCommand } from './commands/shell.js';
@@ -29,6 +30,7 @@ const COMMANDS: Record<CommandName, Command> = {
   doctor: doctorCommand,
   agent: agentCommand,
   emulate: emulateCommand,
+  log: logCommand,
   mcp: mcpCommand,
 };
 

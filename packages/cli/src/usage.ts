@@ -149,6 +149,16 @@ Options:
   --port N              port to listen on (default: any free port), on 127.0.0.1 unless --host
   --api-key KEY         the key clients must send (default: a random one, printed)
   --minute-ms N         how long one minute of Daytona's auto-stop/delete intervals lasts (default 60000)`,
+
+  log: `Usage: agentbox log summarize FILE [--json]
+
+Read an agent's session log (JSON lines, as written by @agentbox/agent's SessionLog) and print
+what the run did: the task, how it ended, steps, models, tokens and estimated cost, tool calls
+and failures, checkpoints, rollbacks, retries and fallbacks. Exit status 0 when the run
+finished, 1 when a limit, the kill switch or an error ended it, or the log stops short.
+
+Options:
+  --json                the summary as one JSON object`,
 } as const;
 
 export type CommandName = keyof typeof COMMANDS;
@@ -171,12 +181,17 @@ Commands:
   doctor        check what each backend needs here and what it can enforce
   agent         run the reference agent loop against a chat-completions model
   emulate       serve a local stand-in for a cloud provider's API (daytona)
+  log           summarize an agent's session log
   mcp           serve a sandbox as MCP tools over stdio (for agents in any language)
 
 Run \`agentbox COMMAND --help\` for a command's flags.`;
 
 export function commandUsage(command: CommandName): string {
-  return command === 'sweep' || command === 'doctor' || command === 'emulate' || command === 'mcp'
+  return command === 'sweep' ||
+    command === 'doctor' ||
+    command === 'emulate' ||
+    command === 'mcp' ||
+    command === 'log'
     ? COMMANDS[command]
     : `${COMMANDS[command]}\n\n${SANDBOX_FLAGS}`;
 }

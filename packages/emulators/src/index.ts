@@ -8,3 +8,4 @@ export {
   startDaytonaEmulator,
 } from './daytona/emulator.js';
 export { EMULATOR_LABEL, INSTANCE_LABEL } from './docker.js';
+export * from './models/index.js';

@@ -66,6 +66,7 @@ function showEvent(event: AgentEvent): void {
     if (event.content) printLine(`\n▸ ${event.content}`);
     return;
   }
+  if (event.type !== 'tool') return;
   const args = JSON.stringify(event.call.arguments);
   printLine(`  ${event.call.name} ${args.length > 100 ? `${args.slice(0, 100)}…` : args}`);
   printLine(event.output.replace(/\n$/, '').replace(/^/gm, '  │ '));

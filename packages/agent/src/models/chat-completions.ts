@@ -1,4 +1,7 @@
-/** Model adapters: an OpenAI-compatible chat-completions endpoint, and a script for offline runs. */
+/**
+ * A hand-written client of the chat-completions protocol (`fetch`, no SDK), kept for callers that
+ * want no dependency; `openaiModel` is the same protocol through the official SDK.
+ */
 import {
   AbortedError,
   type AgentboxError,
@@ -10,7 +13,8 @@ import {
 } from '@agentbox/core';
 import { type ErrorContext, parseArgument } from '@agentbox/core/backend';
 import { z } from 'zod';
-import type { Message, Model, ModelTurn, ToolCall } from './loop.js';
+import type { Message, Model, ToolCall } from '../model-types.js';
+import { UNREACHABLE_REASONS } from './request-error.js';
 
 export interface ChatCompletionsOptions {
   /** e.g. `http://127.0.0.1:8000/v1` (vLLM, llama.cpp, Ollama and hosted APIs speak this protocol). */
@@ -113,18 +117,6 @@ function rootCause(error: unknown): { code: string | undefined; message: string 
   }
   return { code, message };
 }
-
-const UNREACHABLE_REASONS: Record<string, string> = {
-  ECONNREFUSED: 'connection refused: nothing listens there',
-  ENOTFOUND: 'the host name does not resolve',
-  EAI_AGAIN: 'the host name could not be resolved (DNS)',
-  ECONNRESET: 'the connection was reset',
-  EHOSTUNREACH: 'the host is unreachable',
-  ENETUNREACH: 'the network is unreachable',
-  ETIMEDOUT: 'connecting timed out',
-  UND_ERR_CONNECT_TIMEOUT: 'connecting timed out',
-  UND_ERR_SOCKET: 'the connection closed unexpectedly',
-};
 
 /** A request that got no answer, as a typed error naming the URL, the cause and what to do. */
 function requestFailure(
@@ -235,21 +227,4 @@ function parseArguments(text: string): unknown {
   } catch {
     return text;
   }
-}
-
-/**
- * A model that plays back fixed turns: for offline demos and tests. A turn may be a function of the
- * conversation so far (to react to a tool result).
- */
-export function scriptedModel(
-  turns: readonly (ModelTurn | ((messages: readonly Message[]) => ModelTurn))[],
-): Model {
-  let next = 0;
-  return {
-    async complete({ messages }) {
-      const turn = turns[next++];
-      if (!turn) return { content: 'done', toolCalls: [] };
-      return typeof turn === 'function' ? turn(messages) : turn;
-    },
-  };
 }
