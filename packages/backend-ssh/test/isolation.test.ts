@@ -108,7 +108,11 @@ describe.skipIf(!hostHasBwrap)(
       expect(sandbox.sessions.stats.session).toBeGreaterThan(0);
       expect(r.stdout).toBe('sh\nclosed\n');
       // Its own fds, and those of an ordinary process of the sandbox, stay open to it.
-      const own = await sandbox.exec(['sh', '-c', 'sleep 5 & ls /proc/$!/fd >/dev/null && echo open; kill $!']);
+      const own = await sandbox.exec([
+        'sh',
+        '-c',
+        'sleep 5 & ls /proc/$!/fd >/dev/null && echo open; kill $!',
+      ]);
       expect(own.stdout).toBe('open\n');
     });
 
