@@ -8,3 +8,9 @@ export {
   startDaytonaEmulator,
 } from './daytona/emulator.js';
 export { EMULATOR_LABEL, INSTANCE_LABEL } from './docker.js';
+export {
+  startVercelEmulator,
+  VERCEL_API,
+  type VercelEmulator,
+  type VercelEmulatorOptions,
+} from './vercel/emulator.js';
