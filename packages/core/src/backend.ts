@@ -9,7 +9,7 @@ export { frozenCheckpointStore } from './checkpoint/frozen-store.js';
 export { TreeCheckpointStore } from './checkpoint/tree-store.js';
 export { type ErrorContext, fromErrno, toAgentboxError } from './errors.js';
 export { FILE_SCRIPT_ERRNO, READ_FILE_SCRIPT, WRITE_FILE_SCRIPT } from './file-scripts.js';
-export { HOLDER_KILL_SCRIPT, holderPipeSet } from './holder-kill.js';
+export { HOLDER_KILL_SCRIPT, holderPipeSet, OUTPUT_DIR_KILL_SCRIPT } from './holder-kill.js';
 export { type HostProcess, startHostProcess } from './host-process.js';
 export { assertEnforced, enforcementReport } from './policy.js';
 export {
