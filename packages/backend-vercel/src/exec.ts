@@ -10,9 +10,10 @@
  *   its output, so a kill or timeout signals its whole tree (core's OUTPUT_DIR_KILL_SCRIPT, run as
  *   a second command).
  * - its stdout and stderr are named pipes read by `tee`, which copies them byte-exact to files
- *   and on to the wrapper's own output, streamed live. Live text is delivered as long as it is
- *   whole (no replacement character); from the first lossy chunk on, that stream is delivered
- *   from its file, read through the SDK's file API once the command has ended.
+ *   and (the first LIVE_BYTES of each) on to the wrapper's own output, streamed live. Live text
+ *   is delivered as long as it is whole (no replacement character); from the first lossy chunk
+ *   on, or past LIVE_BYTES, that stream is delivered from its file, read through the SDK's file
+ *   API once the command has ended.
  *
  * The wrapper's directory (`/tmp/.agentbox-exec/<id>`) is removed by the next command's wrapper.
  */
@@ -34,16 +35,25 @@ import { vercelFailure } from './client.js';
 
 const EXEC_ROOT = '/tmp/.agentbox-exec';
 const REPLACEMENT = '\uFFFD';
+/**
+ * Each stream is streamed live up to this many bytes; beyond, it comes from its file when the
+ * command ends (output moved as JSON text costs up to six times its size, and the SDK reads
+ * its log stream without backpressure).
+ */
+const LIVE_BYTES = 1024 * 1024;
 
 // $1 the command's directory, $2 its stdin file, $3 how many stale directories follow, then
 // those, then the command's argv.
 const WRAPPER = [
   'd=$1; i=$2; n=$3; shift 3',
   'while [ "$n" -gt 0 ]; do rm -rf -- "$1"; shift; n=$((n-1)); done',
+  // The wrapper's own messages (a shell's "Killed" for its job) never join the command's stderr.
+  'exec 3>&2 2>/dev/null',
   'umask 077; mkdir -p -- "$d" && mkfifo "$d/out" "$d/err" || exit 125; umask 022',
-  'tee "$d/out.bytes" <"$d/out" & a=$!',
-  'tee "$d/err.bytes" <"$d/err" >&2 & b=$!',
-  'setsid "$@" <"$i" >"$d/out" 2>"$d/err" &',
+  // Live copies stop after LIVE_BYTES (the rest is drained); the files get everything.
+  `tee "$d/out.bytes" <"$d/out" 3>&- | { head -c ${LIVE_BYTES}; cat >/dev/null; } & a=$!`,
+  `tee "$d/err.bytes" <"$d/err" 3>&- | { head -c ${LIVE_BYTES}; cat >/dev/null; } >&3 3>&- & b=$!`,
+  'setsid "$@" <"$i" >"$d/out" 2>"$d/err" 3>&- &',
   'p=$!; echo "$p" >"$d/pid"',
   'wait "$p"; s=$?',
   // The output ends when every process holding it has let go (as a pipe does).
@@ -134,8 +144,9 @@ export function startVercelProcess(transport: ExecTransport, req: StartRequest):
       else if (line.stream === 'stderr') await deliver(err, line.data);
     }
     const done = await command.wait();
-    if (out.lossy) await pump(sandbox, `${dir}/out.bytes`, out);
-    if (err.lossy) await pump(sandbox, `${dir}/err.bytes`, err);
+    // A stream that was lossy, or may have been cut at LIVE_BYTES, continues from its file.
+    if (out.lossy || out.delivered >= LIVE_BYTES) await pump(sandbox, `${dir}/out.bytes`, out);
+    if (err.lossy || err.delivered >= LIVE_BYTES) await pump(sandbox, `${dir}/err.bytes`, err);
     transport.stale.push(dir);
     const status = done.exitCode;
     const cwdFailure = apiCommandFailure(status, Buffer.concat(err.head), req.cwd, transport.context);

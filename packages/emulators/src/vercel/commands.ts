@@ -62,7 +62,7 @@ export async function startCommand(
     trimmed: false,
     followers: new Set(),
     done: Promise.resolve(),
-    pid: Promise.resolve(undefined),
+    pid: () => Promise.resolve(undefined),
   };
   const sources = [started.stdout, started.stderr];
   const publish = (entry: LogEntry) => {
@@ -104,22 +104,37 @@ export async function startCommand(
     record.durationMs = Date.now() - record.startedAt;
     for (const follower of record.followers) follower.end();
     record.followers.clear();
-    await runInContainer(container, ['rm', '-f', pidFile(id)], { user: '0' }).catch(() => {});
+    removeLater(container, pidFile(id));
   })();
-  record.pid = (async () => {
-    // The wrapper writes it first thing; a command that already ended has none.
-    for (let i = 0; i < 50 && record.exitCode === null; i++) {
-      const read = await runInContainer(container, ['cat', pidFile(id)], { user: '0' }).catch(
-        () => undefined,
-      );
-      const pid = Number(read?.stdout.toString('utf8').trim());
-      if (read?.exitCode === 0 && Number.isInteger(pid) && pid > 0) return pid;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return undefined;
-  })();
-  record.pid.catch(() => {});
+  // Read on a kill only: most commands are never signalled.
+  let pid: Promise<number | undefined> | undefined;
+  record.pid = () => {
+    pid ??= readPid(container, record, id);
+    return pid;
+  };
   return record;
+}
+
+async function readPid(container: Docker.Container, record: CommandRecord, id: string) {
+  // The wrapper writes it first thing; a command that already ended needs none.
+  for (let i = 0; i < 50 && record.exitCode === null; i++) {
+    const read = await runInContainer(container, ['cat', pidFile(id)], { user: '0' }).catch(() => undefined);
+    const pid = Number(read?.stdout.toString('utf8').trim());
+    if (read?.exitCode === 0 && Number.isInteger(pid) && pid > 0) return pid;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return undefined;
+}
+
+/** Pid files of ended commands, removed a batch at a time (one exec each, not one per command). */
+const leftovers = new WeakMap<Docker.Container, string[]>();
+function removeLater(container: Docker.Container, path: string): void {
+  const list = leftovers.get(container) ?? [];
+  leftovers.set(container, list);
+  list.push(path);
+  if (list.length < 32) return;
+  const batch = list.splice(0);
+  void runInContainer(container, ['rm', '-f', '--', ...batch], { user: '0' }).catch(() => {});
 }
 
 /** Send the command's output to `res` as NDJSON log lines until it ends; `after` writes a last line. */
@@ -164,7 +179,7 @@ export async function signalCommand(
   if (!Number.isInteger(signal) || signal < 1 || signal > 64)
     throw new HttpFailure(400, `invalid signal ${signal}`, 'bad_request');
   if (record.exitCode !== null) return;
-  const pid = await record.pid;
+  const pid = await record.pid();
   if (pid === undefined) return;
   await runInContainer(container, ['kill', `-${signal}`, String(pid)], { user: '0' });
 }

@@ -36,8 +36,8 @@ export interface CommandRecord {
   trimmed: boolean;
   followers: Set<LogFollower>;
   done: Promise<void>;
-  /** The process id inside the container, for the kill endpoint. */
-  pid: Promise<number | undefined>;
+  /** The process id inside the container, for the kill endpoint (read when first asked). */
+  pid: () => Promise<number | undefined>;
 }
 
 export interface SessionRecord {
