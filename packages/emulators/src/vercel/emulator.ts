@@ -168,10 +168,14 @@ export async function startVercelEmulator(options: VercelEmulatorOptions = {}): 
   async function takeSnapshot(sandbox: SandboxRecord, session: SessionRecord): Promise<SnapshotRecord> {
     const id = `snap_${randomBytes(12).toString('hex')}`;
     const container = session.container!;
+    // Vercel stops the VM to snapshot it. Stopping first (no pause) also means a docker exec that
+    // races the snapshot fails at once instead of hanging in a frozen container.
+    await container.kill().catch(() => {});
+    await container.wait().catch(() => {});
     await container.commit({
       repo: SNAPSHOT_REPO,
       tag: id,
-      pause: true,
+      pause: false,
       changes: `LABEL ${EMULATOR_LABEL}=vercel\nLABEL ${INSTANCE_LABEL}=${instance}`,
     });
     const imageName = `${SNAPSHOT_REPO}:${id}`;
