@@ -41,6 +41,8 @@ const REPLACEMENT = '\uFFFD';
  * its log stream without backpressure).
  */
 const LIVE_BYTES = 1024 * 1024;
+// `head -c` buffers; dd passes each read on as it comes, and stops after LIVE_BYTES.
+const LIVE_COPY = `dd bs=65536 count=${LIVE_BYTES} iflag=count_bytes 2>/dev/null`;
 
 // $1 the command's directory, $2 its stdin file, $3 how many stale directories follow, then
 // those, then the command's argv.
@@ -51,8 +53,8 @@ const WRAPPER = [
   'exec 3>&2 2>/dev/null',
   'umask 077; mkdir -p -- "$d" && mkfifo "$d/out" "$d/err" || exit 125; umask 022',
   // Live copies stop after LIVE_BYTES (the rest is drained); the files get everything.
-  `tee "$d/out.bytes" <"$d/out" 3>&- | { head -c ${LIVE_BYTES}; cat >/dev/null; } & a=$!`,
-  `tee "$d/err.bytes" <"$d/err" 3>&- | { head -c ${LIVE_BYTES}; cat >/dev/null; } >&3 3>&- & b=$!`,
+  `tee "$d/out.bytes" <"$d/out" 3>&- | { ${LIVE_COPY}; cat >/dev/null; } & a=$!`,
+  `tee "$d/err.bytes" <"$d/err" 3>&- | { ${LIVE_COPY}; cat >/dev/null; } >&3 3>&- & b=$!`,
   'setsid "$@" <"$i" >"$d/out" 2>"$d/err" 3>&- &',
   'p=$!; echo "$p" >"$d/pid"',
   'wait "$p"; s=$?',
