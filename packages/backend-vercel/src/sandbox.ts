@@ -277,7 +277,9 @@ export async function openVercelSandbox(ctx: OpenContext<VercelResolvedConfig>):
   try {
     if (ctx.idGiven) sandbox = await findSandbox(credentials, id, signal);
     if (!sandbox) {
-      sandbox = await Sandbox.create({ ...createParams, ...(signal ? { signal } : {}) });
+      // Not aborted midway: the service would finish a create whose answer we dropped, and
+      // leave a sandbox nobody knows of. An abort is honoured once it is created (and deleted).
+      sandbox = await Sandbox.create({ ...createParams });
       created = true;
     }
     if (signal?.aborted) throw aborted();
