@@ -78,7 +78,7 @@ export async function startVercelEmulator(options: VercelEmulatorOptions = {}): 
 
   const findSandbox = (name: string): SandboxRecord => {
     const found = sandboxes.get(name);
-    if (!found) throw new HttpFailure(404, `Sandbox ${name} not found`, 'not_found');
+    if (!found?.session) throw new HttpFailure(404, `Sandbox ${name} not found`, 'not_found');
     return found;
   };
   const findSnapshot = (id: string): SnapshotRecord => {
@@ -304,7 +304,8 @@ export async function startVercelEmulator(options: VercelEmulatorOptions = {}): 
     const prefix = url.searchParams.get('namePrefix') ?? '';
     const [key, ...rest] = (tag ?? '').split(':');
     const items = [...sandboxes.values()]
-      .filter((s) => s.name.startsWith(prefix))
+      // One still being created has no session yet: it is listed once it has.
+      .filter((s) => s.session !== undefined && s.name.startsWith(prefix))
       .filter((s) => tag === null || s.tags[key!] === rest.join(':'))
       .map(sandboxDto);
     sendJson(res, 200, { sandboxes: items, pagination: { count: items.length, next: null } });
