@@ -11,6 +11,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   ssh: () => import('./ssh.js'),
   singularity: () => import('./singularity.js'),
   daytona: () => import('./daytona.js'),
+  vercel: () => import('./vercel.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');

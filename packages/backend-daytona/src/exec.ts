@@ -22,6 +22,7 @@ import {
   apiCommand,
   apiCommandFailure,
   type ErrorContext,
+  OUTPUT_DIR_KILL_SCRIPT,
   type RawProcess,
   type StartRequest,
   StreamQueue,
@@ -55,17 +56,6 @@ const WRAPPER = [
   ' printf "agentbox-inline %s %s\\n" "$o" "$e"; cat "$d/out"; cat "$d/err" >&2',
   'fi',
   'exit "$s"',
-].join('\n');
-
-// $1 the command's directory, $2 the signal. Waits a little for the pid (the kill may race the start).
-const KILLER = [
-  'f=$1/pid; k=0',
-  'while [ ! -s "$f" ] && [ $k -lt 50 ]; do sleep 0.1; k=$((k+1)); done',
-  '[ -s "$f" ] && kill -s "$2" -"$(cat "$f")" 2>/dev/null',
-  // Whoever still holds the output (it left the group with setsid) is part of the command too.
-  'for l in /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2; do',
-  ' case "$(readlink "$l" 2>/dev/null)" in "$1/out"|"$1/err") p=${l#/proc/}; kill -s "$2" "${p%%/*}" 2>/dev/null;; esac',
-  'done; exit 0',
 ].join('\n');
 
 // $1 the command's directory, $2 and $3 the stdout and stderr bytes already read: what follows
@@ -266,7 +256,14 @@ export function startDaytonaProcess(transport: ExecTransport, req: StartRequest)
       await transport.sessions
         .run((sessionId) =>
           sandbox.process.executeSessionCommand(sessionId, {
-            command: shellQuoteAll(['sh', '-c', KILLER, 'agentbox-kill', dir, signal.replace(/^SIG/, '')]),
+            command: shellQuoteAll([
+              'sh',
+              '-c',
+              OUTPUT_DIR_KILL_SCRIPT,
+              'agentbox-kill',
+              dir,
+              signal.replace(/^SIG/, ''),
+            ]),
           }),
         )
         .catch((error: unknown) => {

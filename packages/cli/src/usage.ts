@@ -140,6 +140,7 @@ Example client configuration (Claude Desktop, Cursor and others):
   { "mcpServers": { "agentbox": { "command": "agentbox", "args": ["mcp", "--backend", "docker"] } } }`,
 
   emulate: `Usage: agentbox emulate daytona [--port N] [--host ADDR] [--api-key KEY] [--minute-ms N] [--json]
+       agentbox emulate vercel [--port N] [--host ADDR] [--api-key TOKEN] [--json]
 
 Serve a local stand-in for the Daytona API (@agentbox/emulators) until Ctrl-C: each sandbox is
 a Docker container on this machine. Prints the URL and API key to give the SDK (polling mode:
@@ -148,7 +149,10 @@ DAYTONA_USE_DEPRECATED_POLLING=true). Stopping it removes every sandbox and snap
 Options:
   --port N              port to listen on (default: any free port), on 127.0.0.1 unless --host
   --api-key KEY         the key clients must send (default: a random one, printed)
-  --minute-ms N         how long one minute of Daytona's auto-stop/delete intervals lasts (default 60000)`,
+  --minute-ms N         how long one minute of Daytona's auto-stop/delete intervals lasts (default 60000)
+
+vercel: a stand-in for the Vercel Sandbox API (https://vercel.com/api); prints the vercel
+backend's config (apiUrl, token, teamId, projectId). --api-key sets the token.`,
 
   log: `Usage: agentbox log summarize FILE [--json]
 
@@ -180,7 +184,7 @@ Commands:
   sweep         remove sandboxes left behind
   doctor        check what each backend needs here and what it can enforce
   agent         run the reference agent loop against a chat-completions model
-  emulate       serve a local stand-in for a cloud provider's API (daytona)
+  emulate       serve a local stand-in for a cloud provider's API (daytona, vercel)
   log           summarize an agent's session log
   mcp           serve a sandbox as MCP tools over stdio (for agents in any language)
 

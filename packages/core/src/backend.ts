@@ -35,7 +35,7 @@ export {
   processStat,
   stopProcesses,
 } from './freeze.js';
-export { HOLDER_KILL_SCRIPT, holderPipeSet } from './holder-kill.js';
+export { HOLDER_KILL_SCRIPT, holderPipeSet, OUTPUT_DIR_KILL_SCRIPT } from './holder-kill.js';
 export { type HostProcess, startHostProcess } from './host-process.js';
 export { assertEnforced, enforcementReport } from './policy.js';
 export {

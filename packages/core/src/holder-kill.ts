@@ -58,3 +58,19 @@ export function holderPipeSet(
     if (!/^\d+:\d+$/.test(p)) throw new Error(`not a device:inode pipe id: ${JSON.stringify(p)}`);
   return `${match}/${spared.join(',')}=${pipes.join(',')}`;
 }
+
+/**
+ * For a command started in the background by a wrapper in a directory of its own (`$1`) that
+ * holds its group leader's pid in `$1/pid` and its output in `$1/out` and `$1/err` (files or
+ * named pipes): signal `$2` (a name without SIG) to its process group, then to any process that
+ * left the group but still writes to that output. It waits up to 5 s for the pid file (a kill
+ * may race the start).
+ */
+export const OUTPUT_DIR_KILL_SCRIPT = [
+  'f=$1/pid; k=0',
+  'while [ ! -s "$f" ] && [ $k -lt 50 ]; do sleep 0.1; k=$((k+1)); done',
+  '[ -s "$f" ] && kill -s "$2" -"$(cat "$f")" 2>/dev/null',
+  'for l in /proc/[0-9]*/fd/1 /proc/[0-9]*/fd/2; do',
+  ' case "$(readlink "$l" 2>/dev/null)" in "$1/out"|"$1/err") p=${l#/proc/}; kill -s "$2" "${p%%/*}" 2>/dev/null;; esac',
+  'done; exit 0',
+].join('\n');

@@ -9,3 +9,9 @@ export {
 } from './daytona/emulator.js';
 export { EMULATOR_LABEL, INSTANCE_LABEL } from './docker.js';
 export * from './models/index.js';
+export {
+  startVercelEmulator,
+  VERCEL_API,
+  type VercelEmulator,
+  type VercelEmulatorOptions,
+} from './vercel/emulator.js';

@@ -1,9 +1,9 @@
-/** `agentbox emulate daytona`: serve a local stand-in for a provider's API until interrupted. */
+/** `agentbox emulate daytona|vercel`: serve a local stand-in for a provider's API until interrupted. */
 import { noPositionals, parseCommand, UsageError } from '../args.js';
 import { printJson, printLine } from '../output.js';
 import type { Command } from './context.js';
 
-const PROVIDERS = ['daytona'] as const;
+const PROVIDERS = ['daytona', 'vercel'] as const;
 
 export const emulateCommand: Command = async (args, ctx) => {
   const [provider, ...rest] = args;
@@ -24,7 +24,28 @@ export const emulateCommand: Command = async (args, ctx) => {
   if (minuteMs !== undefined && !(Number.isFinite(minuteMs) && minuteMs > 0))
     throw new UsageError('--minute-ms must be a positive number', 'emulate');
   // Loaded here only: no other command needs the emulators (or dockerode).
-  const { startDaytonaEmulator } = await import('@agentbox/emulators');
+  const { startDaytonaEmulator, startVercelEmulator } = await import('@agentbox/emulators');
+  if (provider === 'vercel') {
+    if (minuteMs !== undefined) throw new UsageError('--minute-ms is for the daytona emulator', 'emulate');
+    const vercel = await startVercelEmulator({
+      port,
+      ...(values.host ? { host: values.host } : {}),
+      ...(values['api-key'] ? { token: values['api-key'] } : {}),
+    });
+    const { url, token, teamId, projectId } = vercel;
+    if (values.json) printJson({ provider, url, token, teamId, projectId });
+    else {
+      printLine(`vercel emulator on ${url} (it stands for https://vercel.com/api)`);
+      printLine(`  backend config: ${JSON.stringify({ apiUrl: url, token, teamId, projectId })}`);
+      printLine(
+        '  the bare SDK: pass token, teamId, projectId and a fetch that rewrites https://vercel.com/api to the URL',
+      );
+      printLine('Ctrl-C stops it and removes every sandbox and snapshot it made.');
+    }
+    await interrupted(ctx.interrupts.signal);
+    await vercel.close();
+    return ctx.interrupts.exitCode ?? 0;
+  }
   const emulator = await startDaytonaEmulator({
     port,
     ...(values.host ? { host: values.host } : {}),
@@ -39,11 +60,14 @@ export const emulateCommand: Command = async (args, ctx) => {
     printLine('  export DAYTONA_USE_DEPRECATED_POLLING=true');
     printLine('Ctrl-C stops it and removes every sandbox and snapshot it made.');
   }
-  const signal = ctx.interrupts.signal;
-  await new Promise<void>((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener('abort', () => resolve(), { once: true });
-  });
+  await interrupted(ctx.interrupts.signal);
   await emulator.close();
   return ctx.interrupts.exitCode ?? 0;
 };
+
+function interrupted(signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

@@ -7,10 +7,10 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import Docker from 'dockerode';
 import { EMULATOR_LABEL, INSTANCE_LABEL } from '../docker.js';
 import { HttpFailure, Router, readJson, sendJson } from '../http.js';
+import { closeAndRemoveOwned, listenLocal } from '../server.js';
 import { type SandboxRecord, type SnapshotRecord, sandboxDto, snapshotDto } from './state.js';
 import { toolboxRoutes } from './toolbox.js';
 
@@ -312,10 +312,6 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
   const server = createServer((req, res) => {
     void handle(req, res);
   });
-  // Clients keep connections alive between calls; closing an idle one just as a client reuses it
-  // resets that request (Node's default is 5 s), so idle connections are kept well past that.
-  server.keepAliveTimeout = 120_000;
-  server.headersTimeout = 125_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator');
@@ -395,13 +391,7 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
   );
   ticker.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  baseUrl = `http://${host}:${address.port}`;
+  baseUrl = await listenLocal(server, options.port, options.host);
   log(`listening on ${baseUrl}`);
 
   let closing: Promise<void> | undefined;
@@ -411,27 +401,7 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
     close() {
       closing ??= (async () => {
         clearInterval(ticker);
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        const mine = { label: [`${INSTANCE_LABEL}=${instance}`] };
-        const containers = await docker.listContainers({ all: true, filters: mine });
-        await Promise.all(
-          containers.map((c) =>
-            docker
-              .getContainer(c.Id)
-              .remove({ force: true })
-              .catch(() => {}),
-          ),
-        );
-        const images = await docker.listImages({ filters: mine });
-        await Promise.all(
-          images.map((i) =>
-            docker
-              .getImage(i.Id)
-              .remove({ force: true })
-              .catch(() => {}),
-          ),
-        );
+        await closeAndRemoveOwned(server, docker, instance);
       })();
       return closing;
     },

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import busboy from 'busboy';
 import { collect, runInContainer, startInContainer } from '../docker.js';
+import { DOWNLOAD_SCRIPT, fileFailure, UPLOAD_SCRIPT } from '../files.js';
 import { HttpFailure, type Router, readJson, sendJson } from '../http.js';
 import type { SandboxRecord, Session, SessionCommand } from './state.js';
 
@@ -296,19 +297,6 @@ async function startCommand(sandbox: SandboxRecord, command: string, opts: { std
   return started;
 }
 
-/** A failed file command's stderr as the status Daytona answers with. */
-function fileFailure(stderr: Buffer, path: string): HttpFailure {
-  const text = stderr.toString('utf8').trim();
-  if (/No such file|can't stat|not found/i.test(text))
-    return new HttpFailure(404, `${path}: no such file or directory`, 'NOT_FOUND');
-  if (/Permission denied|Operation not permitted/i.test(text))
-    return new HttpFailure(403, `${path}: permission denied`, 'FORBIDDEN');
-  if (/Is a directory/i.test(text)) return new HttpFailure(400, `${path}: is a directory`, 'IS_A_DIRECTORY');
-  if (/Not a directory/i.test(text))
-    return new HttpFailure(400, `${path}: not a directory`, 'NOT_A_DIRECTORY');
-  return new HttpFailure(400, `${path}: ${text || 'file operation failed'}`);
-}
-
 /** A file name as an RFC 5987 extended value, so that any UTF-8 name survives the header. */
 function encodeRfc5987(name: string): string {
   return encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
@@ -321,13 +309,6 @@ function formatMode(raw: number): string {
   for (let i = 0; i < 9; i++) text += raw & (1 << (8 - i)) ? bits[i] : '-';
   return text;
 }
-
-const UPLOAD_SCRIPT = [
-  'p=$0',
-  'd=$(dirname -- "$p") && mkdir -p -- "$d" || exit 1',
-  '[ -d "$p" ] && { echo "$p: Is a directory" >&2; exit 1; }',
-  'exec cat > "$p"',
-].join('\n');
 
 /** `files[i].path` and `files[i].file` fields; each file is streamed into the container as it arrives. */
 async function receiveUploads(sandbox: SandboxRecord, req: IncomingMessage): Promise<void> {
@@ -371,8 +352,6 @@ async function receiveUploads(sandbox: SandboxRecord, req: IncomingMessage): Pro
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
 }
-
-const DOWNLOAD_SCRIPT = '[ -d "$0" ] && { echo "$0: Is a directory" >&2; exit 1; }; exec cat -- "$0"';
 
 /** A multipart/form-data answer: a `file` part per path, or an `error` part with a JSON body. */
 async function sendDownloads(sandbox: SandboxRecord, paths: string[], res: ServerResponse): Promise<void> {

@@ -1,0 +1,45 @@
+/** What every emulator's server does the same way: listen on loopback, and remove what it made. */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Docker from 'dockerode';
+import { INSTANCE_LABEL } from './docker.js';
+
+/** Listen (127.0.0.1 and any free port unless told) and return the base URL. */
+export async function listenLocal(server: Server, port = 0, host = '127.0.0.1'): Promise<string> {
+  // Clients keep connections alive between calls; closing an idle one just as a client reuses it
+  // resets that request (Node's default is 5 s), so idle connections are kept well past that.
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${shown}:${address.port}`;
+}
+
+/** Stop serving, then remove every container and image of this emulator instance. */
+export async function closeAndRemoveOwned(server: Server, docker: Docker, instance: string): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const mine = { label: [`${INSTANCE_LABEL}=${instance}`] };
+  const containers = await docker.listContainers({ all: true, filters: mine });
+  await Promise.all(
+    containers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {}),
+    ),
+  );
+  const images = await docker.listImages({ filters: mine });
+  await Promise.all(
+    images.map((i) =>
+      docker
+        .getImage(i.Id)
+        .remove({ force: true })
+        .catch(() => {}),
+    ),
+  );
+}
