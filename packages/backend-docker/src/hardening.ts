@@ -12,6 +12,7 @@ import {
   type PolicyControl,
 } from '@agentbox/core';
 import type Docker from 'dockerode';
+import { type DaemonRuntimes, isolationStatus, loopbackOnly } from './container-runtime.js';
 
 export interface Mount {
   source: string;
@@ -112,6 +113,8 @@ export interface Observed {
   workspace?: { options: Record<string, string> } | undefined;
   /** Checkpoint manifests are authenticated with a key the sandbox never sees. */
   manifestsAuthenticated?: boolean;
+  /** The runtime asked for (`config.runtime`) and the daemon's runtimes (`docker info`). */
+  runtime?: { requested: string | undefined; daemon: DaemonRuntimes | undefined };
 }
 
 const enforced = (detail: string): ControlStatus => ({ status: 'enforced', detail });
@@ -145,10 +148,10 @@ export function readEnforcement(
 ): EnforcementReport {
   const hc = info.HostConfig;
   const report = {} as Record<PolicyControl, ControlStatus>;
-  const runtime = (hc as { Runtime?: string }).Runtime ?? 'runc';
-  report.isolation = enforced(
-    `container ${info.Id.slice(0, 12)} (runtime ${runtime}, own pid/mount/ipc/uts namespaces)`,
-  );
+  const runtime = (hc as { Runtime?: string }).Runtime;
+  const daemon = observed.runtime?.daemon;
+  report.isolation = isolationStatus(observed.runtime?.requested, runtime, daemon, info.Id);
+  const effective = daemon?.runtimes.get(runtime || daemon.default);
 
   const ro = hc.ReadonlyRootfs === true;
   report.readOnlyRoot = h.readOnlyRoot
@@ -272,27 +275,34 @@ export function readEnforcement(
   }
 
   const mode = hc.NetworkMode ?? 'default';
-  switch (h.network.mode) {
-    case 'none':
-      report.network =
-        mode === 'none' ? enforced('network mode none: loopback only') : missing(`network mode is ${mode}`);
-      break;
-    case 'open':
-      report.network = notRequested(`network mode ${mode}`);
-      break;
-    case 'allowlist': {
-      const net = observed.network;
-      const wanted = [...new Set(h.network.allow.map((a) => a.toLowerCase()))].sort().join(', ');
-      const got = [...(net?.forwarding ?? [])].sort().join(', ');
-      report.network =
-        net?.internal && mode === net.name && got === wanted
-          ? enforced(`internal network ${net.name} (no route out); a forwarder reaches only ${wanted}`)
-          : missing(
-              `network mode ${mode}${net ? `, internal ${net.internal}, forwarding ${got || 'nothing'}` : ''}`,
-            );
-      break;
+  // gVisor registered with --network=none gives every sandbox loopback only.
+  const netless = loopbackOnly(effective);
+  if (netless && h.network.mode !== 'none')
+    report.network = missing(
+      `runtime ${effective?.name} is registered with --network=none: the sandbox has loopback only, not network ${h.network.mode}`,
+    );
+  else
+    switch (h.network.mode) {
+      case 'none':
+        report.network =
+          mode === 'none' ? enforced('network mode none: loopback only') : missing(`network mode is ${mode}`);
+        break;
+      case 'open':
+        report.network = notRequested(`network mode ${mode}`);
+        break;
+      case 'allowlist': {
+        const net = observed.network;
+        const wanted = [...new Set(h.network.allow.map((a) => a.toLowerCase()))].sort().join(', ');
+        const got = [...(net?.forwarding ?? [])].sort().join(', ');
+        report.network =
+          net?.internal && mode === net.name && got === wanted
+            ? enforced(`internal network ${net.name} (no route out); a forwarder reaches only ${wanted}`)
+            : missing(
+                `network mode ${mode}${net ? `, internal ${net.internal}, forwarding ${got || 'nothing'}` : ''}`,
+              );
+        break;
+      }
     }
-  }
 
   const labels = info.Config.Labels ?? {};
   const wantLabels = Object.entries(h.labels);
