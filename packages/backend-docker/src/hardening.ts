@@ -12,7 +12,7 @@ import {
   type PolicyControl,
 } from '@agentbox/core';
 import type Docker from 'dockerode';
-import { type DaemonRuntimes, isolationStatus, loopbackOnly } from './container-runtime.js';
+import { type DaemonRuntimes, GVISOR, isolationStatus, loopbackOnly } from './container-runtime.js';
 
 export interface Mount {
   source: string;
@@ -73,11 +73,22 @@ export function tmpfsOptions(tmp: Exclude<Hardening['tmp'], false>): string {
   );
 }
 
+/**
+ * Under gVisor the host's pids cgroup counts the sentry's threads and, on the ptrace platform,
+ * about eight host tasks per sandbox process; at the limit the sentry dies with the whole
+ * sandbox. So the sandbox's processes are limited inside gVisor (RLIMIT_NPROC, which its kernel
+ * counts per sandbox), and the host cgroup gets room for gVisor's own tasks as a backstop.
+ */
+export function gvisorHostPids(pids: number): number {
+  return pids * 10 + 256;
+}
+
 /** HostConfig for the sandbox container (mounts of the workspace and skills volumes added by the caller). */
 export function hostConfigFor(
   h: Hardening,
   volumeMounts: Docker.MountConfig,
   networkMode: string,
+  gvisor = false,
 ): Docker.HostConfig {
   const binds: Docker.MountConfig = [...h.mounts, ...h.credentials].map((m) => ({
     Type: 'bind',
@@ -89,7 +100,8 @@ export function hostConfigFor(
   return {
     ReadonlyRootfs: h.readOnlyRoot,
     ...(h.tmp ? { Tmpfs: { '/tmp': tmpfsOptions(h.tmp) } } : {}),
-    PidsLimit: h.pids,
+    PidsLimit: gvisor ? gvisorHostPids(h.pids) : h.pids,
+    ...(gvisor ? { Ulimits: [{ Name: 'nproc', Soft: h.pids, Hard: h.pids }] } : {}),
     Memory: memory,
     // No swap beyond the memory limit.
     MemorySwap: memory,
@@ -178,10 +190,23 @@ export function readEnforcement(
   }
 
   const pids = hc.PidsLimit ?? 0;
-  report['limits.pids'] =
-    pids === h.pids
-      ? enforced(`pids limit ${pids} (cgroup)`)
-      : missing(`pids limit is ${pids || 'unlimited'}, not ${h.pids}`);
+  const nproc = ((hc.Ulimits ?? []) as { Name?: string; Soft?: number; Hard?: number }[]).find(
+    (u) => u.Name === 'nproc',
+  );
+  if (effective?.name === GVISOR)
+    report['limits.pids'] =
+      nproc?.Soft === h.pids && nproc.Hard === h.pids && pids === gvisorHostPids(h.pids)
+        ? enforced(
+            `at most ${h.pids} processes of the sandbox user, counted by gVisor's kernel (RLIMIT_NPROC); the host cgroup limit ${pids} covers gVisor's own tasks`,
+          )
+        : missing(
+            `RLIMIT_NPROC is ${nproc ? `${nproc.Soft}/${nproc.Hard}` : 'unset'} and the host pids limit ${pids || 'unlimited'}, not ${h.pids} and ${gvisorHostPids(h.pids)}`,
+          );
+  else
+    report['limits.pids'] =
+      pids === h.pids
+        ? enforced(`pids limit ${pids} (cgroup)`)
+        : missing(`pids limit is ${pids || 'unlimited'}, not ${h.pids}`);
   const memory = hc.Memory ?? 0;
   const wantMemory = h.memoryMiB * 1024 * 1024;
   report['limits.memoryMiB'] =

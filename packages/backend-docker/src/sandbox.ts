@@ -29,7 +29,7 @@ import * as tar from 'tar-stream';
 import { CheckpointHelper } from './checkpoints.js';
 import { connectDocker, type DockerClient, dockerEnv, dockerError, pingDaemon, statusOf } from './client.js';
 import type { DockerResolvedConfig, PullPolicy } from './config.js';
-import { checkRuntime, daemonRuntimes } from './container-runtime.js';
+import { checkRuntime, daemonRuntimes, GVISOR } from './container-runtime.js';
 import {
   type ExecTarget,
   killInContainer,
@@ -478,7 +478,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
       Env: [],
       Labels: labels,
       HostConfig: {
-        ...hostConfigFor(hardening, mounts, networkMode),
+        ...hostConfigFor(hardening, mounts, networkMode, runtime === GVISOR),
         ...(runtime ? { Runtime: runtime } : {}),
         ...(egress
           ? {
@@ -635,21 +635,17 @@ async function reattach(
 
 /**
  * `config.runtime` is requested like a policy control: in strict mode the container must run
- * under it (and, with gVisor, get the network asked for), as read back from the daemon.
+ * under it, as read back from the daemon (checkRuntime refused the network before open).
  */
 function assertRuntime(
   ctx: OpenContext<DockerResolvedConfig>,
   report: EnforcementReport,
   context: ErrorContext,
 ): void {
-  if (!ctx.strict || ctx.config.runtime === undefined) return;
-  const missing: Record<string, string> = {};
-  if (report.isolation.status !== 'enforced') missing.isolation = report.isolation.detail;
-  if (report.network.status === 'not-supported') missing.network = report.network.detail;
-  if (Object.keys(missing).length === 0) return;
+  if (!ctx.strict || ctx.config.runtime === undefined || report.isolation.status === 'enforced') return;
   throw new PolicyNotEnforceableError(
-    `the docker backend cannot give runtime ${ctx.config.runtime}: ${Object.values(missing).join('; ')}`,
-    missing,
+    `the docker backend cannot give runtime ${ctx.config.runtime}: ${report.isolation.detail}`,
+    { isolation: report.isolation.detail },
     { ...context, operation: 'open' },
   );
 }
