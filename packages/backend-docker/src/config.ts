@@ -64,6 +64,16 @@ export const DockerConfigSchema = z.strictObject({
   skillsDir: z.union([absolute, z.literal(false)]).default('/skills'),
   /** Extra environment for every command (the caller's `env` on exec overrides it). */
   env: z.record(z.string(), z.string()).default({}),
+  /**
+   * The OCI runtime of the sandbox container, as the daemon names it: `runsc` runs it under
+   * gVisor (its system calls go to a kernel in user space, not the host's). The daemon must have
+   * it registered (scripts/provision-gvisor.sh); strict mode refuses to open otherwise. Default:
+   * the daemon's default runtime (runc). The checkpoint helper and forwarders keep the default.
+   */
+  runtime: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be a runtime name the daemon knows, e.g. runsc')
+    .optional(),
   /** Network allowlist mode: the network the forwarders reach allowed hosts through. */
   egressNetwork: z.string().min(1).default('bridge'),
   /**

@@ -15,8 +15,16 @@ import {
   statusOf,
 } from './client.js';
 import type { DockerResolvedConfig, PullPolicy } from './config.js';
+import {
+  type DaemonRuntimes,
+  GVISOR,
+  type InfoRuntimes,
+  loopbackOnly,
+  REGISTER_RUNSC,
+  runtimesFromInfo,
+} from './container-runtime.js';
 
-interface DaemonInfo {
+interface DaemonInfo extends InfoRuntimes {
   ServerVersion?: string;
   MemoryLimit?: boolean;
   PidsLimit?: boolean;
@@ -42,6 +50,8 @@ export async function doctorDocker(config: DockerResolvedConfig): Promise<Doctor
     ok: true,
     detail: `Docker ${info.ServerVersion ?? '(version unknown)'} at ${client.address}`,
   });
+  const runtimes = runtimesFromInfo(info);
+  checks.push(runtimeCheck(runtimes, config.runtime));
   const images = [...new Set([config.image, config.helperImage])];
   for (const image of images) {
     const role = image === config.image ? 'sandbox image' : 'helper image';
@@ -69,7 +79,7 @@ export async function doctorDocker(config: DockerResolvedConfig): Promise<Doctor
   const controls: Partial<Record<PolicyControl, ControlStatus>> = enforcementReport(
     yes('container setting'),
     {
-      isolation: yes('a container per sandbox (own pid, mount, ipc and uts namespaces)'),
+      isolation: isolationControl(runtimes, config.runtime),
       'limits.pids': cgroup(info.PidsLimit, 'process'),
       'limits.memoryMiB': cgroup(info.MemoryLimit, 'memory'),
       'limits.cpus': cgroup(info.CpuCfsQuota, 'CPU'),
@@ -79,6 +89,39 @@ export async function doctorDocker(config: DockerResolvedConfig): Promise<Doctor
     },
   );
   return { ok: checks.every((c) => c.ok), checks, controls };
+}
+
+/** Whether gVisor (runsc) is registered, and the runtime the config asks for (if any) is. */
+function runtimeCheck(daemon: DaemonRuntimes, requested: string | undefined): DoctorCheck {
+  const wanted = requested ?? GVISOR;
+  const registered = daemon.runtimes.get(wanted);
+  const names = [...daemon.runtimes.keys()].join(', ') || 'none';
+  if (!registered)
+    return {
+      name: `runtime ${wanted}`,
+      // Only a runtime the config asks for must be there; runsc is optional otherwise.
+      ok: requested === undefined,
+      detail: `the daemon has no runtime ${wanted} (it has ${names})${wanted === GVISOR ? `; for runtime: 'runsc', ${REGISTER_RUNSC}` : ''}`,
+    };
+  const args = registered.args.length ? ` ${registered.args.join(' ')}` : '';
+  return {
+    name: `runtime ${wanted}`,
+    ok: true,
+    detail: `registered: ${registered.path}${args}${loopbackOnly(registered) ? ' (its sandboxes get loopback only: network none)' : ''}${requested ? '' : "; runtime: 'runsc' runs sandboxes under gVisor"}`,
+  };
+}
+
+function isolationControl(daemon: DaemonRuntimes, requested: string | undefined): ControlStatus {
+  const runtime = requested ?? daemon.default;
+  if (!daemon.runtimes.has(runtime))
+    return { status: 'not-supported', detail: `the daemon has no runtime ${runtime}` };
+  return {
+    status: 'enforced',
+    detail:
+      runtime === GVISOR
+        ? 'a gVisor (runsc) container per sandbox: a user-space kernel between its commands and the host'
+        : `a container per sandbox (runtime ${runtime}; own pid, mount, ipc and uts namespaces)`,
+  };
 }
 
 /** The image on the daemon, or pullable by open (the registry is not asked: doctor reaches no network). */

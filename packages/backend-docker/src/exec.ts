@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { AbortedError, type AgentboxError, SandboxUnavailableError } from '@agentbox/core';
+import { AbortedError, type AgentboxError, NotFoundError, SandboxUnavailableError } from '@agentbox/core';
 import {
   type ErrorContext,
   fromErrno,
@@ -58,14 +58,18 @@ export async function openExec(
   // Held until the process runs: Docker answers the start before runc has joined the container,
   // and a pause in between makes that join fail.
   return gate.shared(async () => {
-    const opened = await createExec(target, opts);
-    try {
-      await untilRunning(opened.exec, target);
-    } catch (error) {
-      opened.stream.destroy();
-      throw error;
+    for (let attempt = 0; ; attempt++) {
+      const opened = await createExec(target, opts);
+      try {
+        await untilRunning(opened.exec, target);
+        return opened;
+      } catch (error) {
+        opened.stream.destroy();
+        // The daemon deletes an exec whose process the runtime failed to start (gVisor's runsc
+        // does, now and then, under load): nothing ran, so it is safe to try once more.
+        if (attempt > 0 || !(error instanceof NotFoundError)) throw error;
+      }
     }
-    return opened;
   });
 }
 

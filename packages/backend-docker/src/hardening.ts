@@ -12,6 +12,7 @@ import {
   type PolicyControl,
 } from '@agentbox/core';
 import type Docker from 'dockerode';
+import { type DaemonRuntimes, GVISOR, isolationStatus, loopbackOnly } from './container-runtime.js';
 
 export interface Mount {
   source: string;
@@ -72,11 +73,22 @@ export function tmpfsOptions(tmp: Exclude<Hardening['tmp'], false>): string {
   );
 }
 
+/**
+ * Under gVisor the host's pids cgroup counts the sentry's threads and, on the ptrace platform,
+ * about eight host tasks per sandbox process; at the limit the sentry dies with the whole
+ * sandbox. So the sandbox's processes are limited inside gVisor (RLIMIT_NPROC, which its kernel
+ * counts per sandbox), and the host cgroup gets room for gVisor's own tasks as a backstop.
+ */
+export function gvisorHostPids(pids: number): number {
+  return pids * 10 + 256;
+}
+
 /** HostConfig for the sandbox container (mounts of the workspace and skills volumes added by the caller). */
 export function hostConfigFor(
   h: Hardening,
   volumeMounts: Docker.MountConfig,
   networkMode: string,
+  gvisor = false,
 ): Docker.HostConfig {
   const binds: Docker.MountConfig = [...h.mounts, ...h.credentials].map((m) => ({
     Type: 'bind',
@@ -88,7 +100,8 @@ export function hostConfigFor(
   return {
     ReadonlyRootfs: h.readOnlyRoot,
     ...(h.tmp ? { Tmpfs: { '/tmp': tmpfsOptions(h.tmp) } } : {}),
-    PidsLimit: h.pids,
+    PidsLimit: gvisor ? gvisorHostPids(h.pids) : h.pids,
+    ...(gvisor ? { Ulimits: [{ Name: 'nproc', Soft: h.pids, Hard: h.pids }] } : {}),
     Memory: memory,
     // No swap beyond the memory limit.
     MemorySwap: memory,
@@ -112,6 +125,8 @@ export interface Observed {
   workspace?: { options: Record<string, string> } | undefined;
   /** Checkpoint manifests are authenticated with a key the sandbox never sees. */
   manifestsAuthenticated?: boolean;
+  /** The runtime asked for (`config.runtime`) and the daemon's runtimes (`docker info`). */
+  runtime?: { requested: string | undefined; daemon: DaemonRuntimes | undefined };
 }
 
 const enforced = (detail: string): ControlStatus => ({ status: 'enforced', detail });
@@ -145,10 +160,10 @@ export function readEnforcement(
 ): EnforcementReport {
   const hc = info.HostConfig;
   const report = {} as Record<PolicyControl, ControlStatus>;
-  const runtime = (hc as { Runtime?: string }).Runtime ?? 'runc';
-  report.isolation = enforced(
-    `container ${info.Id.slice(0, 12)} (runtime ${runtime}, own pid/mount/ipc/uts namespaces)`,
-  );
+  const runtime = (hc as { Runtime?: string }).Runtime;
+  const daemon = observed.runtime?.daemon;
+  report.isolation = isolationStatus(observed.runtime?.requested, runtime, daemon, info.Id);
+  const effective = daemon?.runtimes.get(runtime || daemon.default);
 
   const ro = hc.ReadonlyRootfs === true;
   report.readOnlyRoot = h.readOnlyRoot
@@ -175,10 +190,23 @@ export function readEnforcement(
   }
 
   const pids = hc.PidsLimit ?? 0;
-  report['limits.pids'] =
-    pids === h.pids
-      ? enforced(`pids limit ${pids} (cgroup)`)
-      : missing(`pids limit is ${pids || 'unlimited'}, not ${h.pids}`);
+  const nproc = ((hc.Ulimits ?? []) as { Name?: string; Soft?: number; Hard?: number }[]).find(
+    (u) => u.Name === 'nproc',
+  );
+  if (effective?.name === GVISOR)
+    report['limits.pids'] =
+      nproc?.Soft === h.pids && nproc.Hard === h.pids && pids === gvisorHostPids(h.pids)
+        ? enforced(
+            `at most ${h.pids} processes of the sandbox user, counted by gVisor's kernel (RLIMIT_NPROC); the host cgroup limit ${pids} covers gVisor's own tasks`,
+          )
+        : missing(
+            `RLIMIT_NPROC is ${nproc ? `${nproc.Soft}/${nproc.Hard}` : 'unset'} and the host pids limit ${pids || 'unlimited'}, not ${h.pids} and ${gvisorHostPids(h.pids)}`,
+          );
+  else
+    report['limits.pids'] =
+      pids === h.pids
+        ? enforced(`pids limit ${pids} (cgroup)`)
+        : missing(`pids limit is ${pids || 'unlimited'}, not ${h.pids}`);
   const memory = hc.Memory ?? 0;
   const wantMemory = h.memoryMiB * 1024 * 1024;
   report['limits.memoryMiB'] =
@@ -272,27 +300,34 @@ export function readEnforcement(
   }
 
   const mode = hc.NetworkMode ?? 'default';
-  switch (h.network.mode) {
-    case 'none':
-      report.network =
-        mode === 'none' ? enforced('network mode none: loopback only') : missing(`network mode is ${mode}`);
-      break;
-    case 'open':
-      report.network = notRequested(`network mode ${mode}`);
-      break;
-    case 'allowlist': {
-      const net = observed.network;
-      const wanted = [...new Set(h.network.allow.map((a) => a.toLowerCase()))].sort().join(', ');
-      const got = [...(net?.forwarding ?? [])].sort().join(', ');
-      report.network =
-        net?.internal && mode === net.name && got === wanted
-          ? enforced(`internal network ${net.name} (no route out); a forwarder reaches only ${wanted}`)
-          : missing(
-              `network mode ${mode}${net ? `, internal ${net.internal}, forwarding ${got || 'nothing'}` : ''}`,
-            );
-      break;
+  // gVisor registered with --network=none gives every sandbox loopback only.
+  const netless = loopbackOnly(effective);
+  if (netless && h.network.mode !== 'none')
+    report.network = missing(
+      `runtime ${effective?.name} is registered with --network=none: the sandbox has loopback only, not network ${h.network.mode}`,
+    );
+  else
+    switch (h.network.mode) {
+      case 'none':
+        report.network =
+          mode === 'none' ? enforced('network mode none: loopback only') : missing(`network mode is ${mode}`);
+        break;
+      case 'open':
+        report.network = notRequested(`network mode ${mode}`);
+        break;
+      case 'allowlist': {
+        const net = observed.network;
+        const wanted = [...new Set(h.network.allow.map((a) => a.toLowerCase()))].sort().join(', ');
+        const got = [...(net?.forwarding ?? [])].sort().join(', ');
+        report.network =
+          net?.internal && mode === net.name && got === wanted
+            ? enforced(`internal network ${net.name} (no route out); a forwarder reaches only ${wanted}`)
+            : missing(
+                `network mode ${mode}${net ? `, internal ${net.internal}, forwarding ${got || 'nothing'}` : ''}`,
+              );
+        break;
+      }
     }
-  }
 
   const labels = info.Config.Labels ?? {};
   const wantLabels = Object.entries(h.labels);

@@ -29,20 +29,38 @@ for n in sh setsid; do
 done
 echo "$e"`;
 
+/** What the sessions run from: the hidden copies, the image's own shell, or nothing at all. */
+export type HiddenShell =
+  | { kind: 'hidden'; programs: RunnerPrograms }
+  | { kind: 'image' }
+  /** The copies cannot run here, and without them sessions would be open to the sandbox user. */
+  | { kind: 'none'; reason: string };
+
 /**
- * Install the copies (as root in the container); undefined where that is not possible or
- * would not help: a sandbox user that is root could chmod them back.
+ * Install the copies (as root in the container), then run one as the sandbox user: gVisor, for
+ * one, refuses to execute a program its caller cannot read, and there a non-root sandbox gets no
+ * sessions rather than sessions its user can write into. `image` where the copies would not
+ * help (a root sandbox user could chmod them back) or root could not install them.
  */
 export async function installHiddenShell(
   target: ExecTarget,
   setsid: string,
   sandboxUid: number,
-): Promise<RunnerPrograms | undefined> {
-  if (sandboxUid === 0) return undefined;
+  sandboxUser: string,
+): Promise<HiddenShell> {
+  if (sandboxUid === 0) return { kind: 'image' };
   const r = await runExec(target, { argv: ['/bin/sh', '-c', INSTALL, 'sh', DIR, setsid], user: '0' }).catch(
     () => undefined,
   );
   const env = r?.stdout.toString('utf8').trim();
-  if (r?.exitCode !== 0 || !env?.startsWith('/')) return undefined;
-  return { sh: `${DIR}/sh`, setsid: `${DIR}/setsid`, env };
+  if (r?.exitCode !== 0 || !env?.startsWith('/')) return { kind: 'image' };
+  const programs = { sh: `${DIR}/sh`, setsid: `${DIR}/setsid`, env };
+  const probe = await runExec(target, { argv: [programs.sh, '-c', 'exit 0'], user: sandboxUser }).catch(
+    () => undefined,
+  );
+  if (probe?.exitCode === 0) return { kind: 'hidden', programs };
+  return {
+    kind: 'none',
+    reason: `the container's runtime does not run execute-only programs (exit ${probe?.exitCode ?? 'unknown'} running ${programs.sh}), so session shells would be open to the sandbox user through /proc: every command takes the plain path`,
+  };
 }

@@ -10,7 +10,9 @@ import {
   AbortedError,
   type EnforcementReport,
   InvalidArgumentError,
+  PolicyNotEnforceableError,
   SandboxUnavailableError,
+  UnsupportedError,
 } from '@agentbox/core';
 import {
   BaseSandbox,
@@ -27,6 +29,7 @@ import * as tar from 'tar-stream';
 import { CheckpointHelper } from './checkpoints.js';
 import { connectDocker, type DockerClient, dockerEnv, dockerError, pingDaemon, statusOf } from './client.js';
 import type { DockerResolvedConfig, PullPolicy } from './config.js';
+import { checkRuntime, daemonRuntimes, GVISOR } from './container-runtime.js';
 import { daemonFacts, numericUser, type ProbedUser } from './daemon-facts.js';
 import {
   type ExecTarget,
@@ -39,7 +42,7 @@ import {
 import { DockerFiles } from './files.js';
 import { PauseGate } from './gate.js';
 import { type Hardening, hardeningFor, hostConfigFor, readEnforcement } from './hardening.js';
-import { installHiddenShell } from './hidden-shell.js';
+import { type HiddenShell, installHiddenShell } from './hidden-shell.js';
 import {
   ensureImage,
   type ImageField,
@@ -93,6 +96,8 @@ export class DockerSandbox extends BaseSandbox {
   protected readonly checkpoints: CheckpointStore;
   /** The container's Docker id. */
   readonly containerId: string;
+  /** The OCI runtime the container runs under, as the daemon reports it (`runc`, `runsc`...). */
+  readonly runtime: string;
   readonly #parts: SandboxParts;
   readonly #target: ExecTarget;
   readonly #files: DockerFiles;
@@ -101,7 +106,7 @@ export class DockerSandbox extends BaseSandbox {
   readonly #gate = new PauseGate();
   /** The sessions' shells: a kill on a session spares its runner and reaches whoever holds its pipes. */
   readonly #shells = new Set<WrappedProcess>();
-  #hidden: Promise<RunnerPrograms | undefined> | undefined;
+  #hidden: Promise<HiddenShell> | undefined;
   #runnerPrograms: RunnerPrograms | undefined;
   /**
    * The fast exec path (core's SessionPool) in front of the plain one: small commands run down
@@ -132,6 +137,7 @@ export class DockerSandbox extends BaseSandbox {
     });
     this.#parts = parts;
     this.containerId = parts.info.Id;
+    this.runtime = (parts.info.HostConfig as { Runtime?: string }).Runtime || 'runc';
     this.#target = {
       container: parts.container,
       context: { backend: 'docker', sandboxId: parts.id },
@@ -198,18 +204,24 @@ export class DockerSandbox extends BaseSandbox {
   }
 
   /** The sessions' hidden shell (hidden-shell.ts), installed before the first session opens. */
-  #hiddenShell(): Promise<RunnerPrograms | undefined> {
-    this.#hidden ??= installHiddenShell(this.#target, this.#parts.setsid, this.#parts.uid).then(
-      (programs) => {
-        this.#runnerPrograms = programs;
-        return programs;
-      },
-    );
+  #hiddenShell(): Promise<HiddenShell> {
+    this.#hidden ??= installHiddenShell(
+      this.#target,
+      this.#parts.setsid,
+      this.#parts.uid,
+      this.#parts.user,
+    ).then((shell) => {
+      if (shell.kind === 'hidden') this.#runnerPrograms = shell.programs;
+      return shell;
+    });
     return this.#hidden;
   }
 
   async #openShell(): Promise<RawProcess> {
-    const hidden = await this.#hiddenShell();
+    const installed = await this.#hiddenShell();
+    // The pool turns the fast path off for good on UnsupportedError.
+    if (installed.kind === 'none') throw new UnsupportedError(installed.reason, this.#target.context);
+    const hidden = installed.kind === 'hidden' ? installed.programs : undefined;
     const shell = await startWrapped(
       {
         target: this.#target,
@@ -392,6 +404,11 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
   }
 
   if (hardening.network.mode === 'allowlist') EgressAllowlist.validate(hardening.network.allow, context);
+  const daemon = ctx.config.runtime ? await daemonRuntimes(client) : undefined;
+  if (daemon) checkRuntime(ctx.config.runtime, daemon, hardening.network.mode, ctx.strict, context);
+  // Not strict and not registered: the daemon's default, reported as such in `isolation`.
+  const runtime =
+    ctx.config.runtime && daemon?.runtimes.has(ctx.config.runtime) ? ctx.config.runtime : undefined;
   const pulled = (field: ImageField) =>
     ensureImage(
       client,
@@ -470,7 +487,8 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
         Env: [],
         Labels: labels,
         HostConfig: {
-          ...hostConfigFor(hardening, mounts, networkMode),
+          ...hostConfigFor(hardening, mounts, networkMode, runtime === GVISOR),
+          ...(runtime ? { Runtime: runtime } : {}),
           ...(egress
             ? {
                 // Allowed names resolve to their forwarders; nothing else resolves (the embedded
@@ -521,6 +539,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
       network,
       workspace,
       manifestsAuthenticated: true,
+      runtime: { requested: ctx.config.runtime, daemon },
     };
     const parts: SandboxParts = {
       id: ctx.id,
@@ -539,7 +558,9 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
       objectLabels,
       helperPull: helperReady && ctx.config.pull === 'always' ? 'missing' : ctx.config.pull,
     };
-    const sandbox = new DockerSandbox(parts, readEnforcement(hardening, info, observed));
+    const enforcement = readEnforcement(hardening, info, observed);
+    assertRuntime(ctx, enforcement, context);
+    const sandbox = new DockerSandbox(parts, enforcement);
     cleanup.push(() => sandbox.sessions.close());
     checkAbort();
     await Promise.all([chowned, sandbox.sessions.warm()]);
@@ -593,6 +614,11 @@ async function reattach(
   if (existing.State.Paused) await unpause(container, context);
   const probe = await startAndProbe(container, user, existing.Config.Image, context, existing.State.Running);
   const info = await container.inspect();
+  const containerRuntime = (info.HostConfig as { Runtime?: string }).Runtime;
+  const daemon =
+    ctx.config.runtime || (containerRuntime && containerRuntime !== 'runc')
+      ? await daemonRuntimes(client)
+      : undefined;
   let egress: EgressAllowlist | undefined;
   if (hardening.network.mode === 'allowlist') {
     const createdAt = labels[LABEL.created] ?? new Date().toISOString();
@@ -629,10 +655,30 @@ async function reattach(
     network: await egress?.observe(),
     workspace: await inspectWorkspace(client, ctx.id),
     manifestsAuthenticated: Boolean(parts.checkpointKey),
+    runtime: { requested: ctx.config.runtime, daemon },
   };
-  const sandbox = new DockerSandbox(parts, readEnforcement(hardening, info, observed));
+  const enforcement = readEnforcement(hardening, info, observed);
+  assertRuntime(ctx, enforcement, context);
+  const sandbox = new DockerSandbox(parts, enforcement);
   await sandbox.sessions.warm();
   return sandbox;
+}
+
+/**
+ * `config.runtime` is requested like a policy control: in strict mode the container must run
+ * under it, as read back from the daemon (checkRuntime refused the network before open).
+ */
+function assertRuntime(
+  ctx: OpenContext<DockerResolvedConfig>,
+  report: EnforcementReport,
+  context: ErrorContext,
+): void {
+  if (!ctx.strict || ctx.config.runtime === undefined || report.isolation.status === 'enforced') return;
+  throw new PolicyNotEnforceableError(
+    `the docker backend cannot give runtime ${ctx.config.runtime}: ${report.isolation.detail}`,
+    { isolation: report.isolation.detail },
+    { ...context, operation: 'open' },
+  );
 }
 
 /** The policy labels of a re-attached sandbox, with the owner it was created with (none before owners existed). */

@@ -1,6 +1,8 @@
 /**
  * Runs scripts/provision-docker.sh: idempotent, it starts dockerd only when no daemon answers and
- * builds the test image (busybox-static, FROM scratch, never pulled) only when it is missing or stale.
+ * builds the test image (busybox-static, FROM scratch, never pulled) only when it is missing or stale;
+ * then scripts/provision-gvisor.sh, which registers runsc in that daemon if it lacks it (or says
+ * why it cannot, and the runsc tests skip).
  */
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -9,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 export default function setup(): void {
-  execFileSync('bash', [join(repo, 'scripts/provision-docker.sh')], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  for (const script of ['provision-docker.sh', 'provision-gvisor.sh'])
+    execFileSync('bash', [join(repo, 'scripts', script)], { stdio: ['ignore', 'inherit', 'inherit'] });
 }

@@ -360,7 +360,12 @@ describe('the docker definition: sweep and doctor', () => {
 
       const report = await dockerBackend.doctor!({ config });
       expect(report.checks.filter((c) => !c.ok)).toEqual([]);
-      expect(report.checks.map((c) => c.name)).toEqual(['daemon', 'sandbox image', 'egress network']);
+      expect(report.checks.map((c) => c.name)).toEqual([
+        'daemon',
+        'runtime runsc',
+        'sandbox image',
+        'egress network',
+      ]);
       expect(report.controls.readOnlyRoot?.status).toBe('enforced');
       const missing = await dockerBackend.doctor!({
         config: { ...config, image: 'agentbox/no-such-image:x' },

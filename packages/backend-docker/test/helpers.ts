@@ -27,3 +27,10 @@ export async function runObjects(run = runId): Promise<string[]> {
     ...networks.map((n) => `network:${n.Name}`),
   ].sort();
 }
+
+/** Why the runsc tests cannot run here (undefined: the daemon has gVisor registered as `runsc`). */
+export async function runscMissing(): Promise<string | undefined> {
+  const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
+  if (info.Runtimes?.runsc) return undefined;
+  return `the docker daemon has no runsc runtime (it has ${Object.keys(info.Runtimes ?? {}).join(', ')}); scripts/provision-gvisor.sh registers it`;
+}

@@ -1,0 +1,32 @@
+import { runConformance } from '@agentbox/conformance';
+import { openSandbox } from '@agentbox/core';
+import { describe, it } from 'vitest';
+import '../src/index.js';
+import { RUN_LABEL, runId, runObjects, runscMissing, TEST_CONFIG } from './helpers.ts';
+
+// The whole suite (tamper group included) under gVisor, once: the second Node.js pass of
+// scripts/test-all.sh skips it (the runtime, not Node, is what differs from conformance.test.ts).
+const secondPass = process.env.AGENTBOX_TEST_PASS === 'second';
+const missing = secondPass ? undefined : await runscMissing();
+if (secondPass || missing) {
+  const why = secondPass ? 'skipped in the second Node.js pass (it ran in the first)' : `SKIPPED: ${missing}`;
+  console.info(`docker + runsc conformance: ${why}`);
+  describe.skip('docker + runsc (gVisor) conformance', () => it(why, () => {}));
+} else {
+  runConformance({
+    name: 'docker + runsc (gVisor, hardened defaults)',
+    open: (opts) =>
+      openSandbox(
+        {
+          backend: 'docker',
+          config: { ...TEST_CONFIG, runtime: 'runsc' },
+          policy: { labels: { [RUN_LABEL]: runId } },
+        },
+        opts,
+      ),
+    leftovers: () => runObjects(),
+    escapedProcessesDie: 'close',
+    // gVisor on the ptrace platform: every docker exec and fork costs more than under runc.
+    timeScale: 2,
+  });
+}
