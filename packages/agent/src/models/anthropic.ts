@@ -3,35 +3,16 @@
 import type { ErrorContext } from '@agentbox/core/backend';
 import { parseArgument } from '@agentbox/core/backend';
 import Anthropic from '@anthropic-ai/sdk';
-import { z } from 'zod';
 import type { Message, Model, ToolCall } from '../model-types.js';
 import { modelRequestFailure } from './request-error.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, type SdkModelOptions, SdkModelOptionsSchema } from './sdk-options.js';
 
-export interface AnthropicModelOptions {
-  model: string;
-  apiKey: string;
-  /** Another endpoint speaking the messages API, e.g. a proxy or a local stand-in. */
-  baseUrl?: string;
-  temperature?: number;
-  /** Output tokens per turn when the budget does not ask for fewer (default 4096; the API requires one). */
-  maxOutputTokens?: number;
-  /** Transport timeout of one request (default 300 000 ms). */
-  requestTimeoutMs?: number;
-}
-
-const OptionsSchema = z.strictObject({
-  model: z.string().min(1),
-  apiKey: z.string().min(1),
-  baseUrl: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
-  temperature: z.number().optional(),
-  maxOutputTokens: z.number().int().positive().optional(),
-  requestTimeoutMs: z.number().positive().optional(),
-});
+export type AnthropicModelOptions = SdkModelOptions;
 
 export function anthropicModel(options: AnthropicModelOptions): Model {
   const context: ErrorContext = { backend: 'anthropic', operation: 'complete' };
-  parseArgument(OptionsSchema, options, { what: 'anthropic model options', context });
-  const timeoutMs = options.requestTimeoutMs ?? 300_000;
+  parseArgument(SdkModelOptionsSchema, options, { what: 'anthropic model options', context });
+  const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   // Retries are ours (see failover.ts): the SDK would wait out any retry-after, however long.
   const client = new Anthropic({
     apiKey: options.apiKey,

@@ -13,7 +13,8 @@ import {
 } from '@agentbox/core';
 import { type ErrorContext, parseArgument } from '@agentbox/core/backend';
 import { z } from 'zod';
-import type { Message, Model, ToolCall } from '../model-types.js';
+import type { Model, ToolCall } from '../model-types.js';
+import { parseToolArguments, toChatWire } from './chat-wire.js';
 import { UNREACHABLE_REASONS } from './request-error.js';
 
 export interface ChatCompletionsOptions {
@@ -61,7 +62,7 @@ export function chatCompletionsModel(options: ChatCompletionsOptions): Model {
           body: JSON.stringify({
             model: options.model,
             temperature: options.temperature,
-            messages: messages.map(toWire),
+            messages: messages.map(toChatWire),
             tools: tools.map((t) => ({ type: 'function', function: t })),
           }),
           signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
@@ -84,7 +85,7 @@ export function chatCompletionsModel(options: ChatCompletionsOptions): Model {
           (c): ToolCall => ({
             id: c.id,
             name: c.function.name,
-            arguments: parseArguments(c.function.arguments),
+            arguments: parseToolArguments(c.function.arguments),
           }),
         ),
       };
@@ -195,36 +196,4 @@ interface WireResponse {
       tool_calls?: { id: string; function: { name: string; arguments: string } }[];
     };
   }[];
-}
-
-function toWire(message: Message): Record<string, unknown> {
-  switch (message.role) {
-    case 'assistant':
-      return {
-        role: 'assistant',
-        content: message.content,
-        ...(message.toolCalls.length
-          ? {
-              tool_calls: message.toolCalls.map((c) => ({
-                id: c.id,
-                type: 'function',
-                function: { name: c.name, arguments: JSON.stringify(c.arguments) },
-              })),
-            }
-          : {}),
-      };
-    case 'tool':
-      return { role: 'tool', tool_call_id: message.toolCallId, content: message.content };
-    default:
-      return { role: message.role, content: message.content };
-  }
-}
-
-/** Malformed JSON from the model is passed on as a string, so the tool reports invalid arguments to it. */
-function parseArguments(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
