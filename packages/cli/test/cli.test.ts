@@ -1,5 +1,5 @@
 /**
- * The `agentbox` command run as a child process (from its TypeScript source, through tsx) against
+ * The `agentbox` command run as a child process (the built dist/cli.js) against
  * the local backend, each test with its own temporary root directory; and once against the ssh
  * backend on the private test sshd (scripts/provision-sshd.sh).
  */
@@ -11,9 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, ensureBuiltCli, PACKAGE_DIR } from './built-cli.ts';
 
-const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
+beforeAll(ensureBuiltCli, 180_000);
+
 /** The records of kept sandboxes go here, not to the user's own state directory. */
 const STATE_HOME = mkdtempSync(join(tmpdir(), 'agentbox-cli-state-'));
 const RECORDS = join(STATE_HOME, 'agentbox', 'sandboxes');
@@ -38,7 +40,7 @@ function agentbox(
   } = {},
 ): Promise<Run> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+  const child = spawn(process.execPath, [BIN, ...args], {
     cwd: PACKAGE_DIR,
     env: { ...process.env, XDG_STATE_HOME: STATE_HOME, ...options.env },
     stdio: 'pipe',
@@ -507,8 +509,10 @@ describe.concurrent('sweep (local)', () => {
 
 describe.concurrent('a backend found by discovery (the test-only twin)', () => {
   // Nothing names the twin but this variable: the CLI finds it, its sweep and its doctor.
+  // The twin is TypeScript source: the CLI loads it through tsx.
   const env = {
     AGENTBOX_BACKENDS: fileURLToPath(new URL('../../core/test/fixtures/backend-twin', import.meta.url)),
+    NODE_OPTIONS: '--import tsx',
   };
 
   it('opens, runs, rolls back and sweeps twin sandboxes with no list naming the kind', async () => {

@@ -6,20 +6,21 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progressPrinter } from '../src/output.js';
+import { BIN, ensureBuiltCli, PACKAGE_DIR } from './built-cli.ts';
+
+beforeAll(ensureBuiltCli, 180_000);
 
 const run = promisify(execFile);
-const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
 const REPO = join(PACKAGE_DIR, '../..');
 const TEST_IMAGE = process.env.AGENTBOX_DOCKER_IMAGE ?? 'agentbox/busybox:test';
 const REGISTRY = `127.0.0.1:${process.env.AGENTBOX_REGISTRY_PORT ?? '5000'}`;
 const runId = `${process.pid}-${Date.now().toString(36)}`;
 
 function agentbox(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+  const child = spawn(process.execPath, [BIN, ...args], {
     cwd: PACKAGE_DIR,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -3,14 +3,14 @@ import { spawn } from 'node:child_process';
 import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SessionLog } from '@agentbox/agent';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, ensureBuiltCli, PACKAGE_DIR } from './built-cli.ts';
 
-const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
+beforeAll(ensureBuiltCli, 180_000);
 
 function agentbox(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+  const child = spawn(process.execPath, [BIN, ...args], {
     cwd: PACKAGE_DIR,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -4,36 +4,19 @@
  * `StdioClientTransport`, each server on its own local-backend root; one case on docker.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, ensureBuiltCli } from './built-cli.ts';
 
-const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(PACKAGE_DIR, 'dist', 'cli.js');
 const run = promisify(execFile);
 
-/** Newest modification time under `dir` (ms). */
-function newest(dir: string): number {
-  let latest = 0;
-  for (const entry of execFileSync('find', [dir, '-type', 'f'], { encoding: 'utf8' }).split('\n'))
-    if (entry) latest = Math.max(latest, statSync(entry).mtimeMs);
-  return latest;
-}
-
-beforeAll(() => {
-  // The test is about the executable users run: build it when the sources changed since.
-  if (!existsSync(BIN) || statSync(BIN).mtimeMs < newest(join(PACKAGE_DIR, 'src')))
-    execFileSync(join(PACKAGE_DIR, '../../node_modules/.bin/tsup'), { cwd: PACKAGE_DIR, stdio: 'ignore' });
-  if (!existsSync(join(PACKAGE_DIR, '../core/dist/index.js')))
-    throw new Error('the workspace packages are not built: run `pnpm -r build` at the repository root first');
-}, 180_000);
+beforeAll(ensureBuiltCli, 180_000);
 
 const dirs: string[] = [];
 afterAll(async () => {
