@@ -43,27 +43,35 @@ function runner(
   });
 }
 
-/** The runner with a terminal for its stdout (util-linux `script` gives it a pty). */
-function runnerInTerminal(args: readonly string[], env: NodeJS.ProcessEnv): Promise<RunnerRun> {
-  const command = [process.execPath, '--import', 'tsx', 'src/runner.ts', ...args]
-    .map((word) => `'${word.replaceAll("'", `'\\''`)}'`)
-    .join(' ');
+/**
+ * The runner run twice on one terminal (util-linux `script` gives it a pty): once as it is, once
+ * with NO_COLOR=1. Returns what each run wrote to the terminal. One terminal session for both,
+ * and the shell holds it open for a moment after the last run: the kernel hands what a program
+ * wrote to the master side asynchronously, and `script` stops reading soon after its child ends.
+ */
+function runnerInTerminal(
+  args: readonly string[],
+): Promise<{ coloured: string; noColor: string; raw: string }> {
+  const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+  const runnerCommand = [process.execPath, '--import', 'tsx', 'src/runner.ts', ...args].map(quote).join(' ');
+  const split = '=== NO_COLOR ===';
+  const command = `${runnerCommand}; echo ${quote(split)}; NO_COLOR=1 ${runnerCommand}; sleep 1`;
   // stdin is a pipe held open until the end: at EOF on a non-terminal stdin, `script` sends an
   // end-of-file to the terminal and may finish before it has copied everything the program wrote.
   const child = spawn('script', ['-qec', command, '/dev/null'], {
     cwd: EXAMPLES_DIR,
-    env: { ...process.env, TERM: 'xterm-256color', ...env },
+    env: { ...process.env, TERM: 'xterm-256color', NO_COLOR: undefined },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  let raw = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (raw += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (raw += `[script stderr] ${text}`));
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.once('close', (code) => {
+    child.once('close', () => {
       child.stdin.destroy();
-      resolve({ code, stdout, stderr });
+      const [coloured = '', noColor = ''] = raw.split(split);
+      resolve({ coloured, noColor, raw });
     });
   });
 }
@@ -121,13 +129,15 @@ describe.concurrent('the example runner', () => {
   });
 
   it('colours its headings on a terminal, and not with NO_COLOR set', async () => {
-    // A config the ssh backend refuses: the run ends right after its first (bold) line.
-    const args = ['--backend', 'ssh', '--config', '{"port": 0}'];
-    const coloured = await runnerInTerminal(args, {});
-    expect(coloured.stdout, JSON.stringify(coloured)).toContain('\x1b[1m▸ open a ssh sandbox\x1b[0m');
-    const plainRun = await runnerInTerminal(args, { NO_COLOR: '1' });
-    expect(plainRun.stdout, JSON.stringify(plainRun)).toContain('▸ open a ssh sandbox');
-    expect(plainRun.stdout).not.toMatch(/\x1b\[[0-9;]*m/);
+    // A config the ssh backend refuses: each run ends right after its first (bold) line.
+    const run = await runnerInTerminal(['--backend', 'ssh', '--config', '{"port": 0}']);
+    if (!run.noColor.includes('▸ open a ssh sandbox'))
+      console.error('terminal output:', JSON.stringify(run.raw));
+    expect(run.coloured).toContain('\x1b[1m▸ open a ssh sandbox\x1b[0m');
+    expect(run.coloured).toContain('INVALID_ARGUMENT');
+    expect(run.noColor).toContain('▸ open a ssh sandbox');
+    expect(run.noColor).toContain('INVALID_ARGUMENT');
+    expect(run.noColor).not.toMatch(/\x1b\[[0-9;]*m/);
   });
 
   it('--help explains the options and how to provision docker and ssh; an unknown flag is a short usage error', async () => {
