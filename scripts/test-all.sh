@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI checks: provision the real services the tests use, type-check, lint, then the
-# tests of every package and of the example runner, one at a time (2 cores: parallel packages
-# would fight over them), on the node on PATH and again on Node 24 (AGENTBOX_SECOND_NODE=<major>,
-# or none to skip).
+# tests of every package and of the example runner, in two lanes (below), on the node on PATH and
+# again on Node 24 (AGENTBOX_SECOND_NODE=<major>, or none to skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -17,40 +16,68 @@ log "package check: publint and attw on every packed package"
 bash scripts/check-packages.sh
 
 results=$(mktemp -d)
-failed=()
-# Every package's tests under the node first on PATH; results land in $results/<label>.
-run_packages() {
+# The tests wait on dockerd, sshd and the emulators far more than they compute (a whole run keeps
+# about half a core busy), so two lanes run side by side: one with the packages whose tests drive
+# Docker hardest, one with the rest. Each package's output is printed whole when it ends.
+print_lock="$results/.print-lock"
+run_lane() {
   local label=$1
-  export AGENTBOX_TEST_PASS=$2
-  mkdir -p "$results/$label"
-  for dir in packages/*/ examples/; do
-    name=$(node -p "require('./${dir}package.json').name")
-    log "test ($label): $name"
-    if ! AGENTBOX_TEST_RESULTS="$results/$label" pnpm_cmd --filter "$name" --reporter=append-only test; then
-      failed+=("$name ($label)")
+  shift
+  for dir in "$@"; do
+    local name output
+    name=$(node -p "require('./${dir}/package.json').name")
+    output="$results/.${name//[@\/]/_} ($label).log"
+    if ! AGENTBOX_TEST_RESULTS="$results/$label" pnpm_cmd --filter "$name" --reporter=append-only test >"$output" 2>&1; then
+      echo "$name ($label)" >>"$results/.failed"
     fi
+    flock "$print_lock" sh -c 'printf "\n\033[1m== test (%s): %s\033[0m\n" "$1" "$2"; cat "$3"' sh "$label" "$name" "$output"
+    rm -f "$output"
   done
 }
 
-run_packages "node $(node --version)" first
+# Every package's tests under the node first on PATH; results land in $results/<label>.
+# The Docker lane lists its packages; the other lane takes every other package (so a new package is
+# never left out), the slow ones first, so that the two lanes end at about the same time.
+run_packages() {
+  local label=$1 docker_lane=$3 slow_first=$4
+  export AGENTBOX_TEST_PASS=$2
+  mkdir -p "$results/$label"
+  local other_lane=() dir
+  for dir in $slow_first packages/*/ examples/; do
+    dir=${dir%/}
+    case " $docker_lane ${other_lane[*]} " in *" $dir "*) continue ;; esac
+    other_lane+=("$dir")
+  done
+  # shellcheck disable=SC2086 # the lane is a list of words
+  run_lane "$label" $docker_lane &
+  run_lane "$label" "${other_lane[@]}" &
+  wait
+}
+
+run_packages "node $(node --version)" first \
+  "packages/backend-docker packages/backend-vercel packages/backend-daytona" \
+  "packages/backend-ssh packages/cli examples packages/backend-singularity packages/backend-local"
 # The libraries promise Node 20 and newer: the same tests again on the current LTS (24),
 # fetched from the npm registry as its official binary package.
 if [ "${AGENTBOX_SECOND_NODE:-24}" != none ]; then
   if node_bin=$(bash scripts/node-runtime.sh "${AGENTBOX_SECOND_NODE:-24}"); then
-    PATH="$node_bin:$PATH" run_packages "node $("$node_bin/node" --version)" second
+    # The conformance suites ran in the first pass: what is left is spread differently.
+    PATH="$node_bin:$PATH" run_packages "node $("$node_bin/node" --version)" second \
+      "packages/backend-docker packages/cli packages/core packages/backend-vercel packages/backend-daytona" \
+      "packages/backend-ssh packages/backend-local examples"
   else
     echo "SKIPPING the second Node.js pass: Node ${AGENTBOX_SECOND_NODE:-24} could not be fetched from the npm registry" >&2
   fi
 fi
 
-# One plain closing line over every package: "N passed, N failed, N skipped".
 # One line per runtime, then the plain closing line over all of them: "N passed, N failed, N skipped".
 node -e '
   const fs = require("fs"), path = require("path");
   const total = { passed: 0, failed: 0, skipped: 0 };
   const line = (t) => `${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`;
   console.log("");
-  for (const label of fs.readdirSync(process.argv[1]).sort()) {
+  const labels = fs.readdirSync(process.argv[1], { withFileTypes: true }).filter((e) => e.isDirectory());
+  for (const label of labels.map((e) => e.name).sort()) {
     const t = { passed: 0, failed: 0, skipped: 0 };
     for (const f of fs.readdirSync(path.join(process.argv[1], label))) {
       const r = JSON.parse(fs.readFileSync(path.join(process.argv[1], label, f), "utf8"));
@@ -61,8 +88,9 @@ node -e '
   }
   console.log(line(total));
 ' "$results"
+failed=$(cat "$results/.failed" 2>/dev/null || true)
 rm -rf "$results"
-if [ "${#failed[@]}" -gt 0 ]; then
-  echo "FAILED packages: ${failed[*]}" >&2
+if [ -n "$failed" ]; then
+  echo "FAILED packages: $(echo "$failed" | paste -sd ' ')" >&2
   exit 1
 fi
