@@ -299,6 +299,12 @@ export interface WrappedExecOptions {
   setsid: string;
   /** The shell that runs the wrapper (default /bin/sh): a session's hidden copy, see hidden-shell.ts. */
   shell?: string | undefined;
+  /**
+   * A readable `env` the command is exec'd through, with the hidden copies: BusyBox may run an
+   * applet by re-executing itself, and a command exec'd from the execute-only copy would stay
+   * undumpable, out of reach of the kill that looks for its processes in /proc.
+   */
+  env?: string | undefined;
   /** Random per sandbox; starts with 0x1E so that no ordinary output looks like it. */
   nonce: string;
 }
@@ -317,7 +323,17 @@ export async function startWrapped(
   if (signal?.aborted) throw new AbortedError('aborted before the command started', context);
   const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
   const { exec, stream } = await openExec(opts.target, {
-    argv: [opts.shell ?? '/bin/sh', '-c', WRAPPER, 'agentbox', opts.nonce, req.cwd, opts.setsid, ...req.argv],
+    argv: [
+      opts.shell ?? '/bin/sh',
+      '-c',
+      WRAPPER,
+      'agentbox',
+      opts.nonce,
+      req.cwd,
+      opts.setsid,
+      ...(opts.env ? [opts.env, '--'] : []),
+      ...req.argv,
+    ],
     user: opts.user,
     env,
     workingDir: '/',

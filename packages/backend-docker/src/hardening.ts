@@ -13,6 +13,7 @@ import {
 } from '@agentbox/core';
 import type Docker from 'dockerode';
 import { type DaemonRuntimes, GVISOR, isolationStatus, loopbackOnly } from './container-runtime.js';
+import { HIDDEN_SHELL_TMPFS } from './hidden-shell.js';
 
 export interface Mount {
   source: string;
@@ -99,7 +100,7 @@ export function hostConfigFor(
   const memory = h.memoryMiB * 1024 * 1024;
   return {
     ReadonlyRootfs: h.readOnlyRoot,
-    ...(h.tmp ? { Tmpfs: { '/tmp': tmpfsOptions(h.tmp) } } : {}),
+    Tmpfs: { ...HIDDEN_SHELL_TMPFS, ...(h.tmp ? { '/tmp': tmpfsOptions(h.tmp) } : {}) },
     PidsLimit: gvisor ? gvisorHostPids(h.pids) : h.pids,
     ...(gvisor ? { Ulimits: [{ Name: 'nproc', Soft: h.pids, Hard: h.pids }] } : {}),
     Memory: memory,

@@ -2,26 +2,33 @@
  * Session shells the sandbox cannot reach into. A process of the sandbox user could open
  * `/proc/<pid>/fd/N` of a session's long-lived processes (its exec wrapper, runner and waiting
  * shell), which hold the session's streams, and write into later commands' results and requests.
- * The kernel refuses that for a process that is not dumpable, and a process that execs a program
- * its user may run but not read is not dumpable. So root copies the image's `sh` and `setsid`,
- * once per container, to execute-only files in a root-owned directory on the container's /dev
- * (its own tmpfs, writable by root without any capability, not noexec), and the sessions run
- * from those copies. A command itself is exec'd through the image's readable `env`, so it and
- * what it starts are ordinary processes of the sandbox user.
+ * The kernel refuses that, to a process without CAP_SYS_PTRACE, for a process that is not
+ * dumpable, and a process that execs a program its user may run but not read is not dumpable.
+ * So the image's `sh` and `setsid` are copied to execute-only files on a tmpfs of their own,
+ * mounted at container creation and owned by a uid no sandbox process has: with every capability
+ * dropped, not even a root sandbox user may read, chmod or replace them, nor move the mount
+ * point. The sessions and the plain path's wrappers run from those copies. A command itself is
+ * exec'd through the image's readable `env`, so it and what it starts are ordinary processes.
  */
 import type { RunnerPrograms } from '@agentbox/core/backend';
 import { type ExecTarget, runExec } from './exec.js';
 
-/** Where the copies live. */
+/** Where the copies live: a tmpfs mount point. */
 const DIR = '/dev/.agentbox';
+/** Owns the copies: a uid of no sandbox user (the install runs as it). */
+const OWNER = 65533;
 
-// Args: dir, path of setsid. Idempotent: a directory only root can write keeps what it holds.
-// Prints the path of a readable env (a path: in BusyBox sh, `command -v` names applets bare).
+/** The container's tmpfs for the copies (HostConfig.Tmpfs): only its owner may write it. */
+export const HIDDEN_SHELL_TMPFS = {
+  [DIR]: `rw,exec,nosuid,size=8m,mode=0711,uid=${OWNER},gid=${OWNER}`,
+} as const;
+
+// Args: dir, path of setsid. Idempotent. Prints the path of a readable env (a path: in BusyBox
+// sh, `command -v` names applets bare).
 const INSTALL = `d=$1 s=$2 e=
 for p in /usr/bin /bin; do [ -x "$p/env" ] && { e=$p/env; break; }; done
 [ -n "$e" ] || exit 5
 umask 077
-[ -d "$d" ] || mkdir -m 0711 "$d" || exit 3
 for n in sh setsid; do
   [ -f "$d/$n" ] && continue
   if [ "$n" = sh ]; then src=/bin/sh; else src=$s; fi
@@ -37,10 +44,10 @@ export type HiddenShell =
   | { kind: 'none'; reason: string };
 
 /**
- * Install the copies (as root in the container), then run one as the sandbox user: gVisor, for
- * one, refuses to execute a program its caller cannot read, and there a non-root sandbox gets no
- * sessions rather than sessions its user can write into. `image` where the copies would not
- * help (a root sandbox user could chmod them back) or root could not install them.
+ * Install the copies (as their owner), then run one as the sandbox user: gVisor, for one,
+ * refuses to execute a program its caller cannot read, and there the sandbox gets no sessions
+ * rather than sessions its user can write into. Without the mount (a container made by an older
+ * version) a non-root sandbox keeps the image's shell, as it did then; a root one gets no sessions.
  */
 export async function installHiddenShell(
   target: ExecTarget,
@@ -48,12 +55,21 @@ export async function installHiddenShell(
   sandboxUid: number,
   sandboxUser: string,
 ): Promise<HiddenShell> {
-  if (sandboxUid === 0) return { kind: 'image' };
-  const r = await runExec(target, { argv: ['/bin/sh', '-c', INSTALL, 'sh', DIR, setsid], user: '0' }).catch(
-    () => undefined,
-  );
+  const open = (why: string): HiddenShell =>
+    sandboxUid === 0 || sandboxUid === OWNER
+      ? {
+          kind: 'none',
+          reason: `${why}, and the sandbox user (uid ${sandboxUid}) could reach into session shells through /proc: every command takes the plain path`,
+        }
+      : { kind: 'image' };
+  if (sandboxUid === OWNER) return open(`the sandbox user owns ${DIR}`);
+  const r = await runExec(target, {
+    argv: ['/bin/sh', '-c', INSTALL, 'sh', DIR, setsid],
+    user: `${OWNER}:${OWNER}`,
+  }).catch(() => undefined);
   const env = r?.stdout.toString('utf8').trim();
-  if (r?.exitCode !== 0 || !env?.startsWith('/')) return { kind: 'image' };
+  if (r?.exitCode !== 0 || !env?.startsWith('/'))
+    return open(`the execute-only shell could not be installed in ${DIR} (exit ${r?.exitCode ?? 'unknown'})`);
   const programs = { sh: `${DIR}/sh`, setsid: `${DIR}/setsid`, env };
   const probe = await runExec(target, { argv: [programs.sh, '-c', 'exit 0'], user: sandboxUser }).catch(
     () => undefined,

@@ -195,9 +195,19 @@ export class DockerSandbox extends BaseSandbox {
   }
 
   /** @internal The plain exec path: one docker exec per command, under the process-group wrapper. */
-  startPlain(req: StartRequest, signal: AbortSignal | undefined): Promise<WrappedProcess> {
+  async startPlain(req: StartRequest, signal: AbortSignal | undefined): Promise<WrappedProcess> {
+    // Its wrapper lives as long as the command: it runs from the hidden copies too, where they run.
+    const installed = await this.#hiddenShell();
+    const hidden = installed.kind === 'hidden' ? installed.programs : undefined;
     return startWrapped(
-      { target: this.#target, user: this.#parts.user, setsid: this.#parts.setsid, nonce: this.#nonce },
+      {
+        target: this.#target,
+        user: this.#parts.user,
+        setsid: hidden?.setsid ?? this.#parts.setsid,
+        shell: hidden?.sh,
+        env: hidden?.env,
+        nonce: this.#nonce,
+      },
       req,
       signal,
     );

@@ -41,6 +41,9 @@ async function out(sandbox: SandboxBackend, cmd: string): Promise<string> {
   return r.stdout;
 }
 
+// The execute-only copies of the session shells (hidden-shell.ts), on a tmpfs only uid 65533 writes.
+const HIDDEN_SHELL = { '/dev/.agentbox': 'rw,exec,nosuid,size=8m,mode=0711,uid=65533,gid=65533' };
+
 describe('hardened defaults', () => {
   let sandbox: DockerSandbox;
   beforeAll(async () => {
@@ -52,7 +55,7 @@ describe('hardened defaults', () => {
     const info = await docker.getContainer(sandbox.containerId).inspect();
     const hc = info.HostConfig;
     expect(hc.ReadonlyRootfs).toBe(true);
-    expect(hc.Tmpfs).toEqual({ '/tmp': 'rw,noexec,nosuid,size=64m' });
+    expect(hc.Tmpfs).toEqual({ ...HIDDEN_SHELL, '/tmp': 'rw,noexec,nosuid,size=64m' });
     expect(hc.PidsLimit).toBe(256);
     expect(hc.Memory).toBe(2 * 1024 ** 3);
     expect(hc.MemorySwap).toBe(2 * 1024 ** 3);
@@ -212,7 +215,7 @@ describe('policy settings', () => {
     try {
       const hc = (await docker.getContainer(sandbox.containerId).inspect()).HostConfig;
       expect(hc.ReadonlyRootfs).toBe(false);
-      expect(hc.Tmpfs).toEqual({ '/tmp': 'rw,exec,nosuid,size=16m' });
+      expect(hc.Tmpfs).toEqual({ ...HIDDEN_SHELL, '/tmp': 'rw,exec,nosuid,size=16m' });
       expect([hc.PidsLimit, hc.Memory, hc.NanoCpus]).toEqual([64, 256 * 1024 ** 2, 0.5e9]);
       expect(hc.CapDrop ?? []).toEqual([]);
       expect(hc.SecurityOpt ?? []).not.toContain('no-new-privileges');

@@ -207,6 +207,51 @@ describe('commands', () => {
   }
 });
 
+describe('a sandbox whose user is root', () => {
+  // Root in the container has no capability: the execute-only copies the session shells and the
+  // plain path's wrappers run from are out of its reach, so /proc gives it nothing of theirs.
+  for (const fastPath of [true, false]) {
+    it(`${fastPath ? 'fast' : 'plain'} path: a root process writing into every fd it can open never lands in a result`, async () => {
+      const sandbox = (await openSandbox({
+        backend: 'docker',
+        policy: { labels },
+        config: { ...TEST_CONFIG, user: '0:0', fastPath },
+      })) as DockerSandbox;
+      try {
+        expect((await sandbox.exec('id -u')).stdout).toBe('0\n');
+        for (let i = 0; i < 3; i++) await sandbox.exec(['true']);
+        // The copies cannot be read, made readable, replaced or moved away by root in the container.
+        const probe = await sandbox.exec(
+          'cat /dev/.agentbox/sh >/dev/null 2>&1 && echo read; chmod 0755 /dev/.agentbox/sh 2>/dev/null && echo chmod; ' +
+            'cp /bin/sh /dev/.agentbox/x 2>/dev/null && echo write; mv /dev/.agentbox /dev/moved 2>/dev/null && echo moved; echo done',
+        );
+        expect(probe.stdout).toBe('done\n');
+        // The attacker of the conformance case tamper.session-pipe-injection, as root.
+        const attacker = [
+          'me=/proc/$$; set -- /proc/[0-9]*; i=0',
+          'while [ ! -e /tmp/stop-attack ] && [ $i -lt 400 ]; do',
+          '  for p; do [ "$p" = "$me" ] && continue; for fd in 0 1 2 3 4; do echo INJECTED 2>/dev/null >"$p/fd/$fd"; done; done',
+          '  sleep 0.05; i=$((i+1))',
+          'done',
+        ].join('\n');
+        await sandbox.exec(['sh', '-c', 'setsid sh -c "$1" </dev/null >/dev/null 2>&1 &', 'sh', attacker]);
+        try {
+          for (let i = 0; i < 10; i++) {
+            const r = await sandbox.exec(['echo', `clean-${i}`]);
+            expect(r).toMatchObject({ stdout: `clean-${i}\n`, stderr: '', exitCode: 0 });
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        } finally {
+          await sandbox.exec('touch /tmp/stop-attack');
+        }
+        expect(sandbox.sessions.stats[fastPath ? 'session' : 'plain']).toBeGreaterThanOrEqual(10);
+      } finally {
+        await sandbox.close();
+      }
+    }, 60_000);
+  }
+});
+
 describe('workspace quota (limits.diskMiB)', () => {
   let sandbox: DockerSandbox;
   beforeAll(async () => {
