@@ -340,6 +340,9 @@ export function readEnforcement(
       : enforced(`labels on every container, volume and network: ${wantLabels.map(([k]) => k).join(', ')}`);
   }
 
+  report.secrets = missing(
+    "the forwarder containers relay bytes without reading them, so no placeholder can be swapped; the local (isolation 'bwrap') and ssh backends can",
+  );
   for (const control of POLICY_CONTROLS) report[control] ??= missing('not reported');
   return report;
 }
