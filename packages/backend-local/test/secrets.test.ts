@@ -156,3 +156,58 @@ describe.skipIf(bwrapMissing)(
     });
   },
 );
+
+describe('local: secrets where nothing can swap them in', () => {
+  const secrets = [{ env: 'API_TOKEN', from: { env: 'PATH' }, hosts: ['localhost:9'] }];
+
+  it("isolation 'none' refuses them in strict mode, and without strict gives the sandbox no value at all", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'agentbox-local-secrets-none-'));
+    try {
+      await expect(
+        openSandbox({ backend: 'local', config: { root }, policy: { secrets } }),
+      ).rejects.toMatchObject({ code: 'POLICY_NOT_ENFORCEABLE', controls: { secrets: expect.any(String) } });
+      const loose = await openSandbox({
+        backend: 'local',
+        config: { root },
+        policy: { secrets },
+        strict: false,
+      });
+      try {
+        expect(loose.enforcement.secrets.status).toBe('not-supported');
+        const r = await loose.exec('printf "[%s]" "${API_TOKEN-unset}"');
+        expect(r.stdout).toBe('[unset]');
+      } finally {
+        await loose.close();
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(bwrapMissing)(
+    'a TLS host (termination not built) is refused in strict mode, before the jail starts',
+    async () => {
+      const root = await mkdtemp(join(tmpdir(), 'agentbox-local-secrets-tls-'));
+      try {
+        await expect(
+          openSandbox({
+            backend: 'local',
+            config: { root, isolation: 'bwrap' },
+            policy: {
+              network: { mode: 'allowlist', allow: ['localhost:443'] },
+              secrets: [
+                { env: 'T', from: { env: 'PATH' }, hosts: [{ host: 'localhost:443', terminateTls: true }] },
+              ],
+            },
+          }),
+        ).rejects.toMatchObject({
+          code: 'POLICY_NOT_ENFORCEABLE',
+          message: expect.stringContaining('TLS termination'),
+        });
+        expect(await readdir(root)).toEqual([]);
+      } finally {
+        await rm(root, { recursive: true, force: true });
+      }
+    },
+  );
+});
