@@ -36,6 +36,8 @@ export interface Hardening {
   mounts: Mount[];
   credentials: Mount[];
   network: NetworkPolicy;
+  /** Whether policy.secrets asks for any (never enforced here). */
+  secrets: boolean;
   labels: Record<string, string>;
 }
 
@@ -64,6 +66,7 @@ export function hardeningFor(policy: ParsedPolicy): Hardening {
       readOnly: true,
     })),
     network: policy.network ?? { mode: 'none' },
+    secrets: (policy.secrets?.length ?? 0) > 0,
     labels: policy.labels ?? {},
   };
 }
@@ -341,6 +344,9 @@ export function readEnforcement(
       : enforced(`labels on every container, volume and network: ${wantLabels.map(([k]) => k).join(', ')}`);
   }
 
+  const noSecrets =
+    "the forwarder containers relay bytes without reading them, so no placeholder can be swapped; the local (isolation 'bwrap') and ssh backends can";
+  report.secrets = h.secrets ? missing(noSecrets) : notRequested(`none requested (${noSecrets})`);
   for (const control of POLICY_CONTROLS) report[control] ??= missing('not reported');
   return report;
 }

@@ -414,6 +414,13 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
   }
 
   if (hardening.network.mode === 'allowlist') EgressAllowlist.validate(hardening.network.allow, context);
+  // Refused before anything is created (the report after open would say the same).
+  if (ctx.strict && hardening.secrets)
+    throw new PolicyNotEnforceableError(
+      'the docker backend cannot enforce: secrets (its egress forwarders relay bytes without reading them, so no placeholder can be swapped; use the local backend with isolation bwrap, or ssh)',
+      { secrets: 'not supported by the docker backend' },
+      context,
+    );
   const daemon = ctx.config.runtime ? await daemonRuntimes(client) : undefined;
   if (daemon) checkRuntime(ctx.config.runtime, daemon, hardening.network.mode, ctx.strict, context);
   // Not strict and not registered: the daemon's default, reported as such in `isolation`.

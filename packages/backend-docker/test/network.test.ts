@@ -110,3 +110,21 @@ describe('network allowlist', () => {
     expect(await mine()).toEqual([]);
   });
 });
+
+describe('policy.secrets', () => {
+  it('is refused in strict mode before anything is created: the forwarders cannot swap placeholders', async () => {
+    const run = `${runId}-secrets`;
+    await expect(
+      openSandbox({
+        backend: 'docker',
+        policy: {
+          network: { mode: 'allowlist', allow: ['api.example:80'] },
+          secrets: [{ env: 'API_TOKEN', from: { env: 'PATH' }, hosts: ['api.example:80'] }],
+          labels: { [RUN_LABEL]: run },
+        },
+        config: TEST_CONFIG,
+      }),
+    ).rejects.toMatchObject({ code: 'POLICY_NOT_ENFORCEABLE', controls: { secrets: expect.any(String) } });
+    expect(await runObjects(run)).toEqual([]);
+  });
+});

@@ -1,16 +1,87 @@
-/** What the local backend needs here: a POSIX `sh` and a root directory this user can write. */
+/**
+ * What the local backend needs here: a POSIX `sh` and a root directory this user can write;
+ * and what isolation 'bwrap' needs: bubblewrap with unprivileged user namespaces, and the
+ * egress relay of a network allowlist (checked by opening one such sandbox). Those two only
+ * fail the report when the config asks for isolation 'bwrap'.
+ */
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import type { DoctorCheck, DoctorReport, EnforcementReport } from '@agentbox/core';
+import { access, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { type DoctorCheck, type DoctorReport, type EnforcementReport, openSandbox } from '@agentbox/core';
+import { findJailTools } from './jail.js';
 
 export async function doctorLocal(
-  config: { root: string },
+  config: { root: string; isolation: 'none' | 'bwrap'; bwrap: string },
   enforcement: EnforcementReport,
 ): Promise<DoctorReport> {
-  const checks = await Promise.all([checkShell(), checkRoot(resolve(config.root))]);
+  const needed = config.isolation === 'bwrap';
+  const [shell, root, bwrap] = await Promise.all([
+    checkShell(),
+    checkRoot(resolve(config.root)),
+    checkBubblewrap(config.bwrap, needed),
+  ]);
+  const egress = bwrap.detail.startsWith('available')
+    ? await checkEgressRelay(config.bwrap, needed)
+    : { name: 'egress relay', ok: !needed, detail: 'not available: needs bubblewrap (above)' };
+  const checks = [shell, root, bwrap, egress];
   return { ok: checks.every((c) => c.ok), checks, controls: enforcement };
+}
+
+const notNeeded = (needed: boolean) => (needed ? '' : " (only isolation 'bwrap' needs it)");
+
+/** bubblewrap installed, and allowed to create a user and a PID namespace. */
+async function checkBubblewrap(program: string, needed: boolean): Promise<DoctorCheck> {
+  const name = 'bubblewrap';
+  const tools = findJailTools(program, process.env.PATH ?? '');
+  if (typeof tools === 'string')
+    return { name, ok: !needed, detail: `not available${notNeeded(needed)}: ${tools}` };
+  return new Promise((done) => {
+    execFile(
+      tools.bwrap,
+      ['--unshare-user', '--unshare-pid', '--unshare-net', '--ro-bind', '/', '/', 'true'],
+      { timeout: 10_000 },
+      (error, _stdout, stderr) =>
+        done(
+          error
+            ? {
+                name,
+                ok: !needed,
+                detail: `not available${notNeeded(needed)}: ${tools.bwrap} cannot create namespaces (${stderr.trim() || error.message}); are unprivileged user namespaces allowed (kernel.unprivileged_userns_clone, AppArmor)?`,
+              }
+            : {
+                name,
+                ok: true,
+                detail: `available: ${tools.bwrap} creates user, PID and network namespaces`,
+              },
+        ),
+    );
+  });
+}
+
+/** Open (and close) one jailed sandbox with an allowlist: the forwarder and relay start. */
+async function checkEgressRelay(program: string, needed: boolean): Promise<DoctorCheck> {
+  const name = 'egress relay';
+  const root = await mkdtemp(join(tmpdir(), 'agentbox-doctor-'));
+  const started = performance.now();
+  try {
+    const sandbox = await openSandbox({
+      backend: 'local',
+      config: { root, isolation: 'bwrap', bwrap: program, egressLog: join(root, 'denied.log') },
+      policy: { network: { mode: 'allowlist', allow: ['localhost:9'] } },
+    });
+    await sandbox.close();
+    return {
+      name,
+      ok: true,
+      detail: `available: a jailed sandbox with an allowlist opened in ${Math.round(performance.now() - started)} ms (network allowlist and secrets)`,
+    };
+  } catch (error) {
+    return { name, ok: !needed, detail: `not available${notNeeded(needed)}: ${(error as Error).message}` };
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 }
 
 function checkShell(): Promise<DoctorCheck> {

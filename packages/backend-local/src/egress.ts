@@ -18,6 +18,7 @@ import {
   egressHostsFile,
   FORWARDER_SCRIPT,
   forwarderConfig,
+  type SecretBinding,
 } from '@agentbox/core/backend';
 import type { Jail } from './jail.js';
 
@@ -64,6 +65,7 @@ export class LocalEgress {
     entries: readonly EgressEntry[];
     logFile: string | undefined;
     onDenied: ((denial: EgressDenial) => void) | undefined;
+    secrets?: readonly SecretBinding[] | undefined;
     context: ErrorContext;
   }): Promise<LocalEgress> {
     const relay = new EgressRelay({
@@ -72,6 +74,7 @@ export class LocalEgress {
       connect: dial,
       logFile: opts.logFile,
       onDenied: opts.onDenied,
+      secrets: opts.secrets,
     });
     const socketPath = join(opts.dir, 'egress', 'relay.sock');
     // Left behind by a crash before a re-attach: listening would fail on it.

@@ -34,11 +34,15 @@ import {
   enforcementReport,
   frozenCheckpointStore,
   type HostProcess,
+  loadSecrets,
   type OpenContext,
   parseEgressAllowlist,
   type RawProcess,
   registerBackend,
+  type SecretBinding,
   type StartRequest,
+  secretEnv,
+  secretsStatus,
   startHostProcess,
   TreeCheckpointStore,
 } from '@agentbox/core/backend';
@@ -99,6 +103,10 @@ export function localEnforcement(config: LocalResolvedConfig, policy: ParsedPoli
       nonRootUser,
       labels,
       network: { status: 'not-supported', detail: 'commands share the host network' },
+      secrets: secretsStatus(
+        policy.secrets,
+        "isolation 'none': commands share the host network, so no relay sees their requests",
+      ),
       checkpointIntegrity: {
         status: 'not-supported',
         detail: 'the checkpoint store is on the host, writable by commands (they run as the same user)',
@@ -135,6 +143,12 @@ export function localEnforcement(config: LocalResolvedConfig, policy: ParsedPoli
               `own network namespace with only loopback; a forwarder outside the sandbox's view relays only ${policy.network?.mode === 'allowlist' ? policy.network.allow.join(', ') : ''}, dialled from this machine; DNS answers only those names; denied attempts logged`,
             )
           : on('own network namespace with only a loopback interface'),
+    secrets: secretsStatus(
+      policy.secrets,
+      net === 'allowlist'
+        ? 'allowlist'
+        : 'needs network mode allowlist: the egress relay is what swaps in the values',
+    ),
     labels,
     checkpointIntegrity: on(
       'the store is outside everything the jail shows; checkpoints and rollbacks run with every process of the sandbox stopped; manifests are validated and objects hash-checked before a restore',
@@ -159,6 +173,8 @@ export class LocalSandbox extends BaseSandbox {
     enforcement: EnforcementReport;
     jail?: Jail | undefined;
     egress?: LocalEgress | undefined;
+    /** Placeholders of policy.secrets, in every command's environment. */
+    secrets?: readonly SecretBinding[] | undefined;
   }) {
     const isRoot = process.getuid?.() === 0;
     const { id, dir } = init;
@@ -181,6 +197,7 @@ export class LocalSandbox extends BaseSandbox {
         },
       },
       enforcement: init.enforcement,
+      baseEnv: secretEnv(init.secrets ?? []),
     });
     this.#dir = dir;
     this.#keep = init.keep;
@@ -312,6 +329,11 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
     config.isolation === 'bwrap' ? findJailTools(config.bwrap, process.env.PATH ?? '') : undefined;
   if (typeof tools === 'string')
     throw new SandboxUnavailableError(`isolation 'bwrap' is not available: ${tools}`, context);
+  // Read now, before anything exists: a secret that cannot be read or relayed refuses the open.
+  const secrets =
+    entries && enforcement.secrets.status === 'enforced'
+      ? await loadSecrets(policy.secrets ?? [], entries, 'local', context)
+      : undefined;
   const existed = await fs.stat(workdir).then(
     (st) => st.isDirectory(),
     () => false,
@@ -355,6 +377,7 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
           entries,
           logFile: config.egressLog ?? join(root, 'egress-denied.log'),
           onDenied: config.onEgressDenied,
+          secrets,
           context,
         }).catch(async (error) => {
           await jail?.close();
@@ -371,7 +394,7 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
       signal.throwIfAborted();
     }
   }
-  return new LocalSandbox({ id, dir, keep: config.keep, enforcement, jail, egress });
+  return new LocalSandbox({ id, dir, keep: config.keep, enforcement, jail, egress, secrets });
 }
 
 export const local = defineBackend({

@@ -15,6 +15,7 @@ import {
   type ErrorContext,
   FORWARDER_SCRIPT,
   forwarderConfig,
+  type SecretBinding,
 } from '@agentbox/core/backend';
 import type { Client } from 'ssh2';
 import type { SshConnection } from './connection.js';
@@ -62,6 +63,7 @@ export class SshEgress {
     entries: readonly EgressEntry[];
     logFile: string | undefined;
     onDenied: ((denial: EgressDenial) => void) | undefined;
+    secrets?: readonly SecretBinding[] | undefined;
     context: ErrorContext;
   }): Promise<SshEgress> {
     const { conn, context } = opts;
@@ -78,6 +80,7 @@ export class SshEgress {
       },
       logFile: opts.logFile,
       onDenied: opts.onDenied,
+      secrets: opts.secrets,
     });
     const socketPath = `${opts.dir}/egress/relay.sock`;
     let forwarded: unknown;

@@ -29,12 +29,16 @@ import {
   frozenCheckpointStore,
   HOLDER_KILL_SCRIPT,
   holderPipeSet,
+  loadSecrets,
   type OpenContext,
   parseEgressAllowlist,
   type RawProcess,
+  type SecretBinding,
   SessionPool,
   type StartRequest,
   type StoreExec,
+  secretEnv,
+  secretsStatus,
   signalNumber,
 } from '@agentbox/core/backend';
 import type { SshResolvedConfig } from './config.js';
@@ -149,6 +153,12 @@ export function sshEnforcement(
           : net === 'allowlist'
             ? no('an egress allowlist needs the bubblewrap jail on the host')
             : no('commands share the network of the SSH host'),
+    secrets: secretsStatus(
+      policy.secrets,
+      net === 'allowlist' && (jailed || pending)
+        ? 'allowlist'
+        : 'needs the bubblewrap jail on the host and network mode allowlist: the egress relay is what swaps in the values',
+    ),
     labels: policy.labels
       ? on('recorded in the sandbox directory (sandbox.json)')
       : { status: 'not-requested', detail: 'no labels requested' },
@@ -167,6 +177,8 @@ interface SshSandboxInit {
   /** HMAC key of the checkpoint manifests (jailed sandboxes: the jail cannot read it). */
   manifestKey?: Uint8Array | undefined;
   egress?: SshEgress | undefined;
+  /** Placeholders of policy.secrets, in every command's environment. */
+  secrets?: readonly SecretBinding[] | undefined;
 }
 
 export class SshSandbox extends BaseSandbox {
@@ -222,6 +234,7 @@ export class SshSandbox extends BaseSandbox {
         USER: init.config.user,
         LOGNAME: init.config.user,
         SHELL: '/bin/sh',
+        ...secretEnv(init.secrets ?? []),
       },
     });
     this.#conn = init.conn;
@@ -563,6 +576,11 @@ export async function openSsh({
     const enforcement = sshEnforcement(config, policy, uid, jail);
     if (strict) assertEnforced(policy, enforcement, { backend: KIND, sandboxId: id });
     if (signal?.aborted) throw new AbortedError('aborted during open', context);
+    // Read here, on this machine: the values never go to the SSH host but inside relayed requests.
+    const secrets =
+      entries && started && enforcement.secrets.status === 'enforced'
+        ? await loadSecrets(policy.secrets ?? [], entries, KIND, context)
+        : undefined;
     if (entries && started)
       egress = await SshEgress.start({
         conn,
@@ -572,6 +590,7 @@ export async function openSsh({
         entries,
         logFile: config.egressLog ?? join(homedir(), '.agentbox', 'egress-denied.log'),
         onDenied: config.onEgressDenied,
+        secrets,
         context,
       });
     const sandbox = new SshSandbox({
@@ -584,6 +603,7 @@ export async function openSsh({
       jail: typeof jail === 'object' ? jail : undefined,
       manifestKey,
       egress,
+      secrets,
     });
     // The first command should not pay for opening a session. Where the host cannot run one,
     // the pool says why (sessions.unavailableReason) and every command takes the plain path.

@@ -16,7 +16,14 @@ export {
   egressHostsFile,
   FORWARDER_SCRIPT,
   forwarderConfig,
+  loadSecrets,
+  newPlaceholder,
   parseEgressAllowlist,
+  redactSecrets,
+  type SecretBinding,
+  SecretFilter,
+  secretEnv,
+  secretsStatus,
 } from './egress/index.js';
 export { type ErrorContext, fromErrno, toAgentboxError } from './errors.js';
 export {

@@ -37,6 +37,7 @@ export {
   type Policy,
   type PolicyControl,
   PolicySchema,
+  type SecretPolicy,
 } from './policy.js';
 export { createPool, POOL_LABEL, type PoolOpenOptions, type PoolOptions, type SandboxPool } from './pool.js';
 export {

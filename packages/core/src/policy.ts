@@ -27,6 +27,30 @@ export const NetworkPolicySchema = z.discriminatedUnion('mode', [
   z.strictObject({ mode: z.literal('allowlist'), allow: z.array(hostPort).min(1) }),
 ]);
 
+/** A host the real value of a secret may go to: `host:port` (plain HTTP), or one the relay would decrypt. */
+export const SecretHostSchema = z.union([
+  hostPort,
+  z.strictObject({
+    host: hostPort,
+    /**
+     * HTTPS through a per-sandbox CA the sandbox trusts (opt-in per host). Not built yet: a
+     * strict open refuses it (PolicyNotEnforceableError), so a TLS host never gets a placeholder.
+     */
+    terminateTls: z.literal(true),
+  }),
+]);
+
+export const SecretSchema = z.strictObject({
+  /** The sandbox's environment variable that holds the placeholder (never the real value). */
+  env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'),
+  /** Where the library reads the real value at open: a file, or its own environment. */
+  from: z.union([z.strictObject({ file: z.string().min(1) }), z.strictObject({ env: z.string().min(1) })]),
+  /** Allowlist entries (`host:port`) the relay sends the real value to; every other host is refused. */
+  hosts: z.array(SecretHostSchema).min(1),
+  /** Replace the placeholder in the request line (path and query) too, not only in headers. */
+  inRequestLine: z.boolean().default(false),
+});
+
 export const PolicySchema = z.strictObject({
   /**
    * Sandboxes apart from each other and from the host: their own filesystem view, process
@@ -64,6 +88,11 @@ export const PolicySchema = z.strictObject({
   /** Credentials: always mounted (or uploaded) read-only. */
   credentials: z.array(MountSchema.omit({ readOnly: true })).optional(),
   network: NetworkPolicySchema.optional(),
+  /**
+   * Credentials that never enter the sandbox: it sees a placeholder, and the egress relay of a
+   * network allowlist puts the real value in HTTP requests to the secret's hosts only.
+   */
+  secrets: z.array(SecretSchema).optional(),
   /** Labels/tags put on everything the backend creates, for sweeping leaks. */
   labels: z.record(z.string(), z.string()).optional(),
 });
@@ -71,6 +100,7 @@ export const PolicySchema = z.strictObject({
 export type Policy = z.input<typeof PolicySchema>;
 export type ParsedPolicy = z.output<typeof PolicySchema>;
 export type NetworkPolicy = z.output<typeof NetworkPolicySchema>;
+export type SecretPolicy = z.output<typeof SecretSchema>;
 
 /** The controls reported by `sandbox.enforcement`: one per policy field, and checkpointIntegrity. */
 export const POLICY_CONTROLS = [
@@ -87,6 +117,7 @@ export const POLICY_CONTROLS = [
   'mounts',
   'credentials',
   'network',
+  'secrets',
   'labels',
   /**
    * Not a policy field: whether checkpoints hold against the sandbox's own processes (no
@@ -122,6 +153,7 @@ export function requestedControls(policy: ParsedPolicy): Partial<Record<PolicyCo
   set('mounts', policy.mounts?.length ? policy.mounts : undefined);
   set('credentials', policy.credentials?.length ? policy.credentials : undefined);
   set('network', policy.network);
+  set('secrets', policy.secrets?.length ? policy.secrets : undefined);
   set('labels', policy.labels && Object.keys(policy.labels).length ? policy.labels : undefined);
   return out;
 }

@@ -8,3 +8,12 @@ export {
 } from './allowlist.js';
 export { FORWARDER_SCRIPT } from './forwarder-script.js';
 export { type EgressDenial, EgressRelay, type EgressRelayOptions } from './relay.js';
+export { SecretFilter, type SecretRefusal } from './secret-filter.js';
+export {
+  loadSecrets,
+  newPlaceholder,
+  redactSecrets,
+  type SecretBinding,
+  secretEnv,
+  secretsStatus,
+} from './secrets.js';

@@ -8,16 +8,24 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { EgressEntry } from './allowlist.js';
+import { SecretFilter, type SecretRefusal } from './secret-filter.js';
+import { redactSecrets, type SecretBinding } from './secrets.js';
 
 /** One refused egress attempt, as the operator's log gets it. */
 export interface EgressDenial {
   /** ISO 8601 time the relay heard of it. */
   time: string;
   sandboxId: string;
-  /** `dns`: a lookup of a name not on the list; `tcp`: a connection to an address:port not relayed. */
-  protocol: 'dns' | 'tcp';
-  /** The name looked up, or `address:port` as the sandbox dialled it. */
+  /**
+   * `dns`: a lookup of a name not on the list; `tcp`: a connection to an address:port not
+   * relayed; `secret`: a request to an allowed destination carrying the placeholder of a secret
+   * not allowed there.
+   */
+  protocol: 'dns' | 'tcp' | 'secret';
+  /** The name looked up, or `address:port` as the sandbox dialled it (`host:port` of the entry for `secret`). */
   destination: string;
+  /** With `secret`: the secret's variable name (never its value). */
+  secret?: string;
   /** Denials left out of the log since the previous entry (over the rate limit). */
   suppressed?: number;
 }
@@ -30,6 +38,8 @@ export interface EgressRelayOptions {
   /** Append each denial as a JSON line to this file. */
   logFile?: string | undefined;
   onDenied?: ((denial: EgressDenial) => void) | undefined;
+  /** Placeholders swapped for real values on the way out (secrets.ts); none by default. */
+  secrets?: readonly SecretBinding[] | undefined;
 }
 
 /** Denials kept in memory (`denials`); the log file has them all, up to the rate limit. */
@@ -96,14 +106,35 @@ export class EgressRelay {
       return;
     }
     this.#open.add(upstream);
+    let refused = false;
     upstream.once('close', () => {
       this.#open.delete(upstream);
-      client.destroy();
+      // A refusal's reply is on its way: the client ends once it is written.
+      if (!refused) client.destroy();
     });
     upstream.on('error', () => upstream.destroy());
     client.once('close', () => upstream.destroy());
-    if (rest.length > 0) upstream.write(rest);
-    client.pipe(upstream);
+    const secrets = this.#o.secrets ?? [];
+    let outbound: Duplex = client;
+    if (secrets.length > 0) {
+      const destination = `${entry.host}:${entry.port}`;
+      const filter = new SecretFilter({
+        destination,
+        secrets,
+        onRefused: (refusal: SecretRefusal) => {
+          refused = true;
+          this.#record({ protocol: 'secret', destination, secret: refusal.secret.env });
+          client.unpipe(filter);
+          upstream.destroy();
+          if (refusal.reply) client.end(refusal.reply, () => client.destroy());
+          else client.destroy();
+        },
+      });
+      filter.on('error', () => client.destroy());
+      outbound = client.pipe(filter);
+    }
+    if (rest.length > 0) (outbound === client ? upstream : outbound).write(rest);
+    outbound.pipe(upstream);
     upstream.pipe(client);
     client.resume();
   }
@@ -120,6 +151,10 @@ export class EgressRelay {
       typeof reported.destination !== 'string'
     )
       return;
+    this.#record({ protocol: reported.protocol, destination: reported.destination });
+  }
+
+  #record(reported: { protocol: EgressDenial['protocol']; destination: string; secret?: string }): void {
     const now = Date.now();
     const second = Math.floor(now / 1000);
     if (second !== this.#second) {
@@ -134,8 +169,11 @@ export class EgressRelay {
       time: new Date(now).toISOString(),
       sandboxId: this.#o.sandboxId,
       protocol: reported.protocol,
-      // Bounded and printable: it comes from inside the sandbox.
-      destination: reported.destination.slice(0, 300).replace(/[^\x21-\x7e]/g, '?'),
+      // Bounded and printable: it comes from inside the sandbox, which may have learnt a value.
+      destination: redactSecrets(reported.destination, this.#o.secrets ?? [])
+        .slice(0, 300)
+        .replace(/[^\x21-\x7e]/g, '?'),
+      ...(reported.secret !== undefined ? { secret: reported.secret } : {}),
       ...(this.#suppressed > 0 ? { suppressed: this.#suppressed } : {}),
     };
     this.#suppressed = 0;
