@@ -12,6 +12,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   singularity: () => import('./singularity.js'),
   daytona: () => import('./daytona.js'),
   vercel: () => import('./vercel.js'),
+  transfer: () => import('./transfer.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
