@@ -13,6 +13,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   daytona: () => import('./daytona.js'),
   vercel: () => import('./vercel.js'),
   transfer: () => import('./transfer.js'),
+  checkpoints: () => import('./checkpoint-curve.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
