@@ -14,6 +14,8 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   vercel: () => import('./vercel.js'),
   transfer: () => import('./transfer.js'),
   checkpoints: () => import('./checkpoint-curve.js'),
+  density: () => import('./density.js'),
+  isolation: () => import('./isolation.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
