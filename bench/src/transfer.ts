@@ -2,7 +2,7 @@
  * File transfer on docker and ssh, each figure beside the platform's own tool in the same run:
  * large files (64 MiB and 256 MiB by default; BENCH_TRANSFER_MIB="64,256" to change) up with
  * `writeFile` from a file stream and down with `readFile`, beside `docker cp` both ways, and
- * beside `scp` (upload) and `sftp get` (download); and a tree of many small files (500 files of
+ * beside `scp` (upload) and `sftp get` (download); and a tree of many small files (100 files of
  * 4 KB; BENCH_TRANSFER_TREE_FILES to change), moved file by file through the same calls with 8
  * in flight (the API has no tree call), beside `docker cp` / `scp -r` / `sftp get -r` of the
  * directory. Every download is checked byte for byte against what was sent.
@@ -27,7 +27,7 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const MiB = 1024 * 1024;
 
 const sizesMiB = (process.env.BENCH_TRANSFER_MIB ?? '64,256').split(',').map(Number);
-const treeFiles = Number(process.env.BENCH_TRANSFER_TREE_FILES ?? 500);
+const treeFiles = Number(process.env.BENCH_TRANSFER_TREE_FILES ?? 100);
 const TREE_FILE_BYTES = 4096;
 const IN_FLIGHT = 8;
 
