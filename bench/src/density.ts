@@ -11,6 +11,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { DockerSandbox } from '@agentbox/backend-docker';
 import { loadBackend, openSandbox } from '@agentbox/core';
 import { report, skip, timeMs } from './harness.js';
@@ -20,6 +22,13 @@ const sh = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const count = Number(process.env.BENCH_DENSITY_N ?? 50);
 const MiB = 1024 * 1024;
+
+/** This process's RSS after a full collection, so garbage does not count as the library's memory. */
+function settledRss(): number {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  return process.memoryUsage().rss;
+}
 
 /** A container's memory as the daemon counts it, less page cache the kernel can drop. */
 async function containerMemory(docker: DockerSandbox['docker'], id: string): Promise<number> {
@@ -81,7 +90,7 @@ export async function run(): Promise<void> {
     const first = sandboxes[0]!;
     await loadNote(`density: 1 open`);
     const aloneMs = await execTimes(first);
-    const rssBefore = process.memoryUsage().rss;
+    const rssBefore = settledRss();
 
     await loadNote(`density: opening ${count - 1} more`);
     const openAllMs = await timeMs(async () => {
@@ -100,7 +109,7 @@ export async function run(): Promise<void> {
     });
     // Let the opens settle into idleness before reading memory.
     await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const rssAfter = process.memoryUsage().rss;
+    const rssAfter = settledRss();
     await loadNote(`density: ${count} open`);
     const withAllMs = await execTimes(first);
 
@@ -151,7 +160,7 @@ export async function run(): Promise<void> {
       baselineValue: shimBare / MiB,
     });
     report({
-      bench: `library RSS per sandbox (this process, +RSS / ${count - 1})`,
+      bench: `library RSS per sandbox (this process after a full GC, +RSS / ${count - 1})`,
       backend: 'docker',
       value: (rssAfter - rssBefore) / (count - 1) / MiB,
       unit: 'MiB',
