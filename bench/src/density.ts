@@ -84,6 +84,14 @@ export async function run(): Promise<void> {
   };
   const sandboxes: DockerSandbox[] = [];
   const bare: string[] = [];
+  // Seen under heavy load: a failed exec start escaping as an unhandled rejection. Said loudly,
+  // and the run goes on to its cleanup instead of leaking 50 containers.
+  const escaped: unknown[] = [];
+  const onEscape = (reason: unknown) => {
+    escaped.push(reason);
+    console.error(`density: UNHANDLED REJECTION from the library: ${String(reason)}`);
+  };
+  process.on('unhandledRejection', onEscape);
   const label = `agentbox-bench-density=${process.pid}`;
   try {
     sandboxes.push(await open());
@@ -177,6 +185,8 @@ export async function run(): Promise<void> {
     });
   } finally {
     await Promise.allSettled(sandboxes.map((sb) => sb.close()));
+    process.off('unhandledRejection', onEscape);
+    if (escaped.length) console.error(`density: ${escaped.length} unhandled rejections (a library bug)`);
     if (bare.length) await sh('docker', ['rm', '-f', ...bare]).catch(() => {});
   }
 }
