@@ -174,7 +174,7 @@ export async function run(): Promise<void> {
       baselineValue: shimBare / MiB,
     });
     report({
-      bench: `library RSS per sandbox (this process after a full GC: +heap used and external / ${count - 1})`,
+      bench: `library memory per sandbox (this process after a full GC: +heap used and external / ${count - 1})`,
       backend: 'docker',
       value: (rssAfter - rssBefore) / (count - 1) / MiB,
       unit: 'MiB',
