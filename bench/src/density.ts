@@ -3,7 +3,7 @@
  * to open them all (each to its first exec, all started together) beside starting as many bare
  * `docker run -d IMAGE sleep` containers the same way; host memory per sandbox from the daemon
  * (each container's cgroup, less reclaimable page cache) and its containerd shim's RSS, beside
- * a bare sleeping container's; the library's RSS per sandbox (this process, before and after);
+ * a bare sleeping container's; the library's memory per sandbox (this process, before and after);
  * and exec latency on one sandbox with all of them open beside the same with it alone.
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -88,14 +88,16 @@ export async function run(): Promise<void> {
   };
   const sandboxes: DockerSandbox[] = [];
   const bare: string[] = [];
-  // Seen under heavy load: a failed exec start escaping as an unhandled rejection. Said loudly,
-  // and the run goes on to its cleanup instead of leaking 50 containers.
+  // Seen under heavy load (load average 25+): a failed exec start ("docker did not start the
+  // command") escaping the library uncaught. Said loudly, and the run goes on to its cleanup
+  // instead of dying with 50 containers left behind.
   const escaped: unknown[] = [];
   const onEscape = (reason: unknown) => {
     escaped.push(reason);
-    console.error(`density: UNHANDLED REJECTION from the library: ${String(reason)}`);
+    console.error(`density: UNCAUGHT ERROR from the library: ${String(reason)}`);
   };
   process.on('unhandledRejection', onEscape);
+  process.on('uncaughtException', onEscape);
   const label = `agentbox-bench-density=${process.pid}`;
   try {
     sandboxes.push(await open());
@@ -192,7 +194,8 @@ export async function run(): Promise<void> {
   } finally {
     await Promise.allSettled(sandboxes.map((sb) => sb.close()));
     process.off('unhandledRejection', onEscape);
-    if (escaped.length) console.error(`density: ${escaped.length} unhandled rejections (a library bug)`);
+    process.off('uncaughtException', onEscape);
+    if (escaped.length) console.error(`density: ${escaped.length} uncaught errors (a library bug)`);
     if (bare.length) await sh('docker', ['rm', '-f', ...bare]).catch(() => {});
   }
 }
