@@ -5,8 +5,8 @@
  * dockerode exec; 1,000 small commands from 4 concurrent callers, fast path vs plain path;
  * open-to-first-exec, cold and from a warm pool, vs `docker run --rm`; a 100 MB upload and
  * download vs `docker cp`; checkpoint and rollback of a 200 MB workspace with one file
- * changed vs `docker commit` of the same tree, a raw tar read of it, and a pause + unpause;
- * then the same backend under gVisor (runsc) beside runc (docker-gvisor.ts).
+ * changed vs `docker commit` of the same tree, a raw tar read of it, and a pause + unpause.
+ * gVisor (runsc) beside runc is the `isolation` group (docker-gvisor.ts).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,7 +18,6 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { DockerSandbox } from '@agentbox/backend-docker';
 import { openSandbox } from '@agentbox/core';
-import { runGvisor } from './docker-gvisor.js';
 import { benchStart } from './docker-start.js';
 import { type Rounds, report, rounds, skip, timeMs } from './harness.js';
 
@@ -306,6 +305,4 @@ export async function run(): Promise<void> {
     await Promise.all([sb.close(), plainSb.close()]);
     await rm(local, { recursive: true, force: true });
   }
-  // 5. The same backend under gVisor beside runc.
-  await runGvisor(config);
 }

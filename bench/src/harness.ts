@@ -6,15 +6,17 @@ export interface Figure {
   bench: string;
   backend: string;
   value: number;
-  unit: 'ms' | 'MB/s' | 'ops/s';
+  unit: 'ms' | 'MB/s' | 'ops/s' | 'MiB';
   baseline: string;
   baselineValue: number;
 }
 
-/** Print a figure. For ms, ratio = value / baseline (lower is better); for rates, baseline / value. */
+/** Print a figure. For ms and MiB, ratio = value / baseline (lower is better); for rates, baseline / value. */
 export function report(figure: Figure): void {
   const ratio =
-    figure.unit === 'ms' ? figure.value / figure.baselineValue : figure.baselineValue / figure.value;
+    figure.unit === 'ms' || figure.unit === 'MiB'
+      ? figure.value / figure.baselineValue
+      : figure.baselineValue / figure.value;
   const round = (n: number) => Math.round(n * 1000) / 1000;
   console.log(
     JSON.stringify({

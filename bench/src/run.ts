@@ -12,6 +12,10 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   singularity: () => import('./singularity.js'),
   daytona: () => import('./daytona.js'),
   vercel: () => import('./vercel.js'),
+  transfer: () => import('./transfer.js'),
+  checkpoints: () => import('./checkpoint-curve.js'),
+  density: () => import('./density.js'),
+  isolation: () => import('./isolation.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');

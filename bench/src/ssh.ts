@@ -23,7 +23,7 @@ import { type Rounds, report, rounds, skip, timeMs } from './harness.js';
 const sh = promisify(execFile);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
-interface SshdState {
+export interface SshdState {
   host: string;
   port: number;
   users: string[];
@@ -32,7 +32,7 @@ interface SshdState {
   hostKeys: Record<string, { fingerprint: string }>;
 }
 
-function provision(): SshdState | undefined {
+export function provision(): SshdState | undefined {
   try {
     execFileSync('bash', [join(repo, 'scripts/provision-sshd.sh')], {
       stdio: ['ignore', 'ignore', 'inherit'],

@@ -1,0 +1,125 @@
+/**
+ * The checkpoint curve on local, docker and ssh: for trees of 1k files/20 MB and 10k files/200 MB
+ * (and 100k files/1 GB with BENCH_CHECKPOINT_100K=1; BENCH_CHECKPOINT_SIZES="1000,10000" picks
+ * others), the first checkpoint, a checkpoint after one changed file and a rollback of two changed
+ * files, each beside a warm `cp -a` of the whole tree run through the same channel (the sandbox's
+ * own exec) in the same run. BENCH_CHECKPOINT_BACKENDS="local,docker,ssh" picks backends.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadBackend, openSandbox, type SandboxBackend } from '@agentbox/core';
+import { report, skip, timeMs } from './harness.js';
+import { provision } from './ssh.js';
+import { describeTree, loadNote, makeTree } from './tree.js';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Files and bytes per file: 20 KB files up to 10k, 10 KB at 100k (1 GB). */
+function shapes(): [number, number][] {
+  const wanted = process.env.BENCH_CHECKPOINT_SIZES
+    ? process.env.BENCH_CHECKPOINT_SIZES.split(',').map(Number)
+    : [1_000, 10_000, ...(process.env.BENCH_CHECKPOINT_100K === '1' ? [100_000] : [])];
+  return wanted.map((files) => [files, files >= 100_000 ? 10_240 : 20_480]);
+}
+
+type Opener = () => Promise<SandboxBackend>;
+
+async function openers(): Promise<Record<string, Opener | undefined>> {
+  const local: Opener = async () => {
+    await loadBackend('local');
+    const root = await mkdtemp(join(tmpdir(), 'agentbox-bench-curve-'));
+    const sb = await openSandbox({ backend: 'local', config: { root } });
+    const close = sb.close.bind(sb);
+    sb.close = async () => {
+      await close();
+      await rm(root, { recursive: true, force: true });
+    };
+    return sb;
+  };
+  let docker: Opener | undefined;
+  try {
+    execFileSync('bash', [join(repo, 'scripts/provision-docker.sh')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const image = process.env.AGENTBOX_DOCKER_IMAGE ?? 'agentbox/busybox:test';
+    docker = async () => {
+      await loadBackend('docker');
+      return openSandbox({ backend: 'docker', config: { image, helperImage: image, pull: 'never' } });
+    };
+  } catch (error) {
+    skip('checkpoint curve (docker)', `no Docker daemon or test image: ${(error as Error).message}`);
+  }
+  const s = provision();
+  const ssh: Opener | undefined = s
+    ? async () => {
+        await loadBackend('ssh');
+        return openSandbox({
+          backend: 'ssh',
+          config: {
+            host: s.host,
+            port: s.port,
+            user: s.users[0]!,
+            auth: { type: 'privateKey' as const, path: s.privateKeyFile },
+            knownHostsFile: s.knownHostsFile,
+            root: '~/.agentbox/bench',
+          },
+        });
+      }
+    : undefined;
+  return { local, docker, ssh };
+}
+
+export async function run(): Promise<void> {
+  const all = await openers();
+  const backends = (process.env.BENCH_CHECKPOINT_BACKENDS ?? 'local,docker,ssh').split(',');
+  const sizes = shapes();
+  console.error(
+    `checkpoint curve: ${sizes.map(([f, b]) => describeTree(f, b)).join(', ')} on ${backends.join(', ')}` +
+      (process.env.BENCH_CHECKPOINT_100K === '1' ? '' : ' (100k files: BENCH_CHECKPOINT_100K=1)'),
+  );
+  for (const backend of backends) {
+    const open = all[backend];
+    if (!open) {
+      skip(`checkpoint curve (${backend})`, 'backend not available here');
+      continue;
+    }
+    for (const [files, bytes] of sizes) await curve(backend, open, files, bytes);
+  }
+}
+
+async function curve(backend: string, open: Opener, files: number, bytes: number): Promise<void> {
+  const sb = await open();
+  const tree = describeTree(files, bytes);
+  try {
+    const long = { timeoutMs: 3_600_000 };
+    const made = await sb.exec(makeTree('tree', files, bytes), long);
+    if (made.exitCode !== 0) throw new Error(`${backend}: making the tree failed: ${made.stderr}`);
+    // Warm: one untimed copy, then the timed one.
+    await sb.exec('cp -a tree tree-copy && rm -rf tree-copy', long);
+    const copyMs = await timeMs(() => sb.exec('cp -a tree tree-copy', long));
+    await sb.exec('rm -rf tree-copy', long);
+    // Past the incremental stores' racy-mtime window (a file changed within it is hashed again).
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    await loadNote(`checkpoint curve ${tree} (${backend})`);
+    let first: Awaited<ReturnType<SandboxBackend['checkpoint']>> | undefined;
+    const firstMs = await timeMs(async () => {
+      first = await sb.checkpoint({ label: 'base' });
+    });
+    await sb.exec('echo changed >> tree/d7/f701');
+    const oneMs = await timeMs(() => sb.checkpoint({ label: 'one change' }));
+    await sb.exec('echo again >> tree/d8/f801 && rm tree/d9/f901');
+    const rollbackMs = await timeMs(() => sb.rollback(first!));
+    const back = await sb.exec('test -s tree/d9/f901 && tail -c 6 tree/d8/f801');
+    if (back.exitCode !== 0 || back.stdout.includes('again'))
+      throw new Error(`${backend}: rollback did not restore the tree (${back.stdout}${back.stderr})`);
+    const base = { backend, unit: 'ms', baseline: 'cp -a of the tree (same exec channel)' } as const;
+    report({ ...base, bench: `first checkpoint, ${tree}`, value: firstMs, baselineValue: copyMs });
+    report({ ...base, bench: `checkpoint ${tree}, 1 changed`, value: oneMs, baselineValue: copyMs });
+    report({ ...base, bench: `rollback ${tree}, 2 changed`, value: rollbackMs, baselineValue: copyMs });
+  } finally {
+    await sb.close();
+  }
+}
