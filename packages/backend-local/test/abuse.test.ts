@@ -20,6 +20,7 @@ import {
 } from '@agentbox/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/index.js';
+import type { LocalSandbox } from '../src/index.js';
 import { cgroupLayout } from '../src/jail-cgroup.js';
 import { bwrapMissing } from './bwrap-available.js';
 
@@ -37,6 +38,16 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
+
+/** Whether the library still takes the jail for alive. */
+function jailAlive(jail: NonNullable<LocalSandbox['jail']>): boolean {
+  try {
+    jail.assertAlive();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const open = (policy = {}, strict?: boolean) =>
   openSandbox({
@@ -116,6 +127,11 @@ describe.skipIf(bwrapMissing !== undefined || noCgroup !== undefined)(
     it('a command that kills every process it can reach takes the jail down: the next call is SANDBOX_UNAVAILABLE, not a hang', async () => {
       const r = await sandbox.exec('kill -9 -1; echo survived', { timeoutMs: 20_000 });
       expect(r.stdout).toBe('survived\n');
+      // The library learns of the jail's end when its holder's exit arrives, a moment later.
+      const jail = (sandbox as LocalSandbox).jail!;
+      const deadline = Date.now() + 5_000;
+      while (Date.now() < deadline && jailAlive(jail))
+        await new Promise((resolve) => setTimeout(resolve, 20));
       await expect(sandbox.exec('echo next', { timeoutMs: 20_000 })).rejects.toBeInstanceOf(
         SandboxUnavailableError,
       );
