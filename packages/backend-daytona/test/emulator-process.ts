@@ -3,8 +3,10 @@
  * suite measures is the client's alone. Prints one JSON line {url, apiKey}; stops on SIGTERM.
  */
 import { startDaytonaEmulator } from '@agentbox/emulators';
+import { recordEmulatorInstance } from '../../../scripts/leak-check.ts';
 
 const emulator = await startDaytonaEmulator({ log: () => {} });
+recordEmulatorInstance(emulator.instance);
 process.stdout.write(`${JSON.stringify({ url: emulator.url, apiKey: emulator.apiKey })}\n`);
 const stop = () => {
   void emulator.close().finally(() => process.exit(0));

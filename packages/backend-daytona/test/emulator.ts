@@ -5,16 +5,19 @@ import { fileURLToPath } from 'node:url';
 import { type DaytonaEmulator, startDaytonaEmulator } from '@agentbox/emulators';
 import { Daytona } from '@daytonaio/sdk';
 import { afterAll } from 'vitest';
+import { recordEmulatorInstance, sessionRunId } from '../../../scripts/leak-check.ts';
 import type { DaytonaConfig } from '../src/index.js';
 
 export const RUN_LABEL = 'agentbox.test-run';
-export const runId = `${process.pid}-${Date.now().toString(36)}`;
+/** Starts with the session id of the leak check (global-setup.ts), which looks for this run's objects by it. */
+export const runId = sessionRunId();
 
 /** Start an emulator for this file (closed after it) and the backend config that reaches it. */
 export async function emulatorForFile(
   options: { minuteMs?: number } = {},
 ): Promise<{ emulator: DaytonaEmulator; config: DaytonaConfig; sdk: Daytona }> {
   const emulator = await startDaytonaEmulator({ ...options, log: () => {} });
+  recordEmulatorInstance(emulator.instance);
   afterAll(() => emulator.close(), 60_000);
   const config: DaytonaConfig = { apiUrl: emulator.url, apiKey: emulator.apiKey, polling: true };
   const sdk = new Daytona({ apiUrl: emulator.url, apiKey: emulator.apiKey, useDeprecatedPolling: true });

@@ -18,7 +18,10 @@ import {
   BaseSandbox,
   type CheckpointStore,
   type ErrorContext,
+  OOM_KILLS_SCRIPT,
+  OomKillCounter,
   type OpenContext,
+  parseOomKills,
   type RawProcess,
   type RunnerPrograms,
   SessionPool,
@@ -104,6 +107,14 @@ export class DockerSandbox extends BaseSandbox {
   readonly #helper: CheckpointHelper;
   readonly #nonce = newNonce();
   readonly #gate = new PauseGate();
+  /** The container's memory cgroup OOM-kill count, read inside the container (a fresh cgroup starts at 0). */
+  readonly #oomKills = new OomKillCounter(async () => {
+    const r = await runExec(this.#target, {
+      argv: ['/bin/sh', '-c', OOM_KILLS_SCRIPT],
+      user: this.#parts.user,
+    });
+    return parseOomKills(r.stdout.toString('utf8'));
+  });
   /** The sessions' shells: a kill on a session spares its runner and reaches whoever holds its pipes. */
   readonly #shells = new Set<WrappedProcess>();
   #hidden: Promise<HiddenShell> | undefined;
@@ -284,6 +295,10 @@ export class DockerSandbox extends BaseSandbox {
         if (stopped) await signalAll('CONT');
       }
     });
+  }
+
+  protected override oomKillSeen(): Promise<boolean> {
+    return this.#oomKills.seen();
   }
 
   protected readFileAt(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {

@@ -1,5 +1,6 @@
 /** Shared by the docker tests: the image, a label that marks this run's objects, and a way to list them. */
 import Docker from 'dockerode';
+import { sessionRunId } from '../../../scripts/leak-check.ts';
 
 /** The image scripts/provision-docker.sh builds (global-setup.ts runs it with the same variable). */
 export const TEST_IMAGE = process.env.AGENTBOX_DOCKER_IMAGE ?? 'agentbox/busybox:test';
@@ -9,7 +10,8 @@ export const TEST_CONFIG = { image: TEST_IMAGE, helperImage: TEST_IMAGE, pull: '
 
 /** Every sandbox a test file opens carries this label, so leftovers and sweeps see only this run. */
 export const RUN_LABEL = 'agentbox.test-run';
-export const runId = `${process.pid}-${Date.now().toString(36)}`;
+/** Starts with the session id of the leak check (global-setup.ts), which looks for this run's objects by it. */
+export const runId = sessionRunId();
 
 export const docker = new Docker();
 

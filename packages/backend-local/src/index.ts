@@ -35,6 +35,7 @@ import {
   frozenCheckpointStore,
   type HostProcess,
   loadSecrets,
+  OomKillCounter,
   type OpenContext,
   parseEgressAllowlist,
   type RawProcess,
@@ -50,6 +51,7 @@ import { z } from 'zod';
 import { doctorLocal } from './doctor.js';
 import { LocalEgress, writeEgressFiles } from './egress.js';
 import { findJailTools, hostPids, Jail, jailCommand, outputPipes, signalHolders } from './jail.js';
+import { type CgroupLayout, cgroupLayout, JailCgroup } from './jail-cgroup.js';
 import { LABELS_FILE, sweepLocal } from './sweep.js';
 
 export { Jail } from './jail.js';
@@ -88,8 +90,44 @@ const NOT_ISOLATED = {
     "isolation 'none': commands run directly on the host as the library's user and can read everything it can, this process's environment included (/proc/<pid>/environ); use isolation 'bwrap'",
 } as const;
 
+/** The bwrap jail's limits, each by its cgroup, or why there are none. */
+function jailLimits(
+  policy: ParsedPolicy,
+  layout: CgroupLayout | string,
+): Record<LimitControl, ControlStatus> {
+  const controls = [
+    ['limits.pids', policy.limits?.pids, (v: number) => `at most ${v} processes (cgroup pids.max)`],
+    [
+      'limits.memoryMiB',
+      policy.limits?.memoryMiB,
+      (v: number) => `memory limit ${v} MiB, no extra swap (cgroup); an OOM kill sets oomKilled`,
+    ],
+    ['limits.cpus', policy.limits?.cpus, (v: number) => `${v} CPUs (cgroup CFS quota)`],
+  ] as const;
+  const out = {} as Record<LimitControl, ControlStatus>;
+  for (const [control, value, detail] of controls) {
+    const where = typeof layout === 'string' ? '' : ` in a cgroup v${layout.version} group of its own`;
+    out[control] =
+      typeof layout === 'string'
+        ? {
+            status: 'not-supported',
+            detail: `bubblewrap sets no limits, and no cgroup can be made: ${layout}`,
+          }
+        : value === undefined
+          ? { status: 'not-requested', detail: 'no limit requested (a cgroup could set one here)' }
+          : { status: 'enforced', detail: `${detail(value)}${where}` };
+  }
+  return out;
+}
+
+type LimitControl = 'limits.pids' | 'limits.memoryMiB' | 'limits.cpus';
+
 /** What the local backend enforces in the mode the config asks for. */
-export function localEnforcement(config: LocalResolvedConfig, policy: ParsedPolicy): EnforcementReport {
+export function localEnforcement(
+  config: LocalResolvedConfig,
+  policy: ParsedPolicy,
+  layout: CgroupLayout | string = config.isolation === 'bwrap' ? cgroupLayout() : 'not isolated',
+): EnforcementReport {
   const isRoot = process.getuid?.() === 0;
   const nonRootUser: ControlStatus = isRoot
     ? { status: 'not-supported', detail: 'this process runs as root, so commands do too' }
@@ -123,9 +161,10 @@ export function localEnforcement(config: LocalResolvedConfig, policy: ParsedPoli
       'host system directories (/usr, /etc, /lib...) read-only; writable: the workspace, /tmp, writable mounts',
     ),
     tmp: no('a private /tmp (tmpfs, nosuid, nodev), but bubblewrap sets neither its size nor noexec'),
-    'limits.pids': no('bubblewrap sets no process limit (no cgroup)'),
-    'limits.memoryMiB': no('bubblewrap sets no memory limit (no cgroup)'),
-    'limits.cpus': no('bubblewrap sets no CPU limit (no cgroup)'),
+    ...jailLimits(policy, layout),
+    'limits.diskMiB': no(
+      'the workspace is a host directory bound into the jail: bubblewrap sets no quota on it',
+    ),
     dropCapabilities: on("bubblewrap drops every capability of the sandbox's processes"),
     noNewPrivileges: on('bubblewrap sets no_new_privs on every command'),
     nonRootUser,
@@ -162,6 +201,8 @@ export class LocalSandbox extends BaseSandbox {
   readonly #keep: boolean;
   readonly #jail: Jail | undefined;
   readonly #egress: LocalEgress | undefined;
+  readonly #cgroup: JailCgroup | undefined;
+  readonly #oomKills: OomKillCounter | undefined;
   readonly #running = new Set<HostProcess>();
   /** Settles when the current freeze ends: no command starts while the tree is frozen. */
   #thawed: Promise<unknown> = Promise.resolve();
@@ -175,6 +216,7 @@ export class LocalSandbox extends BaseSandbox {
     egress?: LocalEgress | undefined;
     /** Placeholders of policy.secrets, in every command's environment. */
     secrets?: readonly SecretBinding[] | undefined;
+    cgroup?: JailCgroup | undefined;
   }) {
     const isRoot = process.getuid?.() === 0;
     const { id, dir } = init;
@@ -203,6 +245,9 @@ export class LocalSandbox extends BaseSandbox {
     this.#keep = init.keep;
     this.#jail = init.jail;
     this.#egress = init.egress;
+    this.#cgroup = init.cgroup;
+    const cgroup = init.cgroup;
+    this.#oomKills = cgroup ? new OomKillCounter(() => cgroup.oomKills()) : undefined;
     // The store lives beside the workspace, outside everything the jail shows.
     const store = new TreeCheckpointStore({ root: this.workdir, storeDir: join(dir, 'checkpoints') });
     const jail = init.jail;
@@ -271,6 +316,10 @@ export class LocalSandbox extends BaseSandbox {
     return proc;
   }
 
+  protected override async oomKillSeen(): Promise<boolean> {
+    return this.#oomKills?.seen() ?? false;
+  }
+
   protected async readFileAt(
     path: string,
     maxBytes: number,
@@ -304,6 +353,7 @@ export class LocalSandbox extends BaseSandbox {
     await Promise.all([...this.#running].map((proc) => proc.kill('SIGKILL').catch(() => {})));
     // Ending the jail ends every process still in it, those that left their group included.
     await this.#jail?.close();
+    await this.#cgroup?.remove();
     await this.#egress?.close();
     if (!this.#keep) await fs.rm(this.#dir, { recursive: true, force: true });
   }
@@ -316,7 +366,8 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
   const root = resolve(config.root);
   const dir = join(root, id);
   const workdir = join(dir, 'workspace');
-  const enforcement = localEnforcement(config, policy);
+  const layout = config.isolation === 'bwrap' ? cgroupLayout() : 'not isolated';
+  const enforcement = localEnforcement(config, policy, layout);
   // Refuse before creating anything, so a refused open leaves nothing behind.
   if (strict) assertEnforced(policy, enforcement, { backend: 'local', sandboxId: id });
   const network = policy.network;
@@ -355,9 +406,19 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
   }
   let jail: Jail | undefined;
   let egress: LocalEgress | undefined;
+  let cgroup: JailCgroup | undefined;
+  const limits = {
+    pids: policy.limits?.pids,
+    memoryMiB: policy.limits?.memoryMiB,
+    cpus: policy.limits?.cpus,
+  };
   if (tools) {
     try {
+      // Limits only where they are enforced (strict: false opens without what cannot be).
+      if (typeof layout !== 'string' && Object.values(limits).some((v) => v !== undefined))
+        cgroup = await JailCgroup.create(layout, id, limits, context);
       jail = await Jail.start({
+        cgroup,
         tools,
         workspace: workdir,
         sandboxesRoot: root,
@@ -384,17 +445,19 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
           throw error;
         });
     } catch (error) {
+      await cgroup?.remove().catch(() => {});
       await undo();
       throw error;
     }
     if (signal?.aborted) {
       await egress?.close();
       await jail.close();
+      await cgroup?.remove();
       await undo();
       signal.throwIfAborted();
     }
   }
-  return new LocalSandbox({ id, dir, keep: config.keep, enforcement, jail, egress, secrets });
+  return new LocalSandbox({ id, dir, keep: config.keep, enforcement, jail, egress, secrets, cgroup });
 }
 
 export const local = defineBackend({

@@ -33,6 +33,7 @@ import {
   stopProcesses,
   WRITE_FILE_SCRIPT,
 } from '@agentbox/core/backend';
+import { type JailCgroup, joinCgroupArgv } from './jail-cgroup.js';
 
 /** The pipes a host process holds as its stdout and stderr (`socket:[inode]`: node's are socket pairs). */
 export function outputPipes(pid: number | undefined): string[] {
@@ -133,6 +134,8 @@ export interface JailOptions {
   /** The allowlist's network (egress.ts): the jail's /etc/hosts and /etc/resolv.conf, bound read-only. */
   egress?: { hostsFile: string; resolvConf: string } | undefined;
   mounts: readonly { source: string; target: string; readOnly: boolean }[];
+  /** The sandbox's cgroup (its limits): the init and every process entering the jail join it. */
+  cgroup?: JailCgroup | undefined;
   context: ErrorContext;
 }
 
@@ -224,6 +227,7 @@ export class Jail {
   readonly #context: ErrorContext;
   readonly #unshareNet: boolean;
   readonly #pidNamespace: string;
+  readonly #cgroup: JailCgroup | undefined;
   #gone: string | undefined;
   /** With an allowlist: host pid of the process that owns the network namespace (the inner bwrap's monitor). */
   readonly outerPid: number | undefined;
@@ -251,6 +255,7 @@ export class Jail {
     this.#pidNamespace = pidNamespace;
     this.#context = opts.context;
     this.#unshareNet = opts.unshareNet;
+    this.#cgroup = opts.cgroup;
     holder.once('exit', (code, signal) => {
       const why = stderr().trim();
       this.#gone = `the sandbox's jail ended (${signal ?? `exit ${code}`}${why ? `: ${why}` : ''})`;
@@ -323,12 +328,26 @@ export class Jail {
         { ...opts.context, operation: 'open' },
       );
     }
+    try {
+      await opts.cgroup?.join(started.pid);
+    } catch (error) {
+      holder.kill('SIGKILL');
+      throw new SandboxUnavailableError(`cannot put the sandbox in its cgroup: ${(error as Error).message}`, {
+        ...opts.context,
+        operation: 'open',
+        cause: error,
+      });
+    }
     return new Jail(opts.tools, holder, started.pid, started.pidNamespace, opts, () => stderr, outerPid);
   }
 
-  /** argv (program first) that enters every namespace of the jail. */
+  /** argv (program first) that enters every namespace of the jail (joining its cgroup first). */
   #enter(): string[] {
     this.assertAlive();
+    return [...joinCgroupArgv(this.#cgroup?.procsFiles ?? []), ...this.#namespaces()];
+  }
+
+  #namespaces(): string[] {
     const ns = ['-U', '-m', '-p', '-i', '-u'];
     if (this.outerPid !== undefined) {
       // Two steps: the network namespace belongs to the outer user namespace, which must be

@@ -15,9 +15,12 @@ import {
   apiCommand,
   BaseSandbox,
   type CheckpointStore,
+  cgroupOomKills,
   checkFileScript,
   type ErrorContext,
   type HostProcess,
+  memoryCgroupOf,
+  OomKillCounter,
   type RawProcess,
   READ_FILE_SCRIPT,
   readScriptResult,
@@ -56,6 +59,9 @@ export class SingularitySandbox extends BaseSandbox {
   readonly #keep: boolean;
   readonly #fastPath: boolean;
   #instance: Instance;
+  /** With a memory limit: the OOM-kill count of the instance's memory cgroup, per instance (a restart makes a new one). */
+  #oomKills: { instance: Instance; counter: OomKillCounter } | undefined;
+  readonly #memoryLimited: boolean;
   readonly #running = new Set<HostProcess>();
   /** Settles when the current freeze ends: no command starts while the instance is frozen. */
   #thawed: Promise<unknown> = Promise.resolve();
@@ -90,6 +96,7 @@ export class SingularitySandbox extends BaseSandbox {
     this.#keep = init.config.keep;
     this.#fastPath = init.config.fastPath;
     this.#instance = init.instance;
+    this.#memoryLimited = init.enforcement['limits.memoryMiB'].status === 'enforced';
     this.sessions = this.#pool();
     const context = { backend: KIND, sandboxId: init.id };
     this.checkpoints = new SandboxCheckpoints({
@@ -127,6 +134,18 @@ export class SingularitySandbox extends BaseSandbox {
       enabled: this.#fastPath,
       context: this.context('exec'),
     });
+  }
+
+  /** Read on the host, from the cgroup the instance's init is in (apptainer puts its commands there too). */
+  protected override async oomKillSeen(): Promise<boolean> {
+    if (!this.#memoryLimited) return false;
+    const instance = this.#instance;
+    if (this.#oomKills?.instance !== instance) {
+      const dir = await memoryCgroupOf(instance.pid);
+      const counter = new OomKillCounter(async () => (dir ? cgroupOomKills(dir) : undefined));
+      this.#oomKills = { instance, counter };
+    }
+    return this.#oomKills.counter.seen();
   }
 
   protected async startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {

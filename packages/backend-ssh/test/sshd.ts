@@ -28,6 +28,12 @@ export function sshd(): SshdState {
   return inject('sshd');
 }
 
+/**
+ * Where this run's sandboxes go on the test host (under the user's home) unless a test names
+ * another root: one directory per run, which the leak check (global-setup.ts) finds empty at the end.
+ */
+export const TEST_ROOT = `.agentbox/test-${process.env.AGENTBOX_TEST_SESSION ?? 'nosession'}`;
+
 /** A config for the non-root test user `agentbox-a` (or `user`), verified against the provisioned known_hosts. */
 export function sshConfig(overrides: Partial<SshConfig> = {}, user?: string): SshConfig {
   const s = sshd();
@@ -37,6 +43,7 @@ export function sshConfig(overrides: Partial<SshConfig> = {}, user?: string): Ss
     user: user ?? s.users[0],
     auth: { type: 'privateKey', path: s.privateKeyFile },
     knownHostsFile: s.knownHostsFile,
+    root: `~/${TEST_ROOT}`,
     ...overrides,
   };
 }

@@ -3,8 +3,10 @@
  * suite measures is the client's alone. Prints one JSON line {url, token, teamId, projectId}; stops on SIGTERM.
  */
 import { startVercelEmulator } from '@agentbox/emulators';
+import { recordEmulatorInstance } from '../../../scripts/leak-check.ts';
 
 const emulator = await startVercelEmulator({ log: () => {} });
+recordEmulatorInstance(emulator.instance);
 const { url, token, teamId, projectId } = emulator;
 process.stdout.write(`${JSON.stringify({ url, token, teamId, projectId })}\n`);
 const stop = () => {

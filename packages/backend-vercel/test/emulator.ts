@@ -5,10 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { startVercelEmulator } from '@agentbox/emulators';
 import { Sandbox } from '@vercel/sandbox';
 import { afterAll } from 'vitest';
+import { recordEmulatorInstance, sessionRunId } from '../../../scripts/leak-check.ts';
 import type { VercelConfig } from '../src/index.js';
 
 export const RUN_LABEL = 'agentbox.test-run';
-export const runId = `${process.pid}-${Date.now().toString(36)}`;
+/** Starts with the session id of the leak check (global-setup.ts), which looks for this run's objects by it. */
+export const runId = sessionRunId();
 
 interface Reached {
   url: string;
@@ -33,6 +35,7 @@ function reach({ url, token, teamId, projectId }: Reached) {
 /** Start an emulator in this process for this file (closed after it). */
 export async function emulatorForFile() {
   const emulator = await startVercelEmulator({ log: () => {} });
+  recordEmulatorInstance(emulator.instance);
   afterAll(() => emulator.close(), 60_000);
   return reach(emulator);
 }

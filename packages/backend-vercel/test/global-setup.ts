@@ -5,11 +5,14 @@
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startLeakWatch } from '../../../scripts/leak-check.ts';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-export default function setup(): void {
+export default function setup(): () => Promise<void> {
   execFileSync('bash', [join(repo, 'scripts/provision-docker.sh')], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
+  // After the suite: no container or image of this run's emulators, no sandbox labelled with its run ids.
+  return startLeakWatch({ name: 'backend-vercel', docker: true });
 }

@@ -44,6 +44,7 @@ export {
 } from './freeze.js';
 export { HOLDER_KILL_SCRIPT, holderPipeSet, OUTPUT_DIR_KILL_SCRIPT } from './holder-kill.js';
 export { type HostProcess, startHostProcess } from './host-process.js';
+export { cgroupOomKills, memoryCgroupOf, OOM_KILLS_SCRIPT, OomKillCounter, parseOomKills } from './oom.js';
 export { assertEnforced, enforcementReport } from './policy.js';
 export {
   API_CWD_FAILED_STATUS,

@@ -183,7 +183,12 @@ export interface RunOptions extends SpawnOptions {
   streaming: boolean;
   /** Why the backend cannot take stdin writes or deliver a chosen signal (its capabilities), if it cannot. */
   lacking?: { stdin?: string | undefined; kill?: string | undefined };
+  /** Asked when the command died of SIGKILL: did the sandbox's memory limit kill a process since last asked? */
+  oomKilled?: (() => Promise<boolean>) | undefined;
 }
+
+/** How long the OOM question may take before the answer is taken as no. */
+const OOM_CHECK_MS = 5_000;
 
 /** How long to wait for output pipes to close (or a last kill to go out) after a killed command has exited. */
 const DRAIN_AFTER_KILL_MS = 2_000;
@@ -531,9 +536,12 @@ export class ProcessHandle implements ExecHandle {
       const stdoutBytes = this.#out.bytes();
       const stderrBytes = this.#err.bytes();
       const exitCode = exit.exitCode ?? 128 + signalNumber(exit.signal ?? '');
+      // A shell between the backend and the command may report the SIGKILL as status 137.
+      const oomKilled = exitCode === 128 + signalNumber('SIGKILL') && (await this.#askOom());
       return {
         exitCode,
         signal: exit.signal,
+        oomKilled,
         stdout: decodeUtf8(stdoutBytes),
         stderr: decodeUtf8(stderrBytes),
         stdoutBytes,
@@ -550,6 +558,13 @@ export class ProcessHandle implements ExecHandle {
       this.#exited = true;
       this.#cleanup();
     }
+  }
+
+  /** The backend's answer, bounded: a check that fails or hangs is a no. */
+  async #askOom(): Promise<boolean> {
+    const ask = this.options.oomKilled;
+    if (!ask) return false;
+    return Promise.race([ask().catch(() => false), delay(OOM_CHECK_MS).then(() => false)]);
   }
 
   #feedStdin(): void {

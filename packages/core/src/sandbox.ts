@@ -168,6 +168,12 @@ export abstract class BaseSandbox implements SandboxBackend {
     signal: AbortSignal | undefined,
   ): Promise<void>;
   protected abstract readonly checkpoints: CheckpointStore;
+  /**
+   * Asked when a command died of SIGKILL (exit 137): has the sandbox's memory limit killed a process since
+   * the last call (its cgroup's OOM-kill count went up)? Sets `ExecResult.oomKilled`. Backends
+   * that cannot tell leave it out (always false).
+   */
+  protected oomKillSeen?(): Promise<boolean>;
   /** Release everything; called once. */
   protected abstract closeResources(): Promise<void>;
 
@@ -243,6 +249,7 @@ export abstract class BaseSandbox implements SandboxBackend {
         closeStdinAfterInput: isExec,
         streaming: !isExec,
         lacking: { stdin: lacking('stdin'), kill: lacking('kill') },
+        oomKilled: this.oomKillSeen ? () => this.oomKillSeen!() : undefined,
       },
       context,
     );

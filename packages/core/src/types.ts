@@ -46,6 +46,13 @@ export interface ExecResult {
   exitCode: number;
   /** Name of the signal that ended the process, e.g. `SIGKILL`, or null for a normal exit. */
   signal: string | null;
+  /**
+   * The command died of SIGKILL (or exited 137, as a shell reports that death) and the sandbox's
+   * memory limit killed a process meanwhile (its
+   * cgroup counted an OOM kill): out of memory, not a kill by someone. Always false on backends
+   * that cannot tell (see the backend's README).
+   */
+  oomKilled: boolean;
   /** Decoded UTF-8 (invalid sequences replaced); the exact bytes are in `stdoutBytes`. */
   stdout: string;
   stderr: string;

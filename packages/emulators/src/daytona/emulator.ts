@@ -40,6 +40,8 @@ export interface DaytonaEmulator {
   /** The API URL to give the SDK (`new Daytona({apiUrl})` or DAYTONA_API_URL). */
   url: string;
   apiKey: string;
+  /** This emulator's id: the value of INSTANCE_LABEL on every container and image it makes. */
+  instance: string;
   /** Stop serving and remove every container and snapshot image this emulator made. */
   close(): Promise<void>;
 }
@@ -398,6 +400,7 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
   return {
     url: baseUrl,
     apiKey,
+    instance,
     close() {
       closing ??= (async () => {
         clearInterval(ticker);

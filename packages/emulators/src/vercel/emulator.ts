@@ -55,6 +55,8 @@ export interface VercelEmulator {
    * this emulator instead, anything else is refused.
    */
   fetch: typeof globalThis.fetch;
+  /** This emulator's id: the value of INSTANCE_LABEL on every container and image it makes. */
+  instance: string;
   /** Stop serving and remove every container and snapshot image this emulator made. */
   close(): Promise<void>;
 }
@@ -556,6 +558,7 @@ export async function startVercelEmulator(options: VercelEmulatorOptions = {}): 
     teamId,
     projectId: 'prj_emulator',
     fetch: redirect,
+    instance,
     close() {
       closing ??= (async () => {
         for (const session of sessions.values()) if (session.timer) clearTimeout(session.timer);
