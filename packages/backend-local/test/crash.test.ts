@@ -9,6 +9,7 @@
  * rollback to a broken checkpoint is refused and changes nothing.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -185,4 +186,99 @@ describe('checkpoint store under SIGKILL (local backend)', () => {
     // The sweep must have cut into the store's own work, not only into the agent's writes.
     expect(KILLS - (phases.w ?? 0) - (phases.ready ?? 0)).toBeGreaterThan(0);
   }, 120_000);
+});
+
+describe('a damaged checkpoint store (local backend)', () => {
+  const id = 'damaged';
+  const store = () => join(root, id, 'checkpoints');
+  const objectOf = (content: string) => {
+    const hash = createHash('sha256').update(content).digest('hex');
+    return { hash, path: join(store(), 'objects', hash.slice(0, 2), hash.slice(2)) };
+  };
+  const reopen = () => openSandbox({ backend: 'local', id, config: { root, keep: true } });
+
+  it('verifyCheckpoints names each damaged object and manifest and what it breaks; rollback to a broken checkpoint is refused and changes nothing', async () => {
+    await using sb = await openSandbox({ backend: 'local', id, config: { root, keep: true } });
+    await sb.writeFile('shared.txt', 'in every checkpoint');
+    await sb.writeFile('a.txt', 'only in A');
+    const a = await sb.checkpoint({ label: 'A' });
+    await sb.writeFile('a.txt', 'only in B');
+    const b = await sb.checkpoint({ label: 'B' });
+    await sb.writeFile('a.txt', 'only in C');
+    const c = await sb.checkpoint({ label: 'C' });
+    await sb.writeFile('a.txt', 'only in D');
+    const d = await sb.checkpoint({ label: 'D' });
+    expect(await sb.verifyCheckpoints()).toMatchObject({ ok: true, intact: [a.id, b.id, c.id, d.id] });
+
+    const rewritten = objectOf('only in A');
+    await fs.chmod(rewritten.path, 0o600);
+    await fs.writeFile(rewritten.path, 'only in X');
+    await fs.rm(objectOf('only in C').path);
+    await fs.writeFile(join(store(), 'manifests', `${b.id}.json`), '{"info":');
+
+    const report = await sb.verifyCheckpoints();
+    expect(report).toMatchObject({
+      ok: false,
+      intact: [d.id],
+      damagedObjects: expect.arrayContaining([
+        { object: rewritten.hash, reason: 'mismatch', checkpoints: [a.id] },
+        { object: objectOf('only in C').hash, reason: 'missing', checkpoints: [c.id] },
+      ]),
+      damagedManifests: [{ id: b.id, reason: expect.stringMatching(/corrupt/) }],
+      interruptedRollback: undefined,
+    });
+    expect(report.damagedObjects).toHaveLength(2);
+    expect(report.objectsChecked).toBe(4); // shared, A, C, D: B's manifest names nothing readable
+
+    await sb.writeFile('a.txt', 'live');
+    const before = Object.fromEntries(snapshot(sb.workdir));
+    for (const broken of [a, b, c])
+      await expect(sb.rollback(broken.id)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
+    expect(Object.fromEntries(snapshot(sb.workdir))).toEqual(before);
+    expect((await sb.exec('cat a.txt')).stdout).toBe('live'); // a refused rollback leaves nothing to finish
+
+    // The scrub forgets damaged objects: the next checkpoint of that content stores it again, mending A.
+    await sb.writeFile('a.txt', 'only in A');
+    await sb.checkpoint({ label: 'A again' });
+    expect((await sb.verifyCheckpoints()).damagedObjects.map((o) => o.checkpoints)).toEqual([[c.id]]);
+    await sb.rollback(a.id);
+    expect(await sb.readTextFile('a.txt')).toBe('only in A');
+  });
+
+  it('a re-attach finishes a rollback cut short; if it cannot, the sandbox refuses work until a rollback succeeds', async () => {
+    const record = join(store(), 'rollback-pending.json');
+    const d = await (async () => {
+      await using sb = await reopen();
+      return (await sb.listCheckpoints()).find((info) => info.label === 'D')!;
+    })();
+    // A rollback to D that died halfway: a stray file of the other state is still in the tree.
+    await fs.writeFile(join(root, id, 'workspace', 'half-restored.txt'), 'from the other state');
+    await fs.writeFile(
+      record,
+      `${JSON.stringify({ rollbackTo: d.id, startedAt: new Date().toISOString() })}\n`,
+    );
+    {
+      await using sb = await reopen();
+      expect(await sb.readTextFile('a.txt')).toBe('only in D');
+      expect(existsSync(join(sb.workdir, 'half-restored.txt'))).toBe(false);
+      expect(existsSync(record)).toBe(false);
+    }
+
+    // Cut short on its way to a checkpoint that is gone since: reported, never presented as whole.
+    const gone = 'ckpt-00000000-0badc0de';
+    await fs.writeFile(
+      record,
+      `${JSON.stringify({ rollbackTo: gone, startedAt: new Date().toISOString() })}\n`,
+    );
+    await using sb = await reopen();
+    const incomplete = { code: 'ROLLBACK_INCOMPLETE', checkpointId: gone };
+    await expect(sb.exec('true')).rejects.toMatchObject(incomplete);
+    await expect(sb.readFile('a.txt')).rejects.toMatchObject(incomplete);
+    await expect(sb.writeFile('a.txt', 'x')).rejects.toMatchObject(incomplete);
+    await expect(sb.checkpoint()).rejects.toMatchObject(incomplete);
+    expect((await sb.verifyCheckpoints()).interruptedRollback).toEqual({ checkpointId: gone });
+    await sb.rollback(d.id);
+    expect((await sb.exec('cat a.txt')).stdout).toBe('only in D');
+    expect(existsSync(record)).toBe(false);
+  });
 });
