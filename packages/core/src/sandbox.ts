@@ -218,16 +218,16 @@ export abstract class BaseSandbox implements SandboxBackend {
    * its checkpoint again. When that cannot be done (the checkpoint is gone or damaged, the record
    * unreadable), the handle refuses commands, file access and checkpoints with
    * RollbackIncompleteError until a rollback succeeds. openSandbox calls it when it re-attaches
-   * by id; it never throws. Answers the record found, if any.
+   * by id; it never throws. Answers the record found, if any. A store that cannot be reached at
+   * all (a helper that does not start, say) is not taken for a cut-short rollback: its checkpoints
+   * fail on their own then, and blocking every command of the sandbox would help no one.
    */
   async resumeInterruptedRollback(signal?: AbortSignal): Promise<InterruptedRollback | undefined> {
     let record: InterruptedRollback | undefined;
     try {
       record = await this.checkpoints.interruptedRollback?.(signal);
-    } catch (error) {
-      // The store cannot be read: whether the tree is whole is unknown, so it is not presented as whole.
-      this.#incomplete = { checkpointId: undefined, cause: error };
-      return { checkpointId: undefined };
+    } catch {
+      return undefined;
     }
     if (!record) return undefined;
     this.#incomplete = { checkpointId: record.checkpointId };
@@ -401,7 +401,7 @@ export abstract class BaseSandbox implements SandboxBackend {
       checkAborted(opts.signal, this.context('verifyCheckpoints'));
       if (!this.checkpoints.verify)
         throw new UnsupportedError(
-          `the ${this.kind} backend keeps checkpoints as provider snapshots: there are no manifests or objects to re-hash`,
+          `the ${this.kind} backend's checkpoint store has no scrub (provider snapshots, say, have no objects of ours to re-hash)`,
           this.context('verifyCheckpoints'),
         );
       return this.checkpoints.verify(opts.signal);
