@@ -192,9 +192,9 @@ export class ModelUnavailableError extends AgentboxError {
 }
 
 /**
- * A rollback started changing the sandbox's files and did not finish (the process died, the call
- * was aborted): the files may be a mix of two states, so commands, file access and checkpoints
- * are refused until a rollback (to `checkpointId` or any other checkpoint) succeeds.
+ * A rollback started changing the sandbox's files and its process died before it finished, and
+ * the re-attach could not finish it: the files may be a mix of two states, so commands, file
+ * access and checkpoints are refused until a rollback (to `checkpointId` or any other) succeeds.
  */
 export class RollbackIncompleteError extends AgentboxError {
   declare readonly code: 'ROLLBACK_INCOMPLETE';

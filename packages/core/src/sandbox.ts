@@ -375,7 +375,8 @@ export abstract class BaseSandbox implements SandboxBackend {
       try {
         await this.checkpoints.restore(id, opts.signal);
       } catch (error) {
-        // Cut short after it began changing the tree (its record is still there): the tree may be a mix.
+        // A store drops its record when it can report the failure itself; one still there (the
+        // store became unreachable halfway) means the tree may be a mix.
         const record = await this.checkpoints.interruptedRollback?.(undefined).catch(() => undefined);
         if (record) this.#incomplete = { checkpointId: record.checkpointId, cause: error };
         throw error;

@@ -472,10 +472,13 @@ describe('ExecCheckpointStore: scrub and cut-short rollbacks', () => {
     await fs.writeFile(at('a.txt'), 'changed\n');
     await fs.writeFile(at('extra'), 'x');
     expect(await store.interruptedRollback()).toBeUndefined();
-    // The restore script dies right after its first change (as a killed exec would).
+    // The restore script dies right after its first change, and so does the library (nothing runs after).
+    let dead = false;
     const dying = newStore(
       localExec((argv, stdin) => {
+        if (dead) return true;
         if (!stdin.includes('rollback-pending')) return false;
+        dead = true;
         const cut = stdin.replace(/^(rm -rf -- .*)$/m, '$1\nexit 137');
         void localExec()(argv, { stdin: Buffer.from(cut, 'latin1') });
         return true;
@@ -494,6 +497,19 @@ describe('ExecCheckpointStore: scrub and cut-short rollbacks', () => {
     await fs.writeFile(join(storeDir, 'rollback-pending'), 'not a record\n');
     expect(await newStore().interruptedRollback()).toEqual({ checkpointId: undefined });
     await newStore().restore(info.id, undefined);
+    expect(await newStore().interruptedRollback()).toBeUndefined();
+
+    // A restore that fails while this process lives reports it to the caller and leaves no record.
+    await fs.writeFile(at('a.txt'), 'changed again\n');
+    await fs.writeFile(at('extra'), 'removed first');
+    const real = localExec();
+    const failing = newStore((argv, opts) => {
+      const stdin = Buffer.from(opts.stdin ?? []).toString('latin1');
+      if (!stdin.includes('rollback-pending')) return real(argv, opts);
+      const cut = stdin.replace(/^(rm -rf -- .*)$/m, '$1\nexit 9');
+      return real(argv, { ...opts, stdin: Buffer.from(cut, 'latin1') });
+    });
+    await expect(failing.restore(info.id, undefined)).rejects.toThrow(/rollback/);
     expect(await newStore().interruptedRollback()).toBeUndefined();
   });
 });

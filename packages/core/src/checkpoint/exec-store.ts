@@ -291,16 +291,21 @@ export class ExecCheckpointStore implements CheckpointStore {
         // Left behind by a script cut short: the next re-attach sees it.
         record: seal(rollbackRecord(id), this.#key),
       });
+      const dropRecord = async () => {
+        const r = await this.#exec(['sh', '-c', 'rm -f -- "$1/$2"', 'sh', this.#store, ROLLBACK_RECORD], {});
+        if (r.exitCode !== 0) throw this.#error(`rollback to ${id} failed: ${text(r.stderr)}`, 'rollback');
+      };
       if (script) {
         const r = await this.#exec(['sh', '-s'], { stdin: script, signal });
-        if (r.exitCode !== 0)
+        if (r.exitCode !== 0) {
+          // This process lives to report the failure to its caller: the record is only for a
+          // rollback whose process died (a re-attach repeats it), so it goes.
+          await dropRecord().catch(() => {});
           throw this.#error(`rollback to ${id} failed (exit ${r.exitCode}): ${text(r.stderr)}`, 'rollback');
+        }
       } else if (scan.pending) {
         // The tree is already the checkpoint's: the record of an earlier cut-short rollback goes.
-        const r = await this.#exec(['sh', '-c', 'rm -f -- "$1/$2"', 'sh', this.#store, ROLLBACK_RECORD], {
-          signal,
-        });
-        if (r.exitCode !== 0) throw this.#error(`rollback to ${id} failed: ${text(r.stderr)}`, 'rollback');
+        await dropRecord();
       }
       // Files put back are new inodes: they are hashed again at the next checkpoint (cost follows the change).
       const next = new Map<string, ExecManifestEntry>();

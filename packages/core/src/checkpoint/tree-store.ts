@@ -20,6 +20,7 @@
  * the objects a restore needs are hashed before the tree is touched. A checkpoint that fails
  * is CHECKPOINT_CORRUPT and is not restored.
  */
+import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import {
   createReadStream,
@@ -40,14 +41,7 @@ import {
 } from '../errors.js';
 import type { CheckpointStore, InterruptedRollback } from '../sandbox.js';
 import type { CheckpointInfo, CheckpointVerifyReport } from '../types.js';
-import {
-  removeStaleTemps,
-  syncDir,
-  syncFile,
-  TEMP_PREFIX,
-  writeAtomic,
-  writeNewFileSynced,
-} from './durable.js';
+import { removeStaleTemps, syncDir, syncFile, TEMP_PREFIX, writeAtomic } from './durable.js';
 import { diffCapture, isRacy, keyToRecord } from './engine/diff.js';
 import {
   CHECKPOINT_ID,
@@ -57,10 +51,13 @@ import {
   SHA256,
   treeManifestSchema,
 } from './engine/manifest.js';
-import { type LiveEntry, planRestore } from './engine/plan.js';
+import { type LiveEntry, planRestore, type RestorePlan } from './engine/plan.js';
 import { readRollbackRecord, rollbackRecord } from './engine/rollback-record.js';
 import { seal, unseal } from './engine/seal.js';
 import { buildVerifyReport } from './engine/verify-report.js';
+
+/** Up to this many new objects are flushed one by one; more, by one syncfs. */
+const FSYNC_EACH_UP_TO = 64;
 
 /** Temporary files younger than this may belong to a writer in another process: left alone. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -141,18 +138,17 @@ export class TreeCheckpointStore implements CheckpointStore {
       const diff = diffCapture(cache, files, (k) => known.has(k.hash));
       for (const { file, known: k } of diff.reuse) file.hash = k.hash;
       let bytesStored = 0;
-      const touched = new Set<string>();
+      const created: string[] = [];
       await forEachLimit(diff.copy, 16, async (entry) => {
         opts.signal?.throwIfAborted();
         const stored = await this.#storeObject(this.#abs(entry.path), entry.size ?? 0);
         entry.hash = stored.hash;
         entry.size = stored.size;
         bytesStored += stored.written;
-        if (stored.created) touched.add(stored.hash.slice(0, 2));
+        if (stored.created) created.push(stored.hash);
       });
-      // The new objects' names must last before a manifest names them.
-      await forEachLimit([...touched], 16, (prefix) => syncDir(join(this.#objects, prefix)));
-      if (touched.size > 0) await syncDir(this.#objects);
+      // The new objects (content and names) must last before a manifest names them.
+      await this.#flushObjects(created);
       const nextCache = new Map<string, CachedFile>();
       for (const f of files) nextCache.set(f.path, { key: keyToRecord(f), hash: f.hash! });
       const info: CheckpointInfo = {
@@ -201,6 +197,29 @@ export class TreeCheckpointStore implements CheckpointStore {
       if (changes > 0)
         await writeAtomic(this.#record, seal(rollbackRecord(id), this.#key), { durable: true });
 
+      try {
+        await this.#apply(plan, signal);
+      } catch (error) {
+        // This process lives to report the failure to its caller, who decides what comes next:
+        // the record is only for a rollback whose process died (a re-attach would repeat it).
+        if (changes > 0) await fs.rm(this.#record, { force: true }).catch(() => {});
+        throw error;
+      }
+
+      // Files put back are new inodes: read again at the next checkpoint (cost follows the change).
+      const nextCache = new Map<string, CachedFile>();
+      for (const path of plan.kept) {
+        const known = cache.get(path);
+        if (known) nextCache.set(path, known);
+      }
+      await this.#saveCache(nextCache);
+      // The tree is the checkpoint's now (a record left by an earlier interrupted rollback goes too).
+      await fs.rm(this.#record, { force: true });
+    });
+  }
+
+  async #apply(plan: RestorePlan<ManifestEntry>, signal: AbortSignal | undefined): Promise<void> {
+    {
       const at = (path: string) => this.#abs(path);
       for (const path of plan.open) {
         const st = await fs.lstat(at(path));
@@ -215,17 +234,7 @@ export class TreeCheckpointStore implements CheckpointStore {
       }
       for (const entry of plan.chmod) await fs.chmod(at(entry.path), entry.mode);
       for (const entry of plan.dirModes) await fs.chmod(at(entry.path), entry.mode);
-
-      // Files put back are new inodes: read again at the next checkpoint (cost follows the change).
-      const nextCache = new Map<string, CachedFile>();
-      for (const path of plan.kept) {
-        const known = cache.get(path);
-        if (known) nextCache.set(path, known);
-      }
-      await this.#saveCache(nextCache);
-      // The tree is the checkpoint's now (a record left by an earlier interrupted rollback goes too).
-      await fs.rm(this.#record, { force: true });
-    });
+    }
   }
 
   /** The checkpoint a rollback was restoring when it was cut short, or undefined when none was. */
@@ -374,6 +383,24 @@ export class TreeCheckpointStore implements CheckpointStore {
     const manifest = parseChecked(treeManifestSchema, unseal(file, this.#key, id, {}), id, {});
     this.#read.set(id, manifest);
     return manifest;
+  }
+
+  /**
+   * Flush new objects and their directories: one fsync each for a few, one syncfs of the store's
+   * filesystem (`sync -f`) for many, where one fsync per file would cost more than the copy.
+   */
+  async #flushObjects(hashes: readonly string[]): Promise<void> {
+    if (hashes.length === 0) return;
+    const prefixes = [...new Set(hashes.map((h) => h.slice(0, 2)))];
+    if (hashes.length > FSYNC_EACH_UP_TO) {
+      const synced = await new Promise<boolean>((resolve) =>
+        execFile('sync', ['-f', this.#objects], (error) => resolve(!error)),
+      );
+      if (synced) return;
+    }
+    await forEachLimit(hashes, 16, (hash) => syncFile(this.#objectPath(hash)));
+    await forEachLimit(prefixes, 16, (prefix) => syncDir(join(this.#objects, prefix)));
+    await syncDir(this.#objects);
   }
 
   /** The SHA-256 of an object's content now, or undefined when it cannot be read. */
@@ -525,7 +552,7 @@ export class TreeCheckpointStore implements CheckpointStore {
         digest = createHash('sha256').update(data).digest('hex');
         actual = data.length;
         if (await this.#hasObject(digest)) return { hash: digest, size: actual, written: 0, created: false };
-        await writeNewFileSynced(tmp, data, 0o400);
+        await fs.writeFile(tmp, data, { mode: 0o400, flag: 'wx' });
       } else {
         const hash = createHash('sha256');
         await pipeline(
@@ -539,7 +566,6 @@ export class TreeCheckpointStore implements CheckpointStore {
           },
           createWriteStream(tmp, { mode: 0o400 }),
         );
-        await syncFile(tmp);
         digest = hash.digest('hex');
         if (await this.#hasObject(digest)) {
           await fs.rm(tmp, { force: true });
