@@ -130,8 +130,8 @@ describe('checkpoint store under SIGKILL (local backend)', () => {
     /** The checkpoints the store held after the last round's checks: id → state. */
     let held = new Map<string, number>();
     for (let round = 0; round < KILLS; round++) {
-      // Delays from 0 to ~900 ms, in an order that does not line up with the child's cycle.
-      const delayMs = (round * 337) % 911;
+      // Delays from 0 to ~600 ms, in an order that does not line up with the child's cycle.
+      const delayMs = (round * 197) % 601;
       const lines = await runAndKill(id, next, delayMs);
       const want = expectations(held, lines);
       phases[want.phase] = (phases[want.phase] ?? 0) + 1;
