@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'NO_SPACE'
   | 'ABORTED'
   | 'MODEL_UNAVAILABLE'
+  | 'ROLLBACK_INCOMPLETE'
   | 'INTERNAL';
 
 export interface ErrorContext {
@@ -190,6 +191,21 @@ export class ModelUnavailableError extends AgentboxError {
   }
 }
 
+/**
+ * A rollback started changing the sandbox's files and its process died before it finished, and
+ * the re-attach could not finish it: the files may be a mix of two states, so commands, file
+ * access and checkpoints are refused until a rollback (to `checkpointId` or any other) succeeds.
+ */
+export class RollbackIncompleteError extends AgentboxError {
+  declare readonly code: 'ROLLBACK_INCOMPLETE';
+  /** The checkpoint the interrupted rollback was restoring, when its record says. */
+  readonly checkpointId: string | undefined;
+  constructor(message: string, checkpointId: string | undefined, context: ErrorContext = {}) {
+    super(message, context);
+    this.checkpointId = checkpointId;
+  }
+}
+
 /** What a command had produced when it was stopped; carried by {@link TimeoutError}. */
 export interface PartialOutput {
   stdout: string;
@@ -233,6 +249,7 @@ define(AuthenticationError, 'AUTHENTICATION', 401);
 define(AbortedError, 'ABORTED', 499);
 define(NoSpaceError, 'NO_SPACE', 507);
 define(ModelUnavailableError, 'MODEL_UNAVAILABLE', 503, true);
+define(RollbackIncompleteError, 'ROLLBACK_INCOMPLETE', 409);
 
 const SERIALISED_DEPTH = 8;
 

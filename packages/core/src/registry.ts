@@ -309,5 +309,9 @@ export async function openSandbox<Kind extends KnownBackendKind | (string & {})>
     await sandbox.close().catch(() => {});
     throw error;
   }
+  // Re-attached: a rollback a crash cut short is finished now, or the handle says it needs one.
+  const resume = (sandbox as { resumeInterruptedRollback?: (signal?: AbortSignal) => Promise<unknown> })
+    .resumeInterruptedRollback;
+  if (id !== undefined && typeof resume === 'function') await resume.call(sandbox, signal);
   return sandbox;
 }

@@ -11,6 +11,7 @@ import {
   type ErrorContext,
   noCheckpoint,
   OutputLimitError,
+  RollbackIncompleteError,
   SandboxClosedError,
   SandboxUnavailableError,
   toAgentboxError,
@@ -32,6 +33,7 @@ import type {
   CapabilityName,
   CheckpointInfo,
   CheckpointOptions,
+  CheckpointVerifyReport,
   Command,
   ExecHandle,
   ExecOptions,
@@ -52,6 +54,20 @@ export interface CheckpointStore {
   restore(id: string, signal: AbortSignal | undefined): Promise<void>;
   list(): Promise<CheckpointInfo[]>;
   delete(id: string): Promise<void>;
+  /** Parse every manifest and hash every object again. Absent where there is nothing to re-hash (provider snapshots). */
+  verify?(signal: AbortSignal | undefined): Promise<CheckpointVerifyReport>;
+  /**
+   * The record a restore keeps from its first change to the tree until it is done: present
+   * means a rollback was cut short and the tree may be a mix. Absent where a restore cannot be
+   * cut short halfway (a provider swaps in a whole new instance).
+   */
+  interruptedRollback?(signal: AbortSignal | undefined): Promise<InterruptedRollback | undefined>;
+}
+
+/** A rollback that started changing the tree and did not finish. */
+export interface InterruptedRollback {
+  /** The checkpoint it was restoring; undefined when the record could not be read back. */
+  checkpointId: string | undefined;
 }
 
 /** Resolve a sandbox path against the working directory (POSIX semantics, no host path rules). */
@@ -139,6 +155,8 @@ export abstract class BaseSandbox implements SandboxBackend {
   readonly #running = new Set<ProcessHandle>();
   /** The commands of the current instance (see swapInstance). */
   #instance = new InstanceCommands();
+  /** Set while the tree may be a mix of two states (a rollback was cut short): see RollbackIncompleteError. */
+  #incomplete: { checkpointId: string | undefined; cause?: unknown } | undefined;
 
   protected constructor(init: BaseSandboxInit) {
     this.kind = init.kind;
@@ -189,6 +207,41 @@ export abstract class BaseSandbox implements SandboxBackend {
     if (this.#closing) throw new SandboxClosedError(`sandbox ${this.id} is closed`, this.context(operation));
   }
 
+  /** Refuse an operation that would use (or save) a tree a cut-short rollback may have left mixed. */
+  protected assertRolledBack(operation: string): void {
+    const incomplete = this.#incomplete;
+    if (!incomplete) return;
+    const target = incomplete.checkpointId;
+    throw new RollbackIncompleteError(
+      `sandbox ${this.id} needs a rollback: one${target ? ` to ${target}` : ''} was cut short, so its files may be a mix of two states. Call rollback(${target ? `'${target}'` : 'id'}) to finish it${target ? ', or roll back to another checkpoint' : ''} (listCheckpoints() lists them)`,
+      target,
+      { ...this.context(operation), cause: incomplete.cause },
+    );
+  }
+
+  /**
+   * Finish a rollback that a crash cut short: if the store holds the record of one, roll back to
+   * its checkpoint again. When that cannot be done (the checkpoint is gone or damaged, the record
+   * unreadable), the handle refuses commands, file access and checkpoints with
+   * RollbackIncompleteError until a rollback succeeds. openSandbox calls it when it re-attaches
+   * by id; it never throws. Answers the record found, if any. A store that cannot be reached at
+   * all (a helper that does not start, say) is not taken for a cut-short rollback: its checkpoints
+   * fail on their own then, and blocking every command of the sandbox would help no one.
+   */
+  async resumeInterruptedRollback(signal?: AbortSignal): Promise<InterruptedRollback | undefined> {
+    let record: InterruptedRollback | undefined;
+    try {
+      record = await this.checkpoints.interruptedRollback?.(signal);
+    } catch {
+      return undefined;
+    }
+    if (!record) return undefined;
+    this.#incomplete = { checkpointId: record.checkpointId };
+    if (record.checkpointId !== undefined)
+      await this.rollback(record.checkpointId, signal ? { signal } : {}).catch(() => {});
+    return record;
+  }
+
   /** Run an operation with the closed check and typed-error wrapping every public method shares. */
   protected async guard<T>(operation: string, subject: string | undefined, fn: () => Promise<T>): Promise<T> {
     this.assertOpen(operation);
@@ -214,6 +267,7 @@ export abstract class BaseSandbox implements SandboxBackend {
   #start(cmd: Command, opts: SpawnOptions, isExec: boolean): ExecHandle {
     const context = this.context(isExec ? 'exec' : 'spawn');
     this.assertOpen(context.operation!);
+    this.assertRolledBack(context.operation!);
     parseArgument(ExecOptionsSchema, opts, { what: `${context.operation} options`, context });
     const argv = normalizeCommand(cmd, context);
     // What the backend says it lacks is refused here, typed and with its reason, before anything starts.
@@ -264,6 +318,7 @@ export abstract class BaseSandbox implements SandboxBackend {
         what: 'readFile options',
         context: this.context('readFile', path),
       });
+      this.assertRolledBack('readFile');
       const maxBytes = opts.maxBytes ?? DEFAULT_MAX_READ_BYTES;
       const abs = resolveSandboxPath(this.workdir, path, this.context('readFile'));
       checkAborted(opts.signal, this.context('readFile', path));
@@ -293,6 +348,7 @@ export abstract class BaseSandbox implements SandboxBackend {
         what: 'writeFile options',
         context: this.context('writeFile', path),
       });
+      this.assertRolledBack('writeFile');
       const abs = resolveSandboxPath(this.workdir, path, this.context('writeFile'));
       const mode = opts.mode;
       checkAborted(opts.signal, this.context('writeFile', path));
@@ -307,6 +363,8 @@ export abstract class BaseSandbox implements SandboxBackend {
         context: this.context('checkpoint'),
       });
       checkAborted(opts.signal, this.context('checkpoint'));
+      // A checkpoint of a half-restored tree would save the mix as if it were a state.
+      this.assertRolledBack('checkpoint');
       return this.checkpoints.create({ label: opts.label, signal: opts.signal });
     });
   }
@@ -321,7 +379,16 @@ export abstract class BaseSandbox implements SandboxBackend {
       if (typeof id !== 'string' || id === '')
         throw new CheckpointNotFoundError(noCheckpoint(id), this.context('rollback'));
       checkAborted(opts.signal, this.context('rollback', id));
-      await this.checkpoints.restore(id, opts.signal);
+      try {
+        await this.checkpoints.restore(id, opts.signal);
+      } catch (error) {
+        // A store drops its record when it can report the failure itself; one still there (the
+        // store became unreachable halfway) means the tree may be a mix.
+        const record = await this.checkpoints.interruptedRollback?.(undefined).catch(() => undefined);
+        if (record) this.#incomplete = { checkpointId: record.checkpointId, cause: error };
+        throw error;
+      }
+      this.#incomplete = undefined;
     });
   }
 
@@ -331,6 +398,22 @@ export abstract class BaseSandbox implements SandboxBackend {
 
   deleteCheckpoint(id: string): Promise<void> {
     return this.guard('deleteCheckpoint', id, () => this.checkpoints.delete(id));
+  }
+
+  verifyCheckpoints(opts: { signal?: AbortSignal } = {}): Promise<CheckpointVerifyReport> {
+    return this.guard('verifyCheckpoints', undefined, async () => {
+      parseArgument(RollbackOptionsSchema, opts, {
+        what: 'verifyCheckpoints options',
+        context: this.context('verifyCheckpoints'),
+      });
+      checkAborted(opts.signal, this.context('verifyCheckpoints'));
+      if (!this.checkpoints.verify)
+        throw new UnsupportedError(
+          `the ${this.kind} backend's checkpoint store has no scrub (provider snapshots, say, have no objects of ours to re-hash)`,
+          this.context('verifyCheckpoints'),
+        );
+      return this.checkpoints.verify(opts.signal);
+    });
   }
 
   /**

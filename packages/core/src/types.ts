@@ -109,6 +109,39 @@ export interface CheckpointInfo {
   bytesStored: number;
 }
 
+/** A damaged object of the checkpoint store, and the checkpoints it breaks. */
+export interface DamagedObject {
+  /** The object's name in the store (a SHA-256, or `pack/path` where the store keeps packs). */
+  object: string;
+  /** `missing`: gone or unreadable; `mismatch`: its content no longer has its hash. */
+  reason: 'missing' | 'mismatch';
+  /** Checkpoints whose rollback needs it (and is refused until it is whole again). */
+  checkpoints: string[];
+}
+
+/** A checkpoint whose manifest could not be read, parsed or authenticated: never restored, not listed. */
+export interface DamagedManifest {
+  id: string;
+  reason: string;
+}
+
+/** What `verifyCheckpoints()` found: every manifest parsed again, every object hashed again. */
+export interface CheckpointVerifyReport {
+  /** True when no manifest and no object is damaged. */
+  ok: boolean;
+  /** Checkpoints whose manifest and objects are all whole, oldest first. */
+  intact: string[];
+  damagedManifests: DamagedManifest[];
+  damagedObjects: DamagedObject[];
+  /** Objects hashed. */
+  objectsChecked: number;
+  /**
+   * A rollback that started changing the tree and did not finish (the process died, say): the
+   * checkpoint it was restoring (`undefined` inside when the record itself is unreadable).
+   */
+  interruptedRollback: { checkpointId: string | undefined } | undefined;
+}
+
 export interface CheckpointOptions {
   label?: string;
   signal?: AbortSignal;
@@ -187,6 +220,13 @@ export interface SandboxBackend extends AsyncDisposable {
   rollback(to: CheckpointInfo | string, opts?: { signal?: AbortSignal }): Promise<void>;
   listCheckpoints(): Promise<CheckpointInfo[]>;
   deleteCheckpoint(id: string): Promise<void>;
+  /**
+   * Scrub the checkpoint store: parse every manifest and hash every object again, and say what
+   * is damaged and which checkpoints that breaks. A rollback to a broken checkpoint is refused
+   * (CHECKPOINT_CORRUPT) before anything changes. UNSUPPORTED where checkpoints are provider
+   * snapshots with nothing to re-hash.
+   */
+  verifyCheckpoints(opts?: { signal?: AbortSignal }): Promise<CheckpointVerifyReport>;
 
   /** Idempotent; releases every resource (and, unless kept, the sandbox itself). */
   close(): Promise<void>;

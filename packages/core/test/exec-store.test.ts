@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ExecCheckpointStore, type StoreExec } from '../src/backend.js';
 
 let dir: string;
@@ -411,5 +411,105 @@ describe('ExecCheckpointStore against a hostile store', () => {
     await store.restore(info.id, undefined);
     expect(await snapshot()).toEqual(before);
     await expect(fs.access(at('pwned'))).rejects.toThrow();
+  });
+});
+
+describe('ExecCheckpointStore: scrub and cut-short rollbacks', () => {
+  /** The pack file holding `content`. */
+  async function packFile(content: string): Promise<{ object: string; path: string }> {
+    for (const file of await fs.readdir(join(storeDir, 'packs'), { recursive: true })) {
+      const path = join(storeDir, 'packs', file);
+      if ((await fs.stat(path)).isFile() && (await fs.readFile(path, 'utf8')) === content)
+        return { object: file, path };
+    }
+    throw new Error(`no object holds ${content}`);
+  }
+
+  it('verify names each damaged object and manifest and the checkpoints they break; rollback refuses them', async () => {
+    const store = newStore();
+    const a = await store.create({ label: 'A', signal: undefined });
+    await fs.writeFile(at('a.txt'), 'beta\n');
+    const b = await store.create({ label: 'B', signal: undefined });
+    await fs.writeFile(at('c.txt'), 'gamma\n');
+    const c = await store.create({ label: 'C', signal: undefined });
+    expect(await newStore().verify()).toMatchObject({ ok: true, intact: [a.id, b.id, c.id] });
+
+    const rewritten = await packFile('alpha\n');
+    await fs.chmod(rewritten.path, 0o644);
+    await fs.writeFile(rewritten.path, 'evil\n');
+    const gone = await packFile('gamma\n');
+    await fs.rm(gone.path);
+    await fs.writeFile(join(storeDir, 'checkpoints', `${b.id}.manifest`), '{"version":2');
+
+    const report = await newStore().verify();
+    expect(report).toMatchObject({
+      ok: false,
+      intact: [],
+      damagedManifests: [{ id: b.id, reason: expect.stringMatching(/corrupt/) }],
+      interruptedRollback: undefined,
+    });
+    expect(report.damagedObjects).toEqual(
+      expect.arrayContaining([
+        { object: rewritten.object, reason: 'mismatch', checkpoints: [a.id] },
+        { object: gone.object, reason: 'missing', checkpoints: [c.id] },
+      ]),
+    );
+    expect(report.damagedObjects).toHaveLength(2);
+    // Each rollback needs the damaged content (a restore reads, and so hashes, only what it writes).
+    await fs.writeFile(at('a.txt'), 'live\n');
+    await fs.rm(at('c.txt'));
+    const before = await snapshot();
+    for (const broken of [a, b, c])
+      await expect(newStore().restore(broken.id, undefined)).rejects.toMatchObject({
+        code: 'CHECKPOINT_CORRUPT',
+      });
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('a restore script cut short leaves its record; a finished restore removes it (and a stale one)', async () => {
+    const store = newStore();
+    const info = await store.create({ label: undefined, signal: undefined });
+    await fs.writeFile(at('a.txt'), 'changed\n');
+    await fs.writeFile(at('extra'), 'x');
+    expect(await store.interruptedRollback()).toBeUndefined();
+    // The restore script dies right after its first change, and so does the library (nothing runs after).
+    let dead = false;
+    const dying = newStore(
+      localExec((argv, stdin) => {
+        if (dead) return true;
+        if (!stdin.includes('rollback-pending')) return false;
+        dead = true;
+        const cut = stdin.replace(/^(rm -rf -- .*)$/m, '$1\nexit 137');
+        void localExec()(argv, { stdin: Buffer.from(cut, 'latin1') });
+        return true;
+      }),
+    );
+    await expect(dying.restore(info.id, undefined)).rejects.toThrow(/rollback/);
+    await vi.waitFor(async () =>
+      expect(await newStore().interruptedRollback()).toEqual({ checkpointId: info.id }),
+    );
+    expect((await newStore().verify()).interruptedRollback).toEqual({ checkpointId: info.id });
+    await newStore().restore(info.id, undefined);
+    expect(await newStore().interruptedRollback()).toBeUndefined();
+    expect(await read('a.txt')).toBe('alpha\n');
+
+    // A record found where the tree already matches: removed without a script.
+    await fs.writeFile(join(storeDir, 'rollback-pending'), 'not a record\n');
+    expect(await newStore().interruptedRollback()).toEqual({ checkpointId: undefined });
+    await newStore().restore(info.id, undefined);
+    expect(await newStore().interruptedRollback()).toBeUndefined();
+
+    // A restore that fails while this process lives reports it to the caller and leaves no record.
+    await fs.writeFile(at('a.txt'), 'changed again\n');
+    await fs.writeFile(at('extra'), 'removed first');
+    const real = localExec();
+    const failing = newStore((argv, opts) => {
+      const stdin = Buffer.from(opts.stdin ?? []).toString('latin1');
+      if (!stdin.includes('rollback-pending')) return real(argv, opts);
+      const cut = stdin.replace(/^(rm -rf -- .*)$/m, '$1\nexit 9');
+      return real(argv, { ...opts, stdin: Buffer.from(cut, 'latin1') });
+    });
+    await expect(failing.restore(info.id, undefined)).rejects.toThrow(/rollback/);
+    expect(await newStore().interruptedRollback()).toBeUndefined();
   });
 });

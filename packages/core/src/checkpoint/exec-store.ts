@@ -27,10 +27,15 @@
  * listing touches in the store) is not trusted later, since a write in the same clock tick
  * would not show: it is copied again next time.
  *
- * Crash safety: copies are staged under `tmp/`, a pack is renamed into `packs/` before its
- * manifest is written, and a checkpoint exists once its `.info` file does (renamed last). A
+ * Crash safety: copies are staged under `tmp/`, a pack is renamed into `packs/` (and flushed)
+ * before its manifest is written, manifests are written to `tmp/`, flushed and renamed, and a
+ * checkpoint exists once its `.info` file does (renamed last; a delete removes it first). A
  * later checkpoint never touches an earlier one's files; a crash leaves only unreferenced
- * files, removed by the next delete.
+ * files, removed by the next delete. A restore script puts a record (`rollback-pending`) in
+ * the store before its first change and removes it after its last, so a rollback cut short is
+ * seen by the next re-attach. The flushes call `sync` with file names (GNU coreutils, or
+ * busybox built with its file options), best effort where the sandbox's `sync` has none.
+ * `verify()` re-parses every manifest and re-hashes every object in two execs.
  *
  * Names are handled as bytes: paths read from the sandbox are kept as latin1 "binary strings"
  * (one char per byte) and written back the same way (scripts are binary strings too, quoted by
@@ -45,9 +50,9 @@ import {
   InvalidArgumentError,
   noCheckpoint,
 } from '../errors.js';
-import type { CheckpointStore } from '../sandbox.js';
+import type { CheckpointStore, InterruptedRollback } from '../sandbox.js';
 import { toBinary } from '../shell-quote.js';
-import type { CheckpointInfo } from '../types.js';
+import type { CheckpointInfo, CheckpointVerifyReport, DamagedManifest } from '../types.js';
 import { diffCapture, keyToRecord, type ScannedFile } from './engine/diff.js';
 import {
   CHECKPOINT_ID,
@@ -60,16 +65,19 @@ import {
   parseChecked,
 } from './engine/manifest.js';
 import { compareBytes, type LiveEntry, planRestore } from './engine/plan.js';
+import { readRollbackRecord, rollbackRecord } from './engine/rollback-record.js';
 import {
   BATCH,
   commitScript,
   type Dirs,
   gcScript,
+  ROLLBACK_RECORD,
   restoreScript,
   stageScript,
   verifyScript,
 } from './engine/script.js';
 import { seal, unseal } from './engine/seal.js';
+import { buildVerifyReport } from './engine/verify-report.js';
 
 export interface StoreExecResult {
   exitCode: number;
@@ -123,7 +131,10 @@ find . -mindepth 1 \\( -type f -o -type d -o -type l \\) -exec stat -c "$f" -- {
 e=$?
 printf 'S%s\\n' "$n"
 find . -mindepth 1 -type l -exec sh -c 'n=$1; shift; for l; do printf "\\nL%s %s\\037" "$n" "$l"; readlink -- "$l"; done' sh "$n" {} +
-printf '\\nE%s %s %s\\n' "$n" "$e" "$?"`;
+l=$?
+p=
+[ ! -e "$s/${ROLLBACK_RECORD}" ] || p=' P'
+printf '\\nE%s %s %s%s\\n' "$n" "$e" "$l" "$p"`;
 
 export class ExecCheckpointStore implements CheckpointStore {
   readonly #exec: StoreExec;
@@ -181,7 +192,7 @@ export class ExecCheckpointStore implements CheckpointStore {
           operation: 'checkpoint',
         });
       const cache = await this.#loadState(signal);
-      const scanned = await this.#scan(signal);
+      const { entries: scanned } = await this.#scan(signal);
       const files = scanned.filter((e): e is Scanned & ScannedFile => e.type === 'file');
       const diff = diffCapture(cache, files, (k) => k.hash !== undefined && k.object !== undefined);
       for (const { file, known } of diff.reuse) {
@@ -255,7 +266,8 @@ export class ExecCheckpointStore implements CheckpointStore {
     return this.#serial(async () => {
       const manifest = await this.#readManifest(id, 'rollback', signal);
       const cache = await this.#loadState(signal);
-      const live = new Map<string, LiveEntry>((await this.#scan(signal)).map((e) => [e.path, e]));
+      const scan = await this.#scan(signal);
+      const live = new Map<string, LiveEntry>(scan.entries.map((e) => [e.path, e]));
       const plan = planRestore(manifest.entries, live, {
         owners: this.#owners,
         unchanged: (want, have) => {
@@ -276,11 +288,24 @@ export class ExecCheckpointStore implements CheckpointStore {
       const script = restoreScript(this.#dirs, plan, {
         owners: this.#owners,
         nonce: randomBytes(8).toString('hex'),
+        // Left behind by a script cut short: the next re-attach sees it.
+        record: seal(rollbackRecord(id), this.#key),
       });
+      const dropRecord = async () => {
+        const r = await this.#exec(['sh', '-c', 'rm -f -- "$1/$2"', 'sh', this.#store, ROLLBACK_RECORD], {});
+        if (r.exitCode !== 0) throw this.#error(`rollback to ${id} failed: ${text(r.stderr)}`, 'rollback');
+      };
       if (script) {
         const r = await this.#exec(['sh', '-s'], { stdin: script, signal });
-        if (r.exitCode !== 0)
+        if (r.exitCode !== 0) {
+          // This process lives to report the failure to its caller: the record is only for a
+          // rollback whose process died (a re-attach repeats it), so it goes.
+          await dropRecord().catch(() => {});
           throw this.#error(`rollback to ${id} failed (exit ${r.exitCode}): ${text(r.stderr)}`, 'rollback');
+        }
+      } else if (scan.pending) {
+        // The tree is already the checkpoint's: the record of an earlier cut-short rollback goes.
+        await dropRecord();
       }
       // Files put back are new inodes: they are hashed again at the next checkpoint (cost follows the change).
       const next = new Map<string, ExecManifestEntry>();
@@ -294,6 +319,140 @@ export class ExecCheckpointStore implements CheckpointStore {
 
   list(): Promise<CheckpointInfo[]> {
     return this.#serial(() => this.#list(undefined));
+  }
+
+  /** The checkpoint a rollback was restoring when it was cut short, or undefined when none was. */
+  interruptedRollback(signal?: AbortSignal | undefined): Promise<InterruptedRollback | undefined> {
+    return this.#serial(async () => {
+      const r = await this.#exec(
+        ['sh', '-c', '[ -e "$1/$2" ] || exit 3; cat -- "$1/$2"', 'sh', this.#store, ROLLBACK_RECORD],
+        { signal },
+      );
+      if (r.exitCode === 3) return undefined;
+      if (r.exitCode !== 0)
+        throw this.#error(`reading the checkpoint store failed: ${text(r.stderr)}`, 'open');
+      return readRollbackRecord(Buffer.from(r.stdout).toString('latin1'), this.#key);
+    });
+  }
+
+  /**
+   * Scrub the store in two execs: read every info and manifest file (parsed here, none from a
+   * cache), then hash every object a manifest names. Damaged objects are forgotten, so the next
+   * checkpoint stores their content again.
+   */
+  verify(signal?: AbortSignal | undefined): Promise<CheckpointVerifyReport> {
+    return this.#serial(async () => {
+      const n = randomBytes(8).toString('hex');
+      const r = await this.#exec(
+        [
+          'sh',
+          '-c',
+          [
+            'cd -- "$1/checkpoints" 2>/dev/null || { printf "\\n%s E\\n" "$2"; exit 0; }',
+            'for f in *.info; do [ -f "$f" ] || continue; i=${f%.info}',
+            '  printf "\\n%s I %s\\n" "$2" "$i"; cat -- "$f"',
+            '  if [ -f "$i.manifest" ]; then printf "\\n%s M %s\\n" "$2" "$i"; cat -- "$i.manifest"; fi',
+            'done',
+            'if [ -e "$1/$3" ]; then printf "\\n%s R\\n" "$2"; cat -- "$1/$3"; fi',
+            'printf "\\n%s E\\n" "$2"',
+          ].join('\n'),
+          'sh',
+          this.#store,
+          n,
+          ROLLBACK_RECORD,
+        ],
+        { signal },
+      );
+      const out = Buffer.from(r.stdout).toString('latin1');
+      if (r.exitCode !== 0 || !out.endsWith(`\n${n} E\n`))
+        throw this.#error(`reading the checkpoint store failed: ${text(r.stderr)}`, 'verifyCheckpoints');
+      const infos = new Map<string, string>();
+      const manifestFiles = new Map<string, string>();
+      let record: string | undefined;
+      for (const part of out
+        .slice(0, -(n.length + 4))
+        .split(`\n${n} `)
+        .slice(1)) {
+        const nl = part.indexOf('\n');
+        const [tag, id = ''] = part.slice(0, nl).split(' ');
+        const body = part.slice(nl + 1);
+        if (tag === 'I') infos.set(id, body);
+        else if (tag === 'M') manifestFiles.set(id, body);
+        else if (tag === 'R') record = body;
+      }
+      const context = { ...this.#context, operation: 'verifyCheckpoints' };
+      const manifests: ExecManifest[] = [];
+      const damagedManifests: DamagedManifest[] = [];
+      for (const [id, info] of infos) {
+        if (!CHECKPOINT_ID.test(id)) continue; // not a checkpoint of this store
+        try {
+          parseChecked(checkpointInfoSchema, unseal(info, this.#key, id, context), id, context);
+          const file = manifestFiles.get(id);
+          if (file === undefined)
+            throw new CheckpointCorruptError(`checkpoint ${id} is corrupt: its manifest is missing`, context);
+          manifests.push(parseChecked(execManifestSchema, unseal(file, this.#key, id, context), id, context));
+        } catch (error) {
+          if (!(error instanceof CheckpointCorruptError)) throw error;
+          this.#manifests.delete(id);
+          damagedManifests.push({ id, reason: error.message });
+        }
+      }
+      const objectOf = (e: ExecManifestEntry) => `${e.object!.pack}/${e.object!.path ?? e.path}`;
+      const hashOf = new Map<string, string>();
+      for (const m of manifests)
+        for (const e of m.entries) if (e.object && e.hash) hashOf.set(objectOf(e), e.hash);
+      const report = await buildVerifyReport({
+        manifests: manifests.map((m) => ({
+          id: m.info.id,
+          objects: m.entries.flatMap((e) => (e.object && e.hash ? [objectOf(e)] : [])),
+        })),
+        damagedManifests,
+        check: (objects) => this.#hashAll(objects, hashOf, signal),
+        interruptedRollback: record === undefined ? undefined : readRollbackRecord(record, this.#key),
+      });
+      const damaged = new Set(report.damagedObjects.map((o) => o.object));
+      for (const [hash, object] of this.#objects)
+        if (damaged.has(`${object.pack}/${object.path}`)) this.#objects.delete(hash);
+      for (const [path, entry] of this.#cache ?? [])
+        if (entry.object && damaged.has(objectOf(entry))) this.#cache?.delete(path);
+      return report;
+    });
+  }
+
+  /** Hash `objects` (`pack/path`) in one exec; answers those missing or not matching `want`. */
+  async #hashAll(
+    objects: readonly string[],
+    want: ReadonlyMap<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<Map<string, 'missing' | 'mismatch'>> {
+    const bad = new Map<string, 'missing' | 'mismatch'>();
+    if (objects.length === 0) return bad;
+    const n = randomBytes(8).toString('hex');
+    const r = await this.#exec(['sh', '-s'], { stdin: verifyScript(this.#dirs, objects, n, true), signal });
+    const out = Buffer.from(r.stdout).toString('latin1');
+    if (r.exitCode === 3) {
+      for (const object of objects) bad.set(object, 'missing');
+      return bad;
+    }
+    if (r.exitCode !== 0 || !out.endsWith(`D${n}\n`))
+      throw this.#error(`hashing the checkpoint store failed: ${text(r.stderr)}`, 'verifyCheckpoints');
+    const sections = out
+      .slice(0, -(n.length + 2))
+      .split(`B${n}\n`)
+      .slice(1);
+    const got = new Map<string, string>();
+    for (let i = 0; i * BATCH < objects.length; i++)
+      parseSums(
+        sections[i] ?? '',
+        objects.slice(i * BATCH, (i + 1) * BATCH).map((o) => `./${o}`),
+        got,
+      );
+    for (const object of objects) {
+      const hash = got.get(object);
+      if (hash === undefined) bad.set(object, 'missing');
+      else if (hash !== want.get(object)) bad.set(object, 'mismatch');
+    }
+    return bad;
   }
 
   delete(id: string): Promise<void> {
@@ -459,7 +618,10 @@ export class ExecCheckpointStore implements CheckpointStore {
   }
 
   /** List the live tree: every file, directory and symlink below the root, parents first. */
-  async #scan(signal: AbortSignal | undefined, attempt = 1): Promise<Scanned[]> {
+  async #scan(
+    signal: AbortSignal | undefined,
+    attempt = 1,
+  ): Promise<{ entries: Scanned[]; pending: boolean }> {
     const n = randomBytes(8).toString('hex');
     const format = `\nR${n} %f %s %i %u %g %Y %y %Z %z\x1f%n`;
     const r = await this.#exec(['sh', '-c', SCAN, 'sh', n, this.#root, format, this.#store], { signal });
@@ -473,7 +635,7 @@ export class ExecCheckpointStore implements CheckpointStore {
       );
     const header = new RegExp(`^N${n} (\\d+) \\S+ (\\S+) \\S+\\n`).exec(out);
     const split = out.indexOf(`S${n}\n`);
-    const end = new RegExp(`\\nE${n} (\\d+) (\\d+)\\n$`).exec(out);
+    const end = new RegExp(`\\nE${n} (\\d+) (\\d+)( P)?\\n$`).exec(out);
     if (r.exitCode !== 0 || !header || split < 0 || !end)
       throw this.#error(`listing ${this.#root} failed (exit ${r.exitCode}): ${text(r.stderr)}`, 'checkpoint');
     if (end[1] !== '0' || end[2] !== '0') {
@@ -522,7 +684,8 @@ export class ExecCheckpointStore implements CheckpointStore {
       entries.push(entry);
     }
     entries.sort((a, b) => compareBytes(a.path, b.path));
-    return entries;
+    // Whether the record of a cut-short rollback is in the store.
+    return { entries, pending: end[3] !== undefined };
   }
 
   /**

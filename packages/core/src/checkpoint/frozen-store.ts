@@ -14,5 +14,10 @@ export function frozenCheckpointStore(
     restore: (id, signal) => frozen(() => inner.restore(id, signal)),
     list: (): Promise<CheckpointInfo[]> => inner.list(),
     delete: (id) => inner.delete(id),
+    // The scrub reads only the store; the record is read before anything runs in the sandbox.
+    ...(inner.verify ? { verify: (signal) => inner.verify!(signal) } : {}),
+    ...(inner.interruptedRollback
+      ? { interruptedRollback: (signal) => inner.interruptedRollback!(signal) }
+      : {}),
   };
 }

@@ -4,8 +4,15 @@
  * their content; only files whose (inode, size, mtime, ctime) changed since the last scan are
  * read, so the cost follows the change, not the tree. Objects are copies, never hard links, so
  * the store shares no mutable storage with the live tree. Names are kept as binary strings (one
- * char per byte), so names that are not UTF-8 round-trip. Objects and manifests are written to a
- * temporary name and renamed, so a crash mid-checkpoint leaves earlier checkpoints intact.
+ * char per byte), so names that are not UTF-8 round-trip.
+ *
+ * Crash safety: objects and manifests are written to a temporary name, flushed and renamed, the
+ * objects (and their directories) before the manifest that names them, so a checkpoint is listed
+ * only once it is whole and a crash at any point leaves earlier checkpoints intact. A delete
+ * removes the manifest first and then the objects no manifest names. A restore writes a record
+ * (`rollback-pending.json`, in the store) before it changes the tree and removes it when done,
+ * so a rollback cut short is seen by whoever opens the sandbox next. `verify()` re-parses every
+ * manifest and re-hashes every object.
  *
  * The diff, the racy-ctime rule, the restore plan (read-only directories opened first, nothing
  * created through a live symlink) and the manifest schema come from the shared engine
@@ -13,6 +20,7 @@
  * the objects a restore needs are hashed before the tree is touched. A checkpoint that fails
  * is CHECKPOINT_CORRUPT and is not restored.
  */
+import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import {
   createReadStream,
@@ -31,8 +39,9 @@ import {
   InvalidArgumentError,
   noCheckpoint,
 } from '../errors.js';
-import type { CheckpointStore } from '../sandbox.js';
-import type { CheckpointInfo } from '../types.js';
+import type { CheckpointStore, InterruptedRollback } from '../sandbox.js';
+import type { CheckpointInfo, CheckpointVerifyReport } from '../types.js';
+import { removeStaleTemps, syncDir, syncFile, TEMP_PREFIX, writeAtomic } from './durable.js';
 import { diffCapture, isRacy, keyToRecord } from './engine/diff.js';
 import {
   CHECKPOINT_ID,
@@ -42,8 +51,16 @@ import {
   SHA256,
   treeManifestSchema,
 } from './engine/manifest.js';
-import { type LiveEntry, planRestore } from './engine/plan.js';
+import { type LiveEntry, planRestore, type RestorePlan } from './engine/plan.js';
+import { readRollbackRecord, rollbackRecord } from './engine/rollback-record.js';
 import { seal, unseal } from './engine/seal.js';
+import { buildVerifyReport } from './engine/verify-report.js';
+
+/** Up to this many new objects are flushed one by one; more, by one syncfs. */
+const FSYNC_EACH_UP_TO = 64;
+
+/** Temporary files younger than this may belong to a writer in another process: left alone. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
 
 /** Files up to this size are read in one piece; larger ones are streamed. */
 const SMALL_FILE_BYTES = 1024 * 1024;
@@ -78,6 +95,7 @@ export class TreeCheckpointStore implements CheckpointStore {
   readonly #manifests: string;
   readonly #cacheFile: string;
   readonly #tmp: string;
+  readonly #record: string;
   readonly #key: Uint8Array | undefined;
   #cache: Map<string, CachedFile> | undefined;
   /** Manifests validated (or written) by this process: never re-read, so never re-parsed. */
@@ -96,6 +114,7 @@ export class TreeCheckpointStore implements CheckpointStore {
     this.#manifests = join(options.storeDir, 'manifests');
     this.#cacheFile = join(options.storeDir, 'stat-cache.json');
     this.#tmp = join(options.storeDir, 'tmp');
+    this.#record = join(options.storeDir, 'rollback-pending.json');
     this.#key = options.manifestKey;
   }
 
@@ -119,13 +138,17 @@ export class TreeCheckpointStore implements CheckpointStore {
       const diff = diffCapture(cache, files, (k) => known.has(k.hash));
       for (const { file, known: k } of diff.reuse) file.hash = k.hash;
       let bytesStored = 0;
+      const created: string[] = [];
       await forEachLimit(diff.copy, 16, async (entry) => {
         opts.signal?.throwIfAborted();
         const stored = await this.#storeObject(this.#abs(entry.path), entry.size ?? 0);
         entry.hash = stored.hash;
         entry.size = stored.size;
         bytesStored += stored.written;
+        if (stored.created) created.push(stored.hash);
       });
+      // The new objects (content and names) must last before a manifest names them.
+      await this.#flushObjects(created);
       const nextCache = new Map<string, CachedFile>();
       for (const f of files) nextCache.set(f.path, { key: keyToRecord(f), hash: f.hash! });
       const info: CheckpointInfo = {
@@ -140,6 +163,7 @@ export class TreeCheckpointStore implements CheckpointStore {
         info,
         entries: scanned.map(({ liveKey: _k, racy: _r, ...entry }) => entry),
       };
+      // The checkpoint exists once this rename lands (list() reads only whole `<id>.json` files).
       await writeAtomic(join(this.#manifests, `${info.id}.json`), seal(manifest, this.#key));
       this.#read.set(info.id, manifest);
       await this.#saveCache(nextCache);
@@ -167,7 +191,35 @@ export class TreeCheckpointStore implements CheckpointStore {
         signal?.throwIfAborted();
         await this.#verifyObject(id, entry.hash!);
       });
+      const changes =
+        plan.open.length + plan.remove.length + plan.create.length + plan.chmod.length + plan.dirModes.length;
+      // From here the tree changes: a crash leaves this record for the next open to see.
+      if (changes > 0)
+        await writeAtomic(this.#record, seal(rollbackRecord(id), this.#key), { durable: true });
 
+      try {
+        await this.#apply(plan, signal);
+      } catch (error) {
+        // This process lives to report the failure to its caller, who decides what comes next:
+        // the record is only for a rollback whose process died (a re-attach would repeat it).
+        if (changes > 0) await fs.rm(this.#record, { force: true }).catch(() => {});
+        throw error;
+      }
+
+      // Files put back are new inodes: read again at the next checkpoint (cost follows the change).
+      const nextCache = new Map<string, CachedFile>();
+      for (const path of plan.kept) {
+        const known = cache.get(path);
+        if (known) nextCache.set(path, known);
+      }
+      await this.#saveCache(nextCache);
+      // The tree is the checkpoint's now (a record left by an earlier interrupted rollback goes too).
+      await fs.rm(this.#record, { force: true });
+    });
+  }
+
+  async #apply(plan: RestorePlan<ManifestEntry>, signal: AbortSignal | undefined): Promise<void> {
+    {
       const at = (path: string) => this.#abs(path);
       for (const path of plan.open) {
         const st = await fs.lstat(at(path));
@@ -182,14 +234,71 @@ export class TreeCheckpointStore implements CheckpointStore {
       }
       for (const entry of plan.chmod) await fs.chmod(at(entry.path), entry.mode);
       for (const entry of plan.dirModes) await fs.chmod(at(entry.path), entry.mode);
+    }
+  }
 
-      // Files put back are new inodes: read again at the next checkpoint (cost follows the change).
-      const nextCache = new Map<string, CachedFile>();
-      for (const path of plan.kept) {
-        const known = cache.get(path);
-        if (known) nextCache.set(path, known);
+  /** The checkpoint a rollback was restoring when it was cut short, or undefined when none was. */
+  async interruptedRollback(): Promise<InterruptedRollback | undefined> {
+    let file: string;
+    try {
+      file = await fs.readFile(this.#record, 'latin1');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    return readRollbackRecord(file, this.#key);
+  }
+
+  /**
+   * Scrub the store: parse every manifest from disk again (no cached copy) and hash every object
+   * a manifest names. Damaged objects are forgotten, so the next checkpoint stores their content again.
+   */
+  verify(signal?: AbortSignal | undefined): Promise<CheckpointVerifyReport> {
+    return this.#serial(async () => {
+      const manifests: { id: string; entries: { hash?: string | undefined }[] }[] = [];
+      const damagedManifests: { id: string; reason: string }[] = [];
+      let names: string[] = [];
+      try {
+        names = await fs.readdir(this.#manifests);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       }
-      await this.#saveCache(nextCache);
+      for (const name of names.sort()) {
+        const id = name.slice(0, -5);
+        if (!name.endsWith('.json') || !CHECKPOINT_ID.test(id)) continue;
+        signal?.throwIfAborted();
+        try {
+          const file = await fs.readFile(join(this.#manifests, name), 'latin1');
+          const manifest = parseChecked(treeManifestSchema, unseal(file, this.#key, id, {}), id, {});
+          manifests.push({ id, entries: manifest.entries });
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          this.#read.delete(id);
+          damagedManifests.push({ id, reason: reasonOf(error) });
+        }
+      }
+      const report = await buildVerifyReport({
+        manifests: manifests.map((m) => ({
+          id: m.id,
+          objects: m.entries.flatMap((e) => (e.hash ? [e.hash] : [])),
+        })),
+        damagedManifests,
+        check: async (objects) => {
+          const bad = new Map<string, 'missing' | 'mismatch'>();
+          await forEachLimit(objects, 8, async (hash) => {
+            signal?.throwIfAborted();
+            const got = await this.#hashObject(hash);
+            if (got !== hash) bad.set(hash, got === undefined ? 'missing' : 'mismatch');
+          });
+          return bad;
+        },
+        interruptedRollback: await this.interruptedRollback(),
+      });
+      for (const { object } of report.damagedObjects) {
+        this.#known?.delete(object);
+        for (const [path, cached] of this.#cache ?? []) if (cached.hash === object) this.#cache?.delete(path);
+      }
+      return report;
     });
   }
 
@@ -243,10 +352,13 @@ export class TreeCheckpointStore implements CheckpointStore {
           throw error;
       }
     }
+    // Temporary files a crash left behind (none is ever named by a manifest).
+    for (const dir of [this.#objects, this.#manifests, this.#tmp, join(this.#objects, '..')])
+      await removeStaleTemps(dir, STALE_TEMP_MS);
     for (const prefix of await fs.readdir(this.#objects)) {
       if (prefix.length !== 2) continue;
       for (const name of await fs.readdir(join(this.#objects, prefix))) {
-        if (live.has(prefix + name)) continue;
+        if (live.has(prefix + name) || name.startsWith(TEMP_PREFIX)) continue;
         await fs.rm(join(this.#objects, prefix, name), { force: true });
         this.#known?.delete(prefix + name);
       }
@@ -273,18 +385,46 @@ export class TreeCheckpointStore implements CheckpointStore {
     return manifest;
   }
 
-  /** Hash an object of the store; CHECKPOINT_CORRUPT when it is missing or its content differs. */
-  async #verifyObject(id: string, hash: string): Promise<void> {
+  /**
+   * Flush new objects and their directories: one fsync each for a few, one syncfs of the store's
+   * filesystem (`sync -f`) for many, where one fsync per file would cost more than the copy.
+   */
+  async #flushObjects(hashes: readonly string[]): Promise<void> {
+    if (hashes.length === 0) return;
+    const prefixes = [...new Set(hashes.map((h) => h.slice(0, 2)))];
+    if (hashes.length > FSYNC_EACH_UP_TO) {
+      const synced = await new Promise<boolean>((resolve) =>
+        execFile('sync', ['-f', this.#objects], (error) => resolve(!error)),
+      );
+      if (synced) return;
+    }
+    await forEachLimit(hashes, 16, (hash) => syncFile(this.#objectPath(hash)));
+    await forEachLimit(prefixes, 16, (prefix) => syncDir(join(this.#objects, prefix)));
+    await syncDir(this.#objects);
+  }
+
+  /** The SHA-256 of an object's content now, or undefined when it cannot be read. */
+  async #hashObject(hash: string): Promise<string | undefined> {
     const digest = createHash('sha256');
     try {
       await pipeline(createReadStream(this.#objectPath(hash)), digest);
-    } catch (error) {
-      throw new CheckpointCorruptError(`checkpoint ${id} is corrupt: object ${hash} is unreadable`, {
-        subject: id,
-        cause: error,
-      });
+    } catch {
+      return undefined;
     }
-    if (digest.digest('hex') !== hash)
+    return digest.digest('hex');
+  }
+
+  /** Hash an object of the store; CHECKPOINT_CORRUPT when it is missing or its content differs. */
+  async #verifyObject(id: string, hash: string): Promise<void> {
+    const got = await this.#hashObject(hash);
+    if (got === undefined)
+      throw new CheckpointCorruptError(
+        `checkpoint ${id} is corrupt: object ${hash} is missing or unreadable`,
+        {
+          subject: id,
+        },
+      );
+    if (got !== hash)
       throw new CheckpointCorruptError(
         `checkpoint ${id} is corrupt: object ${hash} does not match its hash`,
         {
@@ -399,8 +539,11 @@ export class TreeCheckpointStore implements CheckpointStore {
   }
 
   /** Copy a file into the store while hashing it, in one read (small files in one piece, large ones streamed). */
-  async #storeObject(source: Buffer, size: number): Promise<{ hash: string; size: number; written: number }> {
-    const tmp = join(this.#objects, `.tmp-${randomUUID()}`);
+  async #storeObject(
+    source: Buffer,
+    size: number,
+  ): Promise<{ hash: string; size: number; written: number; created: boolean }> {
+    const tmp = join(this.#objects, `${TEMP_PREFIX}${randomUUID()}`);
     try {
       let digest: string;
       let actual = 0;
@@ -408,8 +551,8 @@ export class TreeCheckpointStore implements CheckpointStore {
         const data = await fs.readFile(source);
         digest = createHash('sha256').update(data).digest('hex');
         actual = data.length;
-        if (await this.#hasObject(digest)) return { hash: digest, size: actual, written: 0 };
-        await fs.writeFile(tmp, data, { mode: 0o400 });
+        if (await this.#hasObject(digest)) return { hash: digest, size: actual, written: 0, created: false };
+        await fs.writeFile(tmp, data, { mode: 0o400, flag: 'wx' });
       } else {
         const hash = createHash('sha256');
         await pipeline(
@@ -426,13 +569,13 @@ export class TreeCheckpointStore implements CheckpointStore {
         digest = hash.digest('hex');
         if (await this.#hasObject(digest)) {
           await fs.rm(tmp, { force: true });
-          return { hash: digest, size: actual, written: 0 };
+          return { hash: digest, size: actual, written: 0, created: false };
         }
       }
       await fs.mkdir(join(this.#objects, digest.slice(0, 2)), { recursive: true });
       await fs.rename(tmp, this.#objectPath(digest));
       this.#known?.add(digest);
-      return { hash: digest, size: actual, written: actual };
+      return { hash: digest, size: actual, written: actual, created: true };
     } catch (error) {
       await fs.rm(tmp, { force: true });
       throw error;
@@ -476,7 +619,8 @@ export class TreeCheckpointStore implements CheckpointStore {
 
   async #saveCache(cache: Map<string, CachedFile>): Promise<void> {
     this.#cache = cache;
-    await writeAtomic(this.#cacheFile, JSON.stringify([...cache]));
+    // Only a hint (a lost or stale cache costs a re-read, never a wrong checkpoint): not flushed.
+    await writeAtomic(this.#cacheFile, JSON.stringify([...cache]), { durable: false });
   }
 }
 
@@ -499,8 +643,6 @@ async function forEachLimit<T>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${randomUUID().slice(0, 8)}`;
-  await fs.writeFile(tmp, text);
-  await fs.rename(tmp, path);
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -2,5 +2,7 @@
 export * from './diff.js';
 export * from './manifest.js';
 export * from './plan.js';
+export * from './rollback-record.js';
 export * from './script.js';
 export * from './seal.js';
+export * from './verify-report.js';

@@ -46,14 +46,16 @@ export interface Dirs {
 
 /**
  * Hash objects of the store (paths below `packs/`, e.g. `<pack>/<path>`), batched: prints
- * `B<n>\n` before each batch's sha256sum output and `D<n>\n` at the end.
+ * `B<n>\n` before each batch's sha256sum output and `D<n>\n` at the end. With `tolerant`
+ * (the scrub), a missing or unreadable object only has no line; otherwise it stops the script.
  */
-export function verifyScript(dirs: Dirs, objects: readonly string[], n: string): Buffer {
+export function verifyScript(dirs: Dirs, objects: readonly string[], n: string, tolerant = false): Buffer {
   return binaryScript(
     [
       `cd -- ${q(dirs.store)}/packs || exit 3`,
       ...batches(objects).map(
-        (b) => `printf 'B%s\\n' ${n}; sha256sum -- ${b.map((o) => q(`./${o}`)).join(' ')} || exit 4`,
+        (b) =>
+          `printf 'B%s\\n' ${n}; sha256sum -- ${b.map((o) => q(`./${o}`)).join(' ')}${tolerant ? ' 2>/dev/null; :' : ' || exit 4'}`,
       ),
       `printf 'D%s\\n' ${n}`,
       '',
@@ -100,7 +102,12 @@ export function commitScript(
     else {
       for (const b of batches(staged.duplicates))
         lines.push(`(cd -- ${stage} && rm -f -- ${b.map((p) => q(`./${p}`)).join(' ')})`);
-      lines.push(`mv -- ${stage} "$S/packs/"${pack(staged.pack)}`);
+      lines.push(
+        `mv -- ${stage} "$S/packs/"${pack(staged.pack)}`,
+        // Flushed before a manifest names them (best effort: a `sync` that takes no files syncs everything).
+        `find "$S/packs/"${pack(staged.pack)} -exec sync -- {} + 2>/dev/null || :`,
+        'sync -- "$S/packs" 2>/dev/null || :',
+      );
     }
   }
   const tmp = (ext: string) => `"$S/tmp/"${q(`${id}.${ext}`)}`;
@@ -115,9 +122,11 @@ export function commitScript(
     lines.push(`cat > ${tmp(ext)} <<'${eof}'`, text.replace(/\n$/, ''), eof);
   }
   lines.push(
+    `sync -- ${tmp('manifest')} ${tmp('info')} 2>/dev/null || :`,
     `mv -f -- ${tmp('manifest')} ${final('manifest')}`,
     // The info file makes the checkpoint exist: written last.
     `mv -f -- ${tmp('info')} ${final('info')}`,
+    'sync -- "$S/checkpoints" 2>/dev/null || :',
     '',
   );
   return binaryScript(lines.join('\n'));
@@ -136,11 +145,18 @@ export function gcScript(dirs: Dirs, packs: readonly string[], files: readonly s
   return binaryScript(lines.join('\n'));
 }
 
-/** The restore script for a plan of validated exec-manifest entries. */
+/** Where the exec store keeps the record of a rollback under way, relative to the store. */
+export const ROLLBACK_RECORD = 'rollback-pending';
+
+/**
+ * The restore script for a plan of validated exec-manifest entries. With `record` (the sealed
+ * record text), the script puts it in place (flushed, by rename) before its first change and
+ * removes it after its last, so a script cut short leaves it behind.
+ */
 export function restoreScript(
   dirs: Dirs,
   plan: RestorePlan<ExecManifestEntry>,
-  options: { owners: boolean; nonce: string },
+  options: { owners: boolean; nonce: string; record?: string },
 ): Buffer | undefined {
   const lines: string[] = [];
   const at = (path: string) => `"$R/"${q(path)}`;
@@ -187,6 +203,20 @@ export function restoreScript(
   for (const [m, paths] of group(plan.dirModes, (e) => octal(e.mode))) batched(`chmod ${m}`, paths);
   if (lines.length === 0) return undefined;
   if (!/^[0-9a-f]+$/.test(options.nonce)) throw new InvalidArgumentError('bad nonce');
+  const begin: string[] = [];
+  const end: string[] = [];
+  if (options.record !== undefined) {
+    if (/[^\x20-\x7e\n]/.test(options.record)) throw new InvalidArgumentError('unexpected record text');
+    const tmp = `"$S/tmp/${ROLLBACK_RECORD}.${options.nonce}"`;
+    begin.push(
+      'mkdir -p -- "$S/tmp"',
+      `printf '%s' ${q(options.record)} > ${tmp}`,
+      `sync -- ${tmp} 2>/dev/null || :`,
+      `mv -f -- ${tmp} "$S/${ROLLBACK_RECORD}"`,
+      'sync -- "$S" 2>/dev/null || :',
+    );
+    end.push(`rm -f -- "$S/${ROLLBACK_RECORD}"`);
+  }
   return binaryScript(
     [
       'set -e',
@@ -203,7 +233,9 @@ export function restoreScript(
       '}',
       // x PACK PATHS...: objects that already carry their path, mode, owner and mtime, in one tar.
       'x() { p=$1; shift; (cd -- "$S/packs/$p" && tar -cf - "$@") | (cd -- "$R" && tar -xf - --numeric-owner); }',
+      ...begin,
       ...lines,
+      ...end,
       '',
     ].join('\n'),
   );
