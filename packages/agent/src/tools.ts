@@ -6,9 +6,14 @@ import { cutMiddle, DEFAULT_MAX_RESULT_CHARS } from './cut.js';
 import {
   type CommandDecision,
   decideCommand,
+  destructiveCommand,
+  fingerprintGuardedFolders,
+  folderChangeMessage,
   type GuardSettings,
   guardedWrite,
+  type KeepOutcome,
   outcomeMessage,
+  reviewFolderChanges,
 } from './guard/index.js';
 
 export interface ToolSpec {
@@ -25,6 +30,11 @@ export interface ToolSettings {
   maxOutputBytes: number;
   /** Skills Guard and approvals; on by default (unattended: dangerous commands are denied). */
   guard?: GuardSettings;
+  /**
+   * Take a checkpoint before a destructive call (a command that deletes, moves or overwrites
+   * files; a write over an existing file), so one rollback undoes it. The loop turns it on.
+   */
+  autoCheckpoint?: boolean;
   /** Characters of one tool result for the model; longer ones keep their head and tail (default 24 000). */
   maxResultChars?: number;
   /** Where save_skill writes, relative to the workspace (default `skills`). */
@@ -36,6 +46,13 @@ export interface ToolSettings {
    * reported to the model with its reason and nothing is written.
    */
   reviewWrite?: (file: ReviewedWrite) => Promise<{ keep: true } | { keep: false; reason: string }>;
+}
+
+/** A checkpoint taken during a run; `auto` says why the loop took it before a destructive step. */
+export interface TakenCheckpoint {
+  id: string;
+  label: string | undefined;
+  auto?: string;
 }
 
 /** A skill or memory file about to be written, for {@link ToolSettings.reviewWrite}. */
@@ -52,8 +69,10 @@ export interface ToolOutcome {
   exitCode?: number;
   /** Set when a command needed approval: the decision and what made it dangerous. */
   approval?: CommandDecision;
-  /** A checkpoint the tool made, for the log and the final report. */
-  checkpoint?: { id: string; label: string | undefined };
+  /** A checkpoint the tool made (or took before a destructive step), for the log and the final report. */
+  checkpoint?: TakenCheckpoint;
+  /** Skills and memory files a command wrote that the Skills Guard quarantined or warned about. */
+  guarded?: KeepOutcome[];
   /** The checkpoint a rollback restored. */
   rolledBackTo?: string;
   /** The tool ran but did not do what was asked (a listing that failed, a skill the review refused). */
@@ -134,6 +153,30 @@ async function reviewedWrite(
   return undefined;
 }
 
+/** The checkpoint before a destructive step, when automatic checkpoints are on and the sandbox has them. */
+async function checkpointBefore(
+  sandbox: SandboxBackend,
+  what: string,
+  reason: string,
+  settings: ToolSettings,
+  signal: AbortSignal | undefined,
+): Promise<TakenCheckpoint | undefined> {
+  if (!settings.autoCheckpoint || !sandbox.capabilities.checkpoints) return undefined;
+  const label = `before ${what.length > 60 ? `${what.slice(0, 60)}…` : what}`;
+  const info = await sandbox.checkpoint({ label, signal });
+  return { id: info.id, label, auto: reason };
+}
+
+/** The output, led by a note of the checkpoint taken before the step (so the model can undo it). */
+function withCheckpoint(outcome: ToolOutcome, checkpoint: TakenCheckpoint | undefined): ToolOutcome {
+  if (!checkpoint) return outcome;
+  return {
+    ...outcome,
+    checkpoint,
+    output: `[checkpoint ${checkpoint.id} was taken before this step (${checkpoint.auto}); rollback to it undoes the step]\n${outcome.output}`,
+  };
+}
+
 export const TOOLS = {
   exec: tool({
     spec: {
@@ -154,20 +197,47 @@ export const TOOLS = {
     async run(sandbox, args, settings, signal) {
       const decision = await decideCommand(args.command, settings.guard?.approvals, args.cwd);
       if (!decision.allowed) return { output: decision.message!, approval: decision };
-      const r = await sandbox.exec(args.command, {
-        cwd: args.cwd,
-        timeoutMs: Math.min(args.timeoutMs ?? settings.execTimeoutMs, settings.execTimeoutMs),
-        maxOutputBytes: settings.maxOutputBytes,
-        signal,
-      });
+      const destructive = destructiveCommand(args.command);
+      const checkpoint = destructive
+        ? await checkpointBefore(sandbox, args.command, destructive, settings, signal)
+        : undefined;
+      // A command can write skills and memory too: what it changed there is scanned after it.
+      const before = await fingerprintGuardedFolders(sandbox, settings.guard, signal);
+      const reviewAfter = async () =>
+        reviewFolderChanges(
+          sandbox,
+          before,
+          await fingerprintGuardedFolders(sandbox, settings.guard, signal),
+          settings.guard,
+          signal,
+        );
+      let r: Awaited<ReturnType<SandboxBackend['exec']>>;
+      try {
+        r = await sandbox.exec(args.command, {
+          cwd: args.cwd,
+          timeoutMs: Math.min(args.timeoutMs ?? settings.execTimeoutMs, settings.execTimeoutMs),
+          maxOutputBytes: settings.maxOutputBytes,
+          signal,
+        });
+      } catch (error) {
+        // A command cut short may have written a skill before it ended.
+        if (!signal?.aborted) await reviewAfter();
+        throw error;
+      }
+      const guarded = await reviewAfter();
       const parts = [`exit code: ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`];
       if (r.stdout) parts.push(`stdout:\n${r.stdout}${cutNote(r.truncated.stdout, r.totalBytes.stdout)}`);
       if (r.stderr) parts.push(`stderr:\n${r.stderr}${cutNote(r.truncated.stderr, r.totalBytes.stderr)}`);
-      return {
-        output: parts.join('\n'),
-        exitCode: r.exitCode,
-        ...(decision.findings.length > 0 ? { approval: decision } : {}),
-      };
+      if (guarded.length > 0) parts.push(folderChangeMessage(guarded));
+      return withCheckpoint(
+        {
+          output: parts.join('\n'),
+          exitCode: r.exitCode,
+          ...(decision.findings.length > 0 ? { approval: decision } : {}),
+          ...(guarded.length > 0 ? { guarded } : {}),
+        },
+        checkpoint,
+      );
     },
   }),
   read_file: tool({
@@ -199,10 +269,25 @@ export const TOOLS = {
     },
     args: writeArgs,
     async run(sandbox, args, settings, signal) {
+      const exists =
+        settings.autoCheckpoint &&
+        (await runArgv(sandbox, ['test', '-e', args.path], settings, signal)).exitCode === 0;
+      const checkpoint = exists
+        ? await checkpointBefore(
+            sandbox,
+            `write_file ${args.path}`,
+            `overwrites ${args.path}`,
+            settings,
+            signal,
+          )
+        : undefined;
       const guarded = await guardedWrite(sandbox, args.path, args.content, settings.guard, signal);
-      if (guarded) return outcomeMessage(guarded);
+      if (guarded) return withCheckpoint({ output: outcomeMessage(guarded) }, checkpoint);
       await sandbox.writeFile(args.path, args.content, { signal });
-      return `wrote ${Buffer.byteLength(args.content)} bytes to ${args.path}`;
+      return withCheckpoint(
+        { output: `wrote ${Buffer.byteLength(args.content)} bytes to ${args.path}` },
+        checkpoint,
+      );
     },
   }),
   checkpoint: tool({

@@ -1,9 +1,8 @@
 /**
- * The agent's side of the guard: settings, the two tools that save skills and memory through the
- * scanner, and the check that routes a plain file write into the skills or memory folders through it too.
+ * The agent's side of the guard: its settings, and the check that routes a file write into the
+ * skills or memory folders through the scanner (the loop's save_skill, write_memory and write_file use it).
  */
 import type { SandboxBackend } from '@agentbox/core';
-import { z } from 'zod';
 import type { ApprovalSettings } from './approvals.js';
 import { type GuardPolicy, type KeepOutcome, saveMemoryInSandbox, saveSkillInSandbox } from './keep.js';
 
@@ -75,80 +74,3 @@ export function outcomeMessage(outcome: KeepOutcome): string {
   if (outcome.kept) return `saved to ${outcome.path}, with warnings:\n${outcome.summary}`;
   return `not saved: the Skills Guard quarantined it in ${outcome.path}.\n${outcome.summary}`;
 }
-
-const saveSkillArgs = z.strictObject({
-  name: z.string().min(1),
-  files: z.array(z.strictObject({ path: z.string().min(1), content: z.string() })).min(1),
-});
-const writeMemoryArgs = z.strictObject({ path: z.string().min(1), content: z.string() });
-
-/** Tool definitions with the same shape as the entries of `TOOLS`. */
-export const GUARDED_TOOLS = {
-  save_skill: {
-    spec: {
-      name: 'save_skill',
-      description:
-        'Save a skill (a folder with SKILL.md and any scripts) for later runs. The Skills Guard scans it first; ' +
-        'a dangerous skill is quarantined with a report instead of saved.',
-      parameters: {
-        type: 'object',
-        properties: {
-          name: { type: 'string', description: 'folder name: letters, digits, ".", "_" or "-"' },
-          files: {
-            type: 'array',
-            items: {
-              type: 'object',
-              properties: { path: { type: 'string' }, content: { type: 'string' } },
-              required: ['path', 'content'],
-              additionalProperties: false,
-            },
-          },
-        },
-        required: ['name', 'files'],
-        additionalProperties: false,
-      },
-    },
-    args: saveSkillArgs,
-    async run(
-      sandbox: SandboxBackend,
-      args: z.output<typeof saveSkillArgs>,
-      settings: { guard?: GuardSettings },
-      signal?: AbortSignal,
-    ): Promise<string> {
-      const outcome = await saveSkillInSandbox(sandbox, args, {
-        ...settings.guard,
-        ...(signal ? { signal } : {}),
-      });
-      return outcomeMessage(outcome);
-    },
-  },
-  write_memory: {
-    spec: {
-      name: 'write_memory',
-      description:
-        'Write a memory file (markdown read back in later runs) under the memory folder. The Skills Guard scans it first.',
-      parameters: {
-        type: 'object',
-        properties: { path: { type: 'string' }, content: { type: 'string' } },
-        required: ['path', 'content'],
-        additionalProperties: false,
-      },
-    },
-    args: writeMemoryArgs,
-    async run(
-      sandbox: SandboxBackend,
-      args: z.output<typeof writeMemoryArgs>,
-      settings: { guard?: GuardSettings },
-      signal?: AbortSignal,
-    ): Promise<string> {
-      const memoryDir = settings.guard?.memoryDir ?? 'memory';
-      const path = within(args.path, memoryDir) ? args.path : `${memoryDir}/${args.path}`;
-      const outcome = await saveMemoryInSandbox(
-        sandbox,
-        { path, content: args.content },
-        { ...settings.guard, ...(signal ? { signal } : {}) },
-      );
-      return outcomeMessage(outcome);
-    },
-  },
-} as const;

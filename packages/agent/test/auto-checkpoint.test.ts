@@ -1,0 +1,110 @@
+/** Automatic checkpoints: the loop takes one before a destructive step, so one rollback undoes it. */
+import { openSandbox } from '@agentbox/core';
+import '@agentbox/backend-local';
+import { describe, expect, it } from 'vitest';
+import { destructiveCommand, formatRunReport, type Message, runAgent, scriptedModel } from '../src/index.js';
+
+describe('destructiveCommand', () => {
+  it('finds deletes, moves, in-place edits and overwrites in the parsed command', () => {
+    for (const command of [
+      'rm -rf project/src',
+      'cd project && rm notes.md',
+      'sudo rm -f x',
+      'mv a.txt b.txt',
+      'echo oops > project/README.md',
+      'find . -name "*.tmp" -delete',
+      'git reset --hard HEAD~1',
+      "sed -i 's/a/b/' file.txt",
+      'sh -c "truncate -s 0 log.txt"',
+      'echo $(rm -r build)',
+      'rm -rf /',
+    ])
+      expect(destructiveCommand(command), command).toBeDefined();
+  });
+
+  it('leaves reads, appends and words that only mention a delete alone', () => {
+    for (const command of [
+      'ls -l',
+      'cat project/README.md',
+      'echo "rm -rf project" >> notes.md',
+      'echo hello > /dev/null',
+      'grep -r rm src 2>&1',
+      'echo "mv a b"',
+      'npm test',
+      'mkdir -p build && touch build/x',
+    ])
+      expect(destructiveCommand(command), command).toBeUndefined();
+  });
+});
+
+describe('the loop checkpoints before destructive steps', () => {
+  it('takes a checkpoint before a destructive command and an overwrite, tells the model, and lists them', async () => {
+    await using sandbox = await openSandbox({ backend: 'local' });
+    await sandbox.writeFile('project/app.sh', 'echo app\n');
+    const last = (messages: readonly Message[]) => (messages.at(-1) as { content: string }).content;
+    let seen = '';
+    const model = scriptedModel([
+      { content: '', toolCalls: [{ id: '1', name: 'exec', arguments: { command: 'ls project' } }] },
+      {
+        content: '',
+        toolCalls: [{ id: '2', name: 'write_file', arguments: { path: 'new.txt', content: 'x' } }],
+      },
+      {
+        content: '',
+        toolCalls: [{ id: '3', name: 'exec', arguments: { command: 'rm -rf project && echo gone' } }],
+      },
+      (messages) => {
+        seen = last(messages);
+        const id = /\[checkpoint (\S+) was taken before this step/.exec(seen)?.[1] ?? 'missing';
+        return { content: '', toolCalls: [{ id: '4', name: 'rollback', arguments: { id } }] };
+      },
+      {
+        content: '',
+        toolCalls: [{ id: '5', name: 'write_file', arguments: { path: 'new.txt', content: 'y' } }],
+      },
+      { content: 'done', toolCalls: [] },
+    ]);
+    const run = await runAgent({ sandbox, model, task: 't' });
+    expect(run.finished).toBe(true);
+    expect(seen).toMatch(
+      /^\[checkpoint \S+ was taken before this step \(rm removes or replaces files\); rollback/,
+    );
+    // One rollback undid the delete.
+    expect(await sandbox.readTextFile('project/app.sh')).toBe('echo app\n');
+    expect(run.rollbacks).toEqual([run.checkpoints[0]!.id]);
+    // The listing and the first write (a new file) took none; the delete and the overwrite did.
+    expect(run.checkpoints).toEqual([
+      {
+        id: expect.any(String),
+        label: 'before rm -rf project && echo gone',
+        auto: 'rm removes or replaces files',
+      },
+      { id: expect.any(String), label: 'before write_file new.txt', auto: 'overwrites new.txt' },
+    ]);
+    expect(formatRunReport(run)).toContain(
+      `checkpoints: ${run.checkpoints[0]!.id} (before rm -rf project && echo gone) [automatic: rm removes or replaces files], `,
+    );
+    expect((await sandbox.listCheckpoints()).map((c) => c.id)).toEqual(run.checkpoints.map((c) => c.id));
+  });
+
+  it('takes none when turned off, and none for a command the approvals deny', async () => {
+    await using sandbox = await openSandbox({ backend: 'local' });
+    const model = scriptedModel([
+      { content: '', toolCalls: [{ id: '1', name: 'exec', arguments: { command: 'rm -rf ~' } }] },
+      { content: 'done', toolCalls: [] },
+    ]);
+    const denied = await runAgent({ sandbox, model, task: 't' });
+    expect(denied.checkpoints).toEqual([]);
+    const off = await runAgent({
+      sandbox,
+      model: scriptedModel([
+        { content: '', toolCalls: [{ id: '1', name: 'exec', arguments: { command: 'rm -f nothing' } }] },
+        { content: 'done', toolCalls: [] },
+      ]),
+      task: 't',
+      autoCheckpoint: false,
+    });
+    expect(off.checkpoints).toEqual([]);
+    expect(await sandbox.listCheckpoints()).toEqual([]);
+  });
+});
