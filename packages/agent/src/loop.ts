@@ -40,6 +40,8 @@ export type AgentEvent =
       durationMs: number;
       /** A checkpoint the call made, or the loop took before it (a destructive step). */
       checkpoint?: TakenCheckpoint;
+      /** For a command that needed approval: whether it ran, and why it needed it. */
+      approval?: { allowed: boolean; reasons: string[] };
       /** Skills or memory files the call wrote that the Skills Guard quarantined (kept: false) or warned about. */
       quarantined?: { path: string; target: string; verdict: string; kept: boolean }[];
     }
@@ -282,6 +284,11 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRun> {
           throw error;
         }
         const { ok, output, exitCode, checkpoint, guarded } = result;
+        const approval = result.approval && {
+          allowed: result.approval.allowed,
+          reasons: result.approval.findings.map((f) => `${f.reason} [${f.category}]`),
+        };
+        if (approval) log?.write('approval', { step, id: call.id, ...approval });
         const durationMs = performance.now() - startedTool;
         messages.push({ role: 'tool', toolCallId: call.id, name: call.name, content: output });
         log?.write('tool_result', {
@@ -318,6 +325,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRun> {
           ...(exitCode === undefined ? {} : { exitCode }),
           durationMs,
           ...(checkpoint ? { checkpoint } : {}),
+          ...(approval ? { approval } : {}),
           ...(quarantined ? { quarantined } : {}),
         });
       }

@@ -71,7 +71,7 @@ export interface ToolOutcome {
   approval?: CommandDecision;
   /** A checkpoint the tool made (or took before a destructive step), for the log and the final report. */
   checkpoint?: TakenCheckpoint;
-  /** Skills and memory files a command wrote that the Skills Guard quarantined or warned about. */
+  /** Skills and memory files the call wrote that the Skills Guard quarantined (or, after a command, warned about). */
   guarded?: KeepOutcome[];
   /** The checkpoint a rollback restored. */
   rolledBackTo?: string;
@@ -142,15 +142,32 @@ async function reviewedWrite(
   file: ReviewedWrite,
   settings: ToolSettings,
   signal: AbortSignal | undefined,
-): Promise<string | undefined> {
+): Promise<{ refused: string; guarded?: KeepOutcome } | undefined> {
   const verdict = settings.reviewWrite ? await settings.reviewWrite(file) : { keep: true as const };
-  if (!verdict.keep) return verdict.reason;
+  if (!verdict.keep) return { refused: verdict.reason };
   // Then the Skills Guard, which keeps the file or quarantines it with its report.
   const guard = { skillsDir: settings.skillsDir, memoryDir: settings.memoryDir, ...settings.guard };
   const guarded = await guardedWrite(sandbox, file.path, file.content, guard, signal);
-  if (guarded) return guarded.kept ? undefined : outcomeMessage(guarded);
+  if (guarded) return guarded.kept ? undefined : { refused: outcomeMessage(guarded), guarded };
   await sandbox.writeFile(file.path, file.content, { signal });
   return undefined;
+}
+
+/** True when one of the paths (relative to cwd) exists in the sandbox. */
+async function anyExists(
+  sandbox: SandboxBackend,
+  paths: readonly string[],
+  cwd: string | undefined,
+  settings: ToolSettings,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  const script = 'for f; do [ -e "$f" ] && exit 0; done; exit 1';
+  const r = await sandbox.exec(['sh', '-c', script, 'sh', ...paths], {
+    cwd,
+    timeoutMs: settings.execTimeoutMs,
+    signal,
+  });
+  return r.exitCode === 0;
 }
 
 /** The checkpoint before a destructive step, when automatic checkpoints are on and the sandbox has them. */
@@ -197,9 +214,13 @@ export const TOOLS = {
     async run(sandbox, args, settings, signal) {
       const decision = await decideCommand(args.command, settings.guard?.approvals, args.cwd);
       if (!decision.allowed) return { output: decision.message!, approval: decision };
-      const destructive = destructiveCommand(args.command);
-      const checkpoint = destructive
-        ? await checkpointBefore(sandbox, args.command, destructive, settings, signal)
+      const destructive = settings.autoCheckpoint ? destructiveCommand(args.command) : undefined;
+      const destroys =
+        destructive !== undefined &&
+        (!destructive.overwrites ||
+          (await anyExists(sandbox, destructive.overwrites, args.cwd, settings, signal)));
+      const checkpoint = destroys
+        ? await checkpointBefore(sandbox, args.command, destructive.reason, settings, signal)
         : undefined;
       // A command can write skills and memory too: what it changed there is scanned after it.
       const before = await fingerprintGuardedFolders(sandbox, settings.guard, signal);
@@ -270,8 +291,7 @@ export const TOOLS = {
     args: writeArgs,
     async run(sandbox, args, settings, signal) {
       const exists =
-        settings.autoCheckpoint &&
-        (await runArgv(sandbox, ['test', '-e', args.path], settings, signal)).exitCode === 0;
+        settings.autoCheckpoint && (await anyExists(sandbox, [args.path], undefined, settings, signal));
       const checkpoint = exists
         ? await checkpointBefore(
             sandbox,
@@ -282,7 +302,11 @@ export const TOOLS = {
           )
         : undefined;
       const guarded = await guardedWrite(sandbox, args.path, args.content, settings.guard, signal);
-      if (guarded) return withCheckpoint({ output: outcomeMessage(guarded) }, checkpoint);
+      if (guarded)
+        return withCheckpoint(
+          { output: outcomeMessage(guarded), ...(guarded.kept ? {} : { guarded: [guarded] }) },
+          checkpoint,
+        );
       await sandbox.writeFile(args.path, args.content, { signal });
       return withCheckpoint(
         { output: `wrote ${Buffer.byteLength(args.content)} bytes to ${args.path}` },
@@ -397,7 +421,11 @@ export const TOOLS = {
         signal,
       );
       if (refused !== undefined)
-        return { output: `error: skill "${args.name}" was not kept: ${refused}`, failed: true };
+        return {
+          output: `error: skill "${args.name}" was not kept: ${refused.refused}`,
+          failed: true,
+          ...(refused.guarded ? { guarded: [refused.guarded] } : {}),
+        };
       return `saved skill ${args.name} to ${path} (${Buffer.byteLength(args.content)} bytes)`;
     },
   }),
@@ -430,7 +458,11 @@ export const TOOLS = {
       }
       const refused = await reviewedWrite(sandbox, { kind: 'memory', path, content }, settings, signal);
       if (refused !== undefined)
-        return { output: `error: memory ${path} was not changed: ${refused}`, failed: true };
+        return {
+          output: `error: memory ${path} was not changed: ${refused.refused}`,
+          failed: true,
+          ...(refused.guarded ? { guarded: [refused.guarded] } : {}),
+        };
       return `${args.mode === 'append' ? 'appended to' : 'replaced'} ${path} (${Buffer.byteLength(content)} bytes now)`;
     },
   }),

@@ -5,13 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { destructiveCommand, formatRunReport, type Message, runAgent, scriptedModel } from '../src/index.js';
 
 describe('destructiveCommand', () => {
-  it('finds deletes, moves, in-place edits and overwrites in the parsed command', () => {
+  it('finds deletes, moves and in-place edits in the parsed command', () => {
     for (const command of [
       'rm -rf project/src',
       'cd project && rm notes.md',
       'sudo rm -f x',
       'mv a.txt b.txt',
-      'echo oops > project/README.md',
       'find . -name "*.tmp" -delete',
       'git reset --hard HEAD~1',
       "sed -i 's/a/b/' file.txt",
@@ -19,7 +18,22 @@ describe('destructiveCommand', () => {
       'echo $(rm -r build)',
       'rm -rf /',
     ])
-      expect(destructiveCommand(command), command).toBeDefined();
+      expect(destructiveCommand(command), command).toEqual({ reason: expect.any(String) });
+  });
+
+  it('a redirect alone destroys something only if its target exists: it names the targets', () => {
+    expect(destructiveCommand('echo hi > notes.md 2>&1')).toEqual({
+      reason: 'overwrites notes.md',
+      overwrites: ['notes.md'],
+    });
+    expect(destructiveCommand('cat a > b.txt; echo c > d/e.txt')?.overwrites).toEqual(['b.txt', 'd/e.txt']);
+    // After a cd, or with a target the shell expands, the target cannot be checked: always a checkpoint.
+    expect(destructiveCommand('cd sub && echo x > a.txt')).toEqual({ reason: 'overwrites a.txt' });
+    expect(destructiveCommand('echo x > "$OUT"')).toEqual({ reason: 'overwrites $OUT' });
+    // Any other destructive part wins over the redirect.
+    expect(destructiveCommand('echo x > a.txt && rm b.txt')).toEqual({
+      reason: 'rm removes or replaces files',
+    });
   });
 
   it('leaves reads, appends and words that only mention a delete alone', () => {
@@ -32,6 +46,7 @@ describe('destructiveCommand', () => {
       'echo "mv a b"',
       'npm test',
       'mkdir -p build && touch build/x',
+      'cd project && chmod +x src/app.sh && ./src/app.sh',
     ])
       expect(destructiveCommand(command), command).toBeUndefined();
   });
@@ -45,6 +60,11 @@ describe('the loop checkpoints before destructive steps', () => {
     let seen = '';
     const model = scriptedModel([
       { content: '', toolCalls: [{ id: '1', name: 'exec', arguments: { command: 'ls project' } }] },
+      // A redirect into a file that does not exist yet destroys nothing.
+      {
+        content: '',
+        toolCalls: [{ id: '1b', name: 'exec', arguments: { command: 'echo one > fresh.txt' } }],
+      },
       {
         content: '',
         toolCalls: [{ id: '2', name: 'write_file', arguments: { path: 'new.txt', content: 'x' } }],
@@ -72,7 +92,7 @@ describe('the loop checkpoints before destructive steps', () => {
     // One rollback undid the delete.
     expect(await sandbox.readTextFile('project/app.sh')).toBe('echo app\n');
     expect(run.rollbacks).toEqual([run.checkpoints[0]!.id]);
-    // The listing and the first write (a new file) took none; the delete and the overwrite did.
+    // The listing and the first writes (new files) took none; the delete and the overwrite did.
     expect(run.checkpoints).toEqual([
       {
         id: expect.any(String),
