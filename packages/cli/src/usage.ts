@@ -102,6 +102,7 @@ For an offline demo with a scripted model, run \`npm run demo\` at the repositor
 
   mcp: `Usage: agentbox mcp [--backend KIND] [--config JSON | --config-file PATH] [--policy JSON]
                    [--keep | --id ID] [--timeout-ms N] [--max-output-bytes N] [--max-file-bytes N]
+                   [--approvals ask|deny] [--max-calls N] [--max-seconds N]
 
 Serve one sandbox as Model Context Protocol tools over stdio, for an MCP client (an agent in any
 language) that starts this command. stdout carries the protocol only; log lines go to stderr.
@@ -122,6 +123,11 @@ missing file, a timeout...) is a tool error (isError) whose text starts with the
 code (INVALID_ARGUMENT, NOT_FOUND, TIMEOUT, ...), with the whole error as JSON in
 _meta["agentbox/error"]; the server keeps serving.
 
+The same guards as the agent loop: a dangerous command (curl | sh, rm -rf ~, reading credentials,
+...) runs only when approved, otherwise it fails with PERMISSION_DENIED and the reason. A write_file
+into skills/ or memory/ passes the Skills Guard first, and after each exec the files it wrote there
+are scanned; a dangerous one is moved to .quarantine/ with its report (the result's "quarantined").
+
 A fresh sandbox is opened on the backend (local by default) and removed when the client goes
 away (stdin ends) or on SIGINT/SIGTERM.
 
@@ -131,6 +137,10 @@ Options:
   --timeout-ms N        longest a command may run, and the default (120000); a call may ask for less
   --max-output-bytes N  output kept per stream of a command, head and tail (65536)
   --max-file-bytes N    largest file read_file returns (1048576)
+  --approvals ask|deny  ask: a dangerous command is put to the client's user (MCP elicitation) and
+                        denied when the client cannot ask; deny: always denied (default ask)
+  --max-calls N         tool calls the session may make; later calls fail with PERMISSION_DENIED
+  --max-seconds N       wall-clock time of the session: a running command is stopped, later calls fail
   --backend KIND, --config JSON, --config-file PATH, --policy JSON: as for the other commands
 
 Exit status: 0 when the client closed the connection; 130/143 on SIGINT/SIGTERM; 1 or 2 when

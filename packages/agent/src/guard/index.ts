@@ -46,7 +46,7 @@ export {
   type Redirect,
   type SimpleCommand,
 } from './shell-parse.js';
-export { type GuardSettings, guardedWrite, outcomeMessage } from './skill-tools.js';
+export { type GuardSettings, guardedWrite, isGuardedPath, outcomeMessage } from './skill-tools.js';
 export {
   type FolderFingerprints,
   fingerprintGuardedFolders,
