@@ -9,8 +9,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
   type AgentEvent,
+  chooseModel,
   formatRunReport,
   type Message,
+  ModelFlagError,
   type RunLimits,
   runAgent,
   SessionLog,
@@ -24,7 +26,6 @@ import {
   loadBackend,
   openSandbox,
 } from '@agentbox/core';
-import { chooseModel, ModelFlagError } from './runner-model.js';
 
 /** How to reach the docker and ssh backends from a checkout: what provisions them, and the config. */
 const OTHER_BACKENDS = `Try the other backends (from the repository root, as root; each provision script is

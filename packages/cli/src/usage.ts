@@ -85,18 +85,39 @@ AGENTBOX_BACKENDS environment variable (comma-separated paths or package names).
 
 Exit status: 0 when every checked backend is ready, 1 otherwise.`,
 
-  agent: `Usage: agentbox agent --task TEXT --model-url URL --model NAME [options]
+  agent: `Usage: agentbox agent --task TEXT [model options] [limits] [--json]
 
 Run the reference agent loop (@agentbox/agent) in a fresh sandbox, which is removed at the end
-(or in sandbox ID with --id, which is kept), printing each model turn and tool call.
+(or in sandbox ID with --id, which is kept), printing each model turn and tool call, then the
+report (why it stopped, tokens, estimated cost, checkpoints). The loop's guards are on: dangerous
+commands are denied (no one is there to approve them), skills and memory pass the Skills Guard,
+and a checkpoint is taken before each destructive step.
 
-Options:
-  --task TEXT           what the agent should do
-  --model-url URL       an OpenAI-compatible chat-completions endpoint, e.g. http://127.0.0.1:8000/v1
-  --model NAME          the model name to ask for
-  --api-key-env VAR     environment variable holding the API key (default MODEL_API_KEY)
-  --max-steps N         model turns before giving up (default 25; exit 1 when they run out)
+Model (through the official openai and @anthropic-ai/sdk SDKs):
+  --provider NAME       openai or anthropic (default: openai with --model-url or an OpenAI key,
+                        anthropic with ANTHROPIC_API_KEY)
+  --model-url URL       any OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
+  --model NAME          the model to ask for (default gpt-4o-mini / claude-haiku-4-5)
+  --api-key-env VAR     environment variable holding the key (default MODEL_API_KEY; then
+                        OPENAI_API_KEY or ANTHROPIC_API_KEY)
+  --fallback-provider NAME, --fallback-url URL, --fallback-model NAME
+                        the model that takes a turn when the primary fails (429, 5xx, timeout,
+                        refused); its key in FALLBACK_API_KEY or the provider's variable
+  --max-attempts N      tries per model and turn before the fallback (default 3)
+  --replay FILE         play the turns of a file ({"turns": [...]}) or of a session log
+Limits (each a hard stop with the report; exit 1):
+  --max-steps N         model turns (default 25)
+  --max-tokens N        output tokens over the run
+  --max-cost-usd X      estimated cost, from the price table
+  --max-seconds N       wall-clock time
+  --kill-file PATH      stop at the next step when this file appears
+Other:
+  --log FILE            the session log (JSON lines, secrets redacted; agentbox log summarize FILE)
   --exec-timeout-ms N   longest a single command may run (default 120000)
+  --json                one JSON object a line: the sandbox, each event, then the result
+
+Exit status: 0 when the model finished; 1 when a limit or the kill switch stopped it, or on an
+error (MODEL_UNAVAILABLE, AUTHENTICATION, ...); 2 for a usage error.
 
 For an offline demo with a scripted model, run \`npm run demo\` at the repository root.`,
 
