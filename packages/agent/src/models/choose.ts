@@ -29,7 +29,10 @@ export interface ChooseModelOptions {
   retry?: RetryPolicy;
 }
 
-const DEFAULT_MODELS: Record<ModelProvider, string> = { openai: 'gpt-4o-mini', anthropic: 'claude-haiku-4-5' };
+const DEFAULT_MODELS: Record<ModelProvider, string> = {
+  openai: 'gpt-4o-mini',
+  anthropic: 'claude-haiku-4-5',
+};
 
 /** A mistake in the model flags, told to the user as a usage error. */
 export class ModelFlagError extends Error {}
