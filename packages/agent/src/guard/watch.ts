@@ -19,10 +19,19 @@ import type { GuardSettings } from './skill-tools.js';
 /** Each file or symlink under the watched folders: path → fingerprint (checksum and size, or link target). */
 export type FolderFingerprints = Map<string, string>;
 
-// One cksum for all regular files; symlinks by their target (never followed).
-const FINGERPRINT_SCRIPT = `for d in "$@"; do
+// Each regular file by a checksum of its bytes and its size, with whichever tool the image has
+// (busybox images lack cksum); with none, a print that differs every time: everything is rescanned.
+// Symlinks by their target, never followed.
+const FINGERPRINT_SCRIPT = `sum=
+for tool in cksum md5sum sha256sum sha1sum; do
+  if command -v "$tool" >/dev/null 2>&1; then sum=$tool; break; fi
+done
+for d in "$@"; do
   [ -d "$d" ] || continue
-  find "$d" -type f -exec cksum {} +
+  find "$d" -type f | while IFS= read -r f; do
+    if [ -n "$sum" ]; then s=$("$sum" < "$f"); s=\${s%% *}; else s="unknown-$$"; fi
+    printf 'F %s %s %s\\n' "$s" "$(($(wc -c < "$f")))" "$f"
+  done
   find "$d" -type l | while IFS= read -r f; do printf 'L %s %s\\n' "$(readlink "$f")" "$f"; done
 done`;
 
@@ -40,11 +49,11 @@ export async function fingerprintGuardedFolders(
   const r = await sandbox.exec(['sh', '-c', FINGERPRINT_SCRIPT, 'sh', skills, memory], { signal });
   const prints: FolderFingerprints = new Map();
   for (const line of r.stdout.split('\n')) {
-    // "CRC SIZE PATH" from cksum, "L TARGET PATH" for a symlink (a target with spaces stays in the print).
+    // "F SUM SIZE PATH" for a file, "L TARGET PATH" for a symlink.
+    const file = /^F (\S+) (\d+) (.+)$/.exec(line);
+    if (file) prints.set(file[3]!, `${file[1]} ${file[2]}`);
     const link = /^L (.*) ((?:\S+\/)+\S+)$/.exec(line);
     if (link) prints.set(link[2]!, `link ${link[1]}`);
-    const file = /^(\d+) (\d+) (.+)$/.exec(line);
-    if (file) prints.set(file[3]!, `${file[1]} ${file[2]}`);
   }
   return prints;
 }
