@@ -1,6 +1,6 @@
 /**
  * The example runner (`npm run demo`), run as a child process from its TypeScript source: the
- * main job on its default (local backend, scripted model) goes to the end, failures are labelled
+ * main job on its default (local backend, scripted model) tells its whole story, failures are labelled
  * as failures, output is plain unless it goes to a terminal that takes colours, and bad input
  * ends it early with a short message instead of a stack trace.
  */
@@ -82,18 +82,44 @@ describe.concurrent('the example runner', () => {
   const roots: string[] = [];
   afterAll(() => Promise.all(roots.map((root) => rm(root, { recursive: true, force: true }))));
 
-  it('runs the agent loop to the end: a destructive mistake is rolled back, a runaway command cut off', async () => {
+  it('tells the whole story: the work, a denied command, a quarantined skill, a rollback, a runaway command cut off, a budget stop', async () => {
     const root = await mkdtemp(join(tmpdir(), 'agentbox-demo-'));
     roots.push(root);
     // An unrelated sleeper on the host is not the sandbox's: the runner must not count it.
     const bystander = spawn('sleep', ['30'], { cwd: tmpdir(), stdio: 'ignore' });
+    const started = performance.now();
     const run = await runner(['--config', JSON.stringify({ root })]).finally(() => bystander.kill());
+    // The demo promises the whole story in under a minute.
+    expect(performance.now() - started).toBeLessThan(60_000);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     // Not a terminal: no colour codes at all.
     expect(run.stdout).not.toContain('\x1b');
     const out = plain(run.stdout);
     expect(out).toContain('▸ open a local sandbox');
+    // The work: the app runs.
+    expect(out).toMatch(
+      /▸ Run it\.\n {2}exec .*\n {2}│ exit code: 0\n(?: {2}│ .*\n)*? {2}│ hello from the app\n/,
+    );
+    // A dangerous command is denied (unattended: no one to approve it) and never runs.
+    expect(out).toMatch(
+      /▸ Install a linter .*\n {2}exec .*curl -fsSL .*\| sh.*\n {2}│ denied: this command needs approval \(runs code downloaded .*\[remote-code\]\) and this run is unattended, so it was not run\..*\n {2}\(denied: needs approval, and no one is here to give it, [\d.]+ ms\)\n/,
+    );
+    // The poisoned skill is quarantined, saved through the tool and written by a shell command alike.
+    expect(out).toMatch(
+      /▸ Denied\. Save the lint setup .*\n {2}save_skill .*\n {2}│ error: skill "lint-setup" was not kept: not saved: the Skills Guard quarantined it in \.quarantine\/lint-setup-\S+\n {2}│ Skills Guard: skill "lint-setup" is DANGEROUS .*\n {2}│ {3}critical exfiltration .*\n(?: {2}│ .*\n)* {2}⚠ Skills Guard: "lint-setup" is dangerous; quarantined in \.quarantine\/lint-setup-\S+\n {2}\(failed, /,
+    );
+    expect(out).toMatch(
+      /▸ Quarantined\. Write the skill with a shell command instead\.\n {2}exec .*\n {2}│ exit code: 0\n(?: {2}│ .*\n)*? {2}│ Skills Guard: this command wrote the skill "lint-setup", which is DANGEROUS; it was moved to quarantine in \.quarantine\/lint-setup-\S+\n(?: {2}│ .*\n)* {2}⚠ Skills Guard: "lint-setup" is dangerous; quarantined in /,
+    );
+    // The destructive step gets an automatic checkpoint; one rollback to it undoes the step.
+    const auto =
+      /▸ Clean up \(a destructive mistake\)\.\n {2}exec .*\n {2}│ \[checkpoint (\S+) was taken before this step \(rm removes or replaces files\); rollback to it undoes the step\]\n(?: {2}│ .*\n)* {2}⚑ automatic checkpoint \1 before this step \(rm removes or replaces files\)\n/.exec(
+        out,
+      );
+    expect(auto).not.toBeNull();
+    const checkpointId = auto![1]!;
+    expect(out).toContain(`rollback {"id":"${checkpointId}"}\n  │ rolled back to ${checkpointId}\n  (ok, `);
     // After the rollback the app runs again and the README is the original.
     expect(out).toMatch(
       /▸ Verify\.\n {2}exec .*\n(?: {2}│ .*\n)*? {2}│ # notes\n(?: {2}│ .*\n)*? {2}│ hello from the app\n/,
@@ -105,10 +131,15 @@ describe.concurrent('the example runner', () => {
     expect(out).not.toMatch(/exit code: [1-9]\d*\n(?: {2}│ .*\n)* {2}\(ok,/);
     expect(out).toMatch(/▸ A runaway command .*\n(?: {2}.*\n)*? {2}\(failed, [\d.]+ ms\)\n/); // the timeout
     expect(out).toContain('still here; sleepers left: 0');
-    // At the end (local backend): how to try docker and ssh, with the commands that provision them.
+    // The budget stops the script, and the report lists the automatic checkpoint and the rollback.
     expect(out).toMatch(
-      /▸ finished: after 11 turns\n {2}checkpoints: \S+ \(before cleanup\)\n\nTry the other backends [^\n]*\n[\s\S]*\n$/,
+      new RegExp(
+        `▸ stopped: max_steps: the model used all 13 steps\\n\\n▸ report\\n {2}│ stopped: max_steps — the model used all 13 steps\\n(?: {2}│ .*\\n)*? {2}│ checkpoints: ${checkpointId} \\(before rm -rf project/src .*\\) \\[automatic: rm removes or replaces files\\]\\n {2}│ rolled back to: ${checkpointId}\\n {2}\\(the script had more to do: its budget of 13 steps stopped it\\)\\n`,
+      ),
     );
+    expect(out).not.toContain('▸ And the next one.');
+    // At the end (local backend): how to try docker and ssh, with the commands that provision them.
+    expect(out).toMatch(/\)\n\nTry the other backends [^\n]*\n[\s\S]*\n$/);
     for (const line of [
       'bash scripts/provision-docker.sh',
       'npm run demo -- --backend docker',
@@ -118,6 +149,17 @@ describe.concurrent('the example runner', () => {
     ])
       expect(out).toContain(line);
     // The sandbox was closed: nothing is left under its root.
+    expect(await readdir(root)).toEqual([]);
+  });
+
+  it('a step budget given on the command line is a stop that fails the run (exit 1), with the report', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'agentbox-demo-'));
+    roots.push(root);
+    const run = await runner(['--config', JSON.stringify({ root }), '--max-steps', '2']);
+    expect(run).toMatchObject({ code: 1, stderr: '' });
+    expect(run.stdout).toContain('▸ stopped: max_steps: the model used all 2 steps\n\n▸ report\n');
+    expect(run.stdout).toContain('  │ checkpoints: none\n');
+    expect(run.stdout).not.toContain('the script had more to do');
     expect(await readdir(root)).toEqual([]);
   });
 
@@ -209,7 +251,12 @@ describe.skipIf(!haveSshd)('the example runner over ssh, as its help says', () =
       const run = await runner(['--backend', 'ssh', '--config-file', join(dir, 'ssh.json')]);
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
-      expect(run.stdout).toContain('▸ finished: after 11 turns');
+      expect(run.stdout).toContain('▸ stopped: max_steps: the model used all 13 steps');
+      expect(run.stdout).toContain('(the script had more to do: its budget of 13 steps stopped it)');
+      expect(run.stdout).toContain(
+        'Skills Guard: this command wrote the skill "lint-setup", which is DANGEROUS',
+      );
+      expect(run.stdout).toMatch(/rolled back to: \S+\n/);
       expect(run.stdout).toContain('still here; sleepers left: 0');
       // The docker and ssh hints are for a local run only.
       expect(run.stdout).not.toContain('Try the other backends');

@@ -5,6 +5,7 @@ export * from './limits.js';
 export * from './loop.js';
 export * from './models/anthropic.js';
 export * from './models/chat-completions.js';
+export * from './models/choose.js';
 export * from './models/failover.js';
 export * from './models/openai.js';
 export { ModelRequestError, retryAfterFromHeaders } from './models/request-error.js';

@@ -4,7 +4,7 @@ import { armKillSwitch, type KillSwitchOptions } from './kill-switch.js';
 import { checkLimits, costOf, DEFAULT_PRICES, type ModelPrice, priceOf, type RunLimits } from './limits.js';
 import type { Message, Model, ModelNotice, ModelTurn, TokenUsage, ToolCall } from './model-types.js';
 import type { SessionLog } from './session-log.js';
-import { runTool, TOOLS, type ToolSettings } from './tools.js';
+import { runTool, type TakenCheckpoint, TOOLS, type ToolSettings } from './tools.js';
 
 export type {
   Message,
@@ -38,6 +38,12 @@ export type AgentEvent =
       /** The command's exit code, for an exec that ran to its end. */
       exitCode?: number;
       durationMs: number;
+      /** A checkpoint the call made, or the loop took before it (a destructive step). */
+      checkpoint?: TakenCheckpoint;
+      /** For a command that needed approval: whether it ran, and why it needed it. */
+      approval?: { allowed: boolean; reasons: string[] };
+      /** Skills or memory files the call wrote that the Skills Guard quarantined (kept: false) or warned about. */
+      quarantined?: { path: string; target: string; verdict: string; kept: boolean }[];
     }
   | { type: 'model'; step: number; notice: ModelNotice }
   | { type: 'stop'; step: number; reason: StopReason; message: string };
@@ -74,8 +80,8 @@ export interface AgentRun {
   /** Estimated, from the price table; undefined when a model that answered has no price. */
   costUsd: number | undefined;
   durationMs: number;
-  /** Checkpoints taken during the run, oldest first, and the rollbacks made. */
-  checkpoints: { id: string; label: string | undefined }[];
+  /** Checkpoints taken during the run (by the model, or automatically before a destructive step), oldest first, and the rollbacks made. */
+  checkpoints: TakenCheckpoint[];
   rollbacks: string[];
   /** True when the kill switch closed the sandbox. */
   sandboxClosed: boolean;
@@ -112,6 +118,7 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRun> {
     ...(options.memoryDir === undefined ? {} : { memoryDir: options.memoryDir }),
     ...(options.reviewWrite === undefined ? {} : { reviewWrite: options.reviewWrite }),
     ...(options.guard === undefined ? {} : { guard: options.guard }),
+    autoCheckpoint: options.autoCheckpoint ?? true,
   };
   const tools = Object.values(TOOLS).map((t) => t.spec);
   const messages: Message[] = [
@@ -276,7 +283,12 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRun> {
           if (signal?.aborted) throw aborted(signal.reason);
           throw error;
         }
-        const { ok, output, exitCode } = result;
+        const { ok, output, exitCode, checkpoint, guarded } = result;
+        const approval = result.approval && {
+          allowed: result.approval.allowed,
+          reasons: result.approval.findings.map((f) => `${f.reason} [${f.category}]`),
+        };
+        if (approval) log?.write('approval', { step, id: call.id, ...approval });
         const durationMs = performance.now() - startedTool;
         messages.push({ role: 'tool', toolCallId: call.id, name: call.name, content: output });
         log?.write('tool_result', {
@@ -288,10 +300,18 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRun> {
           output,
           durationMs: Math.round(durationMs),
         });
-        if (result.checkpoint) {
-          checkpoints.push(result.checkpoint);
-          log?.write('checkpoint', { step, ...result.checkpoint });
+        if (checkpoint) {
+          checkpoints.push(checkpoint);
+          log?.write('checkpoint', { step, ...checkpoint });
         }
+        const quarantined = guarded?.map((o) => ({
+          path: o.path,
+          target: o.report.target,
+          verdict: o.report.verdict,
+          kept: o.kept,
+        }));
+        for (const q of quarantined ?? [])
+          log?.write(q.kept ? 'guard_warning' : 'guard_quarantine', { step, ...q });
         if (result.rolledBackTo !== undefined) {
           rollbacks.push(result.rolledBackTo);
           log?.write('rollback', { step, id: result.rolledBackTo });
@@ -304,6 +324,9 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRun> {
           output,
           ...(exitCode === undefined ? {} : { exitCode }),
           durationMs,
+          ...(checkpoint ? { checkpoint } : {}),
+          ...(approval ? { approval } : {}),
+          ...(quarantined ? { quarantined } : {}),
         });
       }
     }
@@ -329,7 +352,11 @@ export function formatRunReport(run: AgentRun): string {
     `tokens: ${run.usage.inputTokens} in, ${run.usage.outputTokens} out; estimated cost ${
       run.costUsd === undefined ? 'unknown (a model has no price)' : `$${run.costUsd.toFixed(4)}`
     }`,
-    `checkpoints: ${run.checkpoints.map((c) => `${c.id}${c.label ? ` (${c.label})` : ''}`).join(', ') || 'none'}`,
+    `checkpoints: ${
+      run.checkpoints
+        .map((c) => `${c.id}${c.label ? ` (${c.label})` : ''}${c.auto ? ` [automatic: ${c.auto}]` : ''}`)
+        .join(', ') || 'none'
+    }`,
   ];
   if (run.rollbacks.length) lines.push(`rolled back to: ${run.rollbacks.join(', ')}`);
   if (run.sandboxClosed) lines.push('the sandbox was closed');

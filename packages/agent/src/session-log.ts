@@ -105,8 +105,13 @@ export interface SessionSummary {
   steps: number;
   /** Calls per tool name, and how many of them failed. */
   toolCalls: Record<string, { calls: number; failed: number }>;
-  checkpoints: { id: string; label: string | undefined }[];
+  /** Checkpoints, those the loop took before a destructive step with its reason in `auto`. */
+  checkpoints: { id: string; label: string | undefined; auto?: string }[];
   rollbacks: string[];
+  /** Commands that needed approval and were denied. */
+  denied: { step: number; reasons: string[] }[];
+  /** Skills and memory files the Skills Guard moved to quarantine. */
+  quarantined: { target: string; path: string }[];
   retries: number;
   fallbacks: { from: string; to: string; error: string }[];
   usage: { inputTokens: number; outputTokens: number };
@@ -129,6 +134,8 @@ export function summarizeSessionLog(log: {
     toolCalls: {},
     checkpoints: [],
     rollbacks: [],
+    denied: [],
+    quarantined: [],
     retries: 0,
     fallbacks: [],
     usage: { inputTokens: 0, outputTokens: 0 },
@@ -160,8 +167,20 @@ export function summarizeSessionLog(log: {
         if (e.ok === false || (typeof e.exitCode === 'number' && e.exitCode !== 0)) tally.failed++;
         break;
       }
-      case 'checkpoint':
-        summary.checkpoints.push({ id: str('id') ?? '?', label: str('label') });
+      case 'checkpoint': {
+        const auto = str('auto');
+        summary.checkpoints.push({ id: str('id') ?? '?', label: str('label'), ...(auto ? { auto } : {}) });
+        break;
+      }
+      case 'approval':
+        if (e.allowed === false)
+          summary.denied.push({
+            step: typeof e.step === 'number' ? e.step : 0,
+            reasons: Array.isArray(e.reasons) ? e.reasons.map(String) : [],
+          });
+        break;
+      case 'guard_quarantine':
+        summary.quarantined.push({ target: str('target') ?? '?', path: str('path') ?? '?' });
         break;
       case 'rollback':
         summary.rollbacks.push(str('id') ?? '?');
@@ -195,9 +214,15 @@ export function formatSessionSummary(s: SessionSummary): string {
         .map(([name, t]) => `${name} ${t.calls}${t.failed ? ` (${t.failed} failed)` : ''}`)
         .join(', ') || 'none'
     }`,
-    `checkpoints: ${s.checkpoints.map((c) => `${c.id}${c.label ? ` (${c.label})` : ''}`).join(', ') || 'none'}`,
+    `checkpoints: ${s.checkpoints.map((c) => `${c.id}${c.label ? ` (${c.label})` : ''}${c.auto ? ' [automatic]' : ''}`).join(', ') || 'none'}`,
   ];
   if (s.rollbacks.length) lines.push(`rollbacks: ${s.rollbacks.join(', ')}`);
+  if (s.denied.length)
+    lines.push(
+      `denied commands: ${s.denied.map((d) => `step ${d.step} (${d.reasons.join('; ')})`).join(', ')}`,
+    );
+  if (s.quarantined.length)
+    lines.push(`quarantined: ${s.quarantined.map((q) => `${q.target} in ${q.path}`).join(', ')}`);
   if (s.retries || s.fallbacks.length)
     lines.push(
       `model retries: ${s.retries}; fallbacks: ${s.fallbacks.map((f) => `${f.from} → ${f.to} (${f.error})`).join('; ') || 'none'}`,

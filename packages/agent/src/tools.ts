@@ -6,9 +6,14 @@ import { cutMiddle, DEFAULT_MAX_RESULT_CHARS } from './cut.js';
 import {
   type CommandDecision,
   decideCommand,
+  destructiveCommand,
+  fingerprintGuardedFolders,
+  folderChangeMessage,
   type GuardSettings,
   guardedWrite,
+  type KeepOutcome,
   outcomeMessage,
+  reviewFolderChanges,
 } from './guard/index.js';
 
 export interface ToolSpec {
@@ -25,6 +30,11 @@ export interface ToolSettings {
   maxOutputBytes: number;
   /** Skills Guard and approvals; on by default (unattended: dangerous commands are denied). */
   guard?: GuardSettings;
+  /**
+   * Take a checkpoint before a destructive call (a command that deletes, moves or overwrites
+   * files; a write over an existing file), so one rollback undoes it. The loop turns it on.
+   */
+  autoCheckpoint?: boolean;
   /** Characters of one tool result for the model; longer ones keep their head and tail (default 24 000). */
   maxResultChars?: number;
   /** Where save_skill writes, relative to the workspace (default `skills`). */
@@ -36,6 +46,13 @@ export interface ToolSettings {
    * reported to the model with its reason and nothing is written.
    */
   reviewWrite?: (file: ReviewedWrite) => Promise<{ keep: true } | { keep: false; reason: string }>;
+}
+
+/** A checkpoint taken during a run; `auto` says why the loop took it before a destructive step. */
+export interface TakenCheckpoint {
+  id: string;
+  label: string | undefined;
+  auto?: string;
 }
 
 /** A skill or memory file about to be written, for {@link ToolSettings.reviewWrite}. */
@@ -52,8 +69,10 @@ export interface ToolOutcome {
   exitCode?: number;
   /** Set when a command needed approval: the decision and what made it dangerous. */
   approval?: CommandDecision;
-  /** A checkpoint the tool made, for the log and the final report. */
-  checkpoint?: { id: string; label: string | undefined };
+  /** A checkpoint the tool made (or took before a destructive step), for the log and the final report. */
+  checkpoint?: TakenCheckpoint;
+  /** Skills and memory files the call wrote that the Skills Guard quarantined (or, after a command, warned about). */
+  guarded?: KeepOutcome[];
   /** The checkpoint a rollback restored. */
   rolledBackTo?: string;
   /** The tool ran but did not do what was asked (a listing that failed, a skill the review refused). */
@@ -123,15 +142,56 @@ async function reviewedWrite(
   file: ReviewedWrite,
   settings: ToolSettings,
   signal: AbortSignal | undefined,
-): Promise<string | undefined> {
+): Promise<{ refused: string; guarded?: KeepOutcome } | undefined> {
   const verdict = settings.reviewWrite ? await settings.reviewWrite(file) : { keep: true as const };
-  if (!verdict.keep) return verdict.reason;
+  if (!verdict.keep) return { refused: verdict.reason };
   // Then the Skills Guard, which keeps the file or quarantines it with its report.
   const guard = { skillsDir: settings.skillsDir, memoryDir: settings.memoryDir, ...settings.guard };
   const guarded = await guardedWrite(sandbox, file.path, file.content, guard, signal);
-  if (guarded) return guarded.kept ? undefined : outcomeMessage(guarded);
+  if (guarded) return guarded.kept ? undefined : { refused: outcomeMessage(guarded), guarded };
   await sandbox.writeFile(file.path, file.content, { signal });
   return undefined;
+}
+
+/** True when one of the paths (relative to cwd) exists in the sandbox. */
+async function anyExists(
+  sandbox: SandboxBackend,
+  paths: readonly string[],
+  cwd: string | undefined,
+  settings: ToolSettings,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  const script = 'for f; do [ -e "$f" ] && exit 0; done; exit 1';
+  const r = await sandbox.exec(['sh', '-c', script, 'sh', ...paths], {
+    cwd,
+    timeoutMs: settings.execTimeoutMs,
+    signal,
+  });
+  return r.exitCode === 0;
+}
+
+/** The checkpoint before a destructive step, when automatic checkpoints are on and the sandbox has them. */
+async function checkpointBefore(
+  sandbox: SandboxBackend,
+  what: string,
+  reason: string,
+  settings: ToolSettings,
+  signal: AbortSignal | undefined,
+): Promise<TakenCheckpoint | undefined> {
+  if (!settings.autoCheckpoint || !sandbox.capabilities.checkpoints) return undefined;
+  const label = `before ${what.length > 60 ? `${what.slice(0, 60)}…` : what}`;
+  const info = await sandbox.checkpoint({ label, signal });
+  return { id: info.id, label, auto: reason };
+}
+
+/** The output, led by a note of the checkpoint taken before the step (so the model can undo it). */
+function withCheckpoint(outcome: ToolOutcome, checkpoint: TakenCheckpoint | undefined): ToolOutcome {
+  if (!checkpoint) return outcome;
+  return {
+    ...outcome,
+    checkpoint,
+    output: `[checkpoint ${checkpoint.id} was taken before this step (${checkpoint.auto}); rollback to it undoes the step]\n${outcome.output}`,
+  };
 }
 
 export const TOOLS = {
@@ -154,20 +214,51 @@ export const TOOLS = {
     async run(sandbox, args, settings, signal) {
       const decision = await decideCommand(args.command, settings.guard?.approvals, args.cwd);
       if (!decision.allowed) return { output: decision.message!, approval: decision };
-      const r = await sandbox.exec(args.command, {
-        cwd: args.cwd,
-        timeoutMs: Math.min(args.timeoutMs ?? settings.execTimeoutMs, settings.execTimeoutMs),
-        maxOutputBytes: settings.maxOutputBytes,
-        signal,
-      });
+      const destructive = settings.autoCheckpoint ? destructiveCommand(args.command) : undefined;
+      const destroys =
+        destructive !== undefined &&
+        (!destructive.overwrites ||
+          (await anyExists(sandbox, destructive.overwrites, args.cwd, settings, signal)));
+      const checkpoint = destroys
+        ? await checkpointBefore(sandbox, args.command, destructive.reason, settings, signal)
+        : undefined;
+      // A command can write skills and memory too: what it changed there is scanned after it.
+      const before = await fingerprintGuardedFolders(sandbox, settings.guard, signal);
+      const reviewAfter = async () =>
+        reviewFolderChanges(
+          sandbox,
+          before,
+          await fingerprintGuardedFolders(sandbox, settings.guard, signal),
+          settings.guard,
+          signal,
+        );
+      let r: Awaited<ReturnType<SandboxBackend['exec']>>;
+      try {
+        r = await sandbox.exec(args.command, {
+          cwd: args.cwd,
+          timeoutMs: Math.min(args.timeoutMs ?? settings.execTimeoutMs, settings.execTimeoutMs),
+          maxOutputBytes: settings.maxOutputBytes,
+          signal,
+        });
+      } catch (error) {
+        // A command cut short may have written a skill before it ended.
+        if (!signal?.aborted) await reviewAfter();
+        throw error;
+      }
+      const guarded = await reviewAfter();
       const parts = [`exit code: ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`];
       if (r.stdout) parts.push(`stdout:\n${r.stdout}${cutNote(r.truncated.stdout, r.totalBytes.stdout)}`);
       if (r.stderr) parts.push(`stderr:\n${r.stderr}${cutNote(r.truncated.stderr, r.totalBytes.stderr)}`);
-      return {
-        output: parts.join('\n'),
-        exitCode: r.exitCode,
-        ...(decision.findings.length > 0 ? { approval: decision } : {}),
-      };
+      if (guarded.length > 0) parts.push(folderChangeMessage(guarded));
+      return withCheckpoint(
+        {
+          output: parts.join('\n'),
+          exitCode: r.exitCode,
+          ...(decision.findings.length > 0 ? { approval: decision } : {}),
+          ...(guarded.length > 0 ? { guarded } : {}),
+        },
+        checkpoint,
+      );
     },
   }),
   read_file: tool({
@@ -199,10 +290,28 @@ export const TOOLS = {
     },
     args: writeArgs,
     async run(sandbox, args, settings, signal) {
+      const exists =
+        settings.autoCheckpoint && (await anyExists(sandbox, [args.path], undefined, settings, signal));
+      const checkpoint = exists
+        ? await checkpointBefore(
+            sandbox,
+            `write_file ${args.path}`,
+            `overwrites ${args.path}`,
+            settings,
+            signal,
+          )
+        : undefined;
       const guarded = await guardedWrite(sandbox, args.path, args.content, settings.guard, signal);
-      if (guarded) return outcomeMessage(guarded);
+      if (guarded)
+        return withCheckpoint(
+          { output: outcomeMessage(guarded), ...(guarded.kept ? {} : { guarded: [guarded] }) },
+          checkpoint,
+        );
       await sandbox.writeFile(args.path, args.content, { signal });
-      return `wrote ${Buffer.byteLength(args.content)} bytes to ${args.path}`;
+      return withCheckpoint(
+        { output: `wrote ${Buffer.byteLength(args.content)} bytes to ${args.path}` },
+        checkpoint,
+      );
     },
   }),
   checkpoint: tool({
@@ -312,7 +421,11 @@ export const TOOLS = {
         signal,
       );
       if (refused !== undefined)
-        return { output: `error: skill "${args.name}" was not kept: ${refused}`, failed: true };
+        return {
+          output: `error: skill "${args.name}" was not kept: ${refused.refused}`,
+          failed: true,
+          ...(refused.guarded ? { guarded: [refused.guarded] } : {}),
+        };
       return `saved skill ${args.name} to ${path} (${Buffer.byteLength(args.content)} bytes)`;
     },
   }),
@@ -345,7 +458,11 @@ export const TOOLS = {
       }
       const refused = await reviewedWrite(sandbox, { kind: 'memory', path, content }, settings, signal);
       if (refused !== undefined)
-        return { output: `error: memory ${path} was not changed: ${refused}`, failed: true };
+        return {
+          output: `error: memory ${path} was not changed: ${refused.refused}`,
+          failed: true,
+          ...(refused.guarded ? { guarded: [refused.guarded] } : {}),
+        };
       return `${args.mode === 'append' ? 'appended to' : 'replaced'} ${path} (${Buffer.byteLength(content)} bytes now)`;
     },
   }),

@@ -85,23 +85,45 @@ AGENTBOX_BACKENDS environment variable (comma-separated paths or package names).
 
 Exit status: 0 when every checked backend is ready, 1 otherwise.`,
 
-  agent: `Usage: agentbox agent --task TEXT --model-url URL --model NAME [options]
+  agent: `Usage: agentbox agent --task TEXT [model options] [limits] [--json]
 
 Run the reference agent loop (@agentbox/agent) in a fresh sandbox, which is removed at the end
-(or in sandbox ID with --id, which is kept), printing each model turn and tool call.
+(or in sandbox ID with --id, which is kept), printing each model turn and tool call, then the
+report (why it stopped, tokens, estimated cost, checkpoints). The loop's guards are on: dangerous
+commands are denied (no one is there to approve them), skills and memory pass the Skills Guard,
+and a checkpoint is taken before each destructive step.
 
-Options:
-  --task TEXT           what the agent should do
-  --model-url URL       an OpenAI-compatible chat-completions endpoint, e.g. http://127.0.0.1:8000/v1
-  --model NAME          the model name to ask for
-  --api-key-env VAR     environment variable holding the API key (default MODEL_API_KEY)
-  --max-steps N         model turns before giving up (default 25; exit 1 when they run out)
+Model (through the official openai and @anthropic-ai/sdk SDKs):
+  --provider NAME       openai or anthropic (default: openai with --model-url or an OpenAI key,
+                        anthropic with ANTHROPIC_API_KEY)
+  --model-url URL       any OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1
+  --model NAME          the model to ask for (default gpt-4o-mini / claude-haiku-4-5)
+  --api-key-env VAR     environment variable holding the key (default MODEL_API_KEY; then
+                        OPENAI_API_KEY or ANTHROPIC_API_KEY)
+  --fallback-provider NAME, --fallback-url URL, --fallback-model NAME
+                        the model that takes a turn when the primary fails (429, 5xx, timeout,
+                        refused); its key in FALLBACK_API_KEY or the provider's variable
+  --max-attempts N      tries per model and turn before the fallback (default 3)
+  --replay FILE         play the turns of a file ({"turns": [...]}) or of a session log
+Limits (each a hard stop with the report; exit 1):
+  --max-steps N         model turns (default 25)
+  --max-tokens N        output tokens over the run
+  --max-cost-usd X      estimated cost, from the price table
+  --max-seconds N       wall-clock time
+  --kill-file PATH      stop at the next step when this file appears
+Other:
+  --log FILE            the session log (JSON lines, secrets redacted; agentbox log summarize FILE)
   --exec-timeout-ms N   longest a single command may run (default 120000)
+  --json                one JSON object a line: the sandbox, each event, then the result
+
+Exit status: 0 when the model finished; 1 when a limit or the kill switch stopped it, or on an
+error (MODEL_UNAVAILABLE, AUTHENTICATION, ...); 2 for a usage error.
 
 For an offline demo with a scripted model, run \`npm run demo\` at the repository root.`,
 
   mcp: `Usage: agentbox mcp [--backend KIND] [--config JSON | --config-file PATH] [--policy JSON]
                    [--keep | --id ID] [--timeout-ms N] [--max-output-bytes N] [--max-file-bytes N]
+                   [--approvals ask|deny] [--max-calls N] [--max-seconds N]
 
 Serve one sandbox as Model Context Protocol tools over stdio, for an MCP client (an agent in any
 language) that starts this command. stdout carries the protocol only; log lines go to stderr.
@@ -122,6 +144,11 @@ missing file, a timeout...) is a tool error (isError) whose text starts with the
 code (INVALID_ARGUMENT, NOT_FOUND, TIMEOUT, ...), with the whole error as JSON in
 _meta["agentbox/error"]; the server keeps serving.
 
+The same guards as the agent loop: a dangerous command (curl | sh, rm -rf ~, reading credentials,
+...) runs only when approved, otherwise it fails with PERMISSION_DENIED and the reason. A write_file
+into skills/ or memory/ passes the Skills Guard first, and after each exec the files it wrote there
+are scanned; a dangerous one is moved to .quarantine/ with its report (the result's "quarantined").
+
 A fresh sandbox is opened on the backend (local by default) and removed when the client goes
 away (stdin ends) or on SIGINT/SIGTERM.
 
@@ -131,6 +158,10 @@ Options:
   --timeout-ms N        longest a command may run, and the default (120000); a call may ask for less
   --max-output-bytes N  output kept per stream of a command, head and tail (65536)
   --max-file-bytes N    largest file read_file returns (1048576)
+  --approvals ask|deny  ask: a dangerous command is put to the client's user (MCP elicitation) and
+                        denied when the client cannot ask; deny: always denied (default ask)
+  --max-calls N         tool calls the session may make; later calls fail with PERMISSION_DENIED
+  --max-seconds N       wall-clock time of the session: a running command is stopped, later calls fail
   --backend KIND, --config JSON, --config-file PATH, --policy JSON: as for the other commands
 
 Exit status: 0 when the client closed the connection; 130/143 on SIGINT/SIGTERM; 1 or 2 when

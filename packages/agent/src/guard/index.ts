@@ -8,6 +8,7 @@ export {
   dangerousFindings,
   decideCommand,
 } from './approvals.js';
+export { destructiveCommand } from './destructive.js';
 export {
   type CommandFinding,
   type GuardCategory,
@@ -45,4 +46,10 @@ export {
   type Redirect,
   type SimpleCommand,
 } from './shell-parse.js';
-export { GUARDED_TOOLS, type GuardSettings, guardedWrite, outcomeMessage } from './skill-tools.js';
+export { type GuardSettings, guardedWrite, isGuardedPath, outcomeMessage } from './skill-tools.js';
+export {
+  type FolderFingerprints,
+  fingerprintGuardedFolders,
+  folderChangeMessage,
+  reviewFolderChanges,
+} from './watch.js';

@@ -41,7 +41,7 @@ export function isBlocked(verdict: Verdict, blockAt: Exclude<Verdict, 'safe'> = 
 }
 
 /** A report that says the scan itself failed: fail closed. */
-function failedReport(target: string, kind: 'skill' | 'memory', error: unknown): GuardReport {
+export function failedReport(target: string, kind: 'skill' | 'memory', error: unknown): GuardReport {
   const findings = [scannerError('.', error)];
   return {
     target,
@@ -54,7 +54,7 @@ function failedReport(target: string, kind: 'skill' | 'memory', error: unknown):
   };
 }
 
-function quarantineName(name: string): string {
+export function quarantineName(name: string): string {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return `${name.replace(/[^\w.-]+/g, '_')}-${stamp}-${randomBytes(3).toString('hex')}`;
 }

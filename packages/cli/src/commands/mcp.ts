@@ -4,7 +4,7 @@
  * away (stdin reaches its end) or on SIGINT/SIGTERM, unless it is kept (`--keep`, or `--id`).
  */
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { intFlag, noPositionals, parseCommand, SANDBOX_OPTIONS } from '../args.js';
+import { intFlag, noPositionals, parseCommand, SANDBOX_OPTIONS, UsageError } from '../args.js';
 import { createMcpServer } from '../mcp/server.js';
 import type { ToolSettings } from '../mcp/tools.js';
 import { openFromFlags, rememberSandbox } from '../open.js';
@@ -28,6 +28,9 @@ export const mcpCommand: Command = async (args, ctx) => {
     'timeout-ms': { type: 'string' },
     'max-output-bytes': { type: 'string' },
     'max-file-bytes': { type: 'string' },
+    'max-calls': { type: 'string' },
+    'max-seconds': { type: 'string' },
+    approvals: { type: 'string', default: 'ask' },
   });
   noPositionals('mcp', positionals);
   const settings: ToolSettings = {
@@ -37,6 +40,10 @@ export const mcpCommand: Command = async (args, ctx) => {
       intFlag('mcp', 'max-output-bytes', values['max-output-bytes'], 2) ?? MCP_DEFAULTS.maxOutputBytes,
     maxFileBytes: intFlag('mcp', 'max-file-bytes', values['max-file-bytes'], 1) ?? MCP_DEFAULTS.maxFileBytes,
   };
+  if (values.approvals !== 'ask' && values.approvals !== 'deny')
+    throw new UsageError(`--approvals must be ask or deny, not "${values.approvals}"`, 'mcp');
+  const maxCalls = intFlag('mcp', 'max-calls', values['max-calls'], 1);
+  const maxSeconds = intFlag('mcp', 'max-seconds', values['max-seconds'], 1);
   // --id names a sandbox made earlier (agentbox open), which outlives this server like --keep's.
   const attached = values.id !== undefined;
   const keep = attached || values.keep;
@@ -55,6 +62,11 @@ export const mcpCommand: Command = async (args, ctx) => {
       settings,
       signal: AbortSignal.any([shutdown.signal, ctx.interrupts.signal]),
       log,
+      approvals: values.approvals,
+      limits: {
+        ...(maxCalls === undefined ? {} : { maxCalls }),
+        ...(maxSeconds === undefined ? {} : { maxSeconds }),
+      },
     });
     server.onerror = (error) => log(`protocol error: ${error.message}`);
     const ended = new Promise<string>((resolve) => {

@@ -4,7 +4,8 @@
  * bad arguments, an unknown tool, a typed sandbox error, anything thrown — becomes a tool error
  * result carrying the agentbox error code, never a crash of the server.
  */
-import type { AgentboxError, SandboxBackend } from '@agentbox/core';
+import type { ApprovalHook } from '@agentbox/agent';
+import { type AgentboxError, PermissionDeniedError, type SandboxBackend } from '@agentbox/core';
 import { didYouMean, invalidArgument, parseArgument, toAgentboxError } from '@agentbox/core/backend';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
@@ -30,6 +31,18 @@ export interface McpServerOptions {
   signal: AbortSignal;
   /** Where a line about each failed call goes (stderr: stdout is the protocol). */
   log: (line: string) => void;
+  /**
+   * Dangerous commands (the agent's approvals classifier): `ask` asks the client's user through
+   * MCP elicitation when the client supports it and denies otherwise; `deny` always denies.
+   */
+  approvals?: 'ask' | 'deny';
+  /** Hard limits over the whole session: tool calls, and wall-clock time from the start. */
+  limits?: { maxCalls?: number; maxSeconds?: number };
+}
+
+/** Why a call was refused by a session limit: a typed denial naming the flag that sets it. */
+function limitReached(message: string, operation: string): PermissionDeniedError {
+  return new PermissionDeniedError(message, { operation });
 }
 
 export function createMcpServer(options: McpServerOptions): Server {
@@ -41,14 +54,59 @@ export function createMcpServer(options: McpServerOptions): Server {
       instructions:
         `Tools over one ${options.sandbox.kind} sandbox (${options.sandbox.id}), working directory ` +
         `${options.sandbox.workdir}. Relative paths resolve against it. Failed calls return the agentbox ` +
-        'error code (NOT_FOUND, INVALID_ARGUMENT, TIMEOUT, ...) first in their text, and as JSON in _meta["agentbox/error"].',
+        'error code (NOT_FOUND, INVALID_ARGUMENT, TIMEOUT, ...) first in their text, and as JSON in _meta["agentbox/error"]. ' +
+        'Dangerous commands need approval (PERMISSION_DENIED otherwise); skills and memory files are scanned ' +
+        'by the Skills Guard and quarantined when dangerous.',
     },
   );
   const definitions = toolDefinitions();
+  const { maxCalls, maxSeconds } = options.limits ?? {};
+  let calls = 0;
+  // The session's time: running commands are stopped when it is up, later calls refused.
+  const session = new AbortController();
+  const deadline = maxSeconds === undefined ? undefined : Date.now() + maxSeconds * 1000;
+  const timer =
+    maxSeconds === undefined
+      ? undefined
+      : setTimeout(
+          () =>
+            session.abort(
+              limitReached(
+                `this server's time limit of ${maxSeconds} s is up (agentbox mcp --max-seconds)`,
+                'mcp',
+              ),
+            ),
+          maxSeconds * 1000,
+        );
+  timer?.unref();
+  options.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+  const ask: ApprovalHook = async ({ command, findings }) => {
+    const why = findings.map((f) => `- ${f.severity} ${f.category}: ${f.reason}`).join('\n');
+    const answer = await server.elicitInput({
+      message: `The agent wants to run a command that needs approval:\n${command}\n${why}`,
+      requestedSchema: {
+        type: 'object',
+        properties: { approve: { type: 'boolean', title: 'Run this command' } },
+        required: ['approve'],
+      },
+    });
+    return answer.action === 'accept' && answer.content?.approve === true;
+  };
   server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: definitions }));
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const { name, arguments: rawArgs } = request.params;
     try {
+      calls++;
+      if (maxCalls !== undefined && calls > maxCalls)
+        throw limitReached(
+          `this server's limit of ${maxCalls} tool calls is used up (agentbox mcp --max-calls)`,
+          name,
+        );
+      if (deadline !== undefined && Date.now() >= deadline)
+        throw limitReached(
+          `this server's time limit of ${maxSeconds} s is up (agentbox mcp --max-seconds)`,
+          name,
+        );
       const tool = (TOOLS as Record<string, Tool>)[name];
       if (!tool) {
         const names = Object.keys(TOOLS);
@@ -61,12 +119,22 @@ export function createMcpServer(options: McpServerOptions): Server {
         what: 'arguments',
         context: { operation: name },
       });
-      const output = await tool.run({
-        sandbox: options.sandbox,
-        args,
-        settings: options.settings,
-        signal: AbortSignal.any([extra.signal, options.signal]),
-      });
+      const canAsk =
+        options.approvals !== 'deny' && server.getClientCapabilities()?.elicitation !== undefined;
+      const signal = AbortSignal.any([extra.signal, options.signal, session.signal]);
+      let output: Awaited<ReturnType<Tool['run']>>;
+      try {
+        output = await tool.run({
+          sandbox: options.sandbox,
+          args,
+          settings: { ...options.settings, approvals: canAsk ? { approve: ask } : {} },
+          signal,
+        });
+      } catch (error) {
+        // Cut off by the session's time: say so, not just "aborted".
+        if (session.signal.aborted) throw session.signal.reason;
+        throw error;
+      }
       return {
         content: [{ type: 'text', text: output.text }],
         structuredContent: output.structured,

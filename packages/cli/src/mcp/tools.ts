@@ -3,7 +3,25 @@
  * bad argument is a typed INVALID_ARGUMENT), a schema of its structured result, and a run
  * function that returns the structured result and a text rendering of it.
  */
-import { type CheckpointInfo, InvalidArgumentError, type SandboxBackend, TimeoutError } from '@agentbox/core';
+import {
+  type ApprovalSettings,
+  decideCommand,
+  fingerprintGuardedFolders,
+  folderChangeMessage,
+  type GuardSettings,
+  guardedWrite,
+  isGuardedPath,
+  type KeepOutcome,
+  outcomeMessage,
+  reviewFolderChanges,
+} from '@agentbox/agent';
+import {
+  type CheckpointInfo,
+  InvalidArgumentError,
+  PermissionDeniedError,
+  type SandboxBackend,
+  TimeoutError,
+} from '@agentbox/core';
 import { invalidArgument } from '@agentbox/core/backend';
 import { z } from 'zod';
 import { type CutText, cutText } from './cut.js';
@@ -18,6 +36,10 @@ export interface ToolSettings {
   maxFileBytes: number;
   /** Entries list_dir returns at most. */
   maxDirEntries: number;
+  /** The Skills Guard over skills and memory folders (write_file into them, and what exec writes there). */
+  guard?: GuardSettings;
+  /** Who approves a dangerous command; without a hook every one is denied. */
+  approvals?: ApprovalSettings;
 }
 
 /** What a tool hands back: the structured result and its text for a reader. */
@@ -67,6 +89,17 @@ const checkpointResult = z.object({
 
 const streamCounts = z.object({ stdout: z.number(), stderr: z.number() });
 
+/** Skills and memory files the Skills Guard moved to quarantine, each with its verdict. */
+const quarantinedSchema = z.array(
+  z.object({ target: z.string(), kind: z.enum(['skill', 'memory']), verdict: z.string(), path: z.string() }),
+);
+
+function quarantinedJson(outcomes: readonly KeepOutcome[]) {
+  return outcomes
+    .filter((o) => !o.kept)
+    .map((o) => ({ target: o.report.target, kind: o.report.kind, verdict: o.report.verdict, path: o.path }));
+}
+
 export const TOOLS = {
   exec: tool({
     description:
@@ -98,6 +131,7 @@ export const TOOLS = {
       truncated: z.object({ stdout: z.boolean(), stderr: z.boolean() }),
       totalBytes: streamCounts,
       durationMs: z.number(),
+      quarantined: quarantinedSchema.optional(),
     }),
     annotations: { destructiveHint: true, openWorldHint: true },
     async run({ sandbox, args, settings, signal }) {
@@ -105,6 +139,22 @@ export const TOOLS = {
         throw invalidArgument(
           'timeoutMs',
           `${args.timeoutMs} is over this server's limit of ${settings.timeoutMs} ms (agentbox mcp --timeout-ms)`,
+        );
+      const decision = await decideCommand(args.command, settings.approvals, args.cwd);
+      if (!decision.allowed)
+        throw new PermissionDeniedError(decision.message!, {
+          operation: 'exec',
+          subject: typeof args.command === 'string' ? args.command : args.command.join(' '),
+        });
+      // A command can write skills and memory too: what it changed there is scanned after it.
+      const before = await fingerprintGuardedFolders(sandbox, settings.guard, signal);
+      const reviewAfter = async () =>
+        reviewFolderChanges(
+          sandbox,
+          before,
+          await fingerprintGuardedFolders(sandbox, settings.guard, signal),
+          settings.guard,
+          signal,
         );
       const cap = settings.maxOutputBytes;
       // Counted here too: a timeout's partial output says how much was written, not whether it was cut.
@@ -124,9 +174,12 @@ export const TOOLS = {
             written.stderr += chunk.length;
           },
         });
+        const guarded = await reviewAfter();
         const stdout = cutText(r.stdoutBytes, r.totalBytes.stdout, cap, r.truncated.stdout);
         const stderr = cutText(r.stderrBytes, r.totalBytes.stderr, cap, r.truncated.stderr);
         const status = `exit code ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`;
+        const quarantined = quarantinedJson(guarded);
+        const text = renderStreams(status, stdout, stderr);
         return {
           structured: {
             exitCode: r.exitCode,
@@ -136,10 +189,13 @@ export const TOOLS = {
             truncated: r.truncated,
             totalBytes: r.totalBytes,
             durationMs: r.durationMs,
+            ...(quarantined.length > 0 ? { quarantined } : {}),
           },
-          text: renderStreams(status, stdout, stderr),
+          text: guarded.length > 0 ? `${text}\n--- Skills Guard ---\n${folderChangeMessage(guarded)}` : text,
         };
       } catch (error) {
+        // A command cut short may have written a skill before it ended: it is scanned all the same.
+        if (!signal.aborted) await reviewAfter().catch(() => undefined);
         if (error instanceof TimeoutError) throw timeoutWithOutput(error, written, cap);
         throw error;
       }
@@ -187,9 +243,30 @@ export const TOOLS = {
         .optional()
         .describe('octal mode of a new file, e.g. "755" (default 644)'),
     }),
-    result: z.object({ path: z.string(), bytesWritten: z.number() }),
+    result: z.object({
+      path: z.string(),
+      bytesWritten: z.number(),
+      quarantined: quarantinedSchema.optional(),
+    }),
     annotations: { destructiveHint: true },
-    async run({ sandbox, args, signal }) {
+    async run({ sandbox, args, settings, signal }) {
+      // A write into the skills or memory folder passes the Skills Guard, which keeps it or quarantines it.
+      if (args.encoding !== 'base64') {
+        const guarded = await guardedWrite(sandbox, args.path, args.content, settings.guard, signal);
+        if (guarded)
+          return {
+            structured: {
+              path: guarded.path,
+              bytesWritten: guarded.kept ? Buffer.byteLength(args.content) : 0,
+              ...(guarded.kept ? {} : { quarantined: quarantinedJson([guarded]) }),
+            },
+            text: outcomeMessage(guarded),
+          };
+      } else if (isGuardedPath(sandbox, args.path, settings.guard)) {
+        throw invalidArgument('encoding', 'skills and memory files are text: write them with encoding utf8', {
+          operation: 'write_file',
+        });
+      }
       const data =
         args.encoding === 'base64' ? strictBase64(args.content) : Buffer.from(args.content, 'utf8');
       await sandbox.writeFile(args.path, data, {
