@@ -178,7 +178,10 @@ describe.skipIf(bwrapMissing !== undefined)(
         expect(seen.length, seen.join(',')).toBeGreaterThan(1);
         // Stopped, or dead: a sleep that ended after its parent was stopped stays a zombie until
         // the parent runs again, and a zombie runs nothing.
-        expect(seen.every((state) => state === 'T' || state === 'Z'), seen.join(',')).toBe(true);
+        expect(
+          seen.every((state) => state === 'T' || state === 'Z'),
+          seen.join(','),
+        ).toBe(true);
         expect(seen.filter((state) => state === 'T').length, seen.join(',')).toBeGreaterThan(0);
       });
       const after = read();
