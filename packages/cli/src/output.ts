@@ -34,6 +34,36 @@ export function progressPrinter(
   };
 }
 
+/** How long a step runs before it shows progress (AGENTBOX_PROGRESS_AFTER_MS overrides it). */
+export const PROGRESS_AFTER_MS = 1_000;
+
+/**
+ * Run `work`; if it is still going after `afterMs`, say so on stderr, and say when it ends and
+ * how long it took, so a first checkpoint of a big tree or a long rollback never looks hung.
+ */
+export async function slowStep<T>(
+  what: string,
+  work: () => Promise<T>,
+  options: { afterMs?: number; write?: (line: string) => void; env?: NodeJS.ProcessEnv } = {},
+): Promise<T> {
+  const setting = options.env?.AGENTBOX_PROGRESS_AFTER_MS;
+  const fromEnv = setting ? Number(setting) : Number.NaN;
+  const afterMs = options.afterMs ?? (Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : PROGRESS_AFTER_MS);
+  const write = options.write ?? ((line: string) => process.stderr.write(line));
+  const started = performance.now();
+  let shown = false;
+  const timer = setTimeout(() => {
+    shown = true;
+    write(`agentbox: ${what}...\n`);
+  }, afterMs);
+  try {
+    return await work();
+  } finally {
+    clearTimeout(timer);
+    if (shown) write(`agentbox: ${what}: ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  }
+}
+
 /** An ExecResult without its byte arrays (the decoded text is there). */
 export function resultJson(result: ExecResult): Record<string, unknown> {
   return {

@@ -379,8 +379,13 @@ describe.concurrent('checkpoints', () => {
     expect(checkpointId).toMatch(/^\S+$/);
 
     await sh('echo v2 > src/app.txt && rm notes.txt && echo junk > new.txt');
-    const second = await agentbox(['checkpoint', ...flags, '--id', 'box', '--json']);
+    // A step that runs longer than AGENTBOX_PROGRESS_AFTER_MS (default 1 s) says so on stderr.
+    const progress = { env: { AGENTBOX_PROGRESS_AFTER_MS: '0' } };
+    const second = await agentbox(['checkpoint', ...flags, '--id', 'box', '--json'], progress);
     expect(JSON.parse(second.stdout)).toMatchObject({ label: null, entries: expect.any(Number) });
+    expect(second.stderr).toMatch(
+      /^agentbox: checkpoint of box\.\.\.\nagentbox: checkpoint of box: \d+\.\d s\n$/,
+    );
 
     const list = await agentbox(['checkpoints', ...flags, '--id', 'box', '--json']);
     expect(list.code).toBe(0);
@@ -390,8 +395,9 @@ describe.concurrent('checkpoints', () => {
     const table = await agentbox(['checkpoints', ...flags, '--id', 'box']);
     expect(table.stdout).toMatch(new RegExp(`^${checkpointId} .* before cleanup$`, 'm'));
 
-    const rolled = await agentbox(['rollback', ...flags, '--id', 'box', checkpointId]);
+    const rolled = await agentbox(['rollback', ...flags, '--id', 'box', checkpointId], progress);
     expect(rolled).toMatchObject({ code: 0, stdout: `rolled box back to ${checkpointId}\n` });
+    expect(rolled.stderr).toContain(`agentbox: rollback of box to ${checkpointId}: `);
     const state = await sh('cat src/app.txt notes.txt; ls');
     expect(state.stdout).toBe('v1\nnotes\nnotes.txt\nsrc\n');
   });

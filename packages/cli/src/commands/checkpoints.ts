@@ -2,7 +2,7 @@
 import type { CheckpointInfo } from '@agentbox/core';
 import { noPositionals, parseCommand, requireId, SANDBOX_OPTIONS, UsageError } from '../args.js';
 import { useSandbox } from '../open.js';
-import { checkpointJson, printJson, printLine } from '../output.js';
+import { checkpointJson, printJson, printLine, slowStep } from '../output.js';
 import type { Command } from './context.js';
 
 export const checkpointCommand: Command = async (args, ctx) => {
@@ -14,7 +14,13 @@ export const checkpointCommand: Command = async (args, ctx) => {
   requireId('checkpoint', values.id);
   const signal = ctx.interrupts.signal;
   return useSandbox(values, { keep: true, mustExist: true, signal, env: ctx.env }, async (sandbox) => {
-    const info = await sandbox.checkpoint({ label: values.label, signal });
+    const info = await slowStep(
+      `checkpoint of ${sandbox.id}`,
+      () => sandbox.checkpoint({ label: values.label, signal }),
+      {
+        env: ctx.env,
+      },
+    );
     // Plain output is the id alone, so that `CP=$(agentbox checkpoint ...)` works.
     if (values.json) printJson(checkpointJson(info));
     else printLine(info.id);
@@ -30,7 +36,13 @@ export const rollbackCommand: Command = async (args, ctx) => {
   noPositionals('rollback', extra);
   const signal = ctx.interrupts.signal;
   return useSandbox(values, { keep: true, mustExist: true, signal, env: ctx.env }, async (sandbox) => {
-    await sandbox.rollback(checkpointId, { signal });
+    await slowStep(
+      `rollback of ${sandbox.id} to ${checkpointId}`,
+      () => sandbox.rollback(checkpointId, { signal }),
+      {
+        env: ctx.env,
+      },
+    );
     if (values.json) printJson({ id: sandbox.id, rolledBackTo: checkpointId });
     else printLine(`rolled ${sandbox.id} back to ${checkpointId}`);
     return 0;
