@@ -7,13 +7,12 @@ import {
   type CommandDecision,
   decideCommand,
   destructiveCommand,
-  fingerprintGuardedFolders,
   folderChangeMessage,
   type GuardSettings,
   guardedWrite,
   type KeepOutcome,
   outcomeMessage,
-  reviewFolderChanges,
+  watchCommand,
 } from './guard/index.js';
 
 export interface ToolSpec {
@@ -222,16 +221,13 @@ export const TOOLS = {
       const checkpoint = destroys
         ? await checkpointBefore(sandbox, args.command, destructive.reason, settings, signal)
         : undefined;
-      // A command can write skills and memory too: what it changed there is scanned after it.
-      const before = await fingerprintGuardedFolders(sandbox, settings.guard, signal);
-      const reviewAfter = async () =>
-        reviewFolderChanges(
-          sandbox,
-          before,
-          await fingerprintGuardedFolders(sandbox, settings.guard, signal),
-          settings.guard,
-          signal,
-        );
+      // A command can write skills and memory too (so can what an earlier one left running): what
+      // changed there is scanned, before and after it.
+      const watch = await watchCommand(sandbox, settings.guard, signal);
+      const reviewAfter = async () => {
+        const { between, during } = await watch.review();
+        return { all: [...between, ...during], between, during };
+      };
       let r: Awaited<ReturnType<SandboxBackend['exec']>>;
       try {
         r = await sandbox.exec(args.command, {
@@ -245,11 +241,14 @@ export const TOOLS = {
         if (!signal?.aborted) await reviewAfter();
         throw error;
       }
-      const guarded = await reviewAfter();
+      const reviewed = await reviewAfter();
+      const guarded = reviewed.all;
       const parts = [`exit code: ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`];
       if (r.stdout) parts.push(`stdout:\n${r.stdout}${cutNote(r.truncated.stdout, r.totalBytes.stdout)}`);
       if (r.stderr) parts.push(`stderr:\n${r.stderr}${cutNote(r.truncated.stderr, r.totalBytes.stderr)}`);
-      if (guarded.length > 0) parts.push(folderChangeMessage(guarded));
+      if (reviewed.between.length > 0)
+        parts.push(folderChangeMessage(reviewed.between, 'a process an earlier command left running'));
+      if (reviewed.during.length > 0) parts.push(folderChangeMessage(reviewed.during));
       return withCheckpoint(
         {
           output: parts.join('\n'),

@@ -52,4 +52,6 @@ export {
   fingerprintGuardedFolders,
   folderChangeMessage,
   reviewFolderChanges,
+  type WatchedChanges,
+  watchCommand,
 } from './watch.js';

@@ -142,13 +142,49 @@ export async function reviewFolderChanges(
   return outcomes;
 }
 
+/** Each sandbox's folders as its last watched command left them. */
+const lastSeen = new WeakMap<SandboxBackend, FolderFingerprints>();
+
+/** The outcomes of one watched command: what it wrote, and what changed before it ran. */
+export interface WatchedChanges {
+  /** Changed since the last watched command ended: by a process an earlier command left running. */
+  between: KeepOutcome[];
+  /** Changed while this command ran. */
+  during: KeepOutcome[];
+}
+
+/**
+ * Watch one command's writes into the skills and memory folders. What changed there since the
+ * last watched command of this sandbox ended (a process left running in the background) is
+ * reviewed before this one runs; `review()`, called once it ends, reviews what it changed.
+ */
+export async function watchCommand(
+  sandbox: SandboxBackend,
+  settings: GuardSettings = {},
+  signal?: AbortSignal,
+): Promise<{ review(): Promise<WatchedChanges> }> {
+  const fingerprint = () => fingerprintGuardedFolders(sandbox, settings, signal);
+  let before = await fingerprint();
+  const earlier = lastSeen.get(sandbox);
+  const between = earlier ? await reviewFolderChanges(sandbox, earlier, before, settings, signal) : [];
+  if (between.some((o) => !o.kept)) before = await fingerprint();
+  return {
+    async review() {
+      const after = await fingerprint();
+      const during = await reviewFolderChanges(sandbox, before, after, settings, signal);
+      lastSeen.set(sandbox, during.some((o) => !o.kept) ? await fingerprint() : after);
+      return { between, during };
+    },
+  };
+}
+
 /** What the model reads after a command whose writes into the skills or memory folders were scanned. */
-export function folderChangeMessage(outcomes: readonly KeepOutcome[]): string {
+export function folderChangeMessage(outcomes: readonly KeepOutcome[], who = 'this command'): string {
   return outcomes
     .map((o) =>
       o.kept
-        ? `Skills Guard: ${o.path} was changed by this command and kept, with warnings:\n${o.summary}`
-        : `Skills Guard: this command wrote ${o.report.kind === 'memory' ? 'the memory file' : 'the skill'} ` +
+        ? `Skills Guard: ${o.path} was changed by ${who} and kept, with warnings:\n${o.summary}`
+        : `Skills Guard: ${who} wrote ${o.report.kind === 'memory' ? 'the memory file' : 'the skill'} ` +
           `"${o.report.target}", which is ${o.report.verdict.toUpperCase()}; it was moved to quarantine in ${o.path}.\n${o.summary}`,
     )
     .join('\n');

@@ -119,6 +119,35 @@ describe('a command that writes skills or memory does not get past the guard', (
     expect(await sandbox.readTextFile('skills/lint/SKILL.md')).toContain('npm run lint');
   });
 
+  it('exec: a skill written by a process an earlier command left running is caught at the next command', async () => {
+    await using sandbox = await openSandbox({ backend: 'local' });
+    const sample = await readFile(join(CORPUS_DIR, 'malicious', 'env-debugger', 'SKILL.md'), 'utf8');
+    await sandbox.writeFile('incoming/SKILL.md', sample);
+    const started = await runTool(
+      sandbox,
+      'exec',
+      {
+        command:
+          "setsid sh -c 'sleep 1; mkdir -p skills/env-debugger; cp incoming/SKILL.md skills/env-debugger/' </dev/null >/dev/null 2>&1 &",
+      },
+      base,
+    );
+    expect(started.output).not.toContain('Skills Guard');
+    // The write lands after that command ended (checked without the tools, which would review it).
+    for (
+      let i = 0;
+      i < 100 && (await sandbox.exec('test -e skills/env-debugger/SKILL.md')).exitCode !== 0;
+      i++
+    )
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    const next = await runTool(sandbox, 'exec', { command: 'echo next' }, base);
+    expect(next.output).toMatch(
+      /Skills Guard: a process an earlier command left running wrote the skill "env-debugger", which is DANGEROUS; it was moved to quarantine/,
+    );
+    expect(next.output).toContain('stdout:\nnext\n');
+    expect((await sandbox.exec('test -e skills/env-debugger')).exitCode).toBe(1);
+  });
+
   it('exec: a loose file in the skills folder and an append to memory are scanned too', async () => {
     await using sandbox = await openSandbox({ backend: 'local' });
     const poisoned = await readFile(

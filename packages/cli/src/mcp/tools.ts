@@ -6,14 +6,13 @@
 import {
   type ApprovalSettings,
   decideCommand,
-  fingerprintGuardedFolders,
   folderChangeMessage,
   type GuardSettings,
   guardedWrite,
   isGuardedPath,
   type KeepOutcome,
   outcomeMessage,
-  reviewFolderChanges,
+  watchCommand,
 } from '@agentbox/agent';
 import {
   type CheckpointInfo,
@@ -146,16 +145,10 @@ export const TOOLS = {
           operation: 'exec',
           subject: typeof args.command === 'string' ? args.command : args.command.join(' '),
         });
-      // A command can write skills and memory too: what it changed there is scanned after it.
-      const before = await fingerprintGuardedFolders(sandbox, settings.guard, signal);
-      const reviewAfter = async () =>
-        reviewFolderChanges(
-          sandbox,
-          before,
-          await fingerprintGuardedFolders(sandbox, settings.guard, signal),
-          settings.guard,
-          signal,
-        );
+      // A command can write skills and memory too (so can what an earlier one left running): what
+      // changed there is scanned, before and after it.
+      const watch = await watchCommand(sandbox, settings.guard, signal);
+      const reviewAfter = () => watch.review();
       const cap = settings.maxOutputBytes;
       // Counted here too: a timeout's partial output says how much was written, not whether it was cut.
       const written = { stdout: 0, stderr: 0 };
@@ -174,7 +167,14 @@ export const TOOLS = {
             written.stderr += chunk.length;
           },
         });
-        const guarded = await reviewAfter();
+        const { between, during } = await reviewAfter();
+        const guarded = [...between, ...during];
+        const guardText = [
+          ...(between.length > 0
+            ? [folderChangeMessage(between, 'a process an earlier command left running')]
+            : []),
+          ...(during.length > 0 ? [folderChangeMessage(during)] : []),
+        ].join('\n');
         const stdout = cutText(r.stdoutBytes, r.totalBytes.stdout, cap, r.truncated.stdout);
         const stderr = cutText(r.stderrBytes, r.totalBytes.stderr, cap, r.truncated.stderr);
         const status = `exit code ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`;
@@ -191,7 +191,7 @@ export const TOOLS = {
             durationMs: r.durationMs,
             ...(quarantined.length > 0 ? { quarantined } : {}),
           },
-          text: guarded.length > 0 ? `${text}\n--- Skills Guard ---\n${folderChangeMessage(guarded)}` : text,
+          text: guarded.length > 0 ? `${text}\n--- Skills Guard ---\n${guardText}` : text,
         };
       } catch (error) {
         // A command cut short may have written a skill before it ended: it is scanned all the same.
