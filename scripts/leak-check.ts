@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   appendFileSync,
+  chmodSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -46,7 +47,9 @@ export interface LeakWatchOptions {
 export function startLeakWatch(options: LeakWatchOptions): () => Promise<void> {
   const session = `s${randomBytes(5).toString('hex')}`;
   const base = join(tmpdir(), `agentbox-test-${options.name}-${session}`);
-  mkdirSync(base, { recursive: true, mode: 0o700 });
+  // Searchable by all (like /tmp itself): tests hand sshd keys below it, which it reads as another user.
+  mkdirSync(base, { recursive: true, mode: 0o755 });
+  chmodSync(base, 0o755);
   const previousTmp = process.env.TMPDIR;
   process.env.TMPDIR = base;
   process.env.AGENTBOX_TEST_SESSION = session;

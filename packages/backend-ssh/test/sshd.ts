@@ -1,10 +1,10 @@
 /** The private test sshd (started by scripts/provision-sshd.sh) and configs that reach it. */
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { inject } from 'vitest';
+import { inject, onTestFinished } from 'vitest';
 import type { SshConfig } from '../src/index.js';
 
 export interface SshdState {
@@ -48,9 +48,11 @@ export function sshConfig(overrides: Partial<SshConfig> = {}, user?: string): Ss
   };
 }
 
-/** A fresh local directory for known_hosts files a test writes. */
+/** A fresh local directory for known_hosts files a test writes, removed when the test ends. */
 export function scratchDir(): string {
-  return mkdtempSync(join(tmpdir(), 'agentbox-ssh-test-'));
+  const dir = mkdtempSync(join(tmpdir(), 'agentbox-ssh-test-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 const run = promisify(execFile);
