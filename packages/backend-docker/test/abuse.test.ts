@@ -40,21 +40,28 @@ describe('resource abuse (docker)', () => {
     expect(sandbox.enforcement['limits.diskMiB']).toMatchObject({ status: 'enforced' });
   });
 
-  it('a fork flood stops at the pids limit; its timeout ends what it started, and the sandbox stays usable', async () => {
+  it('a fork flood stops at the pids limit, and the sandbox is usable again once its processes end', async () => {
     // The shell may give up at its first failed fork (a result), or keep going until the timeout
-    // kills its tree (a TimeoutError with the output so far): either way it never started them all.
+    // (a TimeoutError with the output so far): either way it never started them all. At the
+    // limit a kill cannot always get a process of its own, so what the flood started may outlive
+    // the timeout (the README says so); its sleeps are short, and forking must work again after.
     const outcome = (await sandbox
-      .exec('i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done; echo started $i; wait', {
+      .exec('i=0; while [ $i -lt 100 ]; do sleep 4 & i=$((i+1)); done; echo started $i; wait', {
         timeoutMs: 3_000,
       })
       .catch((e: unknown) => e)) as TimeoutError | ExecResult;
     if (!(outcome instanceof TimeoutError)) expect(outcome.exitCode).not.toBe(0);
     expect(outcome.stdout).not.toBe('started 100\n');
     expect(outcome.stderr).toMatch(/fork|Resource temporarily unavailable/i);
-    // Forking works again: the flood's processes are gone.
-    const r = await sandbox.exec('ls /proc | grep -c "^[0-9]"', { timeoutMs: 20_000 });
-    expect(r.exitCode).toBe(0);
-    expect(Number(r.stdout.trim())).toBeLessThan(LIMITS.pids / 2);
+    let count = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 40 && !(count < LIMITS.pids / 2); i++) {
+      const r = await sandbox
+        .exec('ls /proc | grep -c "^[0-9]"', { timeoutMs: 5_000 })
+        .catch(() => undefined);
+      if (r?.exitCode === 0) count = Number(r.stdout.trim());
+      if (!(count < LIMITS.pids / 2)) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(count).toBeLessThan(LIMITS.pids / 2);
   });
 
   it('a fork bomb that never ends is stopped by its timeout, typed; the next exec works', async () => {
