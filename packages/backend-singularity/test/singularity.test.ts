@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +26,8 @@ async function standin(args: string[]): Promise<{ code: number; stdout: string; 
 describe('refusal', () => {
   it('opening without apptainer or singularity on PATH is SANDBOX_UNAVAILABLE naming what to install', async () => {
     const path = process.env.PATH;
-    process.env.PATH = mkdtempSync(join(tmpdir(), 'agentbox-empty-path-'));
+    const empty = mkdtempSync(join(tmpdir(), 'agentbox-empty-path-'));
+    process.env.PATH = empty;
     try {
       const error = await openSandbox({
         backend: 'singularity',
@@ -38,6 +39,7 @@ describe('refusal', () => {
       expect((error as Error).message).toMatch(/install Apptainer/);
     } finally {
       process.env.PATH = path;
+      rmSync(empty, { recursive: true, force: true });
     }
   });
 
