@@ -26,8 +26,9 @@ if (secondPass || missing) {
       ),
     leftovers: () => runObjects(),
     escapedProcessesDie: 'close',
-    // gVisor on the ptrace platform: every docker exec and fork costs more than under runc.
-    timeScale: 2,
+    // gVisor on the ptrace platform: every docker exec and fork costs more than under runc, and
+    // npm test runs another lane of tests beside this one.
+    timeScale: 3,
     // The two heaviest cases test code that does not change with the runtime (the checkpoint
     // helper runs under runc; output limits are the library's); under ptrace each costs minutes
     // of the test budget, and the runc suite runs them.
