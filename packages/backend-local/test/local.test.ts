@@ -144,7 +144,13 @@ describe('the local definition: sweep and doctor', () => {
 
       const report = await local.doctor!({ config });
       expect(report.ok).toBe(true);
-      expect(report.checks.map((c) => c.name)).toEqual(['sh', 'root directory']);
+      // bubblewrap and the egress relay are reported too; they fail the report only with isolation: 'bwrap'.
+      expect(report.checks.map((c) => c.name)).toEqual([
+        'sh',
+        'root directory',
+        'bubblewrap',
+        'egress relay',
+      ]);
       expect(report.controls.isolation?.status).toBe('not-supported');
       await writeFile(join(sweepRoot, 'file'), 'not a directory');
       const blocked = await local.doctor!({
