@@ -29,8 +29,8 @@ export const RUN_LABEL = 'agentbox.test-run';
 /** The file (in the private directory) where emulator wrappers record their instance ids. */
 export const EMULATOR_INSTANCES_FILE = '.emulator-instances';
 const EMULATOR_INSTANCE_LABEL = 'io.agentbox.emulator.instance';
-/** What the test tools keep in TMPDIR (tsx's compile cache). */
-const TOOL_CACHES = [/^tsx-\d+$/];
+/** What the test tools keep in TMPDIR (tsx's compile cache, Node's own on Node 22 and newer). */
+const TOOL_CACHES = [/^tsx-\d+$/, /^node-compile-cache$/];
 
 export interface LeakWatchOptions {
   /** Package name, for the temp directory and the message. */
@@ -46,7 +46,8 @@ export interface LeakWatchOptions {
 /** Set up the private temp directory and the session id; the returned teardown checks for leaks. */
 export function startLeakWatch(options: LeakWatchOptions): () => Promise<void> {
   const session = `s${randomBytes(5).toString('hex')}`;
-  const base = join(tmpdir(), `agentbox-test-${options.name}-${session}`);
+  // Short: sandboxes below it put unix sockets there, whose paths may not exceed 107 bytes.
+  const base = join(tmpdir(), `abt-${session}`);
   // Searchable by all (like /tmp itself): tests hand sshd keys below it, which it reads as another user.
   mkdirSync(base, { recursive: true, mode: 0o755 });
   chmodSync(base, 0o755);

@@ -8,8 +8,6 @@ import { afterAll, describe, it } from 'vitest';
 import '../src/index.js';
 
 // Every sandbox of this run lives under one root, so `leftovers` can list exactly what exists.
-const root = mkdtempSync(join(tmpdir(), 'agentbox-local-conformance-'));
-afterAll(() => rm(root, { recursive: true, force: true }));
 
 // The whole suite runs once: the second Node.js pass of scripts/test-all.sh skips it (the
 // package's other tests run the backend on that Node too).
@@ -17,6 +15,9 @@ if (process.env.AGENTBOX_TEST_PASS === 'second') {
   console.info('local conformance: skipped in the second Node.js pass (it ran in the first)');
   describe.skip('local conformance', () => it('ran in the first pass', () => {}));
 } else {
+  // Made only when the suite runs: a skipped file runs no afterAll to remove it.
+  const root = mkdtempSync(join(tmpdir(), 'agentbox-local-conformance-'));
+  afterAll(() => rm(root, { recursive: true, force: true }));
   runConformance({
     name: 'local',
     open: (opts) => openSandbox({ backend: 'local', config: { root } }, opts),

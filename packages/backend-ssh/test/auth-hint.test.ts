@@ -47,9 +47,9 @@ async function listening(port: number, child: ChildProcess, log: () => string): 
   throw new Error(`sshd did not listen on ${port}: ${log()}`);
 }
 
-const cleanups: (() => void)[] = [];
-afterAll(() => {
-  for (const cleanup of cleanups.reverse()) cleanup();
+const cleanups: (() => void | Promise<void>)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
 describe('the AUTHENTICATION error for a refused key', () => {
@@ -102,7 +102,16 @@ describe('the AUTHENTICATION error for a refused key', () => {
       let log = '';
       const daemon = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
       daemon.stderr.setEncoding('utf8').on('data', (text: string) => (log += text));
-      cleanups.push(() => daemon.kill('SIGTERM'));
+      // It must be gone before its folder is removed: it may still write there while it exits.
+      cleanups.push(
+        () =>
+          new Promise<void>((resolve) => {
+            if (daemon.exitCode !== null || daemon.signalCode !== null) return resolve();
+            daemon.once('exit', () => resolve());
+            daemon.kill('SIGTERM');
+            setTimeout(resolve, 5_000).unref();
+          }),
+      );
       await listening(port, daemon, () => log);
 
       const target = sshConfig({
