@@ -29,7 +29,7 @@ if (process.env.AGENTBOX_TEST_PASS === 'second') {
     escapedProcessesDie: 'close',
     skip: {
       'tamper.session-pipe-injection':
-        "a race left open: a process that opens a command's stdout through /proc while the command still runs, and writes after it ended, lands in the next result (the session's stdout is shared between commands; fresh pipes per command are the fix). Seen failing under load, 2 runs in 8",
+        "a race left open: a process that opens a command's stdout through /proc while the command still runs, and writes after it ended, lands in the next result (the session's stdout is shared between commands; fresh pipes per command are the fix). Seen failing here in 3 runs of 9",
     },
   });
 }
