@@ -436,17 +436,7 @@ export class ExecCheckpointStore implements CheckpointStore {
     }
     if (r.exitCode !== 0 || !out.endsWith(`D${n}\n`))
       throw this.#error(`hashing the checkpoint store failed: ${text(r.stderr)}`, 'verifyCheckpoints');
-    const sections = out
-      .slice(0, -(n.length + 2))
-      .split(`B${n}\n`)
-      .slice(1);
-    const got = new Map<string, string>();
-    for (let i = 0; i * BATCH < objects.length; i++)
-      parseSums(
-        sections[i] ?? '',
-        objects.slice(i * BATCH, (i + 1) * BATCH).map((o) => `./${o}`),
-        got,
-      );
+    const got = batchedSums(out, n, objects);
     for (const object of objects) {
       const hash = got.get(object);
       if (hash === undefined) bad.set(object, 'missing');
@@ -500,17 +490,7 @@ export class ExecCheckpointStore implements CheckpointStore {
         `verifying checkpoint ${id} failed (exit ${r.exitCode}): ${text(r.stderr)}`,
         'rollback',
       );
-    const sections = out
-      .slice(0, -(n.length + 2))
-      .split(`B${n}\n`)
-      .slice(1);
-    const got = new Map<string, string>();
-    for (let i = 0; i * BATCH < objects.length; i++)
-      parseSums(
-        sections[i] ?? '',
-        objects.slice(i * BATCH, (i + 1) * BATCH).map((o) => `./${o}`),
-        got,
-      );
+    const got = batchedSums(out, n, objects);
     for (const [object, hash] of want)
       if (got.get(object) !== hash) throw corrupt(`object ${JSON.stringify(object)} does not match its hash`);
   }
@@ -855,4 +835,20 @@ function nanos(time: string): string {
 
 function text(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString('utf8').trim().slice(0, 2_000);
+}
+
+/** The sums of `objects` from a hashing script's output: a `B<n>` line before each batch of BATCH, `D<n>` at the end. */
+function batchedSums(out: string, n: string, objects: readonly string[]): Map<string, string> {
+  const sections = out
+    .slice(0, -(n.length + 2))
+    .split(`B${n}\n`)
+    .slice(1);
+  const got = new Map<string, string>();
+  for (let i = 0; i * BATCH < objects.length; i++)
+    parseSums(
+      sections[i] ?? '',
+      objects.slice(i * BATCH, (i + 1) * BATCH).map((o) => `./${o}`),
+      got,
+    );
+  return got;
 }
