@@ -4,8 +4,9 @@
  * directory (outside the jail's view), and an allowed destination is dialled from this machine.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { SandboxUnavailableError } from '@agentbox/core';
@@ -24,6 +25,21 @@ import type { Jail } from './jail.js';
 
 /** How long the forwarder may take to bind its listeners. */
 const READY_TIMEOUT_MS = 10_000;
+
+/** A unix socket's path must fit `sun_path` (108 bytes with its terminating zero). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * Where the relay listens: in the sandbox's directory when the path fits a unix socket address,
+ * else in a private (0700) folder under the system temp directory, removed on close.
+ */
+async function relaySocketPath(dir: string): Promise<{ path: string; ownDir: string | undefined }> {
+  const inSandboxDir = join(dir, 'egress', 'relay.sock');
+  if (Buffer.byteLength(inSandboxDir) <= MAX_SOCKET_PATH_BYTES)
+    return { path: inSandboxDir, ownDir: undefined };
+  const ownDir = await mkdtemp(join(tmpdir(), 'agentbox-relay-'));
+  return { path: join(ownDir, 'relay.sock'), ownDir };
+}
 
 /** Write the jail's /etc/hosts and /etc/resolv.conf into `dir` (before the jail starts). */
 export async function writeEgressFiles(
@@ -51,11 +67,19 @@ export class LocalEgress {
   readonly relay: EgressRelay;
   readonly #server: Server;
   readonly #forwarder: ChildProcess;
+  /** The folder made for the socket when the sandbox's own path was too long for one. */
+  readonly #socketDir: string | undefined;
 
-  private constructor(relay: EgressRelay, server: Server, forwarder: ChildProcess) {
+  private constructor(
+    relay: EgressRelay,
+    server: Server,
+    forwarder: ChildProcess,
+    socketDir: string | undefined,
+  ) {
     this.relay = relay;
     this.#server = server;
     this.#forwarder = forwarder;
+    this.#socketDir = socketDir;
   }
 
   static async start(opts: {
@@ -76,14 +100,19 @@ export class LocalEgress {
       onDenied: opts.onDenied,
       secrets: opts.secrets,
     });
-    const socketPath = join(opts.dir, 'egress', 'relay.sock');
+    const { path: socketPath, ownDir } = await relaySocketPath(opts.dir);
     // Left behind by a crash before a re-attach: listening would fail on it.
     await rm(socketPath, { force: true });
     const server = createServer({ allowHalfOpen: true }, (stream) => relay.handle(stream));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, () => resolve());
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => resolve());
+      });
+    } catch (error) {
+      if (ownDir) await rm(ownDir, { recursive: true, force: true });
+      throw error;
+    }
     const [program, ...args] = opts.jail.enterNetwork();
     const forwarder = spawn(
       program!,
@@ -119,7 +148,7 @@ export class LocalEgress {
         resolve(false);
       });
     });
-    const egress = new LocalEgress(relay, server, forwarder);
+    const egress = new LocalEgress(relay, server, forwarder, ownDir);
     if (!ready) {
       await egress.close();
       throw new SandboxUnavailableError(
@@ -138,5 +167,6 @@ export class LocalEgress {
     }
     await new Promise((resolve) => this.#server.close(resolve));
     await this.relay.close();
+    if (this.#socketDir) await rm(this.#socketDir, { recursive: true, force: true });
   }
 }

@@ -6,7 +6,7 @@
  * own, dialled only from inside the sandbox's network namespace, which has no route to it.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,6 +99,30 @@ describe.skipIf(bwrapMissing)(
       expect(
         (await readdir(root)).filter((name) => name !== sandbox.id && name !== 'egress-denied.log'),
       ).toEqual([]);
+    });
+
+    it('works from a sandbox whose folder is too deep for a unix socket address, and leaves nothing behind', async () => {
+      const base = await mkdtemp(join(tmpdir(), 'agentbox-local-egress-deep-'));
+      const deepRoot = join(base, 'a-folder-name-long-enough-to-push-the-relay-socket-path-past-108-bytes');
+      await mkdir(deepRoot);
+      const deep = await openSandbox({
+        backend: 'local',
+        config: { root: deepRoot, isolation: 'bwrap' },
+        policy: { network: { mode: 'allowlist', allow: [`localhost:${portOf(allowed)}`] } },
+      });
+      const relayDirs = async () => (await readdir(tmpdir())).filter((n) => n.startsWith('agentbox-relay-'));
+      try {
+        expect(Buffer.byteLength(join(deepRoot, deep.id, 'egress', 'relay.sock'))).toBeGreaterThan(107);
+        expect(await relayDirs()).toHaveLength(1);
+        const run = await deep.exec(['node', '-e', CONNECT, 'localhost', String(portOf(allowed))], {
+          timeoutMs: 20_000,
+        });
+        expect(run).toMatchObject({ exitCode: 0, stdout: 'allowed\n' });
+      } finally {
+        await deep.close();
+        await rm(base, { recursive: true, force: true });
+      }
+      expect(await relayDirs()).toEqual([]);
     });
 
     it('is reported enforced', () => {
