@@ -20,8 +20,10 @@ import {
   FORWARDER_SCRIPT,
   forwarderConfig,
   type SecretBinding,
+  type TlsTermination,
+  tlsTrustFiles,
 } from '@agentbox/core/backend';
-import type { Jail } from './jail.js';
+import { type Jail, TRUST_DIR } from './jail.js';
 
 /** How long the forwarder may take to bind its listeners. */
 const READY_TIMEOUT_MS = 10_000;
@@ -41,18 +43,28 @@ async function relaySocketPath(dir: string): Promise<{ path: string; ownDir: str
   return { path: join(ownDir, 'relay.sock'), ownDir };
 }
 
-/** Write the jail's /etc/hosts and /etc/resolv.conf into `dir` (before the jail starts). */
+/**
+ * Write the jail's /etc/hosts and /etc/resolv.conf into `dir` (before the jail starts), and with
+ * TLS termination the trust files the jail sees in TRUST_DIR.
+ */
 export async function writeEgressFiles(
   dir: string,
   entries: readonly EgressEntry[],
-): Promise<{ hostsFile: string; resolvConf: string }> {
+  tls: TlsTermination | undefined,
+): Promise<{ hostsFile: string; resolvConf: string; trustDir?: string }> {
   const at = join(dir, 'egress');
   await mkdir(at, { recursive: true, mode: 0o700 });
   const hostsFile = join(at, 'hosts');
   const resolvConf = join(at, 'resolv.conf');
   await writeFile(hostsFile, egressHostsFile(entries), { mode: 0o644 });
   await writeFile(resolvConf, EGRESS_RESOLV_CONF, { mode: 0o644 });
-  return { hostsFile, resolvConf };
+  if (!tls) return { hostsFile, resolvConf };
+  const trustDir = join(at, 'trust');
+  await mkdir(trustDir, { recursive: true, mode: 0o755 });
+  const { files } = await tlsTrustFiles(tls, TRUST_DIR);
+  for (const [name, text] of Object.entries(files))
+    await writeFile(join(trustDir, name), text, { mode: 0o644 });
+  return { hostsFile, resolvConf, trustDir };
 }
 
 function dial(host: string, port: number): Promise<Duplex> {
@@ -90,6 +102,7 @@ export class LocalEgress {
     logFile: string | undefined;
     onDenied: ((denial: EgressDenial) => void) | undefined;
     secrets?: readonly SecretBinding[] | undefined;
+    tls?: TlsTermination | undefined;
     context: ErrorContext;
   }): Promise<LocalEgress> {
     const relay = new EgressRelay({
@@ -99,6 +112,7 @@ export class LocalEgress {
       logFile: opts.logFile,
       onDenied: opts.onDenied,
       secrets: opts.secrets,
+      tls: opts.tls,
     });
     const { path: socketPath, ownDir } = await relaySocketPath(opts.dir);
     // Left behind by a crash before a re-attach: listening would fail on it.

@@ -35,6 +35,7 @@ import {
   frozenCheckpointStore,
   type HostProcess,
   loadSecrets,
+  loadTlsTermination,
   OomKillCounter,
   type OpenContext,
   parseEgressAllowlist,
@@ -46,11 +47,12 @@ import {
   secretsStatus,
   startHostProcess,
   TreeCheckpointStore,
+  tlsTrustFiles,
 } from '@agentbox/core/backend';
 import { z } from 'zod';
 import { doctorLocal } from './doctor.js';
 import { LocalEgress, writeEgressFiles } from './egress.js';
-import { findJailTools, hostPids, Jail, jailCommand, outputPipes, signalHolders } from './jail.js';
+import { findJailTools, hostPids, Jail, jailCommand, outputPipes, signalHolders, TRUST_DIR } from './jail.js';
 import { type CgroupLayout, cgroupLayout, JailCgroup } from './jail-cgroup.js';
 import { LABELS_FILE, sweepLocal } from './sweep.js';
 
@@ -187,6 +189,7 @@ export function localEnforcement(
       net === 'allowlist'
         ? 'allowlist'
         : 'needs network mode allowlist: the egress relay is what swaps in the values',
+      { terminatesTls: true },
     ),
     labels,
     checkpointIntegrity: on(
@@ -216,6 +219,8 @@ export class LocalSandbox extends BaseSandbox {
     egress?: LocalEgress | undefined;
     /** Placeholders of policy.secrets, in every command's environment. */
     secrets?: readonly SecretBinding[] | undefined;
+    /** With TLS termination: the variables that point clients at the sandbox's CA. */
+    trustEnv?: Record<string, string> | undefined;
     cgroup?: JailCgroup | undefined;
   }) {
     const isRoot = process.getuid?.() === 0;
@@ -239,7 +244,7 @@ export class LocalSandbox extends BaseSandbox {
         },
       },
       enforcement: init.enforcement,
-      baseEnv: secretEnv(init.secrets ?? []),
+      baseEnv: { ...secretEnv(init.secrets ?? []), ...init.trustEnv },
     });
     this.#dir = dir;
     this.#keep = init.keep;
@@ -383,8 +388,9 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
   // Read now, before anything exists: a secret that cannot be read or relayed refuses the open.
   const secrets =
     entries && enforcement.secrets.status === 'enforced'
-      ? await loadSecrets(policy.secrets ?? [], entries, 'local', context)
+      ? await loadSecrets(policy.secrets ?? [], entries, 'local', context, { terminatesTls: true })
       : undefined;
+  const tls = secrets ? await loadTlsTermination(policy.secrets ?? [], id, context) : undefined;
   const existed = await fs.stat(workdir).then(
     (st) => st.isDirectory(),
     () => false,
@@ -423,7 +429,7 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
         workspace: workdir,
         sandboxesRoot: root,
         unshareNet: policy.network?.mode !== 'open',
-        egress: entries ? await writeEgressFiles(dir, entries) : undefined,
+        egress: entries ? await writeEgressFiles(dir, entries, tls) : undefined,
         mounts: [
           ...(policy.mounts ?? []),
           ...(policy.credentials ?? []).map((c) => ({ ...c, readOnly: true })),
@@ -439,6 +445,7 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
           logFile: config.egressLog ?? join(root, 'egress-denied.log'),
           onDenied: config.onEgressDenied,
           secrets,
+          tls,
           context,
         }).catch(async (error) => {
           await jail?.close();
@@ -457,7 +464,18 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
       signal.throwIfAborted();
     }
   }
-  return new LocalSandbox({ id, dir, keep: config.keep, enforcement, jail, egress, secrets, cgroup });
+  const trustEnv = tls ? (await tlsTrustFiles(tls, TRUST_DIR)).env : undefined;
+  return new LocalSandbox({
+    id,
+    dir,
+    keep: config.keep,
+    enforcement,
+    jail,
+    egress,
+    secrets,
+    trustEnv,
+    cgroup,
+  });
 }
 
 export const local = defineBackend({

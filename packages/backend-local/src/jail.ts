@@ -124,6 +124,9 @@ export function findJailTools(bwrap: string, searchPath: string): JailTools | st
   return { bwrap: b, nsenter: n, setpriv: p };
 }
 
+/** Where the jail finds the files that make it trust its CA (TLS termination), read-only. */
+export const TRUST_DIR = '/run/agentbox';
+
 export interface JailOptions {
   tools: JailTools;
   workspace: string;
@@ -132,7 +135,7 @@ export interface JailOptions {
   /** The sandbox's own network namespace (no network) unless false. */
   unshareNet: boolean;
   /** The allowlist's network (egress.ts): the jail's /etc/hosts and /etc/resolv.conf, bound read-only. */
-  egress?: { hostsFile: string; resolvConf: string } | undefined;
+  egress?: { hostsFile: string; resolvConf: string; trustDir?: string | undefined } | undefined;
   mounts: readonly { source: string; target: string; readOnly: boolean }[];
   /** The sandbox's cgroup (its limits): the init and every process entering the jail join it. */
   cgroup?: JailCgroup | undefined;
@@ -181,6 +184,7 @@ export function jailArgs(opts: JailOptions): string[] {
     '/dev/stderr',
   );
   args.push('--tmpfs', '/tmp', '--tmpfs', '/run');
+  if (opts.egress?.trustDir) args.push('--ro-bind', opts.egress.trustDir, TRUST_DIR);
   if (opts.sandboxesRoot !== '/') args.push('--tmpfs', opts.sandboxesRoot);
   args.push('--bind', opts.workspace, opts.workspace);
   for (const m of opts.mounts) args.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.target);

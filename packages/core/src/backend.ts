@@ -17,13 +17,17 @@ export {
   FORWARDER_SCRIPT,
   forwarderConfig,
   loadSecrets,
+  loadTlsTermination,
   newPlaceholder,
   parseEgressAllowlist,
   redactSecrets,
+  SandboxCa,
   type SecretBinding,
   SecretFilter,
   secretEnv,
   secretsStatus,
+  type TlsTermination,
+  tlsTrustFiles,
 } from './egress/index.js';
 export { type ErrorContext, fromErrno, toAgentboxError } from './errors.js';
 export {

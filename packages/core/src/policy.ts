@@ -33,10 +33,13 @@ export const SecretHostSchema = z.union([
   z.strictObject({
     host: hostPort,
     /**
-     * HTTPS through a per-sandbox CA the sandbox trusts (opt-in per host). Not built yet: a
-     * strict open refuses it (PolicyNotEnforceableError), so a TLS host never gets a placeholder.
+     * HTTPS: the relay decrypts this host's connections with a certificate from a CA made for
+     * this sandbox (which the sandbox is told to trust), swaps the value in, and speaks TLS to
+     * the real server. Opt-in per host; backends without it refuse it (PolicyNotEnforceableError).
      */
     terminateTls: z.literal(true),
+    /** A PEM file of a CA to trust for the real server, besides the system's roots. */
+    upstreamCa: z.string().min(1).optional(),
   }),
 ]);
 

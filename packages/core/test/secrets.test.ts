@@ -3,14 +3,17 @@
  * and what the relay's filter does to the bytes a sandbox sends (swap for the secret's hosts,
  * refuse elsewhere, even when the placeholder is cut across chunks), and the redaction.
  */
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   loadSecrets,
+  loadTlsTermination,
   parseEgressAllowlist,
   redactSecrets,
+  SandboxCa,
   type SecretBinding,
   SecretFilter,
   secretsStatus,
@@ -91,6 +94,46 @@ describe('loadSecrets', () => {
     );
     expect(status.status).toBe('not-supported');
     expect(status.detail).toContain('TLS termination');
+  });
+
+  it('on a backend that terminates TLS: TLS hosts are accepted and reported, with a CA of the sandbox that signs a leaf per host', async () => {
+    const secrets = secretsOf([
+      { env: 'A', from: { env: 'PATH' }, hosts: [{ host: 'api.example:80', terminateTls: true }] },
+    ]);
+    const [binding] = await loadSecrets(secrets, entries, 'test', context, { terminatesTls: true });
+    expect(binding!.hosts.has('api.example:80')).toBe(true);
+    const status = secretsStatus(secrets, 'allowlist', { terminatesTls: true });
+    expect(status.status).toBe('enforced');
+    expect(status.detail).toContain('HTTPS request headers to api.example:80');
+    const tls = (await loadTlsTermination(secrets, 'abx-test', context))!;
+    expect([...tls.hosts.keys()]).toEqual(['api.example:80']);
+    const ca = new X509Certificate(tls.ca.certificatePem);
+    expect(ca.ca).toBe(true);
+    for (const host of ['api.example', '127.0.0.1', '::1']) {
+      const leaf = new X509Certificate(tls.ca.leafFor(host).certificatePem);
+      expect(leaf.ca).toBe(false);
+      expect(leaf.checkIssued(ca)).toBe(true);
+      expect(leaf.verify(ca.publicKey)).toBe(true);
+      expect(host.includes('.') && !/^\d/.test(host) ? leaf.checkHost(host) : leaf.checkIP(host)).toBe(host);
+    }
+    // Another sandbox's CA does not vouch for this one's leaves.
+    const other = new X509Certificate(new SandboxCa('abx-other').certificatePem);
+    expect(new X509Certificate(tls.ca.leafFor('api.example').certificatePem).verify(other.publicKey)).toBe(
+      false,
+    );
+    await expect(
+      loadTlsTermination(
+        secretsOf([
+          {
+            env: 'A',
+            from: { env: 'PATH' },
+            hosts: [{ host: 'api.example:80', terminateTls: true, upstreamCa: join(dir, 'missing.pem') }],
+          },
+        ]),
+        'abx-test',
+        context,
+      ),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 });
 

@@ -11,9 +11,13 @@ export { type EgressDenial, EgressRelay, type EgressRelayOptions } from './relay
 export { SecretFilter, type SecretRefusal } from './secret-filter.js';
 export {
   loadSecrets,
+  loadTlsTermination,
   newPlaceholder,
   redactSecrets,
   type SecretBinding,
   secretEnv,
   secretsStatus,
+  type TlsTermination,
+  tlsTrustFiles,
 } from './secrets.js';
+export { type IssuedCertificate, SandboxCa } from './x509.js';

@@ -5,11 +5,13 @@
  * whatever the header says — or records a denied attempt the forwarder reports.
  */
 import { appendFile, mkdir } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { createSecureContext, rootCertificates, TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { EgressEntry } from './allowlist.js';
 import { SecretFilter, type SecretRefusal } from './secret-filter.js';
-import { redactSecrets, type SecretBinding } from './secrets.js';
+import { redactSecrets, type SecretBinding, type TlsTermination } from './secrets.js';
 
 /** One refused egress attempt, as the operator's log gets it. */
 export interface EgressDenial {
@@ -40,6 +42,8 @@ export interface EgressRelayOptions {
   onDenied?: ((denial: EgressDenial) => void) | undefined;
   /** Placeholders swapped for real values on the way out (secrets.ts); none by default. */
   secrets?: readonly SecretBinding[] | undefined;
+  /** Destinations whose TLS is decrypted, so that secrets reach HTTPS hosts too (secrets.ts). */
+  tls?: TlsTermination | undefined;
 }
 
 /** Denials kept in memory (`denials`); the log file has them all, up to the rate limit. */
@@ -89,6 +93,7 @@ export class EgressRelay {
   }
 
   async #relay(client: Duplex, index: number, rest: Buffer): Promise<void> {
+    // Both ends may become their TLS sessions (#terminate).
     const entry = Number.isInteger(index) ? this.#o.entries[index] : undefined;
     if (!entry) {
       client.destroy();
@@ -106,6 +111,12 @@ export class EgressRelay {
       return;
     }
     this.#open.add(upstream);
+    const destination = `${entry.host}:${entry.port}`;
+    const terminated = this.#o.tls?.hosts.get(destination);
+    if (terminated && this.#o.tls) {
+      ({ client, upstream } = this.#terminate(client, upstream, entry.host, rest, terminated.upstreamCa));
+      rest = Buffer.alloc(0);
+    }
     let refused = false;
     upstream.once('close', () => {
       this.#open.delete(upstream);
@@ -117,7 +128,6 @@ export class EgressRelay {
     const secrets = this.#o.secrets ?? [];
     let outbound: Duplex = client;
     if (secrets.length > 0) {
-      const destination = `${entry.host}:${entry.port}`;
       const filter = new SecretFilter({
         destination,
         secrets,
@@ -137,6 +147,50 @@ export class EgressRelay {
     outbound.pipe(upstream);
     upstream.pipe(client);
     client.resume();
+  }
+
+  /**
+   * Decrypt a connection: the sandbox's side gets a certificate for `host` signed by the
+   * sandbox's CA; the real server's side is a TLS client that verifies the server's certificate
+   * against the system's roots (and the host's extra CA). Only HTTP/1.1 is offered to the
+   * sandbox, since the secret filter reads HTTP/1 request heads.
+   */
+  #terminate(
+    client: Duplex,
+    upstream: Duplex,
+    host: string,
+    rest: Buffer,
+    upstreamCa: string | undefined,
+  ): { client: Duplex; upstream: Duplex } {
+    const leaf = this.#o.tls!.ca.leafFor(host);
+    // What the forwarder sent after its header line is the start of the TLS handshake.
+    if (rest.length > 0) client.unshift(rest);
+    const inner = new TLSSocket(client, {
+      isServer: true,
+      secureContext: createSecureContext({ key: leaf.keyPem, cert: leaf.certificatePem }),
+      ALPNProtocols: ['http/1.1'],
+    });
+    const outer = tlsConnect({
+      socket: upstream,
+      servername: isIP(host) ? undefined : host,
+      ca: upstreamCa ? [...rootCertificates, upstreamCa] : undefined,
+      ALPNProtocols: ['http/1.1'],
+    });
+    for (const [raw, session] of [
+      [client, inner],
+      [upstream, outer],
+    ] as const) {
+      this.#open.add(session);
+      session.once('close', () => {
+        this.#open.delete(session);
+        raw.destroy();
+      });
+      raw.once('close', () => {
+        this.#open.delete(raw);
+        session.destroy();
+      });
+    }
+    return { client: inner, upstream: outer };
   }
 
   #deny(json: string): void {

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { type ErrorContext, InvalidArgumentError, PolicyNotEnforceableError } from '../errors.js';
 import type { ControlStatus, SecretPolicy } from '../policy.js';
 import type { EgressEntry } from './allowlist.js';
+import { SandboxCa } from './x509.js';
 
 /** One secret as the relay uses it. The value stays in this process. */
 export interface SecretBinding {
@@ -30,14 +31,15 @@ export function newPlaceholder(): string {
 
 /**
  * Read each secret's value and give it a placeholder. Throws PolicyNotEnforceableError for a
- * host the allowlist does not relay or one that asks for TLS termination (not built), and
- * InvalidArgumentError for a value that cannot be read or cannot go in an HTTP header.
+ * host the allowlist does not relay or one that asks for TLS termination where the backend has
+ * none, and InvalidArgumentError for a value that cannot be read or cannot go in an HTTP header.
  */
 export async function loadSecrets(
   secrets: readonly SecretPolicy[],
   entries: readonly EgressEntry[],
   backend: string,
   context: ErrorContext,
+  opts: { terminatesTls?: boolean } = {},
 ): Promise<SecretBinding[]> {
   const relayed = new Set(entries.map((e) => `${e.host}:${e.port}`));
   const refused: string[] = [];
@@ -47,9 +49,9 @@ export async function loadSecrets(
       throw new InvalidArgumentError(`policy.secrets: ${secret.env} is declared twice`, context);
     envs.add(secret.env);
     for (const host of secret.hosts) {
-      if (typeof host !== 'string')
+      if (typeof host !== 'string' && !opts.terminatesTls)
         refused.push(
-          `${secret.env} → ${host.host}: TLS termination is not built; only plain HTTP destinations get the real value`,
+          `${secret.env} → ${host.host}: the ${backend} backend has no TLS termination; only plain HTTP destinations get the real value`,
         );
       else if (!relayed.has(hostKey(host)))
         refused.push(`${secret.env} → ${host}: not in the network allowlist, so the relay never sees it`);
@@ -129,17 +131,93 @@ export function redactSecrets(text: string, bindings: readonly SecretBinding[]):
 export function secretsStatus(
   secrets: readonly SecretPolicy[] | undefined,
   relay: 'allowlist' | string,
+  opts: { terminatesTls?: boolean } = {},
 ): ControlStatus {
   if (!secrets?.length) return { status: 'not-requested', detail: 'none requested' };
   if (relay !== 'allowlist') return { status: 'not-supported', detail: relay };
-  const tls = secrets.flatMap((s) => s.hosts.filter((h) => typeof h !== 'string').map(hostKey));
-  if (tls.length > 0)
+  const plain = [
+    ...new Set(secrets.flatMap((s) => s.hosts.filter((h) => typeof h === 'string').map(hostKey))),
+  ];
+  const tls = [...new Set(secrets.flatMap((s) => s.hosts.filter((h) => typeof h !== 'string').map(hostKey)))];
+  if (tls.length > 0 && !opts.terminatesTls)
     return {
       status: 'not-supported',
-      detail: `TLS termination (${tls.join(', ')}) is not built: only plain HTTP destinations can get the real value`,
+      detail: `TLS termination (${tls.join(', ')}) is not available on this backend: only plain HTTP destinations can get the real value`,
     };
+  const where = [
+    ...(plain.length ? [`plain HTTP request headers to ${plain.join(', ')}`] : []),
+    ...(tls.length
+      ? [
+          `HTTPS request headers to ${tls.join(', ')} (decrypted with a certificate of a CA made for this sandbox, which the sandbox is told to trust; the real server's certificate is verified)`,
+        ]
+      : []),
+  ];
   return {
     status: 'enforced',
-    detail: `the sandbox sees only a per-sandbox placeholder in ${secrets.map((s) => `$${s.env}`).join(', ')}; the egress relay puts the real value in plain HTTP request headers to ${[...new Set(secrets.flatMap((s) => s.hosts.map(hostKey)))].join(', ')} only and refuses (and logs) a request carrying a placeholder anywhere else; HTTPS is not decrypted, so a TLS connection gets no real value`,
+    detail: `the sandbox sees only a per-sandbox placeholder in ${secrets.map((s) => `$${s.env}`).join(', ')}; the egress relay puts the real value in ${where.join(' and ')} only and refuses (and logs) a request carrying a placeholder to any other host it can read; other TLS connections are not decrypted, so they never get a real value`,
   };
 }
+
+/** The hosts (`host:port`) whose TLS the relay decrypts, each with the extra CA it trusts for the real server. */
+export interface TlsTermination {
+  ca: SandboxCa;
+  hosts: ReadonlyMap<string, { upstreamCa: string | undefined }>;
+}
+
+/**
+ * The TLS termination a policy asks for (none if no secret host asks): a CA of its own for
+ * this sandbox, and each host's extra upstream CA read now (InvalidArgumentError if unreadable).
+ */
+export async function loadTlsTermination(
+  secrets: readonly SecretPolicy[],
+  sandboxId: string,
+  context: ErrorContext,
+): Promise<TlsTermination | undefined> {
+  const hosts = new Map<string, { upstreamCa: string | undefined }>();
+  for (const secret of secrets)
+    for (const host of secret.hosts) {
+      if (typeof host === 'string') continue;
+      const file = host.upstreamCa;
+      const upstreamCa =
+        file === undefined
+          ? undefined
+          : await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+              throw new InvalidArgumentError(
+                `policy.secrets: cannot read the upstream CA of ${host.host} from ${file} (${error.code})`,
+                { ...context, cause: error },
+              );
+            });
+      hosts.set(hostKey(host), { upstreamCa: upstreamCa ?? hosts.get(hostKey(host))?.upstreamCa });
+    }
+  return hosts.size > 0 ? { ca: new SandboxCa(sandboxId), hosts } : undefined;
+}
+
+/**
+ * The files that make the sandbox trust its CA, for a backend to put in a folder `dir` of the
+ * sandbox: the CA alone (`egress-ca.pem`, for Node's NODE_EXTRA_CA_CERTS, which adds to its
+ * roots) and the host's roots with the CA (`ca-bundle.pem`, for OpenSSL-based clients, whose
+ * SSL_CERT_FILE replaces theirs), and the variables that point clients at them.
+ */
+export async function tlsTrustFiles(
+  termination: TlsTermination,
+  dir: string,
+): Promise<{ files: Record<string, string>; env: Record<string, string> }> {
+  const roots = await readFile(SYSTEM_CA_BUNDLE, 'utf8').catch(() => '');
+  const ca = termination.ca.certificatePem;
+  const bundle = `${roots}${roots && !roots.endsWith('\n') ? '\n' : ''}${ca}`;
+  const caFile = `${dir}/egress-ca.pem`;
+  const bundleFile = `${dir}/ca-bundle.pem`;
+  return {
+    files: { 'egress-ca.pem': ca, 'ca-bundle.pem': bundle },
+    env: {
+      NODE_EXTRA_CA_CERTS: caFile,
+      SSL_CERT_FILE: bundleFile,
+      CURL_CA_BUNDLE: bundleFile,
+      REQUESTS_CA_BUNDLE: bundleFile,
+      GIT_SSL_CAINFO: bundleFile,
+    },
+  };
+}
+
+/** Debian's (and most distributions') bundle of the system's trusted roots. */
+const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
