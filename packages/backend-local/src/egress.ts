@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import { SandboxUnavailableError } from '@agentbox/core';
 import {
   EGRESS_RESOLV_CONF,
+  EGRESS_TRUST_DIR,
   type EgressDenial,
   type EgressEntry,
   EgressRelay,
@@ -23,7 +24,7 @@ import {
   type TlsTermination,
   tlsTrustFiles,
 } from '@agentbox/core/backend';
-import { type Jail, TRUST_DIR } from './jail.js';
+import type { Jail } from './jail.js';
 
 /** How long the forwarder may take to bind its listeners. */
 const READY_TIMEOUT_MS = 10_000;
@@ -61,7 +62,7 @@ export async function writeEgressFiles(
   if (!tls) return { hostsFile, resolvConf };
   const trustDir = join(at, 'trust');
   await mkdir(trustDir, { recursive: true, mode: 0o755 });
-  const { files } = await tlsTrustFiles(tls, TRUST_DIR);
+  const { files } = await tlsTrustFiles(tls, EGRESS_TRUST_DIR);
   for (const [name, text] of Object.entries(files))
     await writeFile(join(trustDir, name), text, { mode: 0o644 });
   return { hostsFile, resolvConf, trustDir };

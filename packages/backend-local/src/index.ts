@@ -29,6 +29,7 @@ import {
   BaseSandbox,
   type CheckpointStore,
   defineBackend,
+  EGRESS_TRUST_DIR,
   type EgressDenial,
   type EgressEntry,
   enforcementReport,
@@ -47,12 +48,12 @@ import {
   secretsStatus,
   startHostProcess,
   TreeCheckpointStore,
-  tlsTrustFiles,
+  tlsTrustEnv,
 } from '@agentbox/core/backend';
 import { z } from 'zod';
 import { doctorLocal } from './doctor.js';
 import { LocalEgress, writeEgressFiles } from './egress.js';
-import { findJailTools, hostPids, Jail, jailCommand, outputPipes, signalHolders, TRUST_DIR } from './jail.js';
+import { findJailTools, hostPids, Jail, jailCommand, outputPipes, signalHolders } from './jail.js';
 import { type CgroupLayout, cgroupLayout, JailCgroup } from './jail-cgroup.js';
 import { LABELS_FILE, sweepLocal } from './sweep.js';
 
@@ -464,7 +465,7 @@ async function openLocal({ id, idGiven, config, policy, strict, signal }: OpenCo
       signal.throwIfAborted();
     }
   }
-  const trustEnv = tls ? (await tlsTrustFiles(tls, TRUST_DIR)).env : undefined;
+  const trustEnv = tls ? tlsTrustEnv(EGRESS_TRUST_DIR) : undefined;
   return new LocalSandbox({
     id,
     dir,

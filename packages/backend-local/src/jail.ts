@@ -23,6 +23,7 @@ import { AgentboxError, SandboxUnavailableError } from '@agentbox/core';
 import {
   checkFileScript,
   continueProcesses,
+  EGRESS_TRUST_DIR,
   type ErrorContext,
   type HostProcess,
   namespaceMembers,
@@ -124,9 +125,6 @@ export function findJailTools(bwrap: string, searchPath: string): JailTools | st
   return { bwrap: b, nsenter: n, setpriv: p };
 }
 
-/** Where the jail finds the files that make it trust its CA (TLS termination), read-only. */
-export const TRUST_DIR = '/run/agentbox';
-
 export interface JailOptions {
   tools: JailTools;
   workspace: string;
@@ -184,7 +182,7 @@ export function jailArgs(opts: JailOptions): string[] {
     '/dev/stderr',
   );
   args.push('--tmpfs', '/tmp', '--tmpfs', '/run');
-  if (opts.egress?.trustDir) args.push('--ro-bind', opts.egress.trustDir, TRUST_DIR);
+  if (opts.egress?.trustDir) args.push('--ro-bind', opts.egress.trustDir, EGRESS_TRUST_DIR);
   if (opts.sandboxesRoot !== '/') args.push('--tmpfs', opts.sandboxesRoot);
   args.push('--bind', opts.workspace, opts.workspace);
   for (const m of opts.mounts) args.push(m.readOnly ? '--ro-bind' : '--bind', m.source, m.target);

@@ -4,73 +4,17 @@
  * The servers here are HTTPS servers on loopback whose certificate comes from a CA that openssl
  * makes for the test, unknown to the system: the policy names it as the upstream CA.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import type { IncomingHttpHeaders } from 'node:http';
-import { createServer, type Server } from 'node:https';
+import type { Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSandbox } from '@agentbox/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalSandbox } from '../src/index.js';
 import '../src/index.js';
+import { httpsRecorder, makeTestPki, type SeenRequest } from '../../../scripts/test-pki.ts';
 import { bwrapMissing } from './bwrap-available.js';
 
-/** A CA and a server certificate for localhost and 127.0.0.1, made by openssl in `dir`. */
-function testPki(dir: string): { caFile: string; key: Buffer; cert: Buffer } {
-  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  run(
-    'req',
-    '-x509',
-    ...newKey,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=agentbox test CA',
-  );
-  run('req', ...newKey, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-  writeFileSync(join(dir, 'san.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  run(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    'san.cnf',
-    '-out',
-    'server.pem',
-  );
-  return {
-    caFile: join(dir, 'ca.pem'),
-    key: readFileSync(join(dir, 'server.key')),
-    cert: readFileSync(join(dir, 'server.pem')),
-  };
-}
-
-async function httpsRecorder(
-  pki: { key: Buffer; cert: Buffer },
-  seen: { url: string; headers: IncomingHttpHeaders }[],
-): Promise<Server> {
-  const server = createServer({ key: pki.key, cert: pki.cert }, (req, res) => {
-    seen.push({ url: req.url ?? '', headers: req.headers });
-    res.end('ok\n');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return server;
-}
 const portOf = (s: Server) => (s.address() as { port: number }).port;
 
 describe.skipIf(bwrapMissing)(
@@ -82,14 +26,14 @@ describe.skipIf(bwrapMissing)(
     let api: Server;
     let other: Server;
     let unverified: Server;
-    const apiSeen: { url: string; headers: IncomingHttpHeaders }[] = [];
-    const otherSeen: { url: string; headers: IncomingHttpHeaders }[] = [];
-    const unverifiedSeen: { url: string; headers: IncomingHttpHeaders }[] = [];
+    const apiSeen: SeenRequest[] = [];
+    const otherSeen: SeenRequest[] = [];
+    const unverifiedSeen: SeenRequest[] = [];
     let log: string;
 
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'agentbox-local-secrets-tls-'));
-      const pki = testPki(dir);
+      const pki = makeTestPki(dir);
       api = await httpsRecorder(pki, apiSeen);
       other = await httpsRecorder(pki, otherSeen);
       unverified = await httpsRecorder(pki, unverifiedSeen);

@@ -16,6 +16,7 @@ import {
   FORWARDER_SCRIPT,
   forwarderConfig,
   type SecretBinding,
+  type TlsTermination,
 } from '@agentbox/core/backend';
 import type { Client } from 'ssh2';
 import type { SshConnection } from './connection.js';
@@ -64,6 +65,7 @@ export class SshEgress {
     logFile: string | undefined;
     onDenied: ((denial: EgressDenial) => void) | undefined;
     secrets?: readonly SecretBinding[] | undefined;
+    tls?: TlsTermination | undefined;
     context: ErrorContext;
   }): Promise<SshEgress> {
     const { conn, context } = opts;
@@ -81,6 +83,7 @@ export class SshEgress {
       logFile: opts.logFile,
       onDenied: opts.onDenied,
       secrets: opts.secrets,
+      tls: opts.tls,
     });
     const socketPath = `${opts.dir}/egress/relay.sock`;
     let forwarded: unknown;

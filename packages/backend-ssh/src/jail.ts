@@ -17,9 +17,11 @@ import { SandboxUnavailableError } from '@agentbox/core';
 import {
   checkFileScript,
   EGRESS_RESOLV_CONF,
+  EGRESS_TRUST_DIR,
   type ErrorContext,
   READ_FILE_SCRIPT,
   readScriptResult,
+  SYSTEM_CA_BUNDLE,
   WRITE_FILE_SCRIPT,
 } from '@agentbox/core/backend';
 import type { SshConnection } from './connection.js';
@@ -58,8 +60,10 @@ const MISSING_TOOLS = 3;
 // an outer bwrap that owns the network namespace and maps the login user to root, so that the
 // egress forwarder (egress.ts) can join that namespace as root there (ports below 1024) while
 // staying out of the jail's PID and mount namespaces; the jail's own user namespace, a child of
-// the outer one, gives the sandbox no capability. $4 and $5: the jail's /etc/hosts and resolv.conf.
-const START = `dir=$1 root=$2 net=$3 hosts=$4 resolv=$5
+// the outer one, gives the sandbox no capability. $4 and $5: the jail's /etc/hosts and resolv.conf;
+// $6: the sandbox's CA certificate when the relay terminates TLS (read-only in TRUST_DIR, with the
+// host's roots beside it in a bundle).
+const START = `dir=$1 root=$2 net=$3 hosts=$4 resolv=$5 ca=$6
 for t in bwrap nsenter setpriv; do command -v "$t" >/dev/null 2>&1 || { echo "$t is not installed on the host" >&2; exit ${MISSING_TOOLS}; }; done
 b=$(command -v bwrap) n=$(command -v nsenter) p=$(command -v setpriv)
 set -- --unshare-user --unshare-ipc --unshare-pid --unshare-uts --unshare-cgroup-try --hostname agentbox
@@ -80,6 +84,12 @@ set -- "$@" --proc /proc --tmpfs /dev
 for d in null zero full random urandom tty; do set -- "$@" --dev-bind-try "/dev/$d" "/dev/$d"; done
 set -- "$@" --symlink /proc/self/fd /dev/fd --symlink /proc/self/fd/0 /dev/stdin --symlink /proc/self/fd/1 /dev/stdout --symlink /proc/self/fd/2 /dev/stderr
 set -- "$@" --tmpfs /tmp --tmpfs /run --tmpfs "$root" --bind "$dir/workspace" "$dir/workspace"
+if [ -n "$ca" ]; then
+  t=$dir/egress/trust
+  mkdir -p "$t" && printf '%s' "$ca" > "$t/egress-ca.pem" && { cat ${SYSTEM_CA_BUNDLE} 2>/dev/null; printf '%s' "$ca"; } > "$t/ca-bundle.pem" || exit 4
+  chmod 755 "$t" && chmod 644 "$t/egress-ca.pem" "$t/ca-bundle.pem"
+  set -- "$@" --ro-bind "$t" ${EGRESS_TRUST_DIR}
+fi
 set -- "$@" --remount-ro / --chdir "$dir/workspace" --clearenv --setenv PATH /usr/bin:/bin
 # Session shells the jail's own processes cannot reach into: a process whose program its user may
 # run but not read is not dumpable, so no other process of that user (without capabilities, as
@@ -128,12 +138,14 @@ export async function startJail(
     ownNetwork: boolean;
     /** With a network allowlist: the jail's /etc/hosts. */
     egressHosts?: string | undefined;
+    /** With TLS termination: the sandbox's CA certificate, which the jail trusts (TRUST_DIR). */
+    trustCa?: string | undefined;
     context: ErrorContext;
   },
 ): Promise<JailInfo | string> {
   const net = opts.egressHosts !== undefined ? '2' : opts.ownNetwork ? '1' : '0';
   const r = await conn.run(
-    `sh -c ${quoteAll([START, 'sh', opts.dir, opts.root, net, opts.egressHosts ?? '', EGRESS_RESOLV_CONF])}`,
+    `sh -c ${quoteAll([START, 'sh', opts.dir, opts.root, net, opts.egressHosts ?? '', EGRESS_RESOLV_CONF, opts.trustCa ?? ''])}`,
     { context: opts.context },
   );
   const stderr = r.stderr.toString('utf8').trim();

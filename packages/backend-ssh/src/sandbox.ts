@@ -21,6 +21,7 @@ import {
   assertEnforced,
   BaseSandbox,
   type CheckpointStore,
+  EGRESS_TRUST_DIR,
   type EgressDenial,
   type ErrorContext,
   ExecCheckpointStore,
@@ -30,6 +31,7 @@ import {
   HOLDER_KILL_SCRIPT,
   holderPipeSet,
   loadSecrets,
+  loadTlsTermination,
   type OpenContext,
   parseEgressAllowlist,
   type RawProcess,
@@ -40,6 +42,8 @@ import {
   secretEnv,
   secretsStatus,
   signalNumber,
+  type TlsTermination,
+  tlsTrustEnv,
 } from '@agentbox/core/backend';
 import type { SshResolvedConfig } from './config.js';
 import { SshConnection } from './connection.js';
@@ -158,6 +162,7 @@ export function sshEnforcement(
       net === 'allowlist' && (jailed || pending)
         ? 'allowlist'
         : 'needs the bubblewrap jail on the host and network mode allowlist: the egress relay is what swaps in the values',
+      { terminatesTls: true },
     ),
     labels: policy.labels
       ? on('recorded in the sandbox directory (sandbox.json)')
@@ -179,6 +184,8 @@ interface SshSandboxInit {
   egress?: SshEgress | undefined;
   /** Placeholders of policy.secrets, in every command's environment. */
   secrets?: readonly SecretBinding[] | undefined;
+  /** With TLS termination, the jail trusts the sandbox's CA (its variables go in every command's environment). */
+  tls?: TlsTermination | undefined;
 }
 
 export class SshSandbox extends BaseSandbox {
@@ -235,6 +242,7 @@ export class SshSandbox extends BaseSandbox {
         LOGNAME: init.config.user,
         SHELL: '/bin/sh',
         ...secretEnv(init.secrets ?? []),
+        ...(init.tls ? tlsTrustEnv(EGRESS_TRUST_DIR) : {}),
       },
     });
     this.#conn = init.conn;
@@ -558,6 +566,8 @@ export async function openSsh({
       network?.mode === 'allowlist' && config.isolation !== 'none'
         ? parseEgressAllowlist(network.allow, KIND, context)
         : undefined;
+    // The jail is told to trust the sandbox's CA when a secret's host asks for TLS termination.
+    const tls = entries ? await loadTlsTermination(policy.secrets ?? [], id, context) : undefined;
     if (config.isolation !== 'none') {
       const net = network?.mode;
       jail = await startJail(conn, {
@@ -565,6 +575,7 @@ export async function openSsh({
         root: dir!.slice(0, dir!.lastIndexOf('/')) || '/',
         ownNetwork: net === 'none' || net === 'allowlist',
         egressHosts: entries ? egressHostsFile(entries) : undefined,
+        trustCa: tls?.ca.certificatePem,
         context,
       });
       // Asked for by name: never a silent fallback to the shared login user.
@@ -579,7 +590,7 @@ export async function openSsh({
     // Read here, on this machine: the values never go to the SSH host but inside relayed requests.
     const secrets =
       entries && started && enforcement.secrets.status === 'enforced'
-        ? await loadSecrets(policy.secrets ?? [], entries, KIND, context)
+        ? await loadSecrets(policy.secrets ?? [], entries, KIND, context, { terminatesTls: true })
         : undefined;
     if (entries && started)
       egress = await SshEgress.start({
@@ -591,6 +602,7 @@ export async function openSsh({
         logFile: config.egressLog ?? join(homedir(), '.agentbox', 'egress-denied.log'),
         onDenied: config.onEgressDenied,
         secrets,
+        tls: secrets ? tls : undefined,
         context,
       });
     const sandbox = new SshSandbox({
@@ -604,6 +616,7 @@ export async function openSsh({
       manifestKey,
       egress,
       secrets,
+      tls: secrets ? tls : undefined,
     });
     // The first command should not pay for opening a session. Where the host cannot run one,
     // the pool says why (sessions.unavailableReason) and every command takes the plain path.

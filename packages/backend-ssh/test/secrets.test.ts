@@ -2,16 +2,19 @@
  * policy.secrets on a jailed SSH sandbox, against two HTTP servers this test starts on loopback
  * (the test sshd runs on this machine), both on the allowlist: the sandbox reads only a
  * placeholder, a request to the secret's host arrives with the real value, and the same
- * placeholder sent to the other host is refused (403) and logged without the value.
+ * placeholder sent to the other host is refused (403) and logged without the value; and an HTTPS
+ * server (certificate from an openssl-made CA) gets the real value through TLS termination.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSandbox } from '@agentbox/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SshSandbox } from '../src/index.js';
 import '../src/index.js';
+import { httpsRecorder, makeTestPki, type SeenRequest } from '../../../scripts/test-pki.ts';
 import { sshCli, sshConfig } from './sshd.ts';
 
 const rootName = `ssh-secrets-${process.pid}-${Date.now().toString(36)}`;
@@ -37,6 +40,8 @@ describe.skipIf(!hostReady)(
     let sandbox: SshSandbox;
     let api: Server;
     let other: Server;
+    let secure: HttpsServer;
+    const secureSeen: SeenRequest[] = [];
     const apiSeen: IncomingHttpHeaders[] = [];
     const otherSeen: IncomingHttpHeaders[] = [];
 
@@ -44,6 +49,7 @@ describe.skipIf(!hostReady)(
       root = await mkdtemp(join(tmpdir(), 'agentbox-ssh-secrets-'));
       api = await recorder(apiSeen);
       other = await recorder(otherSeen);
+      secure = await httpsRecorder(makeTestPki(root), secureSeen);
       process.env.AGENTBOX_TEST_SSH_TOKEN = token;
       sandbox = (await openSandbox({
         backend: 'ssh',
@@ -53,12 +59,19 @@ describe.skipIf(!hostReady)(
           egressLog: join(root, 'egress-denied.log'),
         }),
         policy: {
-          network: { mode: 'allowlist', allow: [`localhost:${portOf(api)}`, `127.0.0.1:${portOf(other)}`] },
+          network: {
+            mode: 'allowlist',
+            allow: [`localhost:${portOf(api)}`, `127.0.0.1:${portOf(other)}`, `localhost:${portOf(secure)}`],
+          },
           secrets: [
             {
               env: 'API_TOKEN',
               from: { env: 'AGENTBOX_TEST_SSH_TOKEN' },
-              hosts: [`localhost:${portOf(api)}`],
+              hosts: [
+                `localhost:${portOf(api)}`,
+                // HTTPS, decrypted by the relay; the test server's CA is the upstream CA.
+                { host: `localhost:${portOf(secure)}`, terminateTls: true, upstreamCa: join(root, 'ca.pem') },
+              ],
             },
           ],
         },
@@ -69,6 +82,7 @@ describe.skipIf(!hostReady)(
       await sandbox?.close();
       api?.close();
       other?.close();
+      secure?.close();
       delete process.env.AGENTBOX_TEST_SSH_TOKEN;
       await rm(root, { recursive: true, force: true });
       await sshCli(`rm -rf "$HOME/.agentbox/${rootName}"`).catch(() => {});
@@ -90,6 +104,17 @@ describe.skipIf(!hostReady)(
       const r = await curl(`http://localhost:${portOf(api)}/`);
       expect(r.stdout).toBe('ok\n200');
       expect(apiSeen.at(-1)?.authorization).toBe(`Bearer ${token}`);
+    });
+
+    it('an HTTPS host opted into TLS termination gets the real value; curl in the jail trusts the sandbox CA', async () => {
+      const r = await curl(`https://localhost:${portOf(secure)}/tls`);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('ok\n200');
+      expect(secureSeen.at(-1)).toMatchObject({ url: '/tls', headers: { authorization: `Bearer ${token}` } });
+      const trust = await sandbox.exec('cat /run/agentbox/egress-ca.pem; echo "$SSL_CERT_FILE"');
+      expect(trust.stdout).toMatch(
+        /^-----BEGIN CERTIFICATE-----\n[\s\S]*\n\/run\/agentbox\/ca-bundle\.pem\n$/,
+      );
     });
 
     it('the placeholder sent to another allowed host is refused and logged, without the value', async () => {

@@ -9,6 +9,7 @@ export { frozenCheckpointStore } from './checkpoint/frozen-store.js';
 export { TreeCheckpointStore } from './checkpoint/tree-store.js';
 export {
   EGRESS_RESOLV_CONF,
+  EGRESS_TRUST_DIR,
   type EgressDenial,
   type EgressEntry,
   EgressRelay,
@@ -24,9 +25,11 @@ export {
   SandboxCa,
   type SecretBinding,
   SecretFilter,
+  SYSTEM_CA_BUNDLE,
   secretEnv,
   secretsStatus,
   type TlsTermination,
+  tlsTrustEnv,
   tlsTrustFiles,
 } from './egress/index.js';
 export { type ErrorContext, fromErrno, toAgentboxError } from './errors.js';

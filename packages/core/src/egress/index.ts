@@ -10,14 +10,17 @@ export { FORWARDER_SCRIPT } from './forwarder-script.js';
 export { type EgressDenial, EgressRelay, type EgressRelayOptions } from './relay.js';
 export { SecretFilter, type SecretRefusal } from './secret-filter.js';
 export {
+  EGRESS_TRUST_DIR,
   loadSecrets,
   loadTlsTermination,
   newPlaceholder,
   redactSecrets,
   type SecretBinding,
+  SYSTEM_CA_BUNDLE,
   secretEnv,
   secretsStatus,
   type TlsTermination,
+  tlsTrustEnv,
   tlsTrustFiles,
 } from './secrets.js';
 export { type IssuedCertificate, SandboxCa } from './x509.js';

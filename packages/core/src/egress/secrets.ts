@@ -205,19 +205,23 @@ export async function tlsTrustFiles(
   const roots = await readFile(SYSTEM_CA_BUNDLE, 'utf8').catch(() => '');
   const ca = termination.ca.certificatePem;
   const bundle = `${roots}${roots && !roots.endsWith('\n') ? '\n' : ''}${ca}`;
-  const caFile = `${dir}/egress-ca.pem`;
+  return { files: { 'egress-ca.pem': ca, 'ca-bundle.pem': bundle }, env: tlsTrustEnv(dir) };
+}
+
+/** The variables that point TLS clients at the trust files in `dir` (see tlsTrustFiles). */
+export function tlsTrustEnv(dir: string): Record<string, string> {
   const bundleFile = `${dir}/ca-bundle.pem`;
   return {
-    files: { 'egress-ca.pem': ca, 'ca-bundle.pem': bundle },
-    env: {
-      NODE_EXTRA_CA_CERTS: caFile,
-      SSL_CERT_FILE: bundleFile,
-      CURL_CA_BUNDLE: bundleFile,
-      REQUESTS_CA_BUNDLE: bundleFile,
-      GIT_SSL_CAINFO: bundleFile,
-    },
+    NODE_EXTRA_CA_CERTS: `${dir}/egress-ca.pem`,
+    SSL_CERT_FILE: bundleFile,
+    CURL_CA_BUNDLE: bundleFile,
+    REQUESTS_CA_BUNDLE: bundleFile,
+    GIT_SSL_CAINFO: bundleFile,
   };
 }
 
+/** Where a jail's trust files go (a folder of its own under the jail's private /run), read-only. */
+export const EGRESS_TRUST_DIR = '/run/agentbox';
+
 /** Debian's (and most distributions') bundle of the system's trusted roots. */
-const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
