@@ -17,8 +17,13 @@ import { lstatSync, readdirSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CheckpointCorruptError, type CheckpointInfo, CheckpointNotFoundError } from '@agentbox/core';
-import type { CheckpointStore, ErrorContext } from '@agentbox/core/backend';
+import {
+  CheckpointCorruptError,
+  type CheckpointInfo,
+  CheckpointNotFoundError,
+  type CheckpointVerifyReport,
+} from '@agentbox/core';
+import type { CheckpointStore, ErrorContext, InterruptedRollback } from '@agentbox/core/backend';
 
 const run = promisify(execFile);
 
@@ -43,6 +48,22 @@ export function treeFingerprint(root: string): string {
   };
   walk(root, '');
   return createHash('sha256').update(lines.join('\n')).digest('hex');
+}
+
+/** The record a rollback keeps in the overlay store while it swaps the overlay. */
+const ROLLBACK_RECORD = 'rollback-in-progress';
+
+/**
+ * Before an instance starts on a sandbox whose last rollback was cut short in the overlay swap:
+ * drop the half-made copies and leave an `upper` (empty if it was moved away), so that the
+ * instance starts and the recorded rollback runs again (BaseSandbox.resumeInterruptedRollback).
+ */
+export async function tidyOverlayAfterCrash(overlayDir: string, storeDir: string): Promise<void> {
+  if (!(await exists(join(storeDir, ROLLBACK_RECORD)))) return;
+  for (const name of await fs.readdir(overlayDir))
+    if (/^upper\.(restore|old)-/.test(name))
+      await fs.rm(join(overlayDir, name), { recursive: true, force: true });
+  await fs.mkdir(join(overlayDir, 'upper'), { recursive: true, mode: 0o755 });
 }
 
 export interface SandboxCheckpointsOptions {
@@ -76,6 +97,10 @@ export class SandboxCheckpoints implements CheckpointStore {
   }
   #alias(fingerprint: string): string {
     return join(this.#o.storeDir, 'aliases', fingerprint);
+  }
+  /** Kept while a rollback swaps the overlay, so a crash in between is seen on the next open. */
+  get #rollbackRecord(): string {
+    return join(this.#o.storeDir, ROLLBACK_RECORD);
   }
 
   async create(opts: {
@@ -132,6 +157,7 @@ export class SandboxCheckpoints implements CheckpointStore {
     if (inPlace) return;
     // Stopping the instance ends every process in it: nothing races the restore then.
     await this.#o.restart(async () => {
+      await writeAtomically(this.#rollbackRecord, id, this.#o.storeDir);
       await this.#o.workspace.restore(id, signal);
       const upper = this.#upper;
       const staging = `${upper}.restore-${randomUUID()}`;
@@ -146,7 +172,36 @@ export class SandboxCheckpoints implements CheckpointStore {
       // The fresh copy has new inodes and ctimes: remember that it is the checkpoint's layer.
       await fs.mkdir(join(this.#o.storeDir, 'aliases'), { recursive: true, mode: 0o700 });
       await writeAtomically(this.#alias(treeFingerprint(upper)), wanted, this.#o.storeDir);
+      await fs.rm(this.#rollbackRecord, { force: true });
     });
+  }
+
+  /** The workspace store's scrub, and for each checkpoint whole there, its overlay copy present. */
+  async verify(signal: AbortSignal | undefined): Promise<CheckpointVerifyReport> {
+    const report = await this.#o.workspace.verify!(signal);
+    if (this.#o.overlayDir !== undefined) {
+      const intact: string[] = [];
+      for (const id of report.intact) {
+        const layer = await fs.readFile(this.#pointer(id), 'utf8').catch(() => undefined);
+        if (layer !== undefined && (await exists(this.#copy(layer)))) intact.push(id);
+        else report.damagedManifests.push({ id, reason: 'its copy of the overlay is missing' });
+      }
+      report.intact = intact;
+      report.ok = report.damagedManifests.length === 0 && report.damagedObjects.length === 0;
+    }
+    report.interruptedRollback ??= await this.interruptedRollback(signal);
+    return report;
+  }
+
+  /** A rollback cut short: the workspace store's record, or this one's (the overlay swap). */
+  async interruptedRollback(signal: AbortSignal | undefined): Promise<InterruptedRollback | undefined> {
+    const workspace = await this.#o.workspace.interruptedRollback?.(signal);
+    if (workspace) return workspace;
+    const id = await fs
+      .readFile(this.#rollbackRecord, 'utf8')
+      .catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : ''));
+    if (id === null) return undefined;
+    return { checkpointId: id || undefined };
   }
 
   list(): Promise<CheckpointInfo[]> {

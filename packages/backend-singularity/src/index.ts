@@ -6,6 +6,7 @@ import * as fs from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AbortedError, PolicySchema, SandboxUnavailableError } from '@agentbox/core';
 import { assertEnforced, defineBackend, type OpenContext, registerBackend } from '@agentbox/core/backend';
+import { tidyOverlayAfterCrash } from './checkpoints.js';
 import { findCli } from './cli.js';
 import {
   instanceName,
@@ -86,9 +87,10 @@ async function openSingularity({
       await fs.writeFile(join(dir, 'sandbox.json'), `${JSON.stringify(meta)}\n`, { mode: 0o600 });
     }
     if (signal?.aborted) throw new AbortedError('aborted during open', { ...context, cause: signal.reason });
-    instance =
-      (existed ? await Instance.find(cli, plan, context) : undefined) ??
-      (await Instance.start(cli, plan, context));
+    const running = existed ? await Instance.find(cli, plan, context) : undefined;
+    if (!running && existed && overlayDir)
+      await tidyOverlayAfterCrash(overlayDir, join(dir, 'checkpoints', 'overlay'));
+    instance = running ?? (await Instance.start(cli, plan, context));
     const sandbox = new SingularitySandbox({ id, config, cli, dir, instance, uid, enforcement, overlayDir });
     // The first command should not pay for opening a session; where one cannot open, the pool
     // says why (sessions.unavailableReason) and commands take the plain path.

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -116,6 +116,48 @@ describe.skipIf(standinMissing)('singularity sandbox (stand-in)', () => {
       expect((await sb.exec(['echo', 'ok'])).stdout).toBe('ok\n');
     } finally {
       await sb.close();
+    }
+  });
+
+  it('the store scrub covers the workspace objects and the overlay copies, and a rollback cut short in the overlay swap is finished on re-attach', async () => {
+    const sb = (await openSandbox({
+      backend: 'singularity',
+      config: { ...config, keep: true },
+    })) as SingularitySandbox;
+    const dir = join(root, sb.id);
+    let again: SingularitySandbox | undefined;
+    try {
+      await sb.writeFile('/etc/agentbox-note', 'checkpointed');
+      await sb.writeFile('kept.txt', 'one');
+      const cp = await sb.checkpoint();
+      expect(await sb.verifyCheckpoints()).toMatchObject({
+        ok: true,
+        intact: [cp.id],
+        interruptedRollback: undefined,
+      });
+      await sb.exec('echo later > /etc/agentbox-note && echo two > kept.txt');
+      // The state a SIGKILL leaves between the two renames of the overlay swap: the instance
+      // stopped, its layer moved aside, the checkpoint's copy half made, the record written.
+      await sb.instance.stop({ backend: 'singularity' });
+      const overlay = join(dir, 'overlay');
+      await rename(join(overlay, 'upper'), join(overlay, 'upper.old-crash'));
+      await mkdir(join(overlay, 'upper.restore-crash'));
+      await writeFile(join(dir, 'checkpoints', 'overlay', 'rollback-in-progress'), cp.id);
+      again = (await openSandbox({ backend: 'singularity', config, id: sb.id })) as SingularitySandbox;
+      expect(await again.readTextFile('/etc/agentbox-note')).toBe('checkpointed');
+      expect(await again.readTextFile('kept.txt')).toBe('one');
+      expect((await readdir(overlay)).sort()).toEqual(['upper', 'work']);
+      const report = await again.verifyCheckpoints();
+      expect(report).toMatchObject({ ok: true, intact: [cp.id], interruptedRollback: undefined });
+      // A checkpoint whose overlay copy is gone is named as damaged, not passed as whole.
+      await rm(join(dir, 'checkpoints', 'overlay', 'layers'), { recursive: true, force: true });
+      expect(await again.verifyCheckpoints()).toMatchObject({
+        ok: false,
+        intact: [],
+        damagedManifests: [{ id: cp.id, reason: expect.stringContaining('overlay') }],
+      });
+    } finally {
+      await (again ?? sb).close();
     }
   });
 

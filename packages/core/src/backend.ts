@@ -66,6 +66,7 @@ export {
   type BaseSandboxInit,
   type CheckpointStore,
   type InstanceSwap,
+  type InterruptedRollback,
   withRequestTimeout,
 } from './sandbox.js';
 export { type RunnerPrograms, SessionPool } from './session/index.js';
