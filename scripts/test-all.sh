@@ -70,22 +70,33 @@ if [ "${AGENTBOX_SECOND_NODE:-24}" != none ]; then
   fi
 fi
 
-# One line per runtime, then the plain closing line over all of them: "N passed, N failed, N skipped".
+# Each failed test again with the start of its message (a CI log shows only its tail), one line
+# per runtime, then the plain closing line over all of them: "N passed, N failed, N skipped".
 node -e '
   const fs = require("fs"), path = require("path");
   const total = { passed: 0, failed: 0, skipped: 0 };
   const line = (t) => `${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`;
-  console.log("");
+  const plain = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
   const labels = fs.readdirSync(process.argv[1], { withFileTypes: true }).filter((e) => e.isDirectory());
+  const counts = [];
+  console.log("");
   for (const label of labels.map((e) => e.name).sort()) {
     const t = { passed: 0, failed: 0, skipped: 0 };
     for (const f of fs.readdirSync(path.join(process.argv[1], label))) {
       const r = JSON.parse(fs.readFileSync(path.join(process.argv[1], label, f), "utf8"));
       t.passed += r.numPassedTests; t.failed += r.numFailedTests; t.skipped += r.numPendingTests + r.numTodoTests;
+      for (const file of r.testResults) {
+        if (file.status === "failed" && file.assertionResults.every((a) => a.status !== "failed"))
+          console.log(`FAILED (${label}) ${f}: ${path.basename(file.name)}: ${plain(file.message || "").slice(0, 600)}`);
+        for (const a of file.assertionResults)
+          if (a.status === "failed")
+            console.log(`FAILED (${label}) ${f}: ${a.fullName}\n  ${plain((a.failureMessages || []).join(" ")).slice(0, 600).replace(/\n/g, "\n  ")}`);
+      }
     }
-    console.log(`${label}: ${line(t)}`);
+    counts.push(`${label}: ${line(t)}`);
     for (const k in total) total[k] += t[k];
   }
+  console.log(counts.join("\n"));
   console.log(line(total));
 ' "$results"
 failed=$(cat "$results/.failed" 2>/dev/null || true)
