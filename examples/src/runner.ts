@@ -153,7 +153,8 @@ try {
   process.exit(2);
 }
 
-// Styling only for a terminal that takes it (hasColors honours NO_COLOR, NODE_DISABLE_COLORS, TERM=dumb).
+// Styling only for a terminal that takes it (hasColors honours NO_COLOR, NODE_DISABLE_COLORS, TERM=dumb,
+// FORCE_COLOR, and a CI=true of a CI system Node does not know by name).
 const color = process.stdout.isTTY === true && process.stdout.hasColors();
 const style = (code: string) => (s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
 const bold = style('1');

@@ -60,7 +60,16 @@ function runnerInTerminal(
   // end-of-file to the terminal and may finish before it has copied everything the program wrote.
   const child = spawn('script', ['-qec', command, '/dev/null'], {
     cwd: EXAMPLES_DIR,
-    env: { ...process.env, TERM: 'xterm-256color', NO_COLOR: undefined },
+    // As on a developer's terminal: Node's hasColors() also answers no under a generic CI=true
+    // (CI systems it does not know by name), and FORCE_COLOR would decide for it.
+    env: {
+      ...process.env,
+      TERM: 'xterm-256color',
+      NO_COLOR: undefined,
+      NODE_DISABLE_COLORS: undefined,
+      FORCE_COLOR: undefined,
+      CI: undefined,
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let raw = '';
