@@ -33,7 +33,8 @@ export async function startFaultProxy(target: Address, listen: Address = { port:
 
   const accept = (client: Socket) => {
     accepted++;
-    const upstream = dial(target);
+    // Half-open both ways: a client that closes its writing side (stdin done) still reads the answer.
+    const upstream = dial({ ...target, allowHalfOpen: true });
     for (const side of [client, upstream]) {
       sockets.add(side);
       side.on('error', () => {});
@@ -48,7 +49,7 @@ export async function startFaultProxy(target: Address, listen: Address = { port:
   };
 
   const listenOn = async (where: Address) => {
-    const next = createServer(accept);
+    const next = createServer({ allowHalfOpen: true }, accept);
     await new Promise<void>((resolve, reject) => {
       next.once('error', reject);
       if ('path' in where) next.listen(where.path, resolve);
