@@ -24,6 +24,8 @@ export interface EmulatorFaultOptions<T> {
   secretOf(info: T): string;
   /** Open a sandbox on the emulator that printed `info`, reached at `url`. */
   open(info: T, url: string): Promise<SandboxBackend>;
+  /** Why the "unreachable for a while" case is skipped on this backend (a known gap), if it is. */
+  unreachableGap?: string;
 }
 
 /** The error a promise rejects with, and how long that took (fails if it resolves). */
@@ -101,31 +103,35 @@ export function emulatorFaultSuite<T extends { url: string; instance: string }>(
       expect((await fresh.exec('echo fresh')).stdout).toBe('fresh\n');
     });
 
-    it('unreachable mid-exec and between calls: typed errors in bound, then the same handle recovers its files and checkpoints', async () => {
-      const proxy: FaultProxy = await startFaultProxy({ port: portOf(emulator.info.url) });
-      try {
-        const url = `http://127.0.0.1:${'port' in proxy.address ? proxy.address.port : 0}`;
-        await using sandbox = await options.open(emulator.info, url);
-        await sandbox.writeFile('note.txt', 'kept');
-        const checkpoint = await sandbox.checkpoint({ label: 'kept' });
-        const handle = await started(sandbox);
-        await proxy.stop();
-        let cut = await failure(handle.wait());
-        expect(cut.error.code, cut.error.message).toBe('SANDBOX_UNAVAILABLE');
-        expect(cut.ms).toBeLessThan(BOUND_MS);
-        cut = await failure(sandbox.exec('true'));
-        expect(cut.error.code, cut.error.message).toBe('SANDBOX_UNAVAILABLE');
-        expect(cut.ms).toBeLessThan(BOUND_MS);
+    const gap = options.unreachableGap;
+    it.skipIf(gap !== undefined)(
+      `unreachable mid-exec and between calls: typed errors in bound, then the same handle recovers its files and checkpoints${gap ? ` (skipped: ${gap})` : ''}`,
+      async () => {
+        const proxy: FaultProxy = await startFaultProxy({ port: portOf(emulator.info.url) });
+        try {
+          const url = `http://127.0.0.1:${'port' in proxy.address ? proxy.address.port : 0}`;
+          await using sandbox = await options.open(emulator.info, url);
+          await sandbox.writeFile('note.txt', 'kept');
+          const checkpoint = await sandbox.checkpoint({ label: 'kept' });
+          const handle = await started(sandbox);
+          await proxy.stop();
+          let cut = await failure(handle.wait());
+          expect(cut.error.code, cut.error.message).toBe('SANDBOX_UNAVAILABLE');
+          expect(cut.ms).toBeLessThan(BOUND_MS);
+          cut = await failure(sandbox.exec('true'));
+          expect(cut.error.code, cut.error.message).toBe('SANDBOX_UNAVAILABLE');
+          expect(cut.ms).toBeLessThan(BOUND_MS);
 
-        await proxy.restart();
-        expect((await sandbox.exec('cat note.txt')).stdout).toBe('kept');
-        await sandbox.writeFile('note.txt', 'changed');
-        await sandbox.rollback(checkpoint);
-        expect(await sandbox.readTextFile('note.txt')).toBe('kept');
-      } finally {
-        // The handle has closed through the proxy (await using); a sandbox a failure left open goes with its emulator.
-        await proxy.stop();
-      }
-    });
+          await proxy.restart();
+          expect((await sandbox.exec('cat note.txt')).stdout).toBe('kept');
+          await sandbox.writeFile('note.txt', 'changed');
+          await sandbox.rollback(checkpoint);
+          expect(await sandbox.readTextFile('note.txt')).toBe('kept');
+        } finally {
+          // The handle has closed through the proxy (await using); a sandbox a failure left open goes with its emulator.
+          await proxy.stop();
+        }
+      },
+    );
   });
 }
