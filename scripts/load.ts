@@ -6,7 +6,7 @@
  * another exec, is caught. Reports throughput and latency percentiles.
  */
 import { randomBytes } from 'node:crypto';
-import type { SandboxBackend } from '@agentbox/core';
+import type { ExecResult, SandboxBackend } from '@agentbox/core';
 
 export interface LoadShape {
   /** Sandboxes open at once. */
@@ -20,6 +20,7 @@ export interface LoadShape {
 }
 
 export interface LoadReport extends LoadShape {
+  /** Execs that returned a result (failures excluded). */
   execs: number;
   wallMs: number;
   execsPerSecond: number;
@@ -28,6 +29,8 @@ export interface LoadReport extends LoadShape {
   maxMs: number;
   /** One line per exec whose result was not exactly its own bytes (empty when all were). */
   mismatches: string[];
+  /** One line per exec that failed (its error's code and message; empty when none did). */
+  failures: string[];
 }
 
 /** Parse `20x10` (sandboxes x concurrent execs), with the rounds and bytes of `fallback`. */
@@ -47,6 +50,7 @@ export function percentile(sorted: readonly number[], share: number): number {
 export async function runLoad(sandboxes: readonly SandboxBackend[], shape: LoadShape): Promise<LoadReport> {
   const latencies: number[] = [];
   const mismatches: string[] = [];
+  const failures: string[] = [];
   const started = performance.now();
   await Promise.all(
     sandboxes.flatMap((sandbox, s) =>
@@ -55,7 +59,15 @@ export async function runLoad(sandboxes: readonly SandboxBackend[], shape: LoadS
           const tag = `${s}.${c}.${r}`;
           const stdin = randomBytes(shape.bytes);
           const t0 = performance.now();
-          const result = await sandbox.exec(['sh', '-c', 'cat; printf "%s" "$1" >&2', 'sh', tag], { stdin });
+          let result: ExecResult;
+          try {
+            result = await sandbox.exec(['sh', '-c', 'cat; printf "%s" "$1" >&2', 'sh', tag], { stdin });
+          } catch (error) {
+            // Counted and reported, never hidden: the callers go on, as an agent's would.
+            const { code, message } = error as { code?: string; message?: string };
+            failures.push(`${tag}: ${code ?? 'untyped'} ${message ?? String(error)}`);
+            continue;
+          }
           latencies.push(performance.now() - t0);
           const out = Buffer.from(result.stdoutBytes);
           if (result.exitCode !== 0 || !out.equals(stdin) || result.stderr !== tag)
@@ -78,6 +90,7 @@ export async function runLoad(sandboxes: readonly SandboxBackend[], shape: LoadS
     p99Ms: round(percentile(latencies, 0.99)),
     maxMs: round(latencies.at(-1) ?? Number.NaN),
     mismatches,
+    failures,
   };
 }
 

@@ -2,7 +2,7 @@
  * Load (issue 18): 20 sandboxes with 10 callers each running execs at once, on one Docker daemon
  * and on one SSH host; every result is checked byte for byte (scripts/load.ts). Throughput and
  * p50/p99 latency under load, beside the same exec on one sandbox with one caller (the unloaded
- * figure). BENCH_LOAD=NxM changes the shape (default 20x10), BENCH_LOAD_ROUNDS the execs per caller.
+ * figure); execs that fail are counted and named on stderr. BENCH_LOAD=NxM changes the shape (default 20x10), BENCH_LOAD_ROUNDS the execs per caller.
  */
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -57,7 +57,7 @@ async function measure(backend: string, open: () => Promise<SandboxBackend>): Pr
       baselineValue: alone.p99Ms,
     });
     console.error(
-      `load ${backend}: ${loaded.execs} execs byte-exact in ${loaded.wallMs} ms (max ${loaded.maxMs} ms)`,
+      `load ${backend}: ${loaded.execs} execs byte-exact in ${loaded.wallMs} ms (max ${loaded.maxMs} ms); ${loaded.failures.length} failed (typed errors)${loaded.failures.length ? `, e.g. ${loaded.failures.slice(0, 3).join('; ')}` : ''}`,
     );
   } finally {
     await Promise.allSettled(sandboxes.map((sandbox) => sandbox.close()));

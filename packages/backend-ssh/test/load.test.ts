@@ -24,7 +24,10 @@ afterAll(async () => {
 describe('load (ssh)', () => {
   it(`${shape.sandboxes} sandboxes x ${shape.concurrent} concurrent execs x ${shape.rounds}: every result byte-exact and its own`, async () => {
     const report = await runLoad(sandboxes, shape);
-    console.log(`load ssh: ${JSON.stringify({ ...report, mismatches: report.mismatches.length })}`);
+    console.log(
+      `load ssh: ${JSON.stringify({ ...report, mismatches: report.mismatches.length, failures: report.failures.length })}`,
+    );
+    expect(report.failures).toEqual([]);
     expect(report.mismatches).toEqual([]);
     expect(report.execs).toBe(shape.sandboxes * shape.concurrent * shape.rounds);
   }, 300_000);
