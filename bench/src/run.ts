@@ -16,6 +16,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   checkpoints: () => import('./checkpoint-curve.js'),
   density: () => import('./density.js'),
   isolation: () => import('./isolation.js'),
+  load: () => import('./load.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');

@@ -32,6 +32,9 @@ export function connectDaytona(config: DaytonaResolvedConfig, context: ErrorCont
   }
 }
 
+/** Operations whose 404 can only mean the sandbox itself is gone (a missing file is a file operation's). */
+const SANDBOX_WORK = new Set(['exec', 'spawn', 'checkpoint', 'rollback']);
+
 /** An SDK failure as the typed error callers branch on. */
 export function daytonaFailure(error: unknown, context: ErrorContext): AgentboxError {
   if (error instanceof AgentboxError) return error;
@@ -44,6 +47,9 @@ export function daytonaFailure(error: unknown, context: ErrorContext): AgentboxE
     case 403:
       return new PermissionDeniedError(message, where);
     case 404:
+      // A command or a checkpoint on a sandbox Daytona no longer knows: the sandbox is gone.
+      if (context.operation && SANDBOX_WORK.has(context.operation))
+        return new SandboxUnavailableError(`Daytona no longer knows this sandbox: ${message}`, where);
       return new NotFoundError(message, where);
     case 400:
       if (/is a directory/i.test(message)) return new IsADirectoryError(message, where);

@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import {
   AbortedError,
+  type AgentboxError,
   type Capabilities,
   type CheckpointInfo,
   CheckpointNotFoundError,
@@ -14,11 +15,13 @@ import {
   NotFoundError,
   OutputLimitError,
   type ParsedPolicy,
+  SandboxUnavailableError,
 } from '@agentbox/core';
 import {
   assertEnforced,
   BaseSandbox,
   type CheckpointStore,
+  type ErrorContext,
   type OpenContext,
   type RawProcess,
   type StartRequest,
@@ -114,8 +117,25 @@ export class DaytonaSandbox extends BaseSandbox {
         throw new OutputLimitError(`${path} is larger than ${maxBytes} bytes`, maxBytes, info.size, context);
       return new Uint8Array(await sandbox.fs.downloadFile(path));
     } catch (error) {
-      throw daytonaFailure(error, context);
+      throw await this.#fileFailure(error, context);
     }
+  }
+
+  /** A file operation's failure; a "not found" is checked against the sandbox itself, which may be the one gone. */
+  async #fileFailure(error: unknown, context: ErrorContext): Promise<AgentboxError> {
+    const failure = daytonaFailure(error, context);
+    if (!(failure instanceof NotFoundError)) return failure;
+    try {
+      await this.#instance.sandbox.refreshData();
+    } catch (gone) {
+      const why = daytonaFailure(gone, context);
+      if (why instanceof NotFoundError || why instanceof SandboxUnavailableError)
+        return new SandboxUnavailableError(`Daytona no longer knows this sandbox: ${why.message}`, {
+          ...context,
+          cause: gone,
+        });
+    }
+    return failure;
   }
 
   protected async writeFileAt(

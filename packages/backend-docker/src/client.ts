@@ -208,10 +208,13 @@ export function statusOf(error: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
-/** Docker API failure → typed error. `address` is given when a transport failure is possible. */
+/**
+ * Docker API failure → typed error. A transport failure (the daemon's socket gone, a connection
+ * reset) is SANDBOX_UNAVAILABLE from any call; `address` names the daemon in its message.
+ */
 export function dockerError(error: unknown, context: ErrorContext, address?: string): AgentboxError {
   if (error instanceof AgentboxError) return error;
-  if (address && isUnreachable(error)) return unreachableError(address, error, context);
+  if (isUnreachable(error)) return unreachableError(address ?? 'its configured address', error, context);
   const message = dockerMessage(error);
   const withCause = { ...context, cause: error };
   switch (statusOf(error)) {

@@ -277,6 +277,25 @@ export async function killInContainer(
   pgid: number,
   pipes: readonly string[],
 ): Promise<void> {
+  // Again, a moment later, if a try finds the daemon unreachable: right after connections
+  // broke, a request may still go down one of the dead pooled sockets.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await killOnce(target, user, signal, pgid, pipes);
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof SandboxUnavailableError)) throw error;
+      await sleep(50 * (attempt + 1));
+    }
+  }
+}
+
+async function killOnce(
+  target: ExecTarget,
+  user: string,
+  signal: string,
+  pgid: number,
+  pipes: readonly string[],
+): Promise<void> {
   await runExec(target, {
     argv: [
       '/bin/sh',
@@ -357,6 +376,8 @@ export async function startWrapped(
 }
 
 const MAX_MARKER_BYTES = 256;
+/** How long the kill of a command cut off from the library may take before the caller hears of it. */
+const CUT_KILL_MS = 5_000;
 
 export class WrappedProcess implements RawProcess {
   readonly stdout = new StreamQueue();
@@ -474,10 +495,32 @@ export class WrappedProcess implements RawProcess {
       const code = await execExitCode(this.#exec, this.#opts.target);
       this.#settle(code);
     } catch (error) {
-      this.#exited = true;
-      this.#rejectStarted(error);
-      this.#rejectExit(error);
+      await this.#cutOff(error);
     }
+  }
+
+  /**
+   * The output ended but Docker cannot say how the command exited (the daemon unreachable, or no
+   * exit reported in time: the connection carrying the output broke while the command ran). The
+   * command is stopped, not left running unseen (when the daemon can be reached for it, within
+   * a bound), and the caller gets the typed error.
+   */
+  async #cutOff(error: unknown): Promise<void> {
+    this.#exited = true;
+    if (this.#pid !== undefined) {
+      const pipes = this.#pipes ? [holderPipeSet('!', [this.#pipes.owner], this.#pipes.ids)] : [];
+      const kill = killInContainer(this.#opts.target, this.#opts.user, 'SIGKILL', this.#pid, pipes);
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([
+        kill.catch(() => {}),
+        new Promise((resolve) => {
+          bound = setTimeout(resolve, CUT_KILL_MS);
+        }),
+      ]);
+      clearTimeout(bound);
+    }
+    this.#rejectStarted(error);
+    this.#rejectExit(error);
   }
 
   #settle(code: number): void {

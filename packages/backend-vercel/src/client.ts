@@ -56,6 +56,9 @@ export function vercelCredentials(config: VercelResolvedConfig, context: ErrorCo
   return credentials;
 }
 
+/** Operations on a sandbox that exists: a 404 during one says the sandbox itself is gone. */
+const SANDBOX_WORK = new Set(['exec', 'spawn', 'readFile', 'writeFile', 'checkpoint', 'rollback']);
+
 /** An SDK failure as the typed error callers branch on. */
 export function vercelFailure(error: unknown, context: ErrorContext): AgentboxError {
   if (error instanceof AgentboxError) return error;
@@ -73,6 +76,10 @@ export function vercelFailure(error: unknown, context: ErrorContext): AgentboxEr
     case 403:
       return new PermissionDeniedError(message, where);
     case 404:
+      // A file that is missing is found by probing, never by a 404: in the middle of work on
+      // the sandbox, a 404 means the provider no longer knows the sandbox (or its session).
+      if (context.operation && SANDBOX_WORK.has(context.operation))
+        return new SandboxUnavailableError(`Vercel no longer knows this sandbox: ${message}`, where);
       return new NotFoundError(message, where);
     case 400:
     case 422:

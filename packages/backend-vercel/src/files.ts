@@ -5,6 +5,7 @@
 import type { AgentboxError } from '@agentbox/core';
 import { type ErrorContext, FILE_SCRIPT_ERRNO, fromErrno } from '@agentbox/core/backend';
 import type { Sandbox } from '@vercel/sandbox';
+import { vercelFailure } from './client.js';
 
 // $1 the path. Exit statuses as core's FILE_SCRIPT_ERRNO.
 const READ_PROBE = [
@@ -31,9 +32,18 @@ export async function probeFile(
   access: 'read' | 'write',
   context: ErrorContext,
 ): Promise<AgentboxError | undefined> {
-  const probe = await sandbox
-    .runCommand('sh', ['-c', access === 'read' ? READ_PROBE : WRITE_PROBE, 'agentbox-probe', path])
-    .catch(() => undefined);
-  const errno = probe ? FILE_SCRIPT_ERRNO[probe.exitCode] : undefined;
+  let probe: Awaited<ReturnType<Sandbox['runCommand']>>;
+  try {
+    probe = await sandbox.runCommand('sh', [
+      '-c',
+      access === 'read' ? READ_PROBE : WRITE_PROBE,
+      'agentbox-probe',
+      path,
+    ]);
+  } catch (error) {
+    // The sandbox cannot run the probe (gone, unreachable): that is the answer, not "no such file".
+    return vercelFailure(error, context);
+  }
+  const errno = FILE_SCRIPT_ERRNO[probe.exitCode];
   return errno ? fromErrno(errno, `${path}: ${errno}`, context) : undefined;
 }

@@ -148,7 +148,14 @@ export class CheckpointNotFoundError extends AgentboxError {
 }
 /** The message for a checkpoint id that names no checkpoint, with where to find the ones that exist. */
 export function noCheckpoint(id: unknown): string {
-  return `no checkpoint ${JSON.stringify(id)}: listCheckpoints() lists the ones this sandbox has`;
+  let named: string;
+  try {
+    named = JSON.stringify(id) ?? String(id);
+  } catch {
+    // A bigint, a cycle: the message names the kind of value instead.
+    named = Object.prototype.toString.call(id);
+  }
+  return `no checkpoint ${named}: listCheckpoints() lists the ones this sandbox has`;
 }
 /** A checkpoint failed validation (bad manifest, wrong MAC, object hash mismatch): never restored. */
 export class CheckpointCorruptError extends AgentboxError {

@@ -397,7 +397,13 @@ export abstract class BaseSandbox implements SandboxBackend {
   }
 
   deleteCheckpoint(id: string): Promise<void> {
-    return this.guard('deleteCheckpoint', id, () => this.checkpoints.delete(id));
+    // A JavaScript caller may pass anything: only a non-empty string can name a checkpoint.
+    const named = typeof id === 'string' && id !== '' ? id : undefined;
+    return this.guard('deleteCheckpoint', named, async () => {
+      if (named === undefined)
+        throw new CheckpointNotFoundError(noCheckpoint(id), this.context('deleteCheckpoint'));
+      await this.checkpoints.delete(named);
+    });
   }
 
   verifyCheckpoints(opts: { signal?: AbortSignal } = {}): Promise<CheckpointVerifyReport> {
