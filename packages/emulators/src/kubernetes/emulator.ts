@@ -42,6 +42,8 @@ export interface KubernetesEmulatorOptions {
   host?: string;
   /** Serve the agent-sandbox `Sandbox` resource (its CRD "installed"). Default true. */
   agentSandbox?: boolean;
+  /** The bearer token clients must send; random when absent. */
+  token?: string;
   /** RuntimeClasses that exist (name = handler); the stand-in records them, it runs every pod under Docker's default. */
   runtimeClasses?: string[];
   /**
@@ -55,6 +57,8 @@ export interface KubernetesEmulatorOptions {
 export interface KubernetesEmulator {
   /** The API server URL (http://127.0.0.1:PORT). */
   url: string;
+  /** The bearer token the kubeconfig carries. */
+  token: string;
   /** A kubeconfig (JSON, which is YAML) whose current context reaches this server, namespace `default`. */
   kubeconfig: string;
   /** This emulator's id: INSTANCE_LABEL on every container and volume it makes. */
@@ -70,6 +74,8 @@ export async function startKubernetesEmulator(
 ): Promise<KubernetesEmulator> {
   const docker = options.docker ?? new Docker();
   const instance = randomUUID();
+  const token = options.token ?? randomUUID();
+  const authorized = (req: IncomingMessage) => req.headers.authorization === `Bearer ${token}`;
   const log = options.log ?? ((line: string) => process.stderr.write(`[kubernetes-emulator] ${line}\n`));
   const agentSandbox = options.agentSandbox ?? true;
   const store = new ObjectStore();
@@ -315,6 +321,7 @@ export async function startKubernetesEmulator(
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const method = req.method ?? 'GET';
+    if (!authorized(req)) throw new KubeFailure(401, 'Unauthorized', 'Unauthorized');
     if (method === 'GET' && url.pathname === '/version') {
       send(res, 200, {
         major: '1',
@@ -456,6 +463,7 @@ export async function startKubernetesEmulator(
         `HTTP/1.1 ${code} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     };
+    if (!authorized(req)) return refuse(401, 'Unauthorized', 'Unauthorized');
     if (!m) return refuse(404, 'NotFound', `no WebSocket endpoint at ${url.pathname}`);
     const pod = store.find(PODS, decodeURIComponent(m[1]!), decodeURIComponent(m[2]!));
     if (!pod) return refuse(404, 'NotFound', `pods "${m[2]}" not found`);
@@ -489,7 +497,7 @@ export async function startKubernetesEmulator(
     kind: 'Config',
     // client-node refuses a plain http:// server unless TLS checks are off (there is no TLS to check).
     clusters: [{ name: 'agentbox-emulator', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
-    users: [{ name: 'agentbox-emulator', user: { token: 'emulator' } }],
+    users: [{ name: 'agentbox-emulator', user: { token } }],
     contexts: [
       {
         name: 'agentbox-emulator',
@@ -500,6 +508,7 @@ export async function startKubernetesEmulator(
   });
   return {
     url,
+    token,
     kubeconfig,
     instance,
     async close() {

@@ -78,8 +78,8 @@ export function invalid(
   );
 }
 
-/** Checks every kind shares: the name and the labels. */
-function validateMeta(type: ResourceType, obj: KubeObject): void {
+/** Checks every kind shares (the name and the labels), then the type's own; all causes in one 422. */
+function validateObject(type: ResourceType, obj: KubeObject): void {
   const { name, labels } = obj.metadata;
   const causes: { field: string; message: string }[] = [];
   const pattern = type.plural === 'pods' || type.plural === 'namespaces' ? DNS_LABEL : DNS_SUBDOMAIN;
@@ -96,6 +96,12 @@ function validateMeta(type: ResourceType, obj: KubeObject): void {
         field: 'metadata.labels',
         message: `Invalid value: "${value}": not a valid label value`,
       });
+  }
+  try {
+    type.validate?.(obj);
+  } catch (error) {
+    if (!(error instanceof KubeFailure && error.code === 422)) throw error;
+    causes.push(...((error.details?.causes ?? []) as { field: string; message: string }[]));
   }
   if (causes.length > 0) throw invalid(type.kind, name ?? '', causes);
 }
@@ -282,8 +288,7 @@ export class ObjectStore {
         generation: 1,
       },
     } as KubeObject;
-    validateMeta(type, obj);
-    type.validate?.(obj);
+    validateObject(type, obj);
     const key = this.#key(type, namespace, obj.metadata.name);
     if (this.#objects.has(key))
       throw new KubeFailure(409, 'AlreadyExists', `${type.plural} "${obj.metadata.name}" already exists`, {
@@ -319,8 +324,7 @@ export class ObjectStore {
       },
     } as KubeObject;
     if (validate) {
-      validateMeta(type, obj);
-      type.validate?.(obj);
+      validateObject(type, obj);
     }
     const key = this.#key(type, current.metadata.namespace, current.metadata.name);
     if (this.#objects.get(key) !== current)
