@@ -1,6 +1,6 @@
 /** Shared by the kubernetes tests: one API server stand-in per test file, and this run's objects in it. */
 import { startKubernetesEmulator } from '@agentbox/emulators';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 import { afterAll } from 'vitest';
 import { recordEmulatorInstance, sessionRunId } from '../../../scripts/leak-check.ts';
 import type { KubernetesConfig } from '../src/index.js';
@@ -28,4 +28,28 @@ export async function clusterForFile(options: { agentSandbox?: boolean } = {}) {
 export async function runPods(core: CoreV1Api): Promise<string[]> {
   const list = await core.listNamespacedPod({ namespace: 'default', labelSelector: `${RUN_LABEL}=${runId}` });
   return list.items.map((p) => `${p.metadata?.name}:${p.status?.phase}`).sort();
+}
+
+/** Every object of this run (pods, sandboxes, network policies, secrets), as `kind/name`. */
+export async function runObjects(kc: KubeConfig): Promise<string[]> {
+  const q = { namespace: 'default', labelSelector: `${RUN_LABEL}=${runId}` };
+  const core = kc.makeApiClient(CoreV1Api);
+  const [pods, secrets, policies, sandboxes] = await Promise.all([
+    core.listNamespacedPod(q),
+    core.listNamespacedSecret(q),
+    kc.makeApiClient(NetworkingV1Api).listNamespacedNetworkPolicy(q),
+    kc
+      .makeApiClient(CustomObjectsApi)
+      .listNamespacedCustomObject({ group: 'agents.x-k8s.io', version: 'v1beta1', plural: 'sandboxes', ...q })
+      .then(
+        (list: { items: { metadata: { name: string } }[] }) => list.items,
+        () => [],
+      ),
+  ]);
+  return [
+    ...pods.items.map((o) => `pod/${o.metadata?.name}`),
+    ...secrets.items.map((o) => `secret/${o.metadata?.name}`),
+    ...policies.items.map((o) => `networkpolicy/${o.metadata?.name}`),
+    ...sandboxes.map((o) => `sandbox/${o.metadata.name}`),
+  ].sort();
 }
