@@ -31,8 +31,8 @@ export async function runPods(core: CoreV1Api): Promise<string[]> {
 }
 
 /** Every object of this run (pods, sandboxes, network policies, secrets), as `kind/name`. */
-export async function runObjects(kc: KubeConfig): Promise<string[]> {
-  const q = { namespace: 'default', labelSelector: `${RUN_LABEL}=${runId}` };
+export async function runObjects(kc: KubeConfig, namespace = 'default'): Promise<string[]> {
+  const q = { namespace, labelSelector: `${RUN_LABEL}=${runId}` };
   const core = kc.makeApiClient(CoreV1Api);
   const [pods, secrets, policies, sandboxes] = await Promise.all([
     core.listNamespacedPod(q),
