@@ -13,6 +13,7 @@ import {
   type ErrorContext,
   fromErrno,
   HOLDER_KILL_SCRIPT,
+  holderPipeSet,
   type RawProcess,
   type StartRequest,
   StreamQueue,
@@ -191,9 +192,11 @@ const WRAPPER = [
   `  printf '%sC %s\\n' "$n" "$k" >&3`,
   '  exit 0',
   'fi',
+  // The wrapper's pid and the device:inode of its stdout and stderr pipes, for the holder kill.
+  'exec 5>&1; w=$$ i=$(stat -L -c %d:%i /proc/self/fd/5 /proc/self/fd/3); exec 5>&-',
   '(',
   '  read -r p x </proc/self/stat',
-  `  printf '%sS %s\\n' "$n" "$p" >&3`,
+  `  printf '%sS %s %s %s\\n' "$n" "$p" "$w" "$(echo $i)" >&3`,
   '  exec setsid -- "$@" 2>&3 3>&-',
   ')',
   // Not the last command: the subshell is forked (a last one may replace the wrapper, a group
@@ -206,8 +209,16 @@ export function newNonce(): string {
   return `\x1eagentbox-${randomBytes(12).toString('hex')}`;
 }
 
-/** Signal a command's process group with one exec. */
-export async function killGroup(target: ExecTarget, signal: string, pgid: number): Promise<void> {
+/**
+ * Signal a command's process group, and every process still holding one of the given pipe sets
+ * (core's HOLDER_KILL_SCRIPT: a process that left the group but keeps the output), with one exec.
+ */
+export async function killGroup(
+  target: ExecTarget,
+  signal: string,
+  pgid: number,
+  pipes: readonly string[] = [],
+): Promise<void> {
   await runExec(target, [
     '/bin/sh',
     '-c',
@@ -216,6 +227,7 @@ export async function killGroup(target: ExecTarget, signal: string, pgid: number
     signal.replace(/^SIG/, ''),
     String(pgid),
     '',
+    ...pipes,
   ]);
 }
 
@@ -225,7 +237,7 @@ export async function startWrapped(
   nonce: string,
   req: StartRequest,
   signal: AbortSignal | undefined,
-): Promise<RawProcess> {
+): Promise<WrappedProcess> {
   if (signal?.aborted) throw new AbortedError('aborted before the command started', target.context);
   const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
   const stream = await ExecStream.open(target, [
@@ -253,7 +265,7 @@ export async function startWrapped(
   return proc;
 }
 
-class WrappedProcess implements RawProcess {
+export class WrappedProcess implements RawProcess {
   readonly stdout: StreamQueue;
   readonly stderr = new StreamQueue();
   readonly exit: Promise<{ exitCode: number | null; signal: string | null }>;
@@ -261,6 +273,8 @@ class WrappedProcess implements RawProcess {
   readonly #target: ExecTarget;
   readonly #stream: ExecStream;
   #pid: number | undefined;
+  /** The wrapper's pid and the device:inode of the command's stdout and stderr pipes. */
+  #pipes: { owner: number; ids: string[] } | undefined;
   #exited = false;
 
   constructor(target: ExecTarget, nonce: string, stream: ExecStream, cwd: string) {
@@ -292,11 +306,16 @@ class WrappedProcess implements RawProcess {
           continue;
         }
         if (nl < 0) continue;
-        const [kind, value = ''] = head.subarray(marker.length, nl).toString('latin1').split(' ');
+        const [kind, value = '', wrapper = '', ...pipes] = head
+          .subarray(marker.length, nl)
+          .toString('latin1')
+          .split(' ');
         const rest = head.subarray(nl + 1);
         head = undefined;
         if (kind === 'S' && /^\d+$/.test(value)) {
           this.#pid = Number(value);
+          if (/^\d+$/.test(wrapper) && pipes.length > 0 && pipes.every((x) => /^\d+:\d+$/.test(x)))
+            this.#pipes = { owner: Number(wrapper), ids: pipes };
           resolveStarted(this.#pid);
         } else if (kind === 'C') {
           rejectStarted(
@@ -346,6 +365,16 @@ class WrappedProcess implements RawProcess {
       this.#pid ??
       (await Promise.race([this.started, this.exit.then(() => undefined)]).catch(() => undefined));
     if (pid === undefined || this.#exited) return;
-    await killGroup(this.#target, signal, pid);
+    const pipes = this.#pipes ? [holderPipeSet('!', [this.#pipes.owner], this.#pipes.ids)] : [];
+    await killGroup(this.#target, signal, pid, pipes);
+  }
+
+  /**
+   * This process as a session's shell, for the holder kill: a command whose parent it is has
+   * its output on these pipes; the shell and its wrapper are spared.
+   */
+  get pipeSet(): string | undefined {
+    if (this.#pid === undefined || !this.#pipes) return undefined;
+    return holderPipeSet(this.#pid, [this.#pid, this.#pipes.owner], this.#pipes.ids);
   }
 }

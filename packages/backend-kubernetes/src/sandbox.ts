@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  AbortedError,
   type EnforcementReport,
   InvalidArgumentError,
   OutputLimitError,
@@ -29,7 +30,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { type Cluster, connect, kubeFailure, SANDBOX_GROUP, statusOf } from './client.js';
 import type { KubernetesResolvedConfig } from './config.js';
 import { readEnforcement } from './enforcement.js';
-import { type ExecTarget, newNonce, runExec, startWrapped } from './exec.js';
+import { type ExecTarget, killGroup, newNonce, runExec, startWrapped, type WrappedProcess } from './exec.js';
 import { defaultOwner, ID_LABEL, labelsFor, MANAGED_LABEL, names, WORKDIR_ANNOTATION } from './labels.js';
 import {
   denyEgressPolicy,
@@ -106,8 +107,28 @@ export class KubernetesSandbox extends BaseSandbox {
         await signalAll('CONT');
       }
     });
+    // The sessions' shells: a kill on a session command spares its runner and reaches whoever holds its pipes.
+    const shells = new Set<WrappedProcess>();
     this.sessions = new SessionPool({
       startProcess: (req, signal) => startWrapped(this.#target, this.#nonce, req, signal),
+      openShell: async () => {
+        const shell = await startWrapped(
+          this.#target,
+          this.#nonce,
+          { argv: ['sh'], cwd: '/', env: {} },
+          undefined,
+        );
+        shells.add(shell);
+        void shell.exit.finally(() => shells.delete(shell)).catch(() => {});
+        return shell;
+      },
+      signalGroup: (pgid, signal) =>
+        killGroup(
+          this.#target,
+          signal,
+          pgid,
+          [...shells].flatMap((shell) => shell.pipeSet ?? []),
+        ),
       context,
       enabled: parts.config.fastPath,
     });
@@ -204,7 +225,7 @@ async function untilReady(
   const deadline = Date.now() + timeoutMs;
   let wait = 50;
   for (;;) {
-    if (ctx.signal?.aborted) throw new SandboxUnavailableError('open was aborted', context);
+    if (ctx.signal?.aborted) throw new AbortedError('open was aborted', context);
     const pod = await cluster.core
       .readNamespacedPod({ namespace: cluster.namespace, name })
       .catch((error) => {
@@ -274,6 +295,10 @@ export async function openKubernetesSandbox(
   const owner = ctx.config.owner ?? defaultOwner();
   const key = randomBytes(32);
   const cleanup = () => removeSandbox(cluster, ctx.config.mode, id, context).catch(() => {});
+  const checkAbort = () => {
+    if (ctx.signal?.aborted) throw new AbortedError('open was aborted', context);
+  };
+  checkAbort();
   try {
     await cluster.core.createNamespacedSecret({
       namespace,

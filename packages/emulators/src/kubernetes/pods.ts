@@ -111,6 +111,8 @@ export class PodRuntime {
   readonly #docker: Docker;
   readonly #instance: string;
   readonly #running = new Map<string, RunningPod>();
+  /** Pods whose containers are being made: a removal waits for that to finish first. */
+  readonly #starting = new Map<string, Promise<unknown>>();
 
   constructor(docker: Docker, instance: string) {
     this.#docker = docker;
@@ -144,7 +146,15 @@ export class PodRuntime {
   }
 
   /** Create and start the pod's volumes and containers. */
-  async start(pod: KubeObject, denyEgress: boolean): Promise<RunningPod> {
+  start(pod: KubeObject, denyEgress: boolean): Promise<RunningPod> {
+    const started = this.#start(pod, denyEgress);
+    const settled = started.catch(() => {});
+    this.#starting.set(pod.metadata.uid, settled);
+    void settled.then(() => this.#starting.delete(pod.metadata.uid));
+    return started;
+  }
+
+  async #start(pod: KubeObject, denyEgress: boolean): Promise<RunningPod> {
     const spec = pod.spec as PodSpec;
     const short = pod.metadata.uid.slice(0, 8);
     const running: RunningPod = { containers: new Map(), volumes: [] };
@@ -222,6 +232,7 @@ export class PodRuntime {
 
   /** Remove the pod's containers and volumes. */
   async remove(uid: string): Promise<void> {
+    await this.#starting.get(uid);
     const pod = this.#running.get(uid);
     this.#running.delete(uid);
     if (!pod) return;
