@@ -1,9 +1,12 @@
-/** `agentbox emulate daytona|vercel`: serve a local stand-in for a provider's API until interrupted. */
+/** `agentbox emulate daytona|vercel|kubernetes`: serve a local stand-in for a provider's API until interrupted. */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { noPositionals, parseCommand, UsageError } from '../args.js';
 import { printJson, printLine } from '../output.js';
 import type { Command } from './context.js';
 
-const PROVIDERS = ['daytona', 'vercel'] as const;
+const PROVIDERS = ['daytona', 'vercel', 'kubernetes'] as const;
 
 export const emulateCommand: Command = async (args, ctx) => {
   const [provider, ...rest] = args;
@@ -24,7 +27,31 @@ export const emulateCommand: Command = async (args, ctx) => {
   if (minuteMs !== undefined && !(Number.isFinite(minuteMs) && minuteMs > 0))
     throw new UsageError('--minute-ms must be a positive number', 'emulate');
   // Loaded here only: no other command needs the emulators (or dockerode).
-  const { startDaytonaEmulator, startVercelEmulator } = await import('@agentbox/emulators');
+  const { startDaytonaEmulator, startKubernetesEmulator, startVercelEmulator } = await import(
+    '@agentbox/emulators'
+  );
+  if (provider === 'kubernetes') {
+    if (minuteMs !== undefined) throw new UsageError('--minute-ms is for the daytona emulator', 'emulate');
+    const kube = await startKubernetesEmulator({
+      port,
+      ...(values.host ? { host: values.host } : {}),
+      ...(values['api-key'] ? { token: values['api-key'] } : {}),
+    });
+    // The kubeconfig as a file (mode 0600: it holds the token), removed when the stand-in stops.
+    const dir = await mkdtemp(join(tmpdir(), 'agentbox-kube-'));
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeFile(kubeconfig, kube.kubeconfig, { mode: 0o600 });
+    if (values.json) printJson({ provider, url: kube.url, token: kube.token, kubeconfig });
+    else {
+      printLine(`kubernetes API server stand-in on ${kube.url} (each pod Docker containers)`);
+      printLine(`  export KUBECONFIG=${kubeconfig}`);
+      printLine('Ctrl-C stops it and removes every pod it made.');
+    }
+    await interrupted(ctx.interrupts.signal);
+    await kube.close();
+    await rm(dir, { recursive: true, force: true });
+    return ctx.interrupts.exitCode ?? 0;
+  }
   if (provider === 'vercel') {
     if (minuteMs !== undefined) throw new UsageError('--minute-ms is for the daytona emulator', 'emulate');
     const vercel = await startVercelEmulator({

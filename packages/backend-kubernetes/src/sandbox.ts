@@ -1,0 +1,389 @@
+/**
+ * KubernetesSandbox: one hardened pod per sandbox (a plain Pod, or the pod of an agent-sandbox
+ * Sandbox). Commands are pods/exec streams (exec.ts) behind core's SessionPool; files go through
+ * core's file scripts over exec; checkpoints are core's ExecCheckpointStore run in the pod's
+ * helper container, whose store volume the sandbox container does not mount.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  AbortedError,
+  type EnforcementReport,
+  InvalidArgumentError,
+  OutputLimitError,
+  SandboxUnavailableError,
+} from '@agentbox/core';
+import {
+  assertEnforced,
+  BaseSandbox,
+  type CheckpointStore,
+  checkFileScript,
+  ExecCheckpointStore,
+  frozenCheckpointStore,
+  type OpenContext,
+  type RawProcess,
+  READ_FILE_SCRIPT,
+  SessionPool,
+  type StartRequest,
+  WRITE_FILE_SCRIPT,
+} from '@agentbox/core/backend';
+import type { V1Pod } from '@kubernetes/client-node';
+import { type Cluster, connect, kubeFailure, SANDBOX_GROUP, statusOf } from './client.js';
+import type { KubernetesResolvedConfig } from './config.js';
+import { readEnforcement } from './enforcement.js';
+import { type ExecTarget, killGroup, newNonce, runExec, startWrapped, type WrappedProcess } from './exec.js';
+import { defaultOwner, ID_LABEL, labelsFor, MANAGED_LABEL, names, WORKDIR_ANNOTATION } from './labels.js';
+import {
+  denyEgressPolicy,
+  HELPER_CONTAINER,
+  HELPER_STATE,
+  HELPER_STORE,
+  planFor,
+  podFor,
+  SANDBOX_CONTAINER,
+} from './pod-spec.js';
+
+export const KIND = 'kubernetes';
+const KEY_FIELD = 'manifest-key';
+
+interface Parts {
+  id: string;
+  cluster: Cluster;
+  config: KubernetesResolvedConfig;
+  workdir: string;
+  manifestKey: Uint8Array;
+}
+
+export class KubernetesSandbox extends BaseSandbox {
+  protected readonly checkpoints: CheckpointStore;
+  /** The fast exec path (core's SessionPool): small commands go down a long-lived exec stream. */
+  readonly sessions: SessionPool;
+  /** The pod's name. */
+  readonly podName: string;
+  readonly #parts: Parts;
+  readonly #target: ExecTarget;
+  readonly #nonce = newNonce();
+
+  /** @internal Built by open; its parts carry client-node types. */
+  constructor(parts: Parts, enforcement: EnforcementReport) {
+    super({
+      kind: KIND,
+      id: parts.id,
+      workdir: parts.workdir,
+      capabilities: {
+        isolation: 'container',
+        checkpoints: true,
+        spawn: true,
+        stdin: true,
+        kill: true,
+        nonRootUser: true,
+        networkPolicy: true,
+        reattach: true,
+        unsupported: {},
+      },
+      enforcement,
+      baseEnv: parts.config.env,
+    });
+    this.#parts = parts;
+    this.podName = names.pod(parts.id);
+    const context = { backend: KIND, sandboxId: parts.id };
+    this.#target = { cluster: parts.cluster, pod: this.podName, container: SANDBOX_CONTAINER, context };
+    const helper: ExecTarget = { ...this.#target, container: HELPER_CONTAINER };
+    const store = new ExecCheckpointStore({
+      exec: (argv, { stdin, signal }) => runExec(helper, argv, { ...(stdin ? { stdin } : {}), signal }),
+      root: HELPER_STATE,
+      storeDir: HELPER_STORE,
+      preserveOwnership: true,
+      context,
+      manifestKey: parts.manifestKey,
+    });
+    // No process of the sandbox user runs while the helper reads or rewrites the tree.
+    this.checkpoints = frozenCheckpointStore(store, async (fn) => {
+      const signalAll = (s: string) =>
+        runExec(this.#target, ['/bin/sh', '-c', `kill -${s} -1 2>/dev/null; exit 0`]);
+      await signalAll('STOP');
+      try {
+        return await fn();
+      } finally {
+        await signalAll('CONT');
+      }
+    });
+    // The sessions' shells: a kill on a session command spares its runner and reaches whoever holds its pipes.
+    const shells = new Set<WrappedProcess>();
+    this.sessions = new SessionPool({
+      startProcess: (req, signal) => startWrapped(this.#target, this.#nonce, req, signal),
+      openShell: async () => {
+        const shell = await startWrapped(
+          this.#target,
+          this.#nonce,
+          { argv: ['sh'], cwd: '/', env: {} },
+          undefined,
+        );
+        shells.add(shell);
+        void shell.exit.finally(() => shells.delete(shell)).catch(() => {});
+        return shell;
+      },
+      signalGroup: (pgid, signal) =>
+        killGroup(
+          this.#target,
+          signal,
+          pgid,
+          [...shells].flatMap((shell) => shell.pipeSet ?? []),
+        ),
+      context,
+      enabled: parts.config.fastPath,
+    });
+  }
+
+  protected startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
+    return this.sessions.startProcess(req, signal);
+  }
+
+  protected async readFileAt(
+    path: string,
+    maxBytes: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Uint8Array> {
+    const context = { ...this.#target.context, operation: 'readFile' };
+    const r = await runExec(
+      this.#target,
+      ['/bin/sh', '-c', READ_FILE_SCRIPT, 'agentbox-read', path, String(maxBytes)],
+      {
+        signal,
+      },
+    );
+    if (r.exitCode === 6)
+      throw new OutputLimitError(`${path} is larger than ${maxBytes} bytes`, maxBytes, undefined, {
+        ...context,
+        subject: path,
+      });
+    checkFileScript({ code: r.exitCode, stdout: r.stdout, stderr: r.stderr }, path, context);
+    return new Uint8Array(r.stdout);
+  }
+
+  protected async writeFileAt(
+    path: string,
+    data: AsyncIterable<Uint8Array>,
+    mode: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const context = { ...this.#target.context, operation: 'writeFile' };
+    const r = await runExec(
+      this.#target,
+      [
+        '/bin/sh',
+        '-c',
+        WRITE_FILE_SCRIPT,
+        'agentbox-write',
+        path,
+        mode === undefined ? '' : mode.toString(8),
+      ],
+      { stdin: data, signal },
+    );
+    checkFileScript({ code: r.exitCode, stdout: r.stdout, stderr: r.stderr }, path, context);
+  }
+
+  protected async closeResources(): Promise<void> {
+    await this.sessions.close();
+    if (this.#parts.config.keep) return;
+    await removeSandbox(this.#parts.cluster, this.#parts.config.mode, this.id, {
+      backend: KIND,
+      sandboxId: this.id,
+    });
+  }
+}
+
+/** Delete every object of sandbox `id` (what is already gone is fine). */
+export async function removeSandbox(
+  cluster: Cluster,
+  mode: 'pod' | 'sandbox',
+  id: string,
+  context: { backend: string; sandboxId?: string },
+): Promise<void> {
+  const namespace = cluster.namespace;
+  const gone = (error: unknown) => {
+    if (statusOf(error) !== 404) throw kubeFailure(error, { ...context, operation: 'close' });
+  };
+  if (mode === 'sandbox')
+    await cluster.custom
+      .deleteNamespacedCustomObject({ ...SANDBOX_GROUP, namespace, name: names.pod(id) })
+      .catch(gone);
+  await cluster.core
+    .deleteNamespacedPod({ namespace, name: names.pod(id), gracePeriodSeconds: 0 })
+    .catch(gone);
+  await cluster.networking.deleteNamespacedNetworkPolicy({ namespace, name: names.egress(id) }).catch(gone);
+  await cluster.core.deleteNamespacedSecret({ namespace, name: names.key(id) }).catch(gone);
+}
+
+/** Wait until the pod runs and is Ready; a pod that cannot start is a typed error. */
+async function untilReady(
+  cluster: Cluster,
+  name: string,
+  timeoutMs: number,
+  ctx: OpenContext<KubernetesResolvedConfig>,
+) {
+  const context = { backend: KIND, sandboxId: ctx.id, operation: 'open' };
+  const deadline = Date.now() + timeoutMs;
+  let wait = 50;
+  for (;;) {
+    if (ctx.signal?.aborted) throw new AbortedError('open was aborted', context);
+    const pod = await cluster.core
+      .readNamespacedPod({ namespace: cluster.namespace, name })
+      .catch((error) => {
+        if (statusOf(error) === 404) return undefined;
+        throw kubeFailure(error, context);
+      });
+    const status = pod?.status;
+    if (
+      status?.phase === 'Running' &&
+      status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+    )
+      return pod!;
+    if (status?.phase === 'Failed' || status?.phase === 'Succeeded')
+      throw new SandboxUnavailableError(
+        `the pod ${name} ended (${status.reason ?? status.phase}: ${status.message ?? ''})`,
+        context,
+      );
+    const waiting = status?.containerStatuses?.find(
+      (c) => c.state?.waiting?.reason && /Error|BackOff|Invalid/.test(c.state.waiting.reason),
+    );
+    if (waiting)
+      throw new SandboxUnavailableError(
+        `container ${waiting.name} cannot start: ${waiting.state!.waiting!.reason}: ${waiting.state!.waiting!.message ?? ''}`,
+        context,
+      );
+    if (Date.now() > deadline)
+      throw new SandboxUnavailableError(`the pod ${name} did not become ready in ${timeoutMs} ms`, context);
+    await new Promise((r) => setTimeout(r, wait));
+    wait = Math.min(wait * 2, 1000);
+  }
+}
+
+async function readBack(
+  cluster: Cluster,
+  id: string,
+  pod: V1Pod,
+  ctx: OpenContext<KubernetesResolvedConfig>,
+) {
+  const egress = await cluster.networking
+    .readNamespacedNetworkPolicy({ namespace: cluster.namespace, name: names.egress(id) })
+    .catch((error) => {
+      if (statusOf(error) === 404) return undefined;
+      throw kubeFailure(error, { backend: KIND, sandboxId: id, operation: 'open' });
+    });
+  const report = readEnforcement(ctx.policy, pod, egress);
+  if (ctx.strict) assertEnforced(ctx.policy, report, { backend: KIND, sandboxId: id });
+  return report;
+}
+
+export async function openKubernetesSandbox(
+  ctx: OpenContext<KubernetesResolvedConfig>,
+): Promise<KubernetesSandbox> {
+  const context = { backend: KIND, sandboxId: ctx.id, operation: 'open' };
+  const cluster = connect(ctx.config, context);
+  const namespace = cluster.namespace;
+  const id = ctx.id;
+  if (ctx.idGiven) {
+    const existing = await cluster.core
+      .readNamespacedPod({ namespace, name: names.pod(id) })
+      .catch((error) => {
+        if (statusOf(error) === 404) return undefined;
+        throw kubeFailure(error, context);
+      });
+    if (existing) return reattach(ctx, cluster, existing);
+  }
+  const plan = planFor(ctx.policy);
+  const owner = ctx.config.owner ?? defaultOwner();
+  const key = randomBytes(32);
+  const cleanup = () => removeSandbox(cluster, ctx.config.mode, id, context).catch(() => {});
+  const checkAbort = () => {
+    if (ctx.signal?.aborted) throw new AbortedError('open was aborted', context);
+  };
+  checkAbort();
+  try {
+    await cluster.core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name: names.key(id), labels: labelsFor(id, 'checkpoint-key', plan.labels) },
+        type: 'Opaque',
+        data: { [KEY_FIELD]: key.toString('base64') },
+      },
+    });
+    // The policy exists before the pod, so the pod never runs unselected.
+    if (plan.denyEgress)
+      await cluster.networking.createNamespacedNetworkPolicy({
+        namespace,
+        body: denyEgressPolicy(id, plan.labels),
+      });
+    const pod = podFor(id, plan, ctx.config, owner, ctx.config.mode === 'pod');
+    if (ctx.config.mode === 'pod') {
+      await cluster.core.createNamespacedPod({ namespace, body: pod });
+    } else {
+      await cluster.custom.createNamespacedCustomObject({
+        ...SANDBOX_GROUP,
+        namespace,
+        body: {
+          apiVersion: `${SANDBOX_GROUP.group}/${SANDBOX_GROUP.version}`,
+          kind: 'Sandbox',
+          metadata: pod.metadata,
+          spec: {
+            podTemplate: pod,
+            shutdownTime: new Date(Date.now() + ctx.config.deadlineSeconds * 1000)
+              .toISOString()
+              .replace(/\.\d+Z$/, 'Z'),
+            shutdownPolicy: 'Delete',
+          },
+        },
+      });
+    }
+    const running = await untilReady(cluster, names.pod(id), ctx.config.startTimeoutMs, ctx);
+    const enforcement = await readBack(cluster, id, running, ctx);
+    const sandbox = new KubernetesSandbox(
+      { id, cluster, config: ctx.config, workdir: ctx.config.workdir, manifestKey: key },
+      enforcement,
+    );
+    await sandbox.sessions.warm();
+    return sandbox;
+  } catch (error) {
+    await cleanup();
+    throw kubeFailure(error, context);
+  }
+}
+
+async function reattach(
+  ctx: OpenContext<KubernetesResolvedConfig>,
+  cluster: Cluster,
+  pod: V1Pod,
+): Promise<KubernetesSandbox> {
+  const context = { backend: KIND, sandboxId: ctx.id, operation: 'open' };
+  const labels = pod.metadata?.labels ?? {};
+  if (labels[MANAGED_LABEL] !== 'true' || labels[ID_LABEL] !== ctx.id.toLowerCase())
+    throw new InvalidArgumentError(
+      `a pod named ${pod.metadata?.name} exists but agentbox did not create it for sandbox ${ctx.id}`,
+      {
+        ...context,
+        issues: ['id: in use by a pod agentbox did not create'],
+      },
+    );
+  const running = await untilReady(cluster, names.pod(ctx.id), ctx.config.startTimeoutMs, ctx);
+  const secret = await cluster.core
+    .readNamespacedSecret({ namespace: cluster.namespace, name: names.key(ctx.id) })
+    .catch((error) => {
+      throw kubeFailure(error, context);
+    });
+  const key = secret.data?.[KEY_FIELD];
+  if (!key) throw new SandboxUnavailableError(`the checkpoint key of sandbox ${ctx.id} is missing`, context);
+  const enforcement = await readBack(cluster, ctx.id, running, ctx);
+  const workdir = pod.metadata?.annotations?.[WORKDIR_ANNOTATION] ?? ctx.config.workdir;
+  const sandbox = new KubernetesSandbox(
+    {
+      id: ctx.id,
+      cluster,
+      config: { ...ctx.config, workdir },
+      workdir,
+      manifestKey: new Uint8Array(Buffer.from(key, 'base64')),
+    },
+    enforcement,
+  );
+  await sandbox.sessions.warm();
+  return sandbox;
+}

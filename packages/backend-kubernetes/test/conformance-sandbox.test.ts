@@ -1,0 +1,29 @@
+import { runConformance } from '@agentbox/conformance';
+import { openSandbox } from '@agentbox/core';
+import { describe, it } from 'vitest';
+import { SESSION_PIPE_GAP, unsupportedNode } from './support.ts';
+
+// The suite on the agent-sandbox mode: each sandbox a Sandbox resource whose controller (the stand-in) makes its pod.
+const unsupported = unsupportedNode();
+if (unsupported) {
+  console.info(`kubernetes conformance (Sandbox resource): skipped: ${unsupported}`);
+  describe.skip('kubernetes conformance (Sandbox resource)', () => it(unsupported, () => {}));
+} else {
+  await import('../src/index.js');
+  const { clusterForFile, labels, runObjects } = await import('./cluster.ts');
+  const { config, kc } = await clusterForFile();
+  runConformance({
+    name: 'kubernetes (agent-sandbox Sandbox, stand-in)',
+    open: (opts) =>
+      openSandbox(
+        { backend: 'kubernetes', config: { ...config, mode: 'sandbox' }, policy: { labels } },
+        opts,
+      ),
+    leftovers: () => runObjects(kc),
+    // An escape that let go of its output is out of reach of a command's kill; closing deletes the Sandbox and its pod.
+    escapedProcessesDie: 'close',
+    skip: { 'tamper.session-pipe-injection': SESSION_PIPE_GAP },
+    // Every exec and every kill is a WebSocket to the stand-in and a docker exec behind it.
+    timeScale: 2,
+  });
+}

@@ -1,0 +1,123 @@
+/** The resource types the stand-in serves, and the checks a real API server makes on create. */
+
+import { parseQuantity } from './quantity.js';
+import { invalid, type KubeObject, type ResourceType } from './store.js';
+
+type Container = { name?: string; image?: string; resources?: { limits?: Record<string, unknown> } };
+
+function validatePodSpec(kind: string, name: string, spec: unknown, field: string): void {
+  const causes: { field: string; message: string }[] = [];
+  const s = (spec ?? {}) as {
+    containers?: Container[];
+    volumes?: { name?: string }[];
+    activeDeadlineSeconds?: unknown;
+  };
+  if (!Array.isArray(s.containers) || s.containers.length === 0)
+    causes.push({ field: `${field}.containers`, message: 'Required value' });
+  const volumes = new Set((s.volumes ?? []).map((v) => v.name));
+  const seen = new Set<string>();
+  (s.containers ?? []).forEach((c, i) => {
+    if (!c.name || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(c.name))
+      causes.push({ field: `${field}.containers[${i}].name`, message: 'Invalid value: must be a DNS label' });
+    else if (seen.has(c.name))
+      causes.push({ field: `${field}.containers[${i}].name`, message: `Duplicate value: "${c.name}"` });
+    seen.add(c.name ?? '');
+    if (!c.image) causes.push({ field: `${field}.containers[${i}].image`, message: 'Required value' });
+    for (const [key, value] of Object.entries(c.resources?.limits ?? {})) {
+      try {
+        parseQuantity(value, key);
+      } catch (error) {
+        causes.push({
+          field: `${field}.containers[${i}].resources.limits[${key}]`,
+          message: (error as Error).message,
+        });
+      }
+    }
+    for (const m of (c as { volumeMounts?: { name?: string }[] }).volumeMounts ?? [])
+      if (!volumes.has(m.name))
+        causes.push({
+          field: `${field}.containers[${i}].volumeMounts.name`,
+          message: `Not found: "${m.name}"`,
+        });
+  });
+  const deadline = s.activeDeadlineSeconds;
+  if (deadline !== undefined && !(Number.isInteger(deadline) && (deadline as number) > 0))
+    causes.push({ field: `${field}.activeDeadlineSeconds`, message: 'must be a positive integer' });
+  if (causes.length > 0) throw invalid(kind, name, causes);
+}
+
+export const PODS: ResourceType = {
+  plural: 'pods',
+  kind: 'Pod',
+  apiVersion: 'v1',
+  namespaced: true,
+  validate: (obj) => validatePodSpec('Pod', obj.metadata.name, obj.spec, 'spec'),
+};
+
+export const SECRETS: ResourceType = {
+  plural: 'secrets',
+  kind: 'Secret',
+  apiVersion: 'v1',
+  namespaced: true,
+  validate(obj) {
+    for (const [key, value] of Object.entries((obj.data ?? {}) as Record<string, unknown>))
+      if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value))
+        throw invalid('Secret', obj.metadata.name, [{ field: `data[${key}]`, message: 'must be base64' }]);
+  },
+};
+
+export const NAMESPACES: ResourceType = {
+  plural: 'namespaces',
+  kind: 'Namespace',
+  apiVersion: 'v1',
+  namespaced: false,
+};
+
+export const NETWORK_POLICIES: ResourceType = {
+  plural: 'networkpolicies',
+  kind: 'NetworkPolicy',
+  apiVersion: 'networking.k8s.io/v1',
+  namespaced: true,
+  validate(obj) {
+    const spec = obj.spec as { podSelector?: unknown } | undefined;
+    if (!spec || typeof spec.podSelector !== 'object')
+      throw invalid('NetworkPolicy', obj.metadata.name, [
+        { field: 'spec.podSelector', message: 'Required value' },
+      ]);
+  },
+};
+
+export const RUNTIME_CLASSES: ResourceType = {
+  plural: 'runtimeclasses',
+  kind: 'RuntimeClass',
+  apiVersion: 'node.k8s.io/v1',
+  namespaced: false,
+};
+
+export const SANDBOXES: ResourceType = {
+  plural: 'sandboxes',
+  kind: 'Sandbox',
+  apiVersion: 'agents.x-k8s.io/v1beta1',
+  namespaced: true,
+  validate(obj) {
+    const spec = obj.spec as
+      | { podTemplate?: { spec?: unknown }; shutdownTime?: unknown; shutdownPolicy?: unknown }
+      | undefined;
+    validatePodSpec('Sandbox', obj.metadata.name, spec?.podTemplate?.spec, 'spec.podTemplate.spec');
+    if (spec?.shutdownTime !== undefined && Number.isNaN(Date.parse(String(spec.shutdownTime))))
+      throw invalid('Sandbox', obj.metadata.name, [
+        { field: 'spec.shutdownTime', message: 'must be an RFC 3339 time' },
+      ]);
+    if (spec?.shutdownPolicy !== undefined && !['Retain', 'Delete'].includes(String(spec.shutdownPolicy)))
+      throw invalid('Sandbox', obj.metadata.name, [
+        { field: 'spec.shutdownPolicy', message: 'must be Retain or Delete' },
+      ]);
+  },
+};
+
+/** The URL prefix of a group version: `/api/v1` or `/apis/<group>/<version>`. */
+export function prefixOf(type: ResourceType): string {
+  return type.apiVersion === 'v1' ? '/api/v1' : `/apis/${type.apiVersion}`;
+}
+
+export type { KubeObject };
