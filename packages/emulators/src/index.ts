@@ -8,6 +8,11 @@ export {
   startDaytonaEmulator,
 } from './daytona/emulator.js';
 export { EMULATOR_LABEL, INSTANCE_LABEL } from './docker.js';
+export {
+  type ModalEmulator,
+  type ModalEmulatorOptions,
+  startModalEmulator,
+} from './modal/emulator.js';
 export * from './models/index.js';
 export {
   startVercelEmulator,
