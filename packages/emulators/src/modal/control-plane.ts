@@ -134,6 +134,18 @@ export function controlPlaneHandlers(host: ControlPlaneHost) {
       if (!image) throw new ServerError(Status.NOT_FOUND, `Image ${String(request.imageId)} not found`);
       return { imageId: image.id };
     }),
+    imageDelete: authed(async (request) => {
+      const image = images.get(String(request.imageId));
+      if (!image) throw new ServerError(Status.NOT_FOUND, `Image ${String(request.imageId)} not found`);
+      images.delete(image.id);
+      // Only committed snapshots are the emulator's to remove; a named local image stays.
+      if (image.snapshot)
+        await docker
+          .getImage(image.dockerImage)
+          .remove({ force: true })
+          .catch(() => {});
+      return {};
+    }),
     sandboxCreateV2: authed(async (request) => {
       const definition = (request.definition ?? {}) as Record<string, unknown>;
       const image = images.get(String(definition.imageId));
@@ -155,6 +167,8 @@ export function controlPlaneHandlers(host: ControlPlaneHost) {
         Cmd: ['sleep', '2147483647'],
         Labels: modalLabels(host.instance, id),
         HostConfig: {
+          // An init that reaps orphans, as Modal's sandboxes have: a killed tree leaves no zombies.
+          Init: true,
           NetworkMode: network?.networkAccessType === BLOCKED ? 'none' : 'bridge',
           ...(resources.milliCpu ? { NanoCpus: resources.milliCpu * 1e6 } : {}),
           ...(resources.memoryMb ? { Memory: resources.memoryMb * 1024 * 1024 } : {}),
