@@ -35,6 +35,12 @@ export const ModalConfigSchema = z.strictObject({
   sandboxTimeoutMs: wholeSeconds('sandboxTimeoutMs').default(30 * 60_000),
   /** Modal ends the sandbox after this long with no command running. Default 10 minutes. */
   idleTimeoutMs: wholeSeconds('idleTimeoutMs').default(10 * 60_000),
+  /**
+   * Run commands down shells kept open in the sandbox (core's SessionPool, one long-lived exec
+   * each) when one is idle, instead of one Modal exec per command. Off by default: a session's
+   * exec never ends, so Modal never sees the sandbox idle and `idleTimeoutMs` cannot end it.
+   */
+  sessions: z.boolean().default(false),
   /** Leave the sandbox on close, to re-attach later by id (its timeouts still end it). */
   keep: z.boolean().default(false),
 });

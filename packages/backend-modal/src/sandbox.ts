@@ -19,6 +19,7 @@ import {
   type CheckpointStore,
   type OpenContext,
   type RawProcess,
+  SessionPool,
   type StartRequest,
 } from '@agentbox/core/backend';
 import type { App, Image, ModalClient, Sandbox, SandboxCreateParams } from 'modal';
@@ -55,6 +56,8 @@ export class ModalSandbox extends BaseSandbox {
   readonly #config: ModalResolvedConfig;
   readonly #origin: Origin;
   readonly #transport: ExecTransport;
+  /** The fast exec path of the current instance (a rollback opens a new one). */
+  #sessions: SessionPool;
   protected readonly checkpoints: CheckpointStore;
 
   /** @internal Made by the backend's open; its parameter types are the SDK's. */
@@ -77,6 +80,21 @@ export class ModalSandbox extends BaseSandbox {
     this.#origin = init.origin;
     this.#transport = { sandbox: init.sandbox, stale: [], context: this.context('exec') };
     this.checkpoints = new SnapshotStore(this);
+    this.#sessions = this.#newPool();
+  }
+
+  /** Sessions on the instance the transport points at (the plain path: one exec per command). */
+  #newPool(): SessionPool {
+    return new SessionPool({
+      startProcess: (req) => startModalProcess(this.#transport, req),
+      enabled: this.#config.sessions,
+      context: this.context('exec'),
+    });
+  }
+
+  /** @internal The session pool, for tests and diagnostics. */
+  get sessions(): SessionPool {
+    return this.#sessions;
   }
 
   /**
@@ -92,8 +110,8 @@ export class ModalSandbox extends BaseSandbox {
     return this.#origin.client;
   }
 
-  protected async startProcess(req: StartRequest): Promise<RawProcess> {
-    return startModalProcess(this.#transport, req);
+  protected async startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
+    return this.#sessions.startProcess(req, signal);
   }
 
   protected async readFileAt(path: string, maxBytes: number): Promise<Uint8Array> {
@@ -141,12 +159,16 @@ export class ModalSandbox extends BaseSandbox {
       throw modalFailure(error, context);
     }
     const previous = this.#transport.sandbox;
+    const previousSessions = this.#sessions;
+    const nextSessions = this.#newPool();
     await this.swapInstance({
       activate: () => {
         this.#transport.sandbox = next;
+        this.#sessions = nextSessions;
         // The old instance's command directories went with it.
         this.#transport.stale.length = 0;
       },
+      sessions: { previous: previousSessions, next: nextSessions },
       retire: async () => {
         await previous.terminate().catch(() => {});
         previous.detach();
@@ -157,6 +179,8 @@ export class ModalSandbox extends BaseSandbox {
   protected async closeResources(): Promise<void> {
     const sandbox = this.#transport.sandbox;
     try {
+      // First: it kills what still runs on the sessions and ends their shells.
+      await this.#sessions.close();
       if (!this.#config.keep)
         await sandbox.terminate().catch((error: unknown) => {
           const failure = modalFailure(error, this.context('close'));
