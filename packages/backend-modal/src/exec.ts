@@ -13,7 +13,7 @@
  * A directory is removed by a later command's wrapper.
  */
 import { randomBytes } from 'node:crypto';
-import { type AgentboxError, SandboxUnavailableError } from '@agentbox/core';
+import { SandboxUnavailableError } from '@agentbox/core';
 import {
   apiCommand,
   apiCommandFailure,
@@ -28,6 +28,8 @@ import type { ContainerProcess, Sandbox } from 'modal';
 import { modalFailure } from './client.js';
 
 const EXEC_ROOT = '/tmp/.agentbox-exec';
+/** The line the wrapper writes to stderr when it cannot make its directory (then exits 125). */
+const SETUP_FAILED = 'agentbox-exec-setup-failed';
 /** The stderr head kept to read a working-directory failure from. */
 const STDERR_HEAD = 4096;
 
@@ -37,7 +39,7 @@ const WRAPPER = [
   'while [ "$n" -gt 0 ]; do rm -rf -- "$1"; shift; n=$((n-1)); done',
   // The wrapper's own messages (a shell's "Killed" for its job) never join the command's stderr.
   'exec 3>&2 2>/dev/null',
-  'm=$(umask); umask 077; mkdir -p -- "$d" && mkfifo "$d/out" "$d/err" || exit 125; umask "$m"',
+  `m=$(umask); umask 077; mkdir -p -- "$d" && mkfifo "$d/out" "$d/err" || { echo ${SETUP_FAILED} >&3; exit 125; }; umask "$m"`,
   'cat "$d/out" </dev/null 3>&- & a=$!',
   'cat "$d/err" </dev/null >&3 3>&- & b=$!',
   // Through fd 4: a shell gives a background job /dev/null unless stdin is redirected, and
@@ -119,7 +121,7 @@ export async function startModalProcess(transport: ExecTransport, req: StartRequ
       const signal = status > 128 && status < 160 ? signalName(status - 128) : null;
       return signal ? { exitCode: null, signal } : { exitCode: status, signal: null };
     } catch (error) {
-      throw modalFailure(error, { ...transport.context, operation: 'exec' }) as AgentboxError;
+      throw modalFailure(error, { ...transport.context, operation: 'exec' });
     } finally {
       stdout.end();
       stderr.end();

@@ -79,7 +79,9 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
       sandboxes.set(sandbox.id, sandbox);
       byTask.set(sandbox.taskId, sandbox);
       const end = (status: number, why: string) => void finish(sandbox, status, why);
-      sandbox.timers.push(setTimeout(() => end(4, 'sandbox timeout'), sandbox.timeoutSecs * 1000).unref());
+      // Node's timers hold at most 2^31-1 ms (about 24.8 days); Modal's timeouts stay below that.
+      const timeoutMs = Math.min(sandbox.timeoutSecs * 1000, 2 ** 31 - 1);
+      sandbox.timers.push(setTimeout(() => end(4, 'sandbox timeout'), timeoutMs).unref());
       if (sandbox.idleTimeoutSecs !== undefined) {
         const idleMs = sandbox.idleTimeoutSecs * 1000;
         const check = () => {
