@@ -10,6 +10,9 @@ import type { ModalConfig } from '../src/index.js';
 export const RUN_LABEL = 'agentbox.test-run';
 /** Starts with the session id of the leak check (global-setup.ts), which looks for this run's objects by it. */
 export const runId = sessionRunId();
+// The SDK warns once per sandbox that it dials the local router without TLS: expected here.
+process.env.MODAL_LOGLEVEL ??= 'error';
+
 /** The local image every test sandbox runs (never pulled). */
 export const TEST_IMAGE = 'agentbox/busybox:test';
 
