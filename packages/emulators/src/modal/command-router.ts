@@ -10,6 +10,8 @@ import { EMULATOR_LABEL, INSTANCE_LABEL, startInContainer } from '../docker.js';
 import { FS_TOOLS_PATH, fsToolsCommand, fsToolsError } from './fs-tools.js';
 import { type ExecRecord, OutputLog, type SandboxRecord } from './state.js';
 
+/** How long a finished exec whose output was read whole is still known. */
+const FORGET_AFTER_MS = 30_000;
 /** Largest stdio message sent at once. */
 const READ_CHUNK = 1024 * 1024;
 export const SNAPSHOT_REPO = 'agentbox-modal-emulator/image';
@@ -148,10 +150,15 @@ export function commandRouterHandlers(host: RouterHost) {
       while (true) {
         const data = await log.read(offset, READ_CHUNK, context.signal);
         if (data === undefined) return;
-        if (data.length === 0) return;
+        if (data.length === 0) break;
         offset += data.length;
         yield { data };
       }
+      log.drained = true;
+      // Once both streams were read to their end, the output is let go of (a client that
+      // retries a read does so within seconds).
+      if (exec.exit && exec.stdout.drained && exec.stderr.drained)
+        setTimeout(() => sandbox.execs.delete(exec.id), FORGET_AFTER_MS).unref();
     },
     async taskExecStdinWrite(request: Request, context: CallContext) {
       const exec = execOf(host.sandboxFor(String(request.taskId), context), request.execId);

@@ -41,6 +41,8 @@ export class OutputLog {
   readonly chunks: Buffer[] = [];
   length = 0;
   ended = false;
+  /** A reader reached the end once the output had ended. */
+  drained = false;
   readonly #changed = new EventEmitter();
 
   append(chunk: Buffer): void {
