@@ -30,6 +30,8 @@ import { modalFailure } from './client.js';
 const EXEC_ROOT = '/tmp/.agentbox-exec';
 /** The line the wrapper writes to stderr when it cannot make its directory (then exits 125). */
 const SETUP_FAILED = 'agentbox-exec-setup-failed';
+/** Stdin bytes sent in one write at most (one RPC each). */
+const STDIN_BATCH = 2 * 1024 * 1024;
 /** The stderr head kept to read a working-directory failure from. */
 const STDERR_HEAD = 4096;
 
@@ -102,6 +104,34 @@ export async function startModalProcess(transport: ExecTransport, req: StartRequ
   };
   const writer = proc.stdin.getWriter();
   let stdinClosed = false;
+  // Every stdin write is one RPC: small chunks are gathered (up to STDIN_BATCH) and sent
+  // together, one write in flight at a time; a caller waits only while a full batch is pending.
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let flushing: Promise<void> | undefined;
+  let stdinFailure: unknown;
+  const flush = (): Promise<void> => {
+    flushing ??= (async () => {
+      try {
+        while (pending.length > 0) {
+          const batch = Buffer.concat(pending);
+          pending = [];
+          pendingBytes = 0;
+          // One RPC carries at most STDIN_BATCH (gRPC servers cap a message, 4 MiB by default).
+          for (let at = 0; at < batch.length; at += STDIN_BATCH)
+            await writer.write(batch.subarray(at, at + STDIN_BATCH));
+        }
+      } catch (error) {
+        stdinFailure ??= error;
+        pending = [];
+        pendingBytes = 0;
+        throw error;
+      } finally {
+        flushing = undefined;
+      }
+    })();
+    return flushing;
+  };
 
   const exit: Promise<Exit> = (async () => {
     try {
@@ -133,12 +163,21 @@ export async function startModalProcess(transport: ExecTransport, req: StartRequ
     stdout,
     stderr,
     async writeStdin(chunk) {
-      if (stdinClosed) throw Object.assign(new Error('stdin is closed'), { code: 'EPIPE' });
-      await writer.write(Uint8Array.from(chunk));
+      if (stdinClosed || stdinFailure !== undefined)
+        throw Object.assign(new Error('stdin is closed'), { code: 'EPIPE', cause: stdinFailure });
+      pending.push(Uint8Array.from(chunk));
+      pendingBytes += chunk.length;
+      const sending = flush();
+      // A failure reaches the next write (or this one, when it waits).
+      sending.catch(() => {});
+      if (pendingBytes >= STDIN_BATCH) await sending;
     },
     async closeStdin() {
       if (stdinClosed) return;
       stdinClosed = true;
+      await flush().catch(() => {});
+      // A batch may have come in while the last one was in flight.
+      if (pending.length > 0) await flush().catch(() => {});
       await writer.close().catch(() => {});
     },
     async kill(signal) {

@@ -117,7 +117,11 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
     },
   });
 
-  const server = createServer();
+  // Messages as large as the SDK's own channels allow (grpc-js would refuse over 4 MiB).
+  const server = createServer({
+    'grpc.max_receive_message_length': 100 * 1024 * 1024,
+    'grpc.max_send_message_length': 100 * 1024 * 1024,
+  });
   server.add(definitions.controlPlane as never, complete(definitions.controlPlane, control, log) as never);
   server.add(definitions.commandRouter as never, complete(definitions.commandRouter, router, log) as never);
   const port = await server.listen(`127.0.0.1:${options.port ?? 0}`);
