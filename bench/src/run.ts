@@ -12,6 +12,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   singularity: () => import('./singularity.js'),
   daytona: () => import('./daytona.js'),
   vercel: () => import('./vercel.js'),
+  modal: () => import('./modal.js'),
   transfer: () => import('./transfer.js'),
   checkpoints: () => import('./checkpoint-curve.js'),
   density: () => import('./density.js'),

@@ -173,6 +173,7 @@ Example client configuration (Claude Desktop, Cursor and others):
   emulate: `Usage: agentbox emulate daytona [--port N] [--host ADDR] [--api-key KEY] [--minute-ms N] [--json]
        agentbox emulate vercel [--port N] [--host ADDR] [--api-key TOKEN] [--json]
        agentbox emulate kubernetes [--port N] [--host ADDR] [--api-key TOKEN] [--json]
+       agentbox emulate modal [--port N] [--api-key SECRET] [--json]
 
 Serve a local stand-in for the Daytona API (@agentbox/emulators) until Ctrl-C: each sandbox is
 a Docker container on this machine. Prints the URL and API key to give the SDK (polling mode:
@@ -188,7 +189,10 @@ backend's config (apiUrl, token, teamId, projectId). --api-key sets the token.
 
 kubernetes: a Kubernetes API server stand-in (pods, secrets, networkpolicies, agent-sandbox
 Sandbox, pods/exec; each pod Docker containers); writes a kubeconfig and prints its path.
---api-key sets the bearer token.`,
+--api-key sets the bearer token.
+
+modal: Modal's gRPC control plane and task command router (the modal SDK 0.11) on 127.0.0.1;
+prints MODAL_SERVER_URL, MODAL_TOKEN_ID and MODAL_TOKEN_SECRET. --api-key sets the token secret.`,
 
   log: `Usage: agentbox log summarize FILE [--json]
 
@@ -220,7 +224,7 @@ Commands:
   sweep         remove sandboxes left behind
   doctor        check what each backend needs here and what it can enforce
   agent         run the reference agent loop against a chat-completions model
-  emulate       serve a local stand-in for a cloud provider's API (daytona, vercel, kubernetes)
+  emulate       serve a local stand-in for a cloud provider's API (daytona, vercel, modal, kubernetes)
   log           summarize an agent's session log
   mcp           serve a sandbox as MCP tools over stdio (for agents in any language)
 

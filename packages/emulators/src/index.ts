@@ -13,6 +13,11 @@ export {
   type KubernetesEmulatorOptions,
   startKubernetesEmulator,
 } from './kubernetes/emulator.js';
+export {
+  type ModalEmulator,
+  type ModalEmulatorOptions,
+  startModalEmulator,
+} from './modal/emulator.js';
 export * from './models/index.js';
 export {
   startVercelEmulator,

@@ -1,4 +1,4 @@
-/** `agentbox emulate daytona|vercel|kubernetes`: serve a local stand-in for a provider's API until interrupted. */
+/** `agentbox emulate daytona|vercel|modal|kubernetes`: serve a local stand-in for a provider's API until interrupted. */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { noPositionals, parseCommand, UsageError } from '../args.js';
 import { printJson, printLine } from '../output.js';
 import type { Command } from './context.js';
 
-const PROVIDERS = ['daytona', 'vercel', 'kubernetes'] as const;
+const PROVIDERS = ['daytona', 'vercel', 'modal', 'kubernetes'] as const;
 
 export const emulateCommand: Command = async (args, ctx) => {
   const [provider, ...rest] = args;
@@ -27,9 +27,8 @@ export const emulateCommand: Command = async (args, ctx) => {
   if (minuteMs !== undefined && !(Number.isFinite(minuteMs) && minuteMs > 0))
     throw new UsageError('--minute-ms must be a positive number', 'emulate');
   // Loaded here only: no other command needs the emulators (or dockerode).
-  const { startDaytonaEmulator, startKubernetesEmulator, startVercelEmulator } = await import(
-    '@agentbox/emulators'
-  );
+  const { startDaytonaEmulator, startKubernetesEmulator, startModalEmulator, startVercelEmulator } =
+    await import('@agentbox/emulators');
   if (provider === 'kubernetes') {
     if (minuteMs !== undefined) throw new UsageError('--minute-ms is for the daytona emulator', 'emulate');
     const kube = await startKubernetesEmulator({
@@ -50,6 +49,26 @@ export const emulateCommand: Command = async (args, ctx) => {
     await interrupted(ctx.interrupts.signal);
     await kube.close();
     await rm(dir, { recursive: true, force: true });
+    return ctx.interrupts.exitCode ?? 0;
+  }
+  if (provider === 'modal') {
+    if (minuteMs !== undefined) throw new UsageError('--minute-ms is for the daytona emulator', 'emulate');
+    if (values.host) throw new UsageError('the modal emulator listens on 127.0.0.1 only', 'emulate');
+    const modal = await startModalEmulator({
+      port,
+      ...(values['api-key'] ? { tokenSecret: values['api-key'] } : {}),
+    });
+    const { url, tokenId, tokenSecret } = modal;
+    if (values.json) printJson({ provider, url, tokenId, tokenSecret });
+    else {
+      printLine(`modal emulator on ${url} (gRPC, plaintext; images are local Docker images, never pulled)`);
+      printLine(`  export MODAL_SERVER_URL=${url}`);
+      printLine(`  export MODAL_TOKEN_ID=${tokenId}`);
+      printLine(`  export MODAL_TOKEN_SECRET=${tokenSecret}`);
+      printLine('Ctrl-C stops it and removes every sandbox and snapshot image it made.');
+    }
+    await interrupted(ctx.interrupts.signal);
+    await modal.close();
     return ctx.interrupts.exitCode ?? 0;
   }
   if (provider === 'vercel') {
