@@ -79,7 +79,7 @@ export class ModalSandbox extends BaseSandbox {
     this.#config = init.config;
     this.#origin = init.origin;
     this.#transport = { sandbox: init.sandbox, stale: [], context: this.context('exec') };
-    this.checkpoints = new SnapshotStore(this);
+    this.checkpoints = new SnapshotStore(this, (image) => this.#restoreFrom(image));
     this.#sessions = this.#newPool();
   }
 
@@ -149,7 +149,7 @@ export class ModalSandbox extends BaseSandbox {
   }
 
   /** Create a new Modal sandbox from a snapshot image and put it behind this handle. */
-  async restoreFrom(image: Image): Promise<void> {
+  async #restoreFrom(image: Image): Promise<void> {
     const context = this.context('rollback', image.imageId);
     const { client, app, params } = this.#origin;
     let next: Sandbox;
@@ -197,10 +197,13 @@ export class ModalSandbox extends BaseSandbox {
 /** Checkpoints are filesystem snapshots (Modal images); a rollback creates a sandbox from one. */
 class SnapshotStore implements CheckpointStore {
   readonly #owner: ModalSandbox;
+  /** The owner's swap to a new sandbox from an image (private to it, so no Modal type is public). */
+  readonly #restoreFrom: (image: Image) => Promise<void>;
   readonly #made = new Map<string, { info: CheckpointInfo; image: Image }>();
 
-  constructor(owner: ModalSandbox) {
+  constructor(owner: ModalSandbox, restoreFrom: (image: Image) => Promise<void>) {
     this.#owner = owner;
+    this.#restoreFrom = restoreFrom;
   }
 
   #context(operation: string, subject?: string) {
@@ -241,7 +244,7 @@ class SnapshotStore implements CheckpointStore {
   }
 
   async restore(id: string): Promise<void> {
-    await this.#owner.restoreFrom(this.#known(id, 'rollback').image);
+    await this.#restoreFrom(this.#known(id, 'rollback').image);
   }
 
   async list(): Promise<CheckpointInfo[]> {
