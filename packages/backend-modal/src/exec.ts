@@ -8,7 +8,9 @@
  *   exec (core's OUTPUT_DIR_KILL_SCRIPT), and the sandbox and its other commands live on;
  * - its stdout and stderr are named pipes in that directory, copied byte for byte by `cat` to
  *   the exec's own: the kill also finds a process that left the group but still holds them;
- * - stdin is the exec's, passed on explicitly (a background job would otherwise read /dev/null).
+ * - stdin is the exec's, passed on explicitly (a background job would otherwise read /dev/null);
+ * - an argv longer than the SDK takes in one exec is written to a file first, as one line of
+ *   shell-quoted words that the wrapper sources (and removes).
  *
  * A directory is removed by a later command's wrapper.
  */
@@ -22,6 +24,7 @@ import {
   type RawProcess,
   type StartRequest,
   StreamQueue,
+  shellQuoteAll,
   signalName,
 } from '@agentbox/core/backend';
 import type { ContainerProcess, Sandbox } from 'modal';
@@ -35,12 +38,22 @@ const STDIN_BATCH = 2 * 1024 * 1024;
 /** The stderr head kept to read a working-directory failure from. */
 const STDERR_HEAD = 4096;
 
-// $1 the command's directory, $2 how many stale directories follow, then those, then the argv.
+/**
+ * The SDK refuses an exec whose arguments total 64 KiB or more (before any call). Past this
+ * share of it, the command's argv goes in a file the wrapper reads (the wrapper's own text and
+ * arguments take the rest).
+ */
+const ARGV_INLINE_BYTES = 48 * 1024;
+
+// $1 the command's directory, $2 a file that sets the argv (or empty: the argv follows), $3 how
+// many stale directories follow, then those, then the argv.
 const WRAPPER = [
-  'd=$1; n=$2; shift 2',
+  'd=$1; f=$2; n=$3; shift 3',
   'while [ "$n" -gt 0 ]; do rm -rf -- "$1"; shift; n=$((n-1)); done',
   // The wrapper's own messages (a shell's "Killed" for its job) never join the command's stderr.
   'exec 3>&2 2>/dev/null',
+  // A long argv: the file is one `set --` line of quoted words (shellQuoteAll).
+  `if [ -n "$f" ]; then . "$f" && rm -f -- "$f" || { echo ${SETUP_FAILED} >&3; exit 125; }; fi`,
   `m=$(umask); umask 077; mkdir -p -- "$d" && mkfifo "$d/out" "$d/err" || { echo ${SETUP_FAILED} >&3; exit 125; }; umask "$m"`,
   'cat "$d/out" </dev/null 3>&- & a=$!',
   'cat "$d/err" </dev/null >&3 3>&- & b=$!',
@@ -73,10 +86,25 @@ export async function startModalProcess(transport: ExecTransport, req: StartRequ
   // The instance this command runs on, fixed at start (a rollback swaps the transport's).
   const sandbox = transport.sandbox;
   const stale = transport.stale.splice(0, 64);
+  const argvBytes = argv.reduce((n, arg) => n + Buffer.byteLength(arg), 0);
+  const argvFile =
+    argvBytes > ARGV_INLINE_BYTES ? `/tmp/.agentbox-argv-${dir.slice(EXEC_ROOT.length + 1)}` : '';
   let proc: ContainerProcess<Uint8Array>;
   try {
+    if (argvFile)
+      await sandbox.filesystem.writeBytes(Buffer.from(`set -- ${shellQuoteAll(argv)}\n`), argvFile);
     proc = await sandbox.exec(
-      ['/bin/sh', '-c', WRAPPER, 'agentbox-exec', dir, String(stale.length), ...stale, ...argv],
+      [
+        '/bin/sh',
+        '-c',
+        WRAPPER,
+        'agentbox-exec',
+        dir,
+        argvFile,
+        String(stale.length),
+        ...stale,
+        ...(argvFile ? [] : argv),
+      ],
       {
         mode: 'binary',
       },

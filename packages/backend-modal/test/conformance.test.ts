@@ -27,10 +27,6 @@ if (secondPass) {
     },
     // An escape that let go of its output is out of reach of a command's kill; closing terminates the sandbox.
     escapedProcessesDie: 'close',
-    skip: {
-      'exec.argv-large':
-        'the modal SDK refuses an exec whose arguments total 64 KiB or more (validateExecArgs), before any call; passing a long argv through a file is not done yet',
-    },
     timeScale: 2,
   });
 }
