@@ -231,7 +231,8 @@ describe.concurrent('the example runner', () => {
     const unknown = await runner(['--backend', 'nope']);
     expect(unknown).toMatchObject({
       code: 2,
-      stderr: 'runner: unknown backend "nope"; known: daytona, docker, local, modal, singularity, ssh, vercel\n',
+      stderr:
+        'runner: unknown backend "nope"; known: daytona, docker, local, modal, singularity, ssh, vercel\n',
     });
     const notJson = await runner(['--config', '{x']);
     expect(notJson.code).toBe(2);
