@@ -14,6 +14,10 @@ import { expect } from 'vitest';
 /** How long one call may take before it counts as a hang. */
 export const HANG_MS = 15_000;
 
+// One seed for every run, so a failure in CI is the same failure here (AGENTBOX_FC_SEED picks
+// another, to explore). A failure prints its seed and counterexample either way.
+fc.configureGlobal({ seed: Number(process.env.AGENTBOX_FC_SEED ?? 20_261_206) });
+
 /** Strings that have broken path, quoting and protocol code elsewhere. */
 const nasty = [
   '',

@@ -285,9 +285,18 @@ export class Jail {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe', opts.egress ? 'pipe' : 'ignore'],
       env: {},
     });
+    // The outer bwrap's info comes on its own pipe, in no set order with the inner one's.
     let outerInfo = '';
-    (holder.stdio[4] as NodeJS.ReadableStream | null)?.on('data', (chunk: Buffer) => {
-      outerInfo += chunk.toString('utf8');
+    const outerStarted = new Promise<number | undefined>((resolve) => {
+      const outerPipe = holder.stdio[4] as NodeJS.ReadableStream | null;
+      if (!outerPipe) return resolve(undefined);
+      outerPipe.on('data', (chunk: Buffer) => {
+        outerInfo += chunk.toString('utf8');
+        const pid = childPid(outerInfo);
+        if (pid !== undefined) resolve(pid);
+      });
+      holder.once('exit', () => resolve(undefined));
+      holder.once('error', () => resolve(undefined));
     });
     holder.stdin!.on('error', () => {});
     let stderr = '';
@@ -317,16 +326,21 @@ export class Jail {
       holder.once('exit', () => resolve(undefined));
       holder.once('error', () => resolve(undefined));
     });
-    const outerPid = opts.egress ? childPid(outerInfo) : undefined;
-    if (
-      started === undefined ||
-      !(await readyOut) ||
-      pidNamespaceOf(started.pid) !== started.pidNamespace ||
-      (opts.egress && outerPid === undefined)
-    ) {
+    const outerPid = opts.egress && started !== undefined ? await outerStarted : undefined;
+    const failure =
+      started === undefined
+        ? 'it exited before its sandbox process started'
+        : !(await readyOut)
+          ? 'the sandbox process ended before it was ready'
+          : pidNamespaceOf(started.pid) !== started.pidNamespace
+            ? 'the sandbox process is not in the PID namespace bubblewrap reported'
+            : opts.egress && outerPid === undefined
+              ? 'the outer namespace (for the egress allowlist) did not report its process'
+              : undefined;
+    if (failure !== undefined || started === undefined) {
       holder.kill('SIGKILL');
       throw new SandboxUnavailableError(
-        `bubblewrap could not start the sandbox: ${stderr.trim() || 'it exited without saying why'} (are unprivileged user namespaces allowed?)`,
+        `bubblewrap could not start the sandbox: ${stderr.trim() || failure} (are unprivileged user namespaces allowed?)`,
         { ...opts.context, operation: 'open' },
       );
     }

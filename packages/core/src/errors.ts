@@ -148,14 +148,17 @@ export class CheckpointNotFoundError extends AgentboxError {
 }
 /** The message for a checkpoint id that names no checkpoint, with where to find the ones that exist. */
 export function noCheckpoint(id: unknown): string {
-  let named: string;
+  return `no checkpoint ${shownValue(id)}: listCheckpoints() lists the ones this sandbox has`;
+}
+
+/** Any value as text for an error message, never throwing (a null-prototype object has no toString). */
+export function shownValue(value: unknown): string {
   try {
-    named = JSON.stringify(id) ?? String(id);
+    return JSON.stringify(value) ?? String(value);
   } catch {
-    // A bigint, a cycle: the message names the kind of value instead.
-    named = Object.prototype.toString.call(id);
+    // A bigint, a cycle, no toString: the message names the kind of value instead.
+    return Object.prototype.toString.call(value);
   }
-  return `no checkpoint ${named}: listCheckpoints() lists the ones this sandbox has`;
 }
 /** A checkpoint failed validation (bad manifest, wrong MAC, object hash mismatch): never restored. */
 export class CheckpointCorruptError extends AgentboxError {

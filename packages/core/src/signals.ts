@@ -3,7 +3,7 @@
  * the host is, so names and numbers come from here and never from the host's `os.constants`
  * (macOS numbers SIGUSR1, SIGCHLD, SIGSTOP... differently).
  */
-import { type ErrorContext, InvalidArgumentError } from './errors.js';
+import { type ErrorContext, InvalidArgumentError, shownValue } from './errors.js';
 
 /** Standard signals by number: entry i is signal i + 1. */
 const TABLE = [
@@ -93,7 +93,7 @@ export function parseSignal(input: unknown, context: ErrorContext = {}): SignalN
     }
   }
   if (!found) {
-    const shown = typeof input === 'string' ? JSON.stringify(input.slice(0, 40)) : String(input);
+    const shown = typeof input === 'string' ? JSON.stringify(input.slice(0, 40)) : shownValue(input);
     throw new InvalidArgumentError(
       `unknown signal ${shown}: give a Linux signal name (SIGTERM, TERM) or a number from 1 to ${TABLE.length}`,
       context,

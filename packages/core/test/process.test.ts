@@ -207,6 +207,9 @@ describe('the Linux signal table', () => {
       null,
       undefined,
       { toString: () => 'SIGTERM' },
+      // No toString to build the message from (fast-check found it threw a TypeError).
+      Object.create(null),
+      10n,
     ];
     for (const input of bad) {
       let caught: unknown;
@@ -215,7 +218,7 @@ describe('the Linux signal table', () => {
       } catch (error) {
         caught = error;
       }
-      expect(caught, String(input)).toBeInstanceOf(InvalidArgumentError);
+      expect(caught, Object.prototype.toString.call(input)).toBeInstanceOf(InvalidArgumentError);
       expect((caught as InvalidArgumentError).operation).toBe('kill');
     }
   });
