@@ -65,8 +65,8 @@ if [ "${AGENTBOX_SECOND_NODE:-24}" != none ]; then
   if node_bin=$(bash scripts/node-runtime.sh "${AGENTBOX_SECOND_NODE:-24}"); then
     # The conformance suites ran in the first pass: what is left is spread differently.
     PATH="$node_bin:$PATH" run_packages "node $("$node_bin/node" --version)" second \
-      "packages/backend-kubernetes packages/core packages/backend-vercel packages/backend-daytona packages/backend-modal" \
-      "packages/backend-docker packages/cli packages/backend-ssh packages/backend-local examples"
+      "packages/backend-kubernetes packages/core packages/backend-vercel packages/backend-daytona packages/backend-modal examples packages/agent packages/emulators packages/conformance" \
+      "packages/backend-docker packages/cli packages/backend-ssh packages/backend-local packages/backend-singularity"
   else
     echo "SKIPPING the second Node.js pass: Node ${AGENTBOX_SECOND_NODE:-24} could not be fetched from the npm registry" >&2
   fi
