@@ -54,7 +54,7 @@ run_packages() {
   wait
 }
 
-# Lanes balanced by measured times (each about 20 minutes in the first pass). The kubernetes
+# Lanes balanced by measured times (each about 25 minutes in the first pass). The kubernetes
 # backend needs Node 22.19 or newer (client-node 2), so its suites run in the second pass only.
 run_packages "node $(node --version)" first \
   "packages/backend-docker packages/backend-modal packages/backend-daytona" \
