@@ -127,6 +127,21 @@ describe.skipIf(bwrapMissing)(
       );
     });
 
+    it('a client that does not trust the sandbox CA fails its handshake, and the relay goes on', async () => {
+      // Another CA (the test servers'), valid but not the sandbox's: the handshake with the relay fails.
+      await sandbox.writeFile('other-ca.pem', await readFile(join(dir, 'ca.pem')));
+      const before = apiSeen.length;
+      const refused = await sandbox.exec(
+        `curl -s -S --max-time 10 --cacert other-ca.pem https://localhost:${portOf(api)}/x`,
+        {
+          timeoutMs: 20_000,
+        },
+      );
+      expect(refused.exitCode).toBe(60); // curl: the peer's certificate cannot be verified
+      expect(apiSeen.length).toBe(before);
+      expect((await curl(`https://localhost:${portOf(api)}/after`)).stdout).toBe('ok\n200');
+    });
+
     it('a server whose certificate the relay cannot verify gets nothing', async () => {
       const r = await curl(`https://127.0.0.1:${portOf(unverified)}/unverified`, 'UNVERIFIED_TOKEN');
       expect(r.exitCode).not.toBe(0);

@@ -181,6 +181,8 @@ export class EgressRelay {
       [upstream, outer],
     ] as const) {
       this.#open.add(session);
+      // A handshake the sandbox's client refuses (it does not trust the CA) ends that connection only.
+      session.on('error', () => session.destroy());
       session.once('close', () => {
         this.#open.delete(session);
         raw.destroy();
