@@ -23,6 +23,11 @@ export async function listenLocal(server: Server, port = 0, host = '127.0.0.1'):
 export async function closeAndRemoveOwned(server: Server, docker: Docker, instance: string): Promise<void> {
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  await removeOwned(docker, instance);
+}
+
+/** Remove every container and image of this emulator instance (found by its instance label). */
+export async function removeOwned(docker: Docker, instance: string): Promise<void> {
   const mine = { label: [`${INSTANCE_LABEL}=${instance}`] };
   const containers = await docker.listContainers({ all: true, filters: mine });
   await Promise.all(

@@ -9,7 +9,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import Docker from 'dockerode';
 import { type CallContext, createServer, ServerError, Status } from 'nice-grpc';
-import { INSTANCE_LABEL } from '../docker.js';
+import { removeOwned } from '../server.js';
 import { EmulatorAuth } from './auth.js';
 import { commandRouterHandlers } from './command-router.js';
 import { controlPlaneHandlers } from './control-plane.js';
@@ -58,13 +58,19 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
   const byTask = new Map<string, SandboxRecord>();
   let routerUrl = '';
 
+  /** Container removals under way: close waits for them (Docker refuses a second removal meanwhile). */
+  const removals = new Set<Promise<void>>();
+
   async function finish(sandbox: SandboxRecord, status: number, exception: string): Promise<void> {
     if (sandbox.finished) return;
     sandbox.finished = { status, exception };
     for (const timer of sandbox.timers) clearTimeout(timer);
     sandbox.events.emit('finished');
     log(`sandbox ${sandbox.id} ended: ${exception || 'terminated'}`);
-    await sandbox.container.remove({ force: true }).catch(() => {});
+    const removal = sandbox.container.remove({ force: true }).catch(() => {});
+    removals.add(removal);
+    await removal;
+    removals.delete(removal);
   }
 
   const control = controlPlaneHandlers({
@@ -139,25 +145,8 @@ export async function startModalEmulator(options: ModalEmulatorOptions = {}): Pr
       closing ??= (async () => {
         for (const sandbox of sandboxes.values()) for (const timer of sandbox.timers) clearTimeout(timer);
         server.forceShutdown();
-        const mine = { label: [`${INSTANCE_LABEL}=${instance}`] };
-        const containers = await docker.listContainers({ all: true, filters: mine });
-        await Promise.all(
-          containers.map((c) =>
-            docker
-              .getContainer(c.Id)
-              .remove({ force: true })
-              .catch(() => {}),
-          ),
-        );
-        const owned = await docker.listImages({ filters: mine });
-        await Promise.all(
-          owned.map((i) =>
-            docker
-              .getImage(i.Id)
-              .remove({ force: true })
-              .catch(() => {}),
-          ),
-        );
+        await Promise.all(removals);
+        await removeOwned(docker, instance);
       })();
       return closing;
     },
