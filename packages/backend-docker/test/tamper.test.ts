@@ -229,16 +229,25 @@ describe('a sandbox whose user is root', () => {
         // The attacker of the conformance case tamper.session-pipe-injection, as root. It first
         // waits for the command that started it to end: that command's own stdout is a session
         // pipe, and a write into it just as it ends is a race this test is not about (the README
-        // says so). What is left to attack is what lives on: the session shells.
+        // says so). What is left to attack is what lives on: the session shells. It takes its
+        // list of targets once and says so in /tmp/attack-armed; the clean commands start only
+        // then, or a loaded machine could let it list one of them, an ordinary process of the
+        // sandbox user, whose own stdout any process of that user may write into.
         const attacker = [
-          'sleep 1; me=/proc/$$; set -- /proc/[0-9]*; i=0',
+          'sleep 1; me=/proc/$$; set -- /proc/[0-9]*; i=0; : >/tmp/attack-armed',
           'while [ ! -e /tmp/stop-attack ] && [ $i -lt 400 ]; do',
           '  for p; do [ "$p" = "$me" ] && continue; for fd in 0 1 2 3 4; do echo INJECTED 2>/dev/null >"$p/fd/$fd"; done; done',
           '  sleep 0.05; i=$((i+1))',
           'done',
         ].join('\n');
         await sandbox.exec(['sh', '-c', 'setsid sh -c "$1" </dev/null >/dev/null 2>&1 &', 'sh', attacker]);
-        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        const armedBy = Date.now() + 20_000;
+        while ((await sandbox.exec(['test', '-e', '/tmp/attack-armed'])).exitCode !== 0) {
+          if (Date.now() > armedBy) throw new Error('the attacker did not start within 20 s');
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        // Its first round over every session shell is done before the first clean command.
+        await new Promise((resolve) => setTimeout(resolve, 300));
         try {
           for (let i = 0; i < 10; i++) {
             const r = await sandbox.exec(['echo', `clean-${i}`]);
