@@ -165,13 +165,10 @@ describe('the SSH connection cut mid-operation (a proxy between the backend and 
     expect(tree(sandbox.workdir)).toEqual(treeA);
   });
 
-  // Seen failing in CI (1 run of several): after the cut, the host may still be running the cut
-  // rollback's script when the re-attach starts its own, and the two interleave (1497 of 1500
-  // entries). A lock around the in-sandbox store's restore is the fix; until then it is skipped.
-  const cutRollbackRace =
-    'a rollback cut on the wire can still be running on the host when the re-attach rolls back again (no lock yet)';
-  console.info(`ssh faults: skipped "a rollback cut": ${cutRollbackRace}`);
-  it.skip(`a rollback: a typed error within the bound; the record it leaves makes the handle refuse work and the next re-attach finish it (skipped: ${cutRollbackRace})`, async () => {
+  // The cut rollback's script may still be running on the host when the re-attach starts its own:
+  // the store's listing waits for it (the script names its shell in the store), or the two would
+  // interleave (seen in CI before that wait: 1497 of 1500 entries).
+  it('a rollback: a typed error within the bound; the record it leaves makes the handle refuse work and the next re-attach finish it', async () => {
     const a = (await sandbox.listCheckpoints()).find((c) => c.label === 'A')!;
     const treeA = tree(sandbox.workdir);
     await writeState(sandbox, 'X');
@@ -187,8 +184,10 @@ describe('the SSH connection cut mid-operation (a proxy between the backend and 
     expect(error.code).toBe('SANDBOX_UNAVAILABLE');
     expect(ms).toBeLessThan(BOUND_MS);
 
+    const owner = join(dirname(record), 'restore-owner');
     console.log(
-      `ssh rollback cut: record ${existsSync(record) ? 'left' : 'gone (the host finished the script)'}`,
+      `ssh rollback cut: record ${existsSync(record) ? 'left' : 'gone (the host finished the script)'}, ` +
+        `the cut script ${existsSync(owner) ? 'still named as running' : 'ended'}`,
     );
     if (existsSync(record)) {
       // The script did not get to its end: the handle knows the tree may be a mix, and says so.

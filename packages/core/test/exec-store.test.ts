@@ -512,4 +512,62 @@ describe('ExecCheckpointStore: scrub and cut-short rollbacks', () => {
     await expect(failing.restore(info.id, undefined)).rejects.toThrow(/rollback/);
     expect(await newStore().interruptedRollback()).toBeUndefined();
   });
+
+  it('a restore script that outlives its caller: the next listing waits for it, so two restores never interleave', async () => {
+    const store = newStore();
+    const info = await store.create({ label: undefined, signal: undefined });
+    const want = await snapshot();
+    await fs.writeFile(at('a.txt'), 'changed\n');
+    await fs.writeFile(at('extra'), 'x');
+    // The caller is cut off as the script starts (a lost connection): the script goes on, slowly.
+    const done = join(dir, 'first-script-done');
+    let script: Promise<unknown> | undefined;
+    const cutOff = newStore(
+      localExec((argv, stdin) => {
+        if (!stdin.includes('rollback-pending')) return false;
+        const slow = stdin.replace(/^(rm -rf -- .*)$/m, `$1\nsleep 1.5`).replace(/\n$/, `\n: > '${done}'\n`);
+        script = localExec()(argv, { stdin: Buffer.from(slow, 'latin1') });
+        return true;
+      }),
+    );
+    await expect(cutOff.restore(info.id, undefined)).rejects.toThrow(/rollback/);
+    // The re-attach finds the record and rolls back again while the first script still runs.
+    await vi.waitFor(async () =>
+      expect(await newStore().interruptedRollback()).toEqual({ checkpointId: info.id }),
+    );
+    const started = Date.now();
+    await newStore().restore(info.id, undefined);
+    expect(
+      await fs.stat(done).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(true);
+    expect(Date.now() - started).toBeGreaterThan(500);
+    await script;
+    expect(await snapshot()).toEqual(want);
+    expect(await newStore().interruptedRollback()).toBeUndefined();
+  });
+
+  it('an owner file naming a process that is gone, or a pid now reused, does not hold anything up', async () => {
+    const store = newStore();
+    const info = await store.create({ label: undefined, signal: undefined });
+    await fs.writeFile(at('a.txt'), 'changed\n');
+    const stat = await fs.readFile(`/proc/${process.pid}/stat`, 'utf8');
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    for (const owner of [`${process.pid} 1${start}`, '999999999 12345', `${process.pid}`, '']) {
+      await fs.writeFile(join(storeDir, 'restore-owner'), `${owner}\n`);
+      const t = Date.now();
+      await newStore().create({ label: undefined, signal: undefined });
+      expect(Date.now() - t, `owner ${JSON.stringify(owner)}`).toBeLessThan(1_000);
+    }
+    // The live process itself, with its start time, is waited for (120 s at most: aborted here).
+    await fs.writeFile(join(storeDir, 'restore-owner'), `${process.pid} ${start}\n`);
+    const waiting = newStore().restore(info.id, undefined);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await read('a.txt')).toBe('changed\n');
+    await fs.rm(join(storeDir, 'restore-owner'));
+    await waiting;
+    expect(await read('a.txt')).toBe('alpha\n');
+  });
 });

@@ -33,7 +33,10 @@
  * later checkpoint never touches an earlier one's files; a crash leaves only unreferenced
  * files, removed by the next delete. A restore script puts a record (`rollback-pending`) in
  * the store before its first change and removes it after its last, so a rollback cut short is
- * seen by the next re-attach. The flushes call `sync` with file names (GNU coreutils, or
+ * seen by the next re-attach. The script also names its shell in the store, and a listing of the
+ * tree waits while that shell runs: a rollback whose caller was cut off from it (a lost SSH
+ * connection, a killed process) goes on there, and the next one must not plan from, or write
+ * into, a tree it is still changing. The flushes call `sync` with file names (GNU coreutils, or
  * busybox built with its file options), best effort where the sandbox's `sync` has none.
  * `verify()` re-parses every manifest and re-hashes every object in two execs.
  *
@@ -49,6 +52,7 @@ import {
   type ErrorContext,
   InvalidArgumentError,
   noCheckpoint,
+  SandboxUnavailableError,
 } from '../errors.js';
 import type { CheckpointStore, InterruptedRollback } from '../sandbox.js';
 import { toBinary } from '../shell-quote.js';
@@ -71,10 +75,12 @@ import {
   commitScript,
   type Dirs,
   gcScript,
+  RESTORE_OWNER,
   ROLLBACK_RECORD,
   restoreScript,
   stageScript,
   verifyScript,
+  WAIT_FOR_RESTORE,
 } from './engine/script.js';
 import { seal, unseal } from './engine/seal.js';
 import { buildVerifyReport } from './engine/verify-report.js';
@@ -124,6 +130,8 @@ interface StoredObject {
 
 const SCAN = `n=$1 f=$3 s=$4
 mkdir -p -- "$s/tmp" && : > "$s/tmp/clock-$n" || { printf 'X%s store\\n' "$n"; exit 0; }
+${WAIT_FOR_RESTORE}
+[ "$busy" = 0 ] || { rm -f -- "$s/tmp/clock-$n"; printf 'X%s busy\\n' "$n"; exit 0; }
 printf 'N%s %s\\n' "$n" "$(stat -c '%Z %z' -- "$s/tmp/clock-$n")"
 rm -f -- "$s/tmp/clock-$n"
 cd -- "$2" || { printf 'X%s root\\n' "$n"; exit 0; }
@@ -292,7 +300,10 @@ export class ExecCheckpointStore implements CheckpointStore {
         record: seal(rollbackRecord(id), this.#key),
       });
       const dropRecord = async () => {
-        const r = await this.#exec(['sh', '-c', 'rm -f -- "$1/$2"', 'sh', this.#store, ROLLBACK_RECORD], {});
+        const r = await this.#exec(
+          ['sh', '-c', 'rm -f -- "$1/$2" "$1/$3"', 'sh', this.#store, ROLLBACK_RECORD, RESTORE_OWNER],
+          {},
+        );
         if (r.exitCode !== 0) throw this.#error(`rollback to ${id} failed: ${text(r.stderr)}`, 'rollback');
       };
       if (script) {
@@ -608,6 +619,11 @@ export class ExecCheckpointStore implements CheckpointStore {
     const out = Buffer.from(r.stdout).toString('latin1');
     if (out.startsWith(`X${n} root`))
       throw this.#error(`the tree to checkpoint (${this.#root}) does not exist`, 'checkpoint');
+    if (out.startsWith(`X${n} busy`))
+      throw new SandboxUnavailableError(
+        'a rollback started earlier (by a process cut off from it) is still changing the tree after 120 s; try again later',
+        { ...this.#context, operation: 'checkpoint' },
+      );
     if (out.startsWith(`X${n} store`))
       throw this.#error(
         `the checkpoint store ${this.#store} is not writable: ${text(r.stderr)}`,

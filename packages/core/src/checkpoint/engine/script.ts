@@ -149,6 +149,25 @@ export function gcScript(dirs: Dirs, packs: readonly string[], files: readonly s
 export const ROLLBACK_RECORD = 'rollback-pending';
 
 /**
+ * Names the shell running a restore script (`PID STARTTIME`, from /proc), relative to the store.
+ * A caller cut off from that shell (an SSH connection lost, its own process killed) leaves it
+ * running; a later listing of the tree waits for it to end (see {@link WAIT_FOR_RESTORE}), so a
+ * second rollback never plans from, or writes into, a tree the first one is still changing.
+ */
+export const RESTORE_OWNER = 'restore-owner';
+
+/**
+ * Shell text for the top of a script with `s` set to the store: wait while the shell named by
+ * the owner file still runs (same pid, same start time, so a reused pid does not count), at
+ * most about 120 s; then `busy` is 1 when it still does.
+ */
+export const WAIT_FOR_RESTORE = `busy=0 w=0
+while { read -r op ot < "$s/${RESTORE_OWNER}"; } 2>/dev/null && [ -n "$ot" ] && [ "$(cut -d' ' -f22 "/proc/$op/stat" 2>/dev/null)" = "$ot" ]; do
+  [ "$w" -lt 1200 ] || { busy=1; break; }
+  if sleep 0.1 2>/dev/null; then w=$((w+1)); else sleep 1; w=$((w+10)); fi
+done`;
+
+/**
  * The restore script for a plan of validated exec-manifest entries. With `record` (the sealed
  * record text), the script puts it in place (flushed, by rename) before its first change and
  * removes it after its last, so a script cut short leaves it behind.
@@ -208,14 +227,18 @@ export function restoreScript(
   if (options.record !== undefined) {
     if (/[^\x20-\x7e\n]/.test(options.record)) throw new InvalidArgumentError('unexpected record text');
     const tmp = `"$S/tmp/${ROLLBACK_RECORD}.${options.nonce}"`;
+    const owner = `"$S/tmp/${RESTORE_OWNER}.${options.nonce}"`;
     begin.push(
       'mkdir -p -- "$S/tmp"',
+      // This shell, named for a later listing to wait on, when /proc says when it started.
+      "t=$(cut -d' ' -f22 /proc/$$/stat 2>/dev/null) || t=",
+      `[ -z "$t" ] || { printf '%s %s\\n' "$$" "$t" > ${owner} && mv -f -- ${owner} "$S/${RESTORE_OWNER}"; }`,
       `printf '%s' ${q(options.record)} > ${tmp}`,
       `sync -- ${tmp} 2>/dev/null || :`,
       `mv -f -- ${tmp} "$S/${ROLLBACK_RECORD}"`,
       'sync -- "$S" 2>/dev/null || :',
     );
-    end.push(`rm -f -- "$S/${ROLLBACK_RECORD}"`);
+    end.push(`rm -f -- "$S/${ROLLBACK_RECORD}"`, `rm -f -- "$S/${RESTORE_OWNER}"`);
   }
   return binaryScript(
     [
