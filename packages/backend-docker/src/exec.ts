@@ -54,23 +54,88 @@ export async function openExec(
   opts: OpenExecOptions,
 ): Promise<{ exec: Docker.Exec; stream: Duplex }> {
   const gate = target.gate;
-  if (!gate) return createExec(target, opts);
+  const slots = startSlotsOf(target.container);
+  if (!gate) return slots.run(() => createExec(target, opts), target.context);
   // Held until the process runs: Docker answers the start before runc has joined the container,
-  // and a pause in between makes that join fail.
-  return gate.shared(async () => {
-    for (let attempt = 0; ; attempt++) {
-      const opened = await createExec(target, opts);
-      try {
-        await untilRunning(opened.exec, target);
-        return opened;
-      } catch (error) {
-        opened.stream.destroy();
-        // The daemon deletes an exec whose process the runtime failed to start (gVisor's runsc
-        // does, now and then, under load): nothing ran, so it is safe to try once more.
-        if (attempt > 0 || !(error instanceof NotFoundError)) throw error;
+  // and a pause in between makes that join fail. The gate first: a slot is never held while a
+  // checkpoint has this container paused, so other sandboxes' starts go on.
+  return gate.shared(() =>
+    slots.run(async () => {
+      for (let attempt = 0; ; attempt++) {
+        const opened = await createExec(target, opts);
+        try {
+          await untilRunning(opened.exec, target);
+          return opened;
+        } catch (error) {
+          opened.stream.destroy();
+          // The daemon deletes an exec whose process the runtime failed to start (gVisor's runsc
+          // does, now and then, under load): nothing ran, so it is safe to try once more.
+          if (attempt > 0 || !(error instanceof NotFoundError)) throw error;
+        }
       }
+    }, target.context),
+  );
+}
+
+/**
+ * Exec starts in flight at once per Docker daemon. A burst (hundreds of commands over many
+ * sandboxes) slows every start the daemon has in hand until some miss the start bound; queued
+ * here, the burst waits its turn instead, and the bound measures the daemon's own start.
+ */
+const STARTS_PER_DAEMON = 8;
+
+/** How long a start may wait for a slot: a daemon that starts nothing must not queue callers forever. */
+const SLOT_WAIT_MS = 60_000;
+
+/** A counting semaphore, first come first served, with a bounded wait. */
+export class Slots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+  readonly #waitMs: number;
+  constructor(size: number, waitMs = SLOT_WAIT_MS) {
+    this.#free = size;
+    this.#waitMs = waitMs;
+  }
+  async run<T>(fn: () => Promise<T>, context: ErrorContext): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else
+      await new Promise<void>((resolve, reject) => {
+        const turn = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          this.#waiting.splice(this.#waiting.indexOf(turn), 1);
+          reject(
+            new SandboxUnavailableError(
+              `the Docker daemon started none of the commands ahead of this one within ${this.#waitMs} ms`,
+              context,
+            ),
+          );
+        }, this.#waitMs);
+        this.#waiting.push(turn);
+      });
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
     }
-  });
+  }
+}
+
+/** One queue per daemon, by its address (each sandbox has a client of its own). */
+const startSlots = new Map<string, Slots>();
+function startSlotsOf(container: Docker.Container): Slots {
+  const modem = container.modem as { socketPath?: string; protocol?: string; host?: string; port?: number };
+  const daemon = modem.socketPath ?? `${modem.protocol}://${modem.host}:${modem.port}`;
+  let slots = startSlots.get(daemon);
+  if (!slots) {
+    slots = new Slots(STARTS_PER_DAEMON);
+    startSlots.set(daemon, slots);
+  }
+  return slots;
 }
 
 /** Wait until Docker reports an exec's process started (its pid known) or already done. */
