@@ -105,9 +105,10 @@ describe('resource abuse (docker)', () => {
 
   it('a command that kills the fast-path runner fails with SANDBOX_UNAVAILABLE; the next exec works', async () => {
     expect(await sandbox.sessions.warm()).toBe(true);
-    // The runner is the parent of the command's shell on the session path.
+    // On the session path the command's parent is its waiting shell (hidden programs: the command
+    // runs in that shell's child), whose parent is the runner (field 4 of /proc/PID/stat).
     const error = await sandbox
-      .exec('kill -9 $PPID; sleep 5', { timeoutMs: 20_000 })
+      .exec('kill -9 $(cut -d" " -f4 /proc/$PPID/stat); sleep 5', { timeoutMs: 20_000 })
       .catch((e: unknown) => e);
     expect(sandbox.sessions.lastPath).toBe('session');
     expect(error).toBeInstanceOf(SandboxUnavailableError);

@@ -11,6 +11,8 @@ import '../src/index.js';
 import { RUN_LABEL, runId, TEST_CONFIG } from './helpers.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Shell text, in a session command: the pid of its runner, the parent of its parent (field 4 of stat). */
+const RUNNER = '$(cut -d" " -f4 /proc/$PPID/stat)';
 
 /** Processes in the container whose command line contains `needle` (read from /proc, plain path or not). */
 async function processesLike(sandbox: DockerSandbox, needle: string): Promise<string[]> {
@@ -135,12 +137,34 @@ describe('docker fast path (sessions)', () => {
     expect(sandbox.sessions.lastPath).toBe('session');
   });
 
+  it('a command that handles the signal of a kill ends in its own time with its own status', async () => {
+    await ready(sandbox);
+    const handle = sandbox.spawn([
+      'sh',
+      '-c',
+      // The kill may signal it twice (its group, and as a holder of the output): once is handled.
+      'trap \'trap "" TERM; echo cleaning; sleep 0.3; echo done; exit 7\' TERM; echo ready; while :; do sleep 0.1; done',
+    ]);
+    let out = '';
+    const reader = (async () => {
+      for await (const chunk of handle.stdout) out += new TextDecoder().decode(chunk);
+    })();
+    for (let i = 0; i < 100 && !out.includes('ready'); i++) await sleep(50);
+    expect(sandbox.sessions.lastPath).toBe('session');
+    await handle.kill('SIGTERM');
+    const r = await handle.wait();
+    await reader;
+    expect(out).toBe('ready\ncleaning\ndone\n');
+    expect(r).toMatchObject({ exitCode: 7, signal: null });
+  });
+
   it('a runner killed under its command fails that command with SANDBOX_UNAVAILABLE; the next exec works', async () => {
     await ready(sandbox);
     const lost = sandbox.sessions.stats.lost;
-    // The command's parent is the session's runner; `sleep` keeps the session's streams open.
+    // The command's parent is the session's waiting shell (hidden programs: the command runs in
+    // its child), and that shell's parent the runner; `sleep` keeps the session's streams open.
     const error = (await sandbox
-      .exec(['sh', '-c', 'kill -9 $PPID; exec sleep 303'], { timeoutMs: 60_000 })
+      .exec(['sh', '-c', `kill -9 ${RUNNER}; exec sleep 303`], { timeoutMs: 60_000 })
       .catch((e: unknown) => e)) as SandboxUnavailableError;
     expect(sandbox.sessions.lastPath).toBe('session');
     expect(error.code).toBe('SANDBOX_UNAVAILABLE');
@@ -160,7 +184,7 @@ describe('docker fast path (sessions)', () => {
 
   it('a runner killed from another exec is noticed the same way', async () => {
     await ready(sandbox);
-    const handle = sandbox.spawn(['sh', '-c', 'echo $PPID; exec sleep 304'], { timeoutMs: 60_000 });
+    const handle = sandbox.spawn(['sh', '-c', `echo ${RUNNER}; exec sleep 304`], { timeoutMs: 60_000 });
     let runner = '';
     for await (const chunk of handle.stdout) {
       runner += new TextDecoder().decode(chunk);

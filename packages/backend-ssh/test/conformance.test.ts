@@ -27,9 +27,5 @@ if (process.env.AGENTBOX_TEST_PASS === 'second') {
     // The jail's PID namespace ends every process at close; a timeout reaches the command's group
     // and whoever holds its output, not an escape that let go of it.
     escapedProcessesDie: 'close',
-    skip: {
-      'tamper.session-pipe-injection':
-        "a race left open: a process that opens a command's stdout through /proc while the command still runs, and writes after it ended, lands in the next result (the session's stdout is shared between commands; fresh pipes per command are the fix). Seen failing here in 3 runs of 9",
-    },
   });
 }

@@ -119,7 +119,10 @@ describe('fast path', () => {
     await sessionExec(sandbox, 'true');
     const mark = uniqueMark();
     let runner = '';
-    const pending = sandbox.exec(['sh', '-c', `echo $PPID; exec sleep ${mark}`], {
+    // With the jail's hidden programs the command runs in a child of its waiting shell, whose
+    // parent is the runner (field 4 of /proc/PID/stat); otherwise the runner is its parent.
+    const runnerPid = sandbox.jail?.hidden ? '$(cut -d" " -f4 /proc/$PPID/stat)' : '$PPID';
+    const pending = sandbox.exec(['sh', '-c', `echo ${runnerPid}; exec sleep ${mark}`], {
       onStdout: (chunk) => {
         runner += Buffer.from(chunk).toString();
       },

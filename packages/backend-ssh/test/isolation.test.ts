@@ -101,12 +101,14 @@ describe.skipIf(!hostHasBwrap)(
     it("a session's runner and waiting shells are closed to the sandbox's processes through /proc", async () => {
       await using sandbox = await open();
       expect(sandbox.jail?.hidden).toBeDefined();
-      // A session command's parent is its session's runner: it must not open the runner's fds
-      // (which carry later commands' requests and results), though it sees that the runner exists.
-      const probe = 'cat /proc/$PPID/comm; ls /proc/$PPID/fd >/dev/null 2>&1 && echo open || echo closed';
+      // A session command's parent is its waiting shell and that shell's parent the runner: it
+      // must not open their fds (which carry later commands' requests and results), though it
+      // sees that they exist.
+      const probe =
+        'for p in $PPID $(cut -d" " -f4 /proc/$PPID/stat); do cat /proc/$p/comm; ls /proc/$p/fd >/dev/null 2>&1 && echo open || echo closed; done';
       const r = await sandbox.exec(['sh', '-c', probe]);
       expect(sandbox.sessions.stats.session).toBeGreaterThan(0);
-      expect(r.stdout).toBe('sh\nclosed\n');
+      expect(r.stdout).toBe('sh\nclosed\nsh\nclosed\n');
       // Its own fds, and those of an ordinary process of the sandbox, stay open to it.
       const own = await sandbox.exec([
         'sh',

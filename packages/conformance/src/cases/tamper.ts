@@ -347,8 +347,12 @@ export const tamperCases = defineGroup({
         // It takes every process that runs now (bar itself) and writes into each one's fds 0-4
         // through /proc, over and over: a long-lived process that holds a command channel (a
         // session runner, its waiting shell, a wrapper) would carry the bytes into later results.
+        // It says when it has its list (the armed file), and the clean commands start only then:
+        // a command running when it lists is an ordinary process of the sandbox user, whose own
+        // output any process of that user may write into while it runs (not what this case is about).
+        const armed = `${stop}-armed`;
         const attacker = [
-          'me=/proc/$$; set -- /proc/[0-9]*; i=0',
+          `me=/proc/$$; set -- /proc/[0-9]*; i=0; : > ${armed}`,
           `while [ ! -e ${stop} ] && [ $i -lt 400 ]; do`,
           '  for p; do [ "$p" = "$me" ] && continue; for fd in 0 1 2 3 4; do echo INJECTED 2>/dev/null >"$p/fd/$fd"; done; done',
           '  sleep 0.05; i=$((i+1))',
@@ -358,6 +362,11 @@ export const tamperCases = defineGroup({
           timeoutMs: ms(10_000),
         });
         try {
+          const by = Date.now() + ms(20_000);
+          while ((await sandbox.exec(['test', '-e', armed])).exitCode !== 0) {
+            if (Date.now() > by) throw new Error('the attacker did not start');
+            await sleep(50);
+          }
           for (let i = 0; i < 10; i++) {
             const r = await sandbox.exec(['echo', `clean-${i}`]);
             expect(r.stdout).toBe(`clean-${i}\n`);
@@ -365,7 +374,9 @@ export const tamperCases = defineGroup({
             await sleep(100);
           }
         } finally {
-          await sandbox.exec(['sh', '-c', ': > "$1"; sleep 0.3; rm -f "$1"', 'sh', stop]).catch(() => {});
+          await sandbox
+            .exec(['sh', '-c', ': > "$1"; sleep 0.3; rm -f "$1" "$2"', 'sh', stop, armed])
+            .catch(() => {});
         }
       },
     },

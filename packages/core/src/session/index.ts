@@ -6,7 +6,7 @@
  * idle, the runner keeps a fresh `setsid sh` waiting, already the leader of its own process
  * group; a command is one line of shell code written to it (enter `cwd`, export `env`, exec
  * argv), so asking for a command costs one exec: the fork and `setsid` were done while the
- * session was idle. Nothing a command does (`cd`, `export`, `umask`) reaches the runner or
+ * session was idle (with hidden runner programs, one fork more: the command gets a pid of its own). Nothing a command does (`cd`, `export`, `umask`) reaches the runner or
  * the next command, which gets a fresh shell. The command's stdout and stderr are the
  * session's own streams, byte for byte, with no relay process, temp file or FIFO; marker
  * lines carrying a per-session random nonce say where each command starts and ends and with

@@ -68,7 +68,8 @@ export interface RunnerPrograms {
  * it the leader of a new process group and session. That shell reads exactly one request
  * from the session's stdin — a line of shell code built by {@link commandRequest} that enters
  * `cwd`, exports `env` and execs the command — so a command costs one exec once it is asked
- * for: the fork and `setsid` happened while the session was idle. Nothing a command does can
+ * for (with `programs`, a fork and an exec: see {@link commandRequest}): the fork and `setsid`
+ * happened while the session was idle. Nothing a command does can
  * touch the runner's directory or variables, nor the next command's shell.
  *
  * When the command exits, the runner checks whether anything but zombies is left in its
@@ -185,7 +186,8 @@ export function sessionCanRun(req: StartRequest, programs?: RunnerPrograms): boo
  * The one line the waiting command shell reads. It reports `x<mode>` to the runner, enters
  * `cwd` (or reports why it cannot), points stdout at the session's stdout, gives the command
  * /dev/null (mode 0) or the session's stdin (mode 1, announced with I so the client knows the
- * shell has stopped reading it), exports exactly `env` over the base environment and execs.
+ * shell has stopped reading it), exports exactly `env` over the base environment and execs
+ * (with hidden programs, in a forked child it waits for: see below).
  */
 export function commandRequest(
   seq: number,
@@ -206,9 +208,22 @@ export function commandRequest(
   if (stdinMode === 1) parts.push(`printf '%sI${seq}\\n' ${shellQuote(nonce)}`);
   parts.push('unset PWD OLDPWD SHLVL');
   for (const [name, value] of Object.entries(req.env)) parts.push(`export ${shellQuote(`${name}=${value}`)}`);
-  parts.push(`exec ${(programs ? [programs.env, ...req.argv] : req.argv).map(shellQuote).join(' ')}`);
+  if (programs)
+    // A process of its own: exec'd in place, the command would take over the pid of this waiting
+    // shell, which any process of the sandbox could note while it was hidden (undumpable), then
+    // reach through /proc once it runs the readable program, and write into its result. A fork's
+    // pid is new, so nothing noted earlier names it. The hidden shell waits and passes the status
+    // on; it catches the signals a kill of the group sends (the child starts with them at their
+    // defaults), so a command that handles one and exits in its own time reports its own status.
+    parts.push(
+      `trap : ${CAUGHT_BY_WAITER}; (exec ${[programs.env, ...req.argv].map(shellQuote).join(' ')}); exit $?`,
+    );
+  else parts.push(`exec ${req.argv.map(shellQuote).join(' ')}`);
   return `${parts.join('; ')}\n`;
 }
+
+/** Signals whose default ends a process, by names every sh knows: the waiting parent outlives them. */
+const CAUGHT_BY_WAITER = 'HUP INT QUIT ABRT USR1 USR2 PIPE ALRM TERM';
 
 /** Signal a command's process group. `signal` is a Node signal name, checked by the caller. */
 export function killRequest(id: number, signal: string, pgid: number): string {
