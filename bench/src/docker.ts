@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { DockerSandbox } from '@agentbox/backend-docker';
-import { openSandbox } from '@agentbox/core';
+import { loadBackend, openSandbox } from '@agentbox/core';
 import { benchStart } from './docker-start.js';
 import { type Rounds, report, rounds, skip, timeMs } from './harness.js';
 
@@ -93,6 +93,7 @@ export async function run(): Promise<void> {
   const defaultImage = process.env.AGENTBOX_DOCKER_IMAGE ?? 'agentbox/busybox:test';
   const config = { image: defaultImage, helperImage: defaultImage, pull: 'never' as const };
   const local = await mkdtemp(join(tmpdir(), 'agentbox-bench-docker-'));
+  await loadBackend('docker');
   const sb = (await openSandbox({ backend: 'docker', config })) as DockerSandbox;
   // The same backend with the fast path off: one docker exec per command.
   const plainSb = (await openSandbox({
