@@ -203,6 +203,8 @@ export class SshSandbox extends BaseSandbox {
   readonly #shells = new Set<RemoteProcess>();
   /** Process groups whose connection dropped while they ran: they go on without us, so they are killed on the next call. */
   readonly #orphans = new Set<number>();
+  /** The same for session commands in a jail, numbered in its PID namespace (killed from inside). */
+  readonly #jailOrphans = new Set<number>();
   /** Settles when the current freeze ends: no command starts while the jail is frozen. */
   #thawed: Promise<unknown> = Promise.resolve();
   /** Processes a freeze stopped whose continue did not get through (the connection dropped): retried. */
@@ -334,13 +336,13 @@ export class SshSandbox extends BaseSandbox {
     await this.#thawed;
     if (this.#jail && this.#stillStopped.length > 0) await this.#thaw(this.#jail, this.context('exec'));
     // Commands left running by a dropped connection are killed on the next call, whichever path it takes.
-    if (this.#orphans.size > 0) await this.#killOrphans();
+    if (this.#orphans.size + this.#jailOrphans.size > 0) await this.#killOrphans();
     return this.sessions.startProcess(req, signal);
   }
 
   /** The plain path: one exec channel per command, under the wrapper. */
   async #startPlain(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
-    if (this.#orphans.size > 0) await this.#killOrphans();
+    if (this.#orphans.size + this.#jailOrphans.size > 0) await this.#killOrphans();
     const proc = await startRemoteProcess(this.#conn, req, signal, {
       scratchDir: `${this.#dir}/tmp`,
       upload: (path, data, sig) => this.#hostFiles.write(path, once(data), 0o600, sig),
@@ -396,6 +398,9 @@ export class SshSandbox extends BaseSandbox {
 
   /** Signal a session command's group in the jail, and whoever there holds its session's pipes. */
   async #signalJailedGroup(jail: JailInfo, pgid: number, signal: string): Promise<void> {
+    // A kill that cannot get through (the connection dropped) is done on the next call, as above.
+    const lost = signal === 'SIGKILL';
+    if (lost) this.#jailOrphans.add(pgid);
     await this.#conn.run(
       inJailCommand(jail, HOLDER_KILL_SCRIPT, [
         signalWord(signal),
@@ -405,6 +410,7 @@ export class SshSandbox extends BaseSandbox {
       ]),
       { control: true, context: this.context('exec') },
     );
+    if (lost) this.#jailOrphans.delete(pgid);
   }
 
   async #killOrphans(): Promise<void> {
@@ -413,6 +419,23 @@ export class SshSandbox extends BaseSandbox {
     await this.#killGroups(groups).catch(() => {
       for (const g of groups) this.#orphans.add(g);
     });
+    const jailed = [...this.#jailOrphans];
+    this.#jailOrphans.clear();
+    if (jailed.length > 0 && this.#jail)
+      await this.#conn
+        .run(
+          inJailCommand(
+            this.#jail,
+            'for g; do kill -s KILL -- "-$g" 2>/dev/null; done; true',
+            jailed.map(String),
+          ),
+          {
+            control: true,
+          },
+        )
+        .catch(() => {
+          for (const g of jailed) this.#jailOrphans.add(g);
+        });
   }
 
   #killGroups(groups: readonly number[]): Promise<unknown> {
