@@ -525,7 +525,8 @@ describe('ExecCheckpointStore: scrub and cut-short rollbacks', () => {
     const cutOff = newStore(
       localExec((argv, stdin) => {
         if (!stdin.includes('rollback-pending')) return false;
-        const slow = stdin.replace(/^(rm -rf -- .*)$/m, `$1\nsleep 1.5`).replace(/\n$/, `\n: > '${done}'\n`);
+        // Marked done before its last lines, which remove the owner file the next listing waits on.
+        const slow = stdin.replace(/^(rm -rf -- .*)$/m, `$1\nsleep 1.5\n: > '${done}'`);
         script = localExec()(argv, { stdin: Buffer.from(slow, 'latin1') });
         return true;
       }),

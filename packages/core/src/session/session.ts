@@ -102,6 +102,7 @@ export class Session {
   #writes: Promise<void> = Promise.resolve();
   #shellClosing: Promise<void> | undefined;
   #exitTimer: NodeJS.Timeout | undefined;
+  #lostTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     shell: RawProcess,
@@ -176,10 +177,19 @@ export class Session {
     return this.#runnerPid;
   }
 
-  /** The runner is known to be gone (the liveness check said so): fail and replace. */
+  /**
+   * The runner is known to be gone (the liveness check said so): fail and replace. A runner also
+   * ends on its own after a session's last command (one given stdin, or one that left processes
+   * behind), and that command's end marker may still be on its way: it gets the same grace as a
+   * shell exit before the command is failed.
+   */
   lost(): void {
-    if (this.#state === 'gone') return;
-    this.#die(new SandboxUnavailableError('the session runner died', this.#context));
+    if (this.#state === 'gone' || this.#lostTimer) return;
+    this.#lostTimer = setTimeout(() => {
+      if (this.#state === 'gone' || this.#current?.exitKnown) return;
+      this.#die(new SandboxUnavailableError('the session runner died', this.#context));
+    }, EXIT_GRACE_MS);
+    this.#lostTimer.unref?.();
   }
 
   /** Run one command; the session must be idle. */
