@@ -225,6 +225,10 @@ export class ProcessHandle implements ExecHandle {
   #killSent: Promise<void> | undefined;
   /** The sandbox is closing: no grace for anything any more. */
   #closing = false;
+  #closeDone!: () => void;
+  readonly #closed = new Promise<void>((resolve) => {
+    this.#closeDone = resolve;
+  });
   #exited = false;
   #stdinClosed = false;
   #stdinChain: Promise<void> = Promise.resolve();
@@ -347,6 +351,14 @@ export class ProcessHandle implements ExecHandle {
   }
 
   /** The sandbox is closing: kill the command's tree at once; the result is a SandboxClosedError. */
+  /**
+   * The sandbox's close has finished: its resources are gone, so a command still waiting on its
+   * transport (a stream some runtimes keep open after the container is removed) settles now.
+   */
+  sandboxClosed(): void {
+    this.#closeDone();
+  }
+
   stopForClose(): void {
     this.#closing = true;
     if (this.#stopReason && this.#running) {
@@ -517,10 +529,14 @@ export class ProcessHandle implements ExecHandle {
 
     try {
       // A command stopped by close() may see its transport go first: that is the close, not a failure.
-      const exit = await raw.exit.catch((error: unknown) => {
-        if (this.#stopReason === 'closed') return { exitCode: null, signal: 'SIGKILL' };
-        throw error;
-      });
+      const killedByClose = { exitCode: null, signal: 'SIGKILL' };
+      const exit = await Promise.race([
+        raw.exit.catch((error: unknown) => {
+          if (this.#stopReason === 'closed') return killedByClose;
+          throw error;
+        }),
+        this.#closed.then(() => killedByClose),
+      ]);
       this.#exited = true;
       if (this.#stopReason === 'closed')
         throw new SandboxClosedError('the sandbox was closed while the command ran', this.#context);

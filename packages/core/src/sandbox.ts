@@ -443,9 +443,13 @@ export abstract class BaseSandbox implements SandboxBackend {
 
   close(): Promise<void> {
     if (!this.#closing) for (const handle of this.#running) handle.stopForClose();
-    this.#closing ??= this.closeResources().catch((error) => {
-      throw toAgentboxError(error, this.context('close'));
-    });
+    this.#closing ??= this.closeResources()
+      .catch((error) => {
+        throw toAgentboxError(error, this.context('close'));
+      })
+      .finally(() => {
+        for (const handle of this.#running) handle.sandboxClosed();
+      });
     return this.#closing;
   }
 

@@ -293,6 +293,19 @@ describe('ExecHandle calls reject with typed errors', () => {
     }
   });
 
+  it('a command whose transport never reports its end settles SANDBOX_CLOSED once close has finished', async () => {
+    const stuck = new HostSandbox(await freshDir('stuck'));
+    // Like an exec stream a runtime keeps open after its container is gone: no exit, ever.
+    stuck.wrap = (raw) => ({ ...raw, exit: new Promise<never>(() => {}) });
+    const pending = stuck.exec(['sleep', '30']);
+    pending.catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = Date.now();
+    await stuck.close();
+    expect(await rejection(pending)).toMatchObject({ code: 'SANDBOX_CLOSED' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('after close, writeStdin, closeStdin and kill are SANDBOX_CLOSED', async () => {
     const closing = new HostSandbox(await freshDir('closing'));
     const handle = closing.spawn(['cat']);
