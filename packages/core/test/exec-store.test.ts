@@ -519,19 +519,20 @@ describe('ExecCheckpointStore: scrub and cut-short rollbacks', () => {
     const want = await snapshot();
     await fs.writeFile(at('a.txt'), 'changed\n');
     await fs.writeFile(at('extra'), 'x');
-    // The caller is cut off as the script starts (a lost connection): the script goes on, slowly.
+    // The caller is cut off as the script starts (a lost connection: the exec rejects, as a
+    // transport does, so the store keeps the record): the script goes on, slowly.
     const done = join(dir, 'first-script-done');
     let script: Promise<unknown> | undefined;
-    const cutOff = newStore(
-      localExec((argv, stdin) => {
-        if (!stdin.includes('rollback-pending')) return false;
-        // Marked done before its last lines, which remove the owner file the next listing waits on.
-        const slow = stdin.replace(/^(rm -rf -- .*)$/m, `$1\nsleep 1.5\n: > '${done}'`);
-        script = localExec()(argv, { stdin: Buffer.from(slow, 'latin1') });
-        return true;
-      }),
-    );
-    await expect(cutOff.restore(info.id, undefined)).rejects.toThrow(/rollback/);
+    const real = localExec();
+    const cutOff = newStore((argv, opts) => {
+      const stdin = Buffer.from(opts.stdin ?? []).toString('latin1');
+      if (!stdin.includes('rollback-pending')) return real(argv, opts);
+      // Marked done before its last lines, which remove the owner file the next listing waits on.
+      const slow = stdin.replace(/^(rm -rf -- .*)$/m, `$1\nsleep 1.5\n: > '${done}'`);
+      script = real(argv, { ...opts, stdin: Buffer.from(slow, 'latin1') });
+      return Promise.reject(new Error('the connection dropped'));
+    });
+    await expect(cutOff.restore(info.id, undefined)).rejects.toThrow(/connection dropped/);
     // The re-attach finds the record and rolls back again while the first script still runs.
     await vi.waitFor(async () =>
       expect(await newStore().interruptedRollback()).toEqual({ checkpointId: info.id }),

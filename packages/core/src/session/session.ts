@@ -185,9 +185,14 @@ export class Session {
    */
   lost(): void {
     if (this.#state === 'gone' || this.#lostTimer) return;
+    const dead = () => this.#die(new SandboxUnavailableError('the session runner died', this.#context));
+    // An idle session with a dead runner goes at once: it must not be handed to the next command.
+    if (this.#state !== 'busy') {
+      dead();
+      return;
+    }
     this.#lostTimer = setTimeout(() => {
-      if (this.#state === 'gone' || this.#current?.exitKnown) return;
-      this.#die(new SandboxUnavailableError('the session runner died', this.#context));
+      if (this.#state !== 'gone' && !this.#current?.exitKnown) dead();
     }, EXIT_GRACE_MS);
     this.#lostTimer.unref?.();
   }
