@@ -184,6 +184,8 @@ export const checkpointCases = defineGroup({
     {
       id: 'checkpoints.several',
       title: 'several checkpoints coexist; rolling back to an older one after a newer one works',
+      // Three checkpoints and three rollbacks: over ssh on a loaded 2-core machine that took 23 s.
+      timeoutMs: 60_000,
       async run({ sandbox, dir }) {
         const states: { cp: CheckpointInfo; snap: string }[] = [];
         for (const version of [1, 2, 3]) {
