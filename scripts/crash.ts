@@ -17,10 +17,11 @@ const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
 export interface CrashTarget {
   /** URL of `@agentbox/core` as the test resolves it (`import.meta.resolve('@agentbox/core')`). */
   core: string;
-  /** Path of the backend's module (it registers the backend when imported). */
-  module: string;
-  /** The package directory the child runs in (its tsx and dependencies). */
-  cwd: string;
+  /**
+   * The calling test file's `import.meta.url`, in `<package>/test/`: the child runs in the package
+   * (its tsx and dependencies) and imports `<package>/src/index.ts`, which registers the backend.
+   */
+  testFile: string;
   /** What the child opens: a re-attach by `id`, kept when the child dies. */
   spec: SandboxSpec;
   /** Re-attach by the same id here, as a new process of the library would. */
@@ -41,11 +42,12 @@ export interface CrashRound {
 
 /** Start the child and SIGKILL it `delayMs` after it prints a line starting with `step`; its lines. */
 async function runAndKill(target: CrashTarget, first: number, round: CrashRound): Promise<string[]> {
-  const spec = JSON.stringify({ core: target.core, module: target.module, open: target.spec });
+  const module = fileURLToPath(new URL('../src/index.ts', target.testFile));
+  const spec = JSON.stringify({ core: target.core, module, open: target.spec });
   const child: ChildProcess = spawn(
     process.execPath,
     ['--import', 'tsx', CHILD, spec, String(first), String(target.files)],
-    { cwd: target.cwd, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: fileURLToPath(new URL('..', target.testFile)), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   let err = '';

@@ -6,7 +6,6 @@
  * re-attach finds each finished checkpoint listed and verifying, the one in flight whole or
  * absent, a rollback cut short finished (one state, never a mix), and the sandbox working.
  */
-import { fileURLToPath } from 'node:url';
 import { openSandbox, type SandboxSpec } from '@agentbox/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { crashRounds } from '../../../scripts/crash.ts';
@@ -32,8 +31,7 @@ describe('the library process SIGKILLed mid-checkpoint and mid-rollback (ssh)', 
     const landed = await crashRounds(
       {
         core: import.meta.resolve('@agentbox/core'),
-        module: fileURLToPath(new URL('../src/index.ts', import.meta.url)),
-        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        testFile: import.meta.url,
         spec: spec(true),
         reattach: () => openSandbox(spec(true)),
         files: 1000,
