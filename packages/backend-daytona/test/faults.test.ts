@@ -15,11 +15,6 @@ emulatorFaultSuite<Printed>({
   backend: 'daytona',
   script: fileURLToPath(new URL('./fixtures/emulator-child.ts', import.meta.url)),
   secretOf: (info) => info.apiKey,
-  // Through the test's proxy, the streamed output of a running exec never arrives on daytona (its
-  // first line does when the emulator is reached directly); the cause is not found yet, so the
-  // unreachable case cannot run here.
-  unreachableGap:
-    'KNOWN GAP: through the test proxy a running exec never streams its first output on daytona (cause not found yet)',
   open: ({ apiKey }, apiUrl) =>
     openSandbox({
       backend: 'daytona',

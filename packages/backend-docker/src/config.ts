@@ -1,4 +1,5 @@
 /** The docker backend's settings (`spec.config`), validated field by field. */
+import type { EgressDenial } from '@agentbox/core/backend';
 import { z } from 'zod';
 
 /**
@@ -76,6 +77,14 @@ export const DockerConfigSchema = z.strictObject({
     .optional(),
   /** Network allowlist mode: the network the forwarders reach allowed hosts through. */
   egressNetwork: z.string().min(1).default('bridge'),
+  /**
+   * Network allowlist mode: the file on this machine each denied egress attempt is appended to,
+   * one JSON line each (time, sandboxId, protocol, destination). Default
+   * `~/.agentbox/egress-denied.log`.
+   */
+  egressLog: z.string().min(1).optional(),
+  /** Called with each denied egress attempt too (the sandbox's `egressDenials` keeps the latest). */
+  onEgressDenied: z.custom<(denial: EgressDenial) => void>((v) => typeof v === 'function').optional(),
   /**
    * Run small commands down a shell kept open in the container (core's SessionPool), with the
    * same semantics as one docker exec per command but ~10x faster. `false` gives every command

@@ -124,7 +124,7 @@ export interface Observed {
   uid: number;
   gid: number;
   /** For allowlist mode: the internal network is internal and the forwarder runs. */
-  network?: { internal: boolean; name: string; forwarding: readonly string[] } | undefined;
+  network?: { internal: boolean; name: string; forwarding: readonly string[]; sentinel: boolean } | undefined;
   /** The workspace volume's driver options, as the daemon reports them. */
   workspace?: { options: Record<string, string> } | undefined;
   /** Checkpoint manifests are authenticated with a key the sandbox never sees. */
@@ -325,7 +325,13 @@ export function readEnforcement(
         const got = [...(net?.forwarding ?? [])].sort().join(', ');
         report.network =
           net?.internal && mode === net.name && got === wanted
-            ? enforced(`internal network ${net.name} (no route out); a forwarder reaches only ${wanted}`)
+            ? enforced(
+                `internal network ${net.name} (no route out); a forwarder reaches only ${wanted}; ${
+                  net.sentinel
+                    ? 'connections to other addresses on those ports are logged (lookups of other names fail, unlogged)'
+                    : 'denied attempts are not logged (no sentinel)'
+                }`,
+              )
             : missing(
                 `network mode ${mode}${net ? `, internal ${net.internal}, forwarding ${got || 'nothing'}` : ''}`,
               );

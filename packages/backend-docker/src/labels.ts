@@ -20,7 +20,8 @@ export type Role =
   | 'checkpoint-helper'
   | 'checkpoint-store'
   | 'network'
-  | 'egress-proxy';
+  | 'egress-proxy'
+  | 'egress-sentinel';
 
 /** The owner label's default: this process's user and host, `alice@laptop`. */
 export function defaultOwner(): string {
@@ -55,6 +56,8 @@ export const names = {
   container: (id: string) => `agentbox-${id}`,
   helper: (id: string) => `agentbox-${id}-checkpoints`,
   proxy: (id: string) => `agentbox-${id}-egress`,
+  sentinel: (id: string) => `agentbox-${id}-egress-sentinel`,
+  sentinelListener: (id: string) => `agentbox-${id}-egress-listener`,
   network: (id: string) => `agentbox-${id}-net`,
   volume: (id: string, role: 'workspace' | 'skills' | 'store') => `agentbox-${id}-${role}`,
 };

@@ -6,6 +6,8 @@
  * and on an egress network (`bridge` by default); the sandbox resolves the host name to its
  * forwarder (an /etc/hosts entry) and the forwarder relays exactly the allowed ports to the real
  * host. A process that ignores proxy variables reaches the allowed host:port and nothing else.
+ * A sentinel in the sandbox's network namespace reports what the sandbox dials off its network
+ * on the allowed ports (egress-sentinel.ts).
  *
  * Limits: entries must be host names (an IP literal has no forwarder address to stand in for
  * it), and loopback names mean the sandbox itself.
@@ -14,6 +16,7 @@ import { PolicyNotEnforceableError, SandboxUnavailableError } from '@agentbox/co
 import type { ErrorContext } from '@agentbox/core/backend';
 import type Docker from 'dockerode';
 import type { DockerClient } from './client.js';
+import { startSentinel } from './egress-sentinel.js';
 import { LABEL, labelsFor, names } from './labels.js';
 
 const FORWARDS = 'agentbox.egress-forwards';
@@ -135,8 +138,22 @@ export class EgressAllowlist {
     }
   }
 
+  /** Start the sentinel in the started sandbox container's network namespace (egress-sentinel.ts). */
+  startSentinel(containerId: string): Promise<void> {
+    return startSentinel({
+      client: this.#o.client,
+      sandboxId: this.#o.sandboxId,
+      containerId,
+      ports: [...new Set([...byHost(this.#o.allow).values()].flat())],
+      image: this.#o.image,
+      labels: this.#o.labels,
+      createdAt: this.#o.createdAt,
+      context: this.#o.context,
+    });
+  }
+
   /** What is really in place, for the enforcement report. */
-  async observe(): Promise<{ internal: boolean; name: string; forwarding: string[] }> {
+  async observe(): Promise<{ internal: boolean; name: string; forwarding: string[]; sentinel: boolean }> {
     const { docker } = this.#o.client;
     const net = (await docker
       .getNetwork(this.networkName)
@@ -152,6 +169,16 @@ export class EgressAllowlist {
     const forwarding = forwarders
       .filter((c) => c.State === 'running')
       .flatMap((c) => (c.Labels[FORWARDS] ?? '').split(',').filter(Boolean));
-    return { internal, name: this.networkName, forwarding };
+    const running = (name: string) =>
+      docker
+        .getContainer(name)
+        .inspect()
+        .then(
+          (c) => c.State.Running,
+          () => false,
+        );
+    const id = this.#o.sandboxId;
+    const sentinel = (await running(names.sentinel(id))) && (await running(names.sentinelListener(id)));
+    return { internal, name: this.networkName, forwarding, sentinel };
   }
 }

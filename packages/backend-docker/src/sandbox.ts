@@ -6,6 +6,8 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import {
   AbortedError,
   type EnforcementReport,
@@ -17,6 +19,8 @@ import {
 import {
   BaseSandbox,
   type CheckpointStore,
+  type EgressDenial,
+  EgressDenialLog,
   type ErrorContext,
   OOM_KILLS_SCRIPT,
   OomKillCounter,
@@ -34,6 +38,7 @@ import { connectDocker, type DockerClient, dockerEnv, dockerError, pingDaemon, s
 import type { DockerResolvedConfig, PullPolicy } from './config.js';
 import { checkRuntime, daemonRuntimes, GVISOR } from './container-runtime.js';
 import { daemonFacts, numericUser, type ProbedUser } from './daemon-facts.js';
+import { followSentinel } from './egress-sentinel.js';
 import {
   type ExecTarget,
   killInContainer,
@@ -87,6 +92,8 @@ interface SandboxParts {
   gid: number;
   setsid: string;
   egress: EgressAllowlist | undefined;
+  /** Unix seconds from which the sentinel's reports are this process's to log (open: 0; re-attach: its time). */
+  egressSince: number;
   /** Hex; undefined for a sandbox created before keys existed. */
   checkpointKey: string | undefined;
   /** Labels for the objects created later (the checkpoint helper): the policy's and the owner's. */
@@ -117,6 +124,9 @@ export class DockerSandbox extends BaseSandbox {
   });
   /** The sessions' shells: a kill on a session spares its runner and reaches whoever holds its pipes. */
   readonly #shells = new Set<WrappedProcess>();
+  readonly #denials: EgressDenialLog | undefined;
+  /** Following the egress sentinel's reports; settles to the function that stops it. */
+  readonly #following: Promise<(() => void) | undefined> | undefined;
   #hidden: Promise<HiddenShell> | undefined;
   #runnerPrograms: RunnerPrograms | undefined;
   /**
@@ -194,6 +204,28 @@ export class DockerSandbox extends BaseSandbox {
       context: this.#target.context,
       enabled: parts.config.fastPath,
     });
+    if (parts.egress) {
+      const log = new EgressDenialLog({
+        sandboxId: parts.id,
+        logFile: parts.config.egressLog ?? join(homedir(), '.agentbox', 'egress-denied.log'),
+        onDenied: parts.config.onEgressDenied,
+      });
+      this.#denials = log;
+      this.#following = followSentinel(parts.client, parts.id, log, parts.egressSince).catch(() => undefined);
+    }
+  }
+
+  /**
+   * The latest denied egress attempts (network allowlist only; the log file has them all): what
+   * the sentinel on the gateway address heard, a moment after the sandbox dialled it.
+   */
+  get egressDenials(): readonly EgressDenial[] {
+    return this.#denials?.denials ?? [];
+  }
+
+  /** Settles once every denied attempt heard so far is in the egress log file. */
+  async egressLogged(): Promise<void> {
+    await this.#denials?.flushed();
   }
 
   /** @internal The Docker client this sandbox uses (for tests and tools); not in the published types. */
@@ -317,6 +349,8 @@ export class DockerSandbox extends BaseSandbox {
   protected async closeResources(): Promise<void> {
     // First: it kills what still runs on the sessions and ends their shells.
     await this.sessions.close();
+    (await this.#following)?.();
+    await this.#denials?.flushed();
     if (this.#parts.config.keep) {
       await this.#helper.detach();
       return;
@@ -527,7 +561,13 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
                 // DNS forwards to nowhere) and IPv6 link-local cannot reach the host.
                 ExtraHosts: egress.extraHosts,
                 Dns: ['127.0.0.1'],
-                Sysctls: { 'net.ipv6.conf.all.disable_ipv6': '1' },
+                // The egress sentinel's listener binds the allowed ports (low ones too) in this
+                // namespace, where every address off the network is local: pings go unanswered.
+                Sysctls: {
+                  'net.ipv6.conf.all.disable_ipv6': '1',
+                  'net.ipv4.ip_unprivileged_port_start': '0',
+                  'net.ipv4.icmp_echo_ignore_all': '1',
+                },
               }
             : {}),
         },
@@ -542,6 +582,8 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
     cleanup.push(() => container.remove({ force: true }));
     checkAbort();
     await startContainer(container, context);
+    // gVisor's network stack does not see the sentinel's routes: it would hear nothing there.
+    if (egress && runtime !== GVISOR) await egress.startSentinel(container.id);
     // What the daemon gave the container (the enforcement report reads it), and the image it runs.
     const info = await container.inspect();
     // Who commands run as and the image's tools, asked once per image and user; a numeric
@@ -586,6 +628,7 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
       gid: probe.gid,
       setsid: probe.setsid,
       egress,
+      egressSince: 0,
       checkpointKey: labels[META.checkpointKey],
       objectLabels,
       helperPull: helperReady && ctx.config.pull === 'always' ? 'missing' : ctx.config.pull,
@@ -677,6 +720,7 @@ async function reattach(
     gid: probe.gid,
     setsid: probe.setsid,
     egress,
+    egressSince: Math.floor(Date.now() / 1000),
     checkpointKey: labels[META.checkpointKey] || undefined,
     objectLabels: ownLabels(labels, hardening),
     helperPull: ctx.config.pull,

@@ -11,6 +11,8 @@ export {
   EGRESS_RESOLV_CONF,
   EGRESS_TRUST_DIR,
   type EgressDenial,
+  EgressDenialLog,
+  type EgressDenialLogOptions,
   type EgressEntry,
   EgressRelay,
   type EgressRelayOptions,

@@ -53,11 +53,9 @@ import {
 } from './engine/manifest.js';
 import { type LiveEntry, planRestore, type RestorePlan } from './engine/plan.js';
 import { readRollbackRecord, rollbackRecord } from './engine/rollback-record.js';
+import { FSYNC_EACH_UP_TO } from './engine/script.js';
 import { seal, unseal } from './engine/seal.js';
 import { buildVerifyReport } from './engine/verify-report.js';
-
-/** Up to this many new objects are flushed one by one; more, by one syncfs. */
-const FSYNC_EACH_UP_TO = 64;
 
 /** Temporary files younger than this may belong to a writer in another process: left alone. */
 const STALE_TEMP_MS = 60 * 60 * 1000;

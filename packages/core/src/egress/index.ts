@@ -6,8 +6,9 @@ export {
   forwarderConfig,
   parseEgressAllowlist,
 } from './allowlist.js';
+export { type EgressDenial, EgressDenialLog, type EgressDenialLogOptions } from './denial-log.js';
 export { FORWARDER_SCRIPT } from './forwarder-script.js';
-export { type EgressDenial, EgressRelay, type EgressRelayOptions } from './relay.js';
+export { EgressRelay, type EgressRelayOptions } from './relay.js';
 export { SecretFilter, type SecretRefusal } from './secret-filter.js';
 export {
   EGRESS_TRUST_DIR,

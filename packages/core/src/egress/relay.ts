@@ -4,33 +4,13 @@
  * either connects to the allowlist entry it names — only entries of this sandbox's allowlist,
  * whatever the header says — or records a denied attempt the forwarder reports.
  */
-import { appendFile, mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { createSecureContext, rootCertificates, TLSSocket, connect as tlsConnect } from 'node:tls';
 import type { EgressEntry } from './allowlist.js';
+import { type EgressDenial, EgressDenialLog } from './denial-log.js';
 import { SecretFilter, type SecretRefusal } from './secret-filter.js';
-import { redactSecrets, type SecretBinding, type TlsTermination } from './secrets.js';
-
-/** One refused egress attempt, as the operator's log gets it. */
-export interface EgressDenial {
-  /** ISO 8601 time the relay heard of it. */
-  time: string;
-  sandboxId: string;
-  /**
-   * `dns`: a lookup of a name not on the list; `tcp`: a connection to an address:port not
-   * relayed; `secret`: a request to an allowed destination carrying the placeholder of a secret
-   * not allowed there.
-   */
-  protocol: 'dns' | 'tcp' | 'secret';
-  /** The name looked up, or `address:port` as the sandbox dialled it (`host:port` of the entry for `secret`). */
-  destination: string;
-  /** With `secret`: the secret's variable name (never its value). */
-  secret?: string;
-  /** Denials left out of the log since the previous entry (over the rate limit). */
-  suppressed?: number;
-}
+import type { SecretBinding, TlsTermination } from './secrets.js';
 
 export interface EgressRelayOptions {
   sandboxId: string;
@@ -46,24 +26,21 @@ export interface EgressRelayOptions {
   tls?: TlsTermination | undefined;
 }
 
-/** Denials kept in memory (`denials`); the log file has them all, up to the rate limit. */
-const KEPT = 1000;
-/** Denials logged per second at most: a sandbox looping on lookups must not fill the disk. */
-const PER_SECOND = 50;
 const MAX_HEADER = 4096;
 
 export class EgressRelay {
   readonly #o: EgressRelayOptions;
   readonly #open = new Set<Duplex>();
-  #logged: Promise<unknown> = Promise.resolve();
-  #second = 0;
-  #inSecond = 0;
-  #suppressed = 0;
-  /** The latest denials, oldest first. */
-  readonly denials: EgressDenial[] = [];
+  readonly #log: EgressDenialLog;
 
   constructor(options: EgressRelayOptions) {
     this.#o = options;
+    this.#log = new EgressDenialLog(options);
+  }
+
+  /** The latest denials, oldest first. */
+  get denials(): readonly EgressDenial[] {
+    return this.#log.denials;
   }
 
   /** Serve one stream from the forwarder. */
@@ -85,7 +62,7 @@ export class EgressRelay {
       const rest = head.subarray(nl + 1);
       if (line.startsWith('c ')) void this.#relay(stream, Number(line.slice(2)), rest);
       else {
-        if (line.startsWith('d ')) this.#deny(line.slice(2));
+        if (line.startsWith('d ')) this.#log.report(line.slice(2));
         stream.destroy();
       }
     };
@@ -133,7 +110,7 @@ export class EgressRelay {
         secrets,
         onRefused: (refusal: SecretRefusal) => {
           refused = true;
-          this.#record({ protocol: 'secret', destination, secret: refusal.secret.env });
+          this.#log.record({ protocol: 'secret', destination, secret: refusal.secret.env });
           client.unpipe(filter);
           upstream.destroy();
           if (refusal.reply) client.end(refusal.reply, () => client.destroy());
@@ -195,64 +172,9 @@ export class EgressRelay {
     return { client: inner, upstream: outer };
   }
 
-  #deny(json: string): void {
-    let reported: { protocol?: unknown; destination?: unknown };
-    try {
-      reported = JSON.parse(json);
-    } catch {
-      return;
-    }
-    if (
-      (reported.protocol !== 'dns' && reported.protocol !== 'tcp') ||
-      typeof reported.destination !== 'string'
-    )
-      return;
-    this.#record({ protocol: reported.protocol, destination: reported.destination });
-  }
-
-  #record(reported: { protocol: EgressDenial['protocol']; destination: string; secret?: string }): void {
-    const now = Date.now();
-    const second = Math.floor(now / 1000);
-    if (second !== this.#second) {
-      this.#second = second;
-      this.#inSecond = 0;
-    }
-    if (++this.#inSecond > PER_SECOND) {
-      this.#suppressed++;
-      return;
-    }
-    const denial: EgressDenial = {
-      time: new Date(now).toISOString(),
-      sandboxId: this.#o.sandboxId,
-      protocol: reported.protocol,
-      // Bounded and printable: it comes from inside the sandbox, which may have learnt a value.
-      destination: redactSecrets(reported.destination, this.#o.secrets ?? [])
-        .slice(0, 300)
-        .replace(/[^\x21-\x7e]/g, '?'),
-      ...(reported.secret !== undefined ? { secret: reported.secret } : {}),
-      ...(this.#suppressed > 0 ? { suppressed: this.#suppressed } : {}),
-    };
-    this.#suppressed = 0;
-    this.denials.push(denial);
-    if (this.denials.length > KEPT) this.denials.shift();
-    const file = this.#o.logFile;
-    if (file)
-      this.#logged = this.#logged
-        .then(async () => {
-          await mkdir(dirname(file), { recursive: true });
-          await appendFile(file, `${JSON.stringify(denial)}\n`);
-        })
-        .catch(() => {});
-    try {
-      this.#o.onDenied?.(denial);
-    } catch {
-      // The operator's callback must not break the relay.
-    }
-  }
-
   /** Settles once every denial heard so far is in the log file. */
   flushed(): Promise<void> {
-    return this.#logged.then(() => {});
+    return this.#log.flushed();
   }
 
   /** End every relayed connection. */

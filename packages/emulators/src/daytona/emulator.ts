@@ -59,7 +59,13 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
   const sandboxes = new Map<string, SandboxRecord>();
   const snapshots = new Map<string, SnapshotRecord>();
   let baseUrl = '';
-  const toolboxUrl = () => `${baseUrl}/toolbox`;
+  // The toolbox at the address the client used for the API (its Host header), so that whatever
+  // stands between them (a proxy, a port forward) stays in the path of toolbox calls too.
+  const toolboxUrl = (req: IncomingMessage) => {
+    const host = req.headers.host;
+    const valid = host !== undefined && /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/.test(host);
+    return `${valid ? `http://${host}` : baseUrl}/toolbox`;
+  };
 
   const findSandbox = (idOrName: string): SandboxRecord => {
     const found = sandboxes.get(idOrName) ?? [...sandboxes.values()].find((s) => s.name === idOrName);
@@ -178,10 +184,10 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
     };
     sandboxes.set(id, record);
     log(`created sandbox ${id} from ${image}`);
-    sendJson(res, 200, sandboxDto(record, toolboxUrl()));
+    sendJson(res, 200, sandboxDto(record, toolboxUrl(req)));
   });
 
-  router.add('GET', '/sandbox', async (_req, res, _params, url) => {
+  router.add('GET', '/sandbox', async (req, res, _params, url) => {
     const wanted = url.searchParams.get('labels');
     let labels: Record<string, string> = {};
     if (wanted) {
@@ -193,28 +199,28 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
     }
     const items = [...sandboxes.values()]
       .filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-      .map((s) => sandboxDto(s, toolboxUrl()));
+      .map((s) => sandboxDto(s, toolboxUrl(req)));
     sendJson(res, 200, { items, total: items.length, page: 1, totalPages: 1, nextCursor: null });
   });
-  router.add('GET', '/sandbox/:id', async (_req, res, params) => {
-    sendJson(res, 200, sandboxDto(findSandbox(params.id!), toolboxUrl()));
+  router.add('GET', '/sandbox/:id', async (req, res, params) => {
+    sendJson(res, 200, sandboxDto(findSandbox(params.id!), toolboxUrl(req)));
   });
-  router.add('GET', '/sandbox/:id/toolbox-proxy-url', async (_req, res, params) => {
+  router.add('GET', '/sandbox/:id/toolbox-proxy-url', async (req, res, params) => {
     findSandbox(params.id!);
-    sendJson(res, 200, { url: toolboxUrl() });
+    sendJson(res, 200, { url: toolboxUrl(req) });
   });
-  router.add('DELETE', '/sandbox/:id', async (_req, res, params) => {
+  router.add('DELETE', '/sandbox/:id', async (req, res, params) => {
     const record = findSandbox(params.id!);
     await destroySandbox(record);
     log(`deleted sandbox ${record.id}`);
-    sendJson(res, 200, sandboxDto(record, toolboxUrl()));
+    sendJson(res, 200, sandboxDto(record, toolboxUrl(req)));
   });
-  router.add('POST', '/sandbox/:id/stop', async (_req, res, params) => {
+  router.add('POST', '/sandbox/:id/stop', async (req, res, params) => {
     const record = findSandbox(params.id!);
     if (record.state === 'started') await stopSandbox(record);
-    sendJson(res, 200, sandboxDto(record, toolboxUrl()));
+    sendJson(res, 200, sandboxDto(record, toolboxUrl(req)));
   });
-  router.add('POST', '/sandbox/:id/start', async (_req, res, params) => {
+  router.add('POST', '/sandbox/:id/start', async (req, res, params) => {
     const record = findSandbox(params.id!);
     if (record.state === 'stopped' || record.state === 'archived') {
       await record.container.start();
@@ -223,21 +229,21 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
       record.lastActivityAt = new Date();
       touch(record);
     }
-    sendJson(res, 200, sandboxDto(record, toolboxUrl()));
+    sendJson(res, 200, sandboxDto(record, toolboxUrl(req)));
   });
   for (const [path, field] of [
     ['autostop', 'autoStopInterval'],
     ['autoarchive', 'autoArchiveInterval'],
     ['autodelete', 'autoDeleteInterval'],
   ] as const) {
-    router.add('POST', `/sandbox/:id/${path}/:interval`, async (_req, res, params) => {
+    router.add('POST', `/sandbox/:id/${path}/:interval`, async (req, res, params) => {
       const record = findSandbox(params.id!);
       const interval = Number(params.interval);
       if (!Number.isInteger(interval) || interval < (field === 'autoDeleteInterval' ? -1 : 0))
         throw new HttpFailure(400, `invalid interval ${params.interval}`);
       record[field] = interval;
       touch(record);
-      sendJson(res, 200, sandboxDto(record, toolboxUrl()));
+      sendJson(res, 200, sandboxDto(record, toolboxUrl(req)));
     });
   }
   router.add('PUT', '/sandbox/:id/labels', async (req, res, params) => {
@@ -285,7 +291,7 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
       if (record.state === 'snapshotting') record.state = 'started';
       touch(record);
     })();
-    sendJson(res, 200, sandboxDto(record, toolboxUrl()));
+    sendJson(res, 200, sandboxDto(record, toolboxUrl(req)));
   });
 
   router.add('GET', '/snapshots', async (_req, res) => {
