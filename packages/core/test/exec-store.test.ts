@@ -466,6 +466,20 @@ describe('ExecCheckpointStore: scrub and cut-short rollbacks', () => {
     expect(await snapshot()).toEqual(before);
   });
 
+  it('many objects to restore are hashed before the restore script too: one damaged, nothing restored', async () => {
+    for (let i = 0; i < 70; i++) await fs.writeFile(at(`many-${i}.txt`), `many ${i}\n`);
+    const info = await newStore().create({ label: undefined, signal: undefined });
+    for (let i = 0; i < 70; i++) await fs.writeFile(at(`many-${i}.txt`), `changed ${i}\n`);
+    const damaged = await packFile('many 5\n');
+    await fs.chmod(damaged.path, 0o644);
+    await fs.writeFile(damaged.path, 'evil\n');
+    const before = await snapshot();
+    await expect(newStore().restore(info.id, undefined)).rejects.toMatchObject({
+      code: 'CHECKPOINT_CORRUPT',
+    });
+    expect(await snapshot()).toEqual(before);
+  });
+
   it('a restore script cut short leaves its record; a finished restore removes it (and a stale one)', async () => {
     const store = newStore();
     const info = await store.create({ label: undefined, signal: undefined });

@@ -75,10 +75,13 @@ import {
   commitScript,
   type Dirs,
   gcScript,
+  RESTORE_OBJECT_MISMATCH,
+  RESTORE_OBJECT_MISSING,
   RESTORE_OWNER,
   ROLLBACK_RECORD,
   restoreScript,
   stageScript,
+  VERIFY_INLINE_UP_TO,
   verifyScript,
   WAIT_FOR_RESTORE,
 } from './engine/script.js';
@@ -287,17 +290,17 @@ export class ExecCheckpointStore implements CheckpointStore {
           );
         },
       });
-      // Every object the restore reads is hashed first: a mismatch restores nothing.
-      await this.#verify(
-        id,
-        plan.create.filter((c) => c.kind === 'write').map((c) => c.entry),
-        signal,
-      );
+      // Every object the restore reads is hashed first: a mismatch restores nothing. A few are
+      // checked by the restore script itself, before its first change (one exec fewer).
+      const objects = objectHashes(plan.create.filter((c) => c.kind === 'write').map((c) => c.entry));
+      const inline = objects.size <= VERIFY_INLINE_UP_TO;
+      if (!inline) await this.#verify(id, objects, signal);
       const script = restoreScript(this.#dirs, plan, {
         owners: this.#owners,
         nonce: randomBytes(8).toString('hex'),
         // Left behind by a script cut short: the next re-attach sees it.
         record: seal(rollbackRecord(id), this.#key),
+        ...(inline ? { verify: objects } : {}),
       });
       const dropRecord = async () => {
         const r = await this.#exec(
@@ -308,6 +311,14 @@ export class ExecCheckpointStore implements CheckpointStore {
       };
       if (script) {
         const r = await this.#exec(['sh', '-s'], { stdin: script, signal });
+        if (r.exitCode === RESTORE_OBJECT_MISSING || r.exitCode === RESTORE_OBJECT_MISMATCH)
+          throw corruptCheckpoint(
+            id,
+            r.exitCode === RESTORE_OBJECT_MISSING
+              ? 'an object is missing'
+              : 'an object does not match its hash',
+            this.#context,
+          );
         if (r.exitCode !== 0) {
           // This process lives to report the failure to its caller: the record is only for a
           // rollback whose process died (a re-attach repeats it), so it goes.
@@ -476,25 +487,18 @@ export class ExecCheckpointStore implements CheckpointStore {
     });
   }
 
-  /** Hash the objects `entries` are restored from, in one exec; any mismatch is CHECKPOINT_CORRUPT. */
+  /** Hash `want`'s objects (`pack/path` → hash) in one exec; any mismatch is CHECKPOINT_CORRUPT. */
   async #verify(
     id: string,
-    entries: readonly ExecManifestEntry[],
+    want: ReadonlyMap<string, string>,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    const want = new Map<string, string>();
-    for (const e of entries) want.set(`${e.object!.pack}/${e.object!.path ?? e.path}`, e.hash!);
     if (want.size === 0) return;
     const objects = [...want.keys()];
     const n = randomBytes(8).toString('hex');
     const r = await this.#exec(['sh', '-s'], { stdin: verifyScript(this.#dirs, objects, n), signal });
     const out = Buffer.from(r.stdout).toString('latin1');
-    const corrupt = (why: string) =>
-      new CheckpointCorruptError(`checkpoint ${id} is corrupt: ${why}`, {
-        ...this.#context,
-        operation: 'rollback',
-        subject: id,
-      });
+    const corrupt = (why: string) => corruptCheckpoint(id, why, this.#context);
     if (r.exitCode === 3 || r.exitCode === 4) throw corrupt(`an object is missing (${text(r.stderr)})`);
     if (r.exitCode !== 0 || !out.endsWith(`D${n}\n`))
       throw this.#error(
@@ -867,4 +871,19 @@ function batchedSums(out: string, n: string, objects: readonly string[]): Map<st
       got,
     );
   return got;
+}
+
+/** The objects (`pack/path`) `entries` are restored from, each with the hash it must have. */
+function objectHashes(entries: readonly ExecManifestEntry[]): Map<string, string> {
+  const want = new Map<string, string>();
+  for (const e of entries) want.set(`${e.object!.pack}/${e.object!.path ?? e.path}`, e.hash!);
+  return want;
+}
+
+function corruptCheckpoint(id: string, why: string, context: ErrorContext): CheckpointCorruptError {
+  return new CheckpointCorruptError(`checkpoint ${id} is corrupt: ${why}`, {
+    ...context,
+    operation: 'rollback',
+    subject: id,
+  });
 }

@@ -149,6 +149,12 @@ export function gcScript(dirs: Dirs, packs: readonly string[], files: readonly s
   return binaryScript(lines.join('\n'));
 }
 
+/** Exit statuses of a restore script whose object check failed before any change. */
+export const RESTORE_OBJECT_MISSING = 96;
+export const RESTORE_OBJECT_MISMATCH = 97;
+/** Up to this many objects are checked inside the restore script; more, by a hashing script first. */
+export const VERIFY_INLINE_UP_TO = 64;
+
 /** Where the exec store keeps the record of a rollback under way, relative to the store. */
 export const ROLLBACK_RECORD = 'rollback-pending';
 
@@ -179,7 +185,17 @@ done`;
 export function restoreScript(
   dirs: Dirs,
   plan: RestorePlan<ExecManifestEntry>,
-  options: { owners: boolean; nonce: string; record?: string },
+  options: {
+    owners: boolean;
+    nonce: string;
+    record?: string;
+    /**
+     * Objects (`pack/path`) to hash before the first change, each against its hash: a missing
+     * one exits {@link RESTORE_OBJECT_MISSING}, a different one {@link RESTORE_OBJECT_MISMATCH},
+     * and nothing is changed. For a few objects (one `sha256sum` each); many are hashed apart.
+     */
+    verify?: ReadonlyMap<string, string>;
+  },
 ): Buffer | undefined {
   const lines: string[] = [];
   const at = (path: string) => `"$R/"${q(path)}`;
@@ -228,6 +244,10 @@ export function restoreScript(
   if (!/^[0-9a-f]+$/.test(options.nonce)) throw new InvalidArgumentError('bad nonce');
   const begin: string[] = [];
   const end: string[] = [];
+  for (const [object, hash] of options.verify ?? []) {
+    if (!/^[0-9a-f]{64}$/.test(hash)) throw new InvalidArgumentError('bad object hash');
+    begin.push(`c ${q(object)} ${hash}`);
+  }
   if (options.record !== undefined) {
     if (/[^\x20-\x7e\n]/.test(options.record)) throw new InvalidArgumentError('unexpected record text');
     const tmp = `"$S/tmp/${ROLLBACK_RECORD}.${options.nonce}"`;
@@ -258,6 +278,8 @@ export function restoreScript(
       '  touch -d "@$5" "$t"',
       '  mv -f -- "$t" "$R/$2"',
       '}',
+      // c OBJECT HASH: the object is there and its content is what the manifest says.
+      `c() { [ -f "$S/packs/$1" ] || exit ${RESTORE_OBJECT_MISSING}; h=$(sha256sum < "$S/packs/$1") || exit ${RESTORE_OBJECT_MISSING}; [ "\${h%% *}" = "$2" ] || exit ${RESTORE_OBJECT_MISMATCH}; }`,
       // x PACK PATHS...: objects that already carry their path, mode, owner and mtime, in one tar.
       'x() { p=$1; shift; (cd -- "$S/packs/$p" && tar -cf - "$@") | (cd -- "$R" && tar -xf - --numeric-owner); }',
       ...begin,
