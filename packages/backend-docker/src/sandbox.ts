@@ -561,12 +561,14 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
                 // DNS forwards to nowhere) and IPv6 link-local cannot reach the host.
                 ExtraHosts: egress.extraHosts,
                 Dns: ['127.0.0.1'],
-                // The egress sentinel's listener binds the allowed ports (low ones too) in this
-                // namespace, where every address off the network is local: pings go unanswered.
                 Sysctls: {
                   'net.ipv6.conf.all.disable_ipv6': '1',
-                  'net.ipv4.ip_unprivileged_port_start': '0',
-                  'net.ipv4.icmp_echo_ignore_all': '1',
+                  // The egress sentinel's listener binds the allowed ports (low ones too) in this
+                  // namespace, where every address off the network is local: pings go unanswered.
+                  // No sentinel under gVisor (see below).
+                  ...(runtime === GVISOR
+                    ? {}
+                    : { 'net.ipv4.ip_unprivileged_port_start': '0', 'net.ipv4.icmp_echo_ignore_all': '1' }),
                 },
               }
             : {}),

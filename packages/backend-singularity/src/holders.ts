@@ -13,6 +13,8 @@ interface Member {
   /** Process group id as the instance numbers it. */
   pgid: number;
   ppid: number;
+  /** Dead, not yet reaped: a signal has nothing left to do there. */
+  zombie: boolean;
 }
 
 function members(instance: { pid: number; pidNamespace: string }): Map<number, Member> {
@@ -25,7 +27,8 @@ function members(instance: { pid: number; pidNamespace: string }): Map<number, M
       const status = readFileSync(`/proc/${pid}/status`, 'latin1');
       const pgids = /^NSpgid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/);
       const ppid = Number(/^PPid:\s+(\d+)$/m.exec(status)?.[1]);
-      if (pgids) found.set(pid, { pgid: Number(pgids.at(-1)), ppid });
+      const zombie = /^State:\s+Z/m.test(status);
+      if (pgids) found.set(pid, { pgid: Number(pgids.at(-1)), ppid, zombie });
     } catch {
       // Gone meanwhile.
     }
@@ -80,6 +83,13 @@ export function signalGroupAndHolders(
   // Node's pipes are socket pairs; a file the group writes to is not its output stream.
   const pipes = new Set(group.flatMap(outputOf).filter((link) => /^(pipe|socket):/.test(link)));
   for (const pid of group) signal(pid, name);
+  // A member may fork between the listing and its kill (a fork bomb does nothing else): a KILL
+  // goes round again until the group is empty, so what it leaves cannot hold the pids limit.
+  for (let round = 0; name === 'SIGKILL' && round < 50; round++) {
+    const left = [...members(instance)].filter(([, m]) => m.pgid === pgid && !m.zombie).map(([pid]) => pid);
+    if (left.length === 0) break;
+    for (const pid of left) signal(pid, name);
+  }
   if (pipes.size === 0) return;
   const sessionShells = new Set(
     [...all].filter(([pid, m]) => pid !== instance.pid && !all.has(m.ppid)).map(([pid]) => pid),
