@@ -12,9 +12,9 @@ import { pidNamespaceOf as pidNamespace } from '@agentbox/core/backend';
 interface Member {
   /** Process group id as the instance numbers it. */
   pgid: number;
+  /** The same group as this process (the library's PID namespace) numbers it. */
+  hostPgid: number;
   ppid: number;
-  /** Dead, not yet reaped: a signal has nothing left to do there. */
-  zombie: boolean;
 }
 
 function members(instance: { pid: number; pidNamespace: string }): Map<number, Member> {
@@ -27,8 +27,7 @@ function members(instance: { pid: number; pidNamespace: string }): Map<number, M
       const status = readFileSync(`/proc/${pid}/status`, 'latin1');
       const pgids = /^NSpgid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/);
       const ppid = Number(/^PPid:\s+(\d+)$/m.exec(status)?.[1]);
-      const zombie = /^State:\s+Z/m.test(status);
-      if (pgids) found.set(pid, { pgid: Number(pgids.at(-1)), ppid, zombie });
+      if (pgids) found.set(pid, { pgid: Number(pgids.at(-1)), hostPgid: Number(pgids[0]), ppid });
     } catch {
       // Gone meanwhile.
     }
@@ -72,6 +71,15 @@ function signal(pid: number, name: string): void {
   }
 }
 
+function signalGroup(hostPgid: number, name: string): boolean {
+  try {
+    process.kill(-hostPgid, name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Signal group `pgid` of the instance and whoever else of it holds that group's output. */
 export function signalGroupAndHolders(
   instance: { pid: number; pidNamespace: string },
@@ -82,14 +90,10 @@ export function signalGroupAndHolders(
   const group = [...all].filter(([, m]) => m.pgid === pgid).map(([pid]) => pid);
   // Node's pipes are socket pairs; a file the group writes to is not its output stream.
   const pipes = new Set(group.flatMap(outputOf).filter((link) => /^(pipe|socket):/.test(link)));
-  for (const pid of group) signal(pid, name);
-  // A member may fork between the listing and its kill (a fork bomb does nothing else): a KILL
-  // goes round again until the group is empty, so what it leaves cannot hold the pids limit.
-  for (let round = 0; name === 'SIGKILL' && round < 50; round++) {
-    const left = [...members(instance)].filter(([, m]) => m.pgid === pgid && !m.zombie).map(([pid]) => pid);
-    if (left.length === 0) break;
-    for (const pid of left) signal(pid, name);
-  }
+  // The kernel signals a whole group at once, so a member forking meanwhile (a fork bomb does
+  // nothing else) cannot leave a child out; one by one is the fallback.
+  const hostPgid = group.length > 0 ? all.get(group[0]!)!.hostPgid : 0;
+  if (!(hostPgid > 1 && signalGroup(hostPgid, name))) for (const pid of group) signal(pid, name);
   if (pipes.size === 0) return;
   const sessionShells = new Set(
     [...all].filter(([pid, m]) => pid !== instance.pid && !all.has(m.ppid)).map(([pid]) => pid),
