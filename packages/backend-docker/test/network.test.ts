@@ -121,11 +121,11 @@ describe('network allowlist', () => {
   });
 
   it('off the network, another port is reset at once and ping goes unanswered', async () => {
-    const started = Date.now();
     const r = await connect(a.ip, 8081);
     expect(r.exitCode).not.toBe(0);
     expect(r.stdout).not.toContain('secret');
-    expect(Date.now() - started).toBeLessThan(3_000);
+    // A reset from the sandbox's own kernel, not a timeout on a route to nowhere.
+    expect(r.stderr).toMatch(/refused/i);
     expect((await sandbox.exec(['ping', '-c', '1', '-W', '1', a.ip])).exitCode).not.toBe(0);
     expect(sandbox.egressDenials.some((d) => d.destination === `${a.ip}:8081`)).toBe(false);
   });

@@ -350,7 +350,6 @@ export class ProcessHandle implements ExecHandle {
     }
   }
 
-  /** The sandbox is closing: kill the command's tree at once; the result is a SandboxClosedError. */
   /**
    * The sandbox's close has finished: its resources are gone, so a command still waiting on its
    * transport (a stream some runtimes keep open after the container is removed) settles now.
@@ -359,6 +358,7 @@ export class ProcessHandle implements ExecHandle {
     this.#closeDone();
   }
 
+  /** The sandbox is closing: kill the command's tree at once; the result is a SandboxClosedError. */
   stopForClose(): void {
     this.#closing = true;
     if (this.#stopReason && this.#running) {
