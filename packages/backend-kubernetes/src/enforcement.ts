@@ -1,6 +1,7 @@
 /** The enforcement report, read back from the pod and NetworkPolicy the API server holds. */
 import type { ControlStatus, EnforcementReport, ParsedPolicy } from '@agentbox/core';
 import { enforcementReport } from '@agentbox/core/backend';
+import { ALLOWLIST_ANNOTATION, allowlistMismatch } from './network-policy.js';
 import { SANDBOX_CONTAINER } from './pod-spec.js';
 
 const no = (detail: string): ControlStatus => ({ status: 'not-supported', detail });
@@ -29,6 +30,15 @@ export function readEnforcement(
     (egress.spec?.egress ?? []).length === 0;
   const net = policy.network?.mode ?? 'none';
   const tmp = policy.tmp;
+  const volumes: { name: string; secret?: { secretName?: string } }[] = spec.volumes ?? [];
+  // Each credential: a read-only mount at its target of a secret volume.
+  const credentialMounts = (policy.credentials ?? []).map((cred) => {
+    const m = mounts.find((x) => x.mountPath === cred.target) as
+      | { name: string; readOnly?: boolean }
+      | undefined;
+    const secret = volumes.find((v) => v.name === m?.name)?.secret?.secretName;
+    return { target: cred.target, ok: m?.readOnly === true && secret !== undefined, secret };
+  });
   return enforcementReport(no('not offered by the kubernetes backend'), {
     isolation: yes(
       spec.runtimeClassName
@@ -78,10 +88,31 @@ export function readEnforcement(
                 'a NetworkPolicy denies all egress (enforced only where the cluster network plugin enforces NetworkPolicy)',
               )
             : no('no NetworkPolicy denying egress was read back')
-          : no('an allowlist of host:port pairs is not a NetworkPolicy (it selects IP blocks, not names)'),
+          : allowlistReport(policy.network?.mode === 'allowlist' ? policy.network.allow : [], egress),
+    credentials:
+      credentialMounts.length === 0
+        ? no('no credentials asked for')
+        : credentialMounts.every((c) => c.ok)
+          ? yes(credentialMounts.map((c) => `${c.target} (Secret ${c.secret}, read-only)`).join(', '))
+          : no(
+              `not mounted read-only from a Secret: ${credentialMounts
+                .filter((c) => !c.ok)
+                .map((c) => c.target)
+                .join(', ')}`,
+            ),
     labels: yes('Kubernetes labels on every object'),
     checkpointIntegrity: yes(
       "the store is in a helper container's volume the sandbox container does not mount; the sandbox user's processes are stopped while it works; manifests are authenticated with a key kept in a Secret",
     ),
   });
+}
+
+function allowlistReport(allow: readonly string[], egress: Policy | undefined): ControlStatus {
+  const mismatch = allowlistMismatch(allow, egress);
+  if (mismatch) return no(mismatch);
+  const resolved: Record<string, string[]> = JSON.parse(egress.metadata.annotations[ALLOWLIST_ANNOTATION]);
+  const list = allow.map((entry) => `${entry} (${resolved[entry]!.join(' ')})`).join(', ');
+  return yes(
+    `a NetworkPolicy allows TCP egress only to ${list}, and DNS to kube-dns when a name is listed; names were resolved by the library at open (enforced only where the cluster network plugin enforces NetworkPolicy)`,
+  );
 }

@@ -4,7 +4,7 @@ import { hostname, userInfo } from 'node:os';
 export const MANAGED_LABEL = 'agentbox.dev/managed';
 /** The agentbox sandbox id. */
 export const ID_LABEL = 'agentbox.dev/sandbox-id';
-/** What the object is for: sandbox, egress, checkpoint-key. */
+/** What the object is for: sandbox, egress, checkpoint-key, credentials. */
 export const ROLE_LABEL = 'agentbox.dev/role';
 export const OWNER_ANNOTATION = 'agentbox.dev/owner';
 export const WORKDIR_ANNOTATION = 'agentbox.dev/workdir';
@@ -14,6 +14,7 @@ export const names = {
   pod: (id: string) => `agentbox-${id.toLowerCase()}`,
   egress: (id: string) => `agentbox-${id.toLowerCase()}-egress`,
   key: (id: string) => `agentbox-${id.toLowerCase()}-key`,
+  credentials: (id: string) => `agentbox-${id.toLowerCase()}-credentials`,
 };
 
 export function defaultOwner(): string {

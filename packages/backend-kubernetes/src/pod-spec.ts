@@ -3,12 +3,13 @@
  * every capability dropped, no privilege escalation, seccomp RuntimeDefault, no service-account
  * token, cpu/memory/ephemeral-storage limits, a size-limited memory emptyDir for /tmp, the
  * workspace on a volume, and a second container (the checkpoint helper) that mounts the
- * workspace and a store volume the sandbox container does not. Egress is denied by a
- * NetworkPolicy selecting the pod.
+ * workspace and a store volume the sandbox container does not, and the policy's credentials
+ * from a Secret mounted read-only. Egress is governed by a NetworkPolicy (network-policy.ts).
  */
 import type { ParsedPolicy } from '@agentbox/core';
 import type { KubernetesResolvedConfig } from './config.js';
-import { ID_LABEL, labelsFor, names, OWNER_ANNOTATION, WORKDIR_ANNOTATION } from './labels.js';
+import { CREDENTIAL_MODE, type CredentialMounts } from './credentials.js';
+import { labelsFor, names, OWNER_ANNOTATION, WORKDIR_ANNOTATION } from './labels.js';
 
 /** PID 1 of both containers: reaps orphans, exits on SIGTERM. */
 export const REAPER = ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait; done"];
@@ -25,7 +26,9 @@ export interface PodPlan {
   memoryMiB: number | undefined;
   cpus: number | undefined;
   diskMiB: number | undefined;
-  denyEgress: boolean;
+  /** `none`: a NetworkPolicy denies all egress; `allowlist`: it allows these `host:port` only; `open`: no policy. */
+  network: 'none' | 'open' | 'allowlist';
+  allow: string[];
   labels: Record<string, string>;
 }
 
@@ -36,7 +39,8 @@ export function planFor(policy: ParsedPolicy): PodPlan {
     memoryMiB: policy.limits?.memoryMiB,
     cpus: policy.limits?.cpus,
     diskMiB: policy.limits?.diskMiB,
-    denyEgress: (policy.network?.mode ?? 'none') !== 'open',
+    network: policy.network?.mode ?? 'none',
+    allow: policy.network?.mode === 'allowlist' ? policy.network.allow : [],
     labels: policy.labels ?? {},
   };
 }
@@ -48,6 +52,7 @@ export function podFor(
   config: KubernetesResolvedConfig,
   owner: string,
   plainPod: boolean,
+  credentials?: CredentialMounts,
 ) {
   const uid = config.uid;
   const limits: Record<string, string> = {
@@ -96,6 +101,7 @@ export function podFor(
           volumeMounts: [
             { name: 'workspace', mountPath: config.workdir },
             ...(tmp ? [{ name: 'tmp', mountPath: '/tmp' }] : []),
+            ...(credentials?.mounts ?? []).map((m) => ({ name: 'credentials', ...m, readOnly: true })),
           ],
         },
         {
@@ -124,22 +130,19 @@ export function podFor(
         { name: 'workspace', emptyDir: plan.diskMiB !== undefined ? { sizeLimit: `${plan.diskMiB}Mi` } : {} },
         ...(tmp ? [{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: `${plan.tmpMiB}Mi` } }] : []),
         { name: 'store', emptyDir: {} },
+        ...(credentials
+          ? [
+              {
+                name: 'credentials',
+                secret: {
+                  secretName: names.credentials(id),
+                  items: credentials.items,
+                  defaultMode: CREDENTIAL_MODE,
+                },
+              },
+            ]
+          : []),
       ],
-    },
-  };
-}
-
-/** A NetworkPolicy that selects the sandbox's pod and allows it no egress (nor ingress). */
-export function denyEgressPolicy(id: string, labels: Record<string, string>) {
-  return {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name: names.egress(id), labels: labelsFor(id, 'egress', labels) },
-    spec: {
-      podSelector: { matchLabels: { [ID_LABEL]: id.toLowerCase() } },
-      policyTypes: ['Ingress', 'Egress'],
-      ingress: [],
-      egress: [],
     },
   };
 }

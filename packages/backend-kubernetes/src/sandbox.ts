@@ -29,11 +29,12 @@ import {
 import type { V1Pod } from '@kubernetes/client-node';
 import { type Cluster, connect, kubeFailure, SANDBOX_GROUP, statusOf } from './client.js';
 import type { KubernetesResolvedConfig } from './config.js';
+import { readCredentials } from './credentials.js';
 import { readEnforcement } from './enforcement.js';
 import { type ExecTarget, killGroup, newNonce, runExec, startWrapped, type WrappedProcess } from './exec.js';
 import { defaultOwner, ID_LABEL, labelsFor, MANAGED_LABEL, names, WORKDIR_ANNOTATION } from './labels.js';
+import { egressPolicy, resolveAllowlist } from './network-policy.js';
 import {
-  denyEgressPolicy,
   HELPER_CONTAINER,
   HELPER_STATE,
   HELPER_STORE,
@@ -212,6 +213,7 @@ export async function removeSandbox(
     .catch(gone);
   await cluster.networking.deleteNamespacedNetworkPolicy({ namespace, name: names.egress(id) }).catch(gone);
   await cluster.core.deleteNamespacedSecret({ namespace, name: names.key(id) }).catch(gone);
+  await cluster.core.deleteNamespacedSecret({ namespace, name: names.credentials(id) }).catch(gone);
 }
 
 /** Wait until the pod runs and is Ready; a pod that cannot start is a typed error. */
@@ -292,6 +294,8 @@ export async function openKubernetesSandbox(
     if (existing) return reattach(ctx, cluster, existing);
   }
   const plan = planFor(ctx.policy);
+  const credentials = await readCredentials(ctx.policy, context);
+  const allowed = plan.network === 'allowlist' ? await resolveAllowlist(plan.allow, context) : undefined;
   const owner = ctx.config.owner ?? defaultOwner();
   const key = randomBytes(32);
   const cleanup = () => removeSandbox(cluster, ctx.config.mode, id, context).catch(() => {});
@@ -308,13 +312,22 @@ export async function openKubernetesSandbox(
         data: { [KEY_FIELD]: key.toString('base64') },
       },
     });
+    if (credentials)
+      await cluster.core.createNamespacedSecret({
+        namespace,
+        body: {
+          metadata: { name: names.credentials(id), labels: labelsFor(id, 'credentials', plan.labels) },
+          type: 'Opaque',
+          data: credentials.data,
+        },
+      });
     // The policy exists before the pod, so the pod never runs unselected.
-    if (plan.denyEgress)
+    if (plan.network !== 'open')
       await cluster.networking.createNamespacedNetworkPolicy({
         namespace,
-        body: denyEgressPolicy(id, plan.labels),
+        body: egressPolicy(id, plan.labels, allowed),
       });
-    const pod = podFor(id, plan, ctx.config, owner, ctx.config.mode === 'pod');
+    const pod = podFor(id, plan, ctx.config, owner, ctx.config.mode === 'pod', credentials);
     if (ctx.config.mode === 'pod') {
       await cluster.core.createNamespacedPod({ namespace, body: pod });
     } else {

@@ -1,8 +1,12 @@
 /**
  * Plain-Pod mode against the stand-in: the pod and NetworkPolicy read back with every hardening
- * field; re-attach by id; doctor; the dead man's switch (activeDeadlineSeconds) ending an
+ * field; credentials from a Secret, read-only; an allowlist as a NetworkPolicy the pod is held to; re-attach by id; doctor; the dead man's switch (activeDeadlineSeconds) ending an
  * abandoned pod, and sweep removing what is left.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { openSandbox } from '@agentbox/core';
 import { describe, expect, it } from 'vitest';
 import { unsupportedNode } from './support.ts';
@@ -14,7 +18,9 @@ if (unsupported) {
 } else {
   const { KubernetesConfigSchema, kubernetes } = await import('../src/index.js');
   const { NetworkingV1Api } = await import('@kubernetes/client-node');
-  const { clusterForFile, labels, runObjects, runPods } = await import('./cluster.ts');
+  const { clusterForFile, IMAGE, labels, RUN_LABEL, runId, runObjects, runPods } = await import(
+    './cluster.ts'
+  );
   const { config, kc, core } = await clusterForFile();
   const networking = kc.makeApiClient(NetworkingV1Api);
 
@@ -77,6 +83,145 @@ if (unsupported) {
       } finally {
         await sandbox.close();
       }
+      expect(await runObjects(kc)).toEqual([]);
+    });
+
+    it('mounts the credentials from a Secret, read-only, readable by the sandbox user only', async () => {
+      const host = mkdtempSync(join(tmpdir(), 'agentbox-k8s-creds-'));
+      try {
+        writeFileSync(join(host, 'token'), 'tok-123\n', { mode: 0o600 });
+        mkdirSync(join(host, 'aws/sub'), { recursive: true });
+        writeFileSync(join(host, 'aws/config'), '[default]\n');
+        writeFileSync(join(host, 'aws/sub/creds'), Buffer.from([0, 1, 2, 255]));
+        const sandbox = await openSandbox({
+          backend: 'kubernetes',
+          config,
+          policy: {
+            labels,
+            credentials: [
+              { source: join(host, 'token'), target: '/run/creds/token' },
+              { source: join(host, 'aws'), target: '/home/agent/.aws' },
+            ],
+          },
+        });
+        try {
+          const name = (sandbox as unknown as { podName: string }).podName;
+          const pod = await core.readNamespacedPod({ namespace: 'default', name });
+          const main = pod.spec!.containers.find((c) => c.name === 'sandbox')!;
+          const credentialMounts = main.volumeMounts!.filter((m) => m.name === 'credentials');
+          expect(credentialMounts.map((m) => [m.mountPath, m.readOnly])).toEqual([
+            ['/run/creds/token', true],
+            ['/home/agent/.aws', true],
+          ]);
+          const helper = pod.spec!.containers.find((c) => c.name === 'checkpoint')!;
+          expect(helper.volumeMounts!.some((m) => m.name === 'credentials')).toBe(false);
+          const volume = pod.spec!.volumes!.find((v) => v.name === 'credentials')!;
+          expect(volume.secret?.secretName).toBe(`${name}-credentials`);
+          const secret = await core.readNamespacedSecret({
+            namespace: 'default',
+            name: `${name}-credentials`,
+          });
+          expect(Buffer.from(secret.data!['c0.0']!, 'base64').toString()).toBe('tok-123\n');
+          expect(sandbox.enforcement.credentials).toEqual({
+            status: 'enforced',
+            detail: `/run/creds/token (Secret ${name}-credentials, read-only), /home/agent/.aws (Secret ${name}-credentials, read-only)`,
+          });
+          const r = await sandbox.exec([
+            'sh',
+            '-c',
+            [
+              'cat /run/creds/token /home/agent/.aws/config',
+              'od -An -tu1 /home/agent/.aws/sub/creds',
+              'stat -c %a /run/creds/token',
+              'echo x > /run/creds/token 2>/dev/null || echo ro-file',
+              'touch /home/agent/.aws/new 2>/dev/null || echo ro-dir',
+            ].join('; '),
+          ]);
+          expect(r.stdout.replace(/ +/g, ' ')).toBe('tok-123\n[default]\n 0 1 2 255\n440\nro-file\nro-dir\n');
+        } finally {
+          await sandbox.close();
+        }
+        expect(await runObjects(kc)).toEqual([]);
+        await expect(
+          openSandbox({
+            backend: 'kubernetes',
+            config,
+            policy: { labels, credentials: [{ source: join(host, 'missing'), target: '/run/x' }] },
+          }),
+        ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+        expect(await runObjects(kc)).toEqual([]);
+      } finally {
+        rmSync(host, { recursive: true, force: true });
+      }
+    });
+
+    it('an allowlist becomes a NetworkPolicy of exactly those addresses and ports, and the pod reaches nothing else', async () => {
+      // Two servers on the default bridge; the sandbox may reach the first only.
+      const servers = ['a', 'b'].map((name) =>
+        execFileSync('docker', [
+          'run',
+          '-d',
+          '--rm',
+          '--label',
+          `${RUN_LABEL}=${runId}`,
+          '--user',
+          '1000:1000',
+          IMAGE,
+          'nc',
+          '-ll',
+          '-p',
+          '8080',
+          '-e',
+          'echo',
+          `hello-${name}`,
+        ])
+          .toString()
+          .trim(),
+      );
+      try {
+        const [a = '', b = ''] = servers.map((id) =>
+          execFileSync('docker', ['inspect', '-f', '{{.NetworkSettings.IPAddress}}', id]).toString().trim(),
+        );
+        expect(a).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+        const sandbox = await openSandbox({
+          backend: 'kubernetes',
+          config,
+          policy: { labels, network: { mode: 'allowlist', allow: [`${a}:8080`] } },
+        });
+        try {
+          const name = (sandbox as unknown as { podName: string }).podName;
+          const np = await networking.readNamespacedNetworkPolicy({
+            namespace: 'default',
+            name: `${name}-egress`,
+          });
+          expect(np.spec?.policyTypes).toEqual(['Ingress', 'Egress']);
+          expect(np.spec?.egress).toEqual([
+            { to: [{ ipBlock: { cidr: `${a}/32` } }], ports: [{ protocol: 'TCP', port: 8080 }] },
+          ]);
+          expect(sandbox.enforcement.network.status).toBe('enforced');
+          expect(sandbox.enforcement.network.detail).toContain(`${a}:8080 (${a}/32)`);
+          const r = await sandbox.exec([
+            'sh',
+            '-c',
+            `nc -w 3 ${a} 8080 </dev/null; nc -w 3 ${b} 8080 </dev/null 2>&1 || echo refused`,
+          ]);
+          expect(r.stdout).toMatch(
+            new RegExp(`^hello-a\\n.*${b.replace(/\./g, '\\.')}.*unreachable.*\\nrefused\\n$`, 's'),
+          );
+        } finally {
+          await sandbox.close();
+        }
+      } finally {
+        execFileSync('docker', ['rm', '-f', ...servers]);
+      }
+      // Loopback is the pod's own: a NetworkPolicy cannot govern it, so the backend refuses it.
+      await expect(
+        openSandbox({
+          backend: 'kubernetes',
+          config,
+          policy: { labels, network: { mode: 'allowlist', allow: ['127.0.0.1:80'] } },
+        }),
+      ).rejects.toMatchObject({ code: 'POLICY_NOT_ENFORCEABLE' });
       expect(await runObjects(kc)).toEqual([]);
     });
 

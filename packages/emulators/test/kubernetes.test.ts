@@ -101,6 +101,41 @@ describe('kubernetes emulator', () => {
     expect(patched.body.metadata.labels).toEqual({ x: 'y' });
     expect((await call('DELETE', '/api/v1/namespaces/default/secrets/s1')).status).toBe(200);
     expect((await call('GET', '/api/v1/namespaces/default/secrets/s1')).status).toBe(404);
+    const badSecret = await call('POST', '/api/v1/namespaces/default/secrets', {
+      metadata: { name: 's2' },
+      data: { 'a/b': 'dg==' },
+    });
+    expect(badSecret).toMatchObject({ status: 422, body: { details: { causes: [{ field: 'data[a/b]' }] } } });
+    const big = Buffer.alloc(1024 * 1024 + 1).toString('base64');
+    expect(
+      (
+        await call('POST', '/api/v1/namespaces/default/secrets', {
+          metadata: { name: 's3' },
+          data: { k: big },
+        })
+      ).body,
+    ).toMatchObject({
+      reason: 'Invalid',
+      details: { causes: [{ field: 'data', message: expect.stringMatching(/at most 1048576 bytes/) }] },
+    });
+    const badVolumes = await call('POST', '/api/v1/namespaces/default/pods', {
+      metadata: { name: 'bad-volumes' },
+      spec: {
+        containers: [
+          { name: 'main', image: 'x', volumeMounts: [{ name: 's', mountPath: '/s', subPath: '../up' }] },
+        ],
+        volumes: [
+          { name: 's', secret: { items: [{ key: 'k', path: '/abs' }] } },
+          { name: 'h', hostPath: { path: '/' } },
+        ],
+      },
+    });
+    expect(badVolumes.body.details.causes.map((c: { field: string }) => c.field)).toEqual([
+      'spec.volumes[0].secret.secretName',
+      'spec.volumes[0].secret.items[0].path',
+      'spec.volumes[1]',
+      'spec.containers[0].volumeMounts.subPath',
+    ]);
   });
 
   it('runs a pod as Docker containers, writes its status, and serves pods/exec under v5 and v4', async () => {

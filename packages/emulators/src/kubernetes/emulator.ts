@@ -15,7 +15,7 @@ import { WebSocketServer } from 'ws';
 import { readBody } from '../http.js';
 import { closeAndRemoveOwned, listenLocal } from '../server.js';
 import { bridgeExec, PROTOCOLS, parseExecQuery } from './exec.js';
-import { endedStatus, PodRuntime, runningStatus } from './pods.js';
+import { endedStatus, type PodEgress, PodRuntime, runningStatus, type SecretData } from './pods.js';
 import {
   NAMESPACES,
   NETWORK_POLICIES,
@@ -66,6 +66,8 @@ export interface KubernetesEmulator {
   /** Stop serving; remove every container and volume of its pods. */
   close(): Promise<void>;
 }
+
+type SecretVolumeSource = { secretName: string; items?: { key: string }[] };
 
 const TYPES = [PODS, SECRETS, NAMESPACES, NETWORK_POLICIES, RUNTIME_CLASSES, SANDBOXES];
 
@@ -120,25 +122,36 @@ export async function startKubernetesEmulator(
     return store.update(type, current, { ...current, status }, false);
   };
 
-  /** Whether a NetworkPolicy in the pod's namespace selects it and allows no egress. */
-  const egressDenied = (pod: KubeObject): boolean =>
-    store.list(NETWORK_POLICIES, pod.metadata.namespace).some((np) => {
+  /**
+   * What the NetworkPolicies selecting the pod (by `matchLabels`) let it reach when it starts:
+   * everything when none governs egress; else the union of their rules, where a rule without
+   * `to` opens every address, an `ipBlock` adds its block, and pod or namespace peers add
+   * nothing (the stand-in has no other pods to reach).
+   */
+  const egressOf = (pod: KubeObject): PodEgress => {
+    const blocks = new Set<string>();
+    let governed = false;
+    for (const np of store.list(NETWORK_POLICIES, pod.metadata.namespace)) {
       const spec = np.spec as {
         podSelector: { matchLabels?: Record<string, string> };
         policyTypes?: string[];
-        egress?: unknown[];
+        egress?: { to?: { ipBlock?: { cidr: string } }[] }[];
       };
       const selector = Object.entries(spec.podSelector.matchLabels ?? {}).map(([key, v]) => ({
         key,
         op: '=' as const,
         values: [v],
       }));
-      return (
-        matches(pod.metadata.labels, selector) &&
-        (spec.policyTypes ?? []).includes('Egress') &&
-        (spec.egress ?? []).length === 0
-      );
-    });
+      if (!matches(pod.metadata.labels, selector) || !(spec.policyTypes ?? []).includes('Egress')) continue;
+      governed = true;
+      for (const rule of spec.egress ?? []) {
+        if (!rule.to?.length) return { mode: 'open' };
+        for (const peer of rule.to) if (peer.ipBlock?.cidr) blocks.add(peer.ipBlock.cidr);
+      }
+    }
+    if (!governed) return { mode: 'open' };
+    return blocks.size === 0 ? { mode: 'none' } : { mode: 'only', blocks: [...blocks] };
+  };
 
   /** The kubelet: start the pod's containers, then write Running/Ready (or why it waits). */
   const runPod = async (pod: KubeObject) => {
@@ -149,8 +162,37 @@ export async function startKubernetesEmulator(
       writeStatus(PODS, namespace, name, uid, runningStatus(pod, startedAt, '', refusal));
       return;
     }
+    const secrets = new Map<string, SecretData>();
+    for (const v of (pod.spec as { volumes?: { name: string; secret?: SecretVolumeSource }[] }).volumes ??
+      []) {
+      if (!v.secret) continue;
+      const secret = store.find(SECRETS, namespace, v.secret.secretName);
+      const data = (secret?.data ?? {}) as SecretData;
+      const missing = !secret
+        ? `secret "${v.secret.secretName}" not found`
+        : v.secret.items?.find((item) => !(item.key in data))?.key;
+      if (missing !== undefined) {
+        // A kubelet keeps retrying the mount; the stand-in leaves the pod waiting with the reason.
+        const message = secret
+          ? `couldn't find key ${missing} in Secret ${namespace}/${secret.metadata.name}`
+          : missing;
+        log(`pod ${namespace}/${name}: MountVolume.SetUp failed for volume "${v.name}": ${message}`);
+        writeStatus(
+          PODS,
+          namespace,
+          name,
+          uid,
+          runningStatus(pod, startedAt, '', {
+            reason: 'ContainerCreating',
+            message: `MountVolume.SetUp failed for volume "${v.name}": ${message}`,
+          }),
+        );
+        return;
+      }
+      secrets.set(v.secret.secretName, data);
+    }
     try {
-      await runtime.start(pod, egressDenied(pod));
+      await runtime.start(pod, egressOf(pod), secrets);
     } catch (error) {
       log(`pod ${namespace}/${name}: ${(error as Error).message}`);
       writeStatus(

@@ -2,11 +2,17 @@
  * What the kubelet does in the stand-in: each pod becomes Docker containers (one per container
  * of its spec) that share its volumes (every emptyDir a tmpfs volume, world-writable as a
  * kubelet makes it) and one network namespace: `none` when a NetworkPolicy selecting the pod
- * denies all egress at the time it starts, the default bridge otherwise. The security context
- * maps to Docker's fields; a runAsNonRoot container that would run as uid 0 is not started.
+ * denies all egress at the time it starts, the default bridge when none limits it, and when its
+ * policies allow address blocks, the bridge through a holder container whose routes reach those
+ * blocks only. A secret volume is a
+ * local volume filled with the Secret's keys before the containers start (owned by root, group
+ * fsGroup, mode from the volume, as a kubelet writes them). The security context maps to
+ * Docker's fields; a runAsNonRoot container that would run as uid 0 is not started.
  */
+import { join } from 'node:path';
 import type Docker from 'dockerode';
-import { EMULATOR_LABEL, INSTANCE_LABEL } from '../docker.js';
+import { pack } from 'tar-stream';
+import { EMULATOR_LABEL, INSTANCE_LABEL, runInContainer } from '../docker.js';
 import { parseQuantity } from './quantity.js';
 import type { KubeObject } from './store.js';
 
@@ -30,20 +36,49 @@ interface ContainerSpec {
   env?: { name: string; value?: string }[];
   securityContext?: SecurityContext;
   resources?: { limits?: Record<string, string> };
-  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; subPath?: string }[];
+}
+
+interface SecretVolume {
+  secretName: string;
+  items?: { key: string; path: string; mode?: number }[];
+  defaultMode?: number;
 }
 
 interface PodSpec {
   containers: ContainerSpec[];
-  volumes?: { name: string; emptyDir?: { medium?: string; sizeLimit?: string } }[];
-  securityContext?: SecurityContext;
+  volumes?: { name: string; emptyDir?: { medium?: string; sizeLimit?: string }; secret?: SecretVolume }[];
+  securityContext?: SecurityContext & { fsGroup?: number };
 }
+
+/** A Secret's `data` (base64 values by key), as the store holds it. */
+export type SecretData = Record<string, string>;
+
+/** What the pod's NetworkPolicies let it reach (emulator.ts works it out). */
+export type PodEgress = { mode: 'open' } | { mode: 'none' } | { mode: 'only'; blocks: string[] };
 
 /** A started pod's containers, by container name. */
 export interface RunningPod {
   containers: Map<string, Docker.Container>;
+  /** The container holding the network namespace when the pod's egress is limited to blocks. */
+  network?: Docker.Container;
   volumes: string[];
 }
+
+/**
+ * Run as root with NET_ADMIN in the holder's namespace: the main routing table keeps only a
+ * route to the gateway and one per allowed IPv4 block through it, so any other address is
+ * unreachable at once. Ports are not told apart (a route has none).
+ */
+const ROUTE_SCRIPT = `set -e
+gw=$(ip route show default | sed -n 's/.* via \\([0-9.]*\\).*/\\1/p')
+[ -n "$gw" ] || { echo 'no default route' >&2; exit 1; }
+ip route flush table main
+ip route add "$gw/32" dev eth0
+for block in "$@"; do
+  case $block in *:*) continue ;; esac
+  [ "$block" = "$gw/32" ] || ip route add "$block" via "$gw"
+done`;
 
 /** The status a kubelet writes for a started pod (or one it could not start). */
 export function runningStatus(
@@ -141,37 +176,54 @@ export class PodRuntime {
           reason: 'CreateContainerConfigError',
           message: `container ${c.name} has runAsNonRoot and no runAsUser: the stand-in does not read the image's user, so it may run as root`,
         };
+      const secretVolumes = new Set((spec.volumes ?? []).filter((v) => v.secret).map((v) => v.name));
+      const subPath = c.volumeMounts?.find((m) => m.subPath && !secretVolumes.has(m.name));
+      if (subPath)
+        return {
+          reason: 'CreateContainerConfigError',
+          message: `container ${c.name} mounts a subPath of volume ${subPath.name}: the stand-in serves subPath on secret volumes only`,
+        };
     }
     return undefined;
   }
 
-  /** Create and start the pod's volumes and containers. */
-  start(pod: KubeObject, denyEgress: boolean): Promise<RunningPod> {
-    const started = this.#start(pod, denyEgress);
+  /** Create and start the pod's volumes and containers; `secrets` holds each secret volume's data. */
+  start(pod: KubeObject, egress: PodEgress, secrets: Map<string, SecretData>): Promise<RunningPod> {
+    const started = this.#start(pod, egress, secrets);
     const settled = started.catch(() => {});
     this.#starting.set(pod.metadata.uid, settled);
     void settled.then(() => this.#starting.delete(pod.metadata.uid));
     return started;
   }
 
-  async #start(pod: KubeObject, denyEgress: boolean): Promise<RunningPod> {
+  async #start(pod: KubeObject, egress: PodEgress, secrets: Map<string, SecretData>): Promise<RunningPod> {
     const spec = pod.spec as PodSpec;
     const short = pod.metadata.uid.slice(0, 8);
     const running: RunningPod = { containers: new Map(), volumes: [] };
     this.#running.set(pod.metadata.uid, running);
     const volumeNames = new Map<string, string>();
+    /** Each secret volume's folder on this host, by the pod's volume name. */
+    const secretFolders = new Map<string, string>();
     for (const v of spec.volumes ?? []) {
       const name = `k8s-emu-${short}-${v.name}`;
+      // A secret volume is a plain local volume: a tmpfs volume would forget what was written
+      // into it before a container that keeps it mounted starts.
       const bytes = v.emptyDir?.sizeLimit ? parseQuantity(v.emptyDir.sizeLimit, 'sizeLimit') : 1024 ** 3;
       await this.#docker.createVolume({
         Name: name,
         Labels: this.#labels(pod),
-        DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: `size=${Math.floor(bytes)},mode=0777` },
+        ...(v.secret
+          ? {}
+          : { DriverOpts: { type: 'tmpfs', device: 'tmpfs', o: `size=${Math.floor(bytes)},mode=0777` } }),
       });
       running.volumes.push(name);
       volumeNames.set(v.name, name);
+      if (v.secret) {
+        await this.#fillSecretVolume(pod, name, v.secret, secrets.get(v.secret.secretName) ?? {});
+        secretFolders.set(v.name, (await this.#docker.getVolume(name).inspect()).Mountpoint);
+      }
     }
-    let first: Docker.Container | undefined;
+    let first = egress.mode === 'only' ? await this.#networkHolder(pod, running, egress.blocks) : undefined;
     for (const c of spec.containers) {
       const sc = { ...spec.securityContext, ...c.securityContext };
       const limits = c.resources?.limits ?? {};
@@ -198,13 +250,25 @@ export class PodRuntime {
                 MemorySwap: Math.round(parseQuantity(limits.memory, 'memory')),
               }
             : {}),
-          NetworkMode: first ? `container:${first.id}` : denyEgress ? 'none' : 'bridge',
-          Mounts: (c.volumeMounts ?? []).map((m) => ({
-            Type: 'volume' as const,
-            Source: volumeNames.get(m.name)!,
-            Target: m.mountPath,
-            ReadOnly: m.readOnly === true,
-          })),
+          NetworkMode: first ? `container:${first.id}` : egress.mode === 'none' ? 'none' : 'bridge',
+          Mounts: (c.volumeMounts ?? []).map((m) =>
+            // Docker's own volume subpaths need API 1.45; a subPath of a secret volume is a bind
+            // of that path of the volume's folder on this host instead.
+            m.subPath
+              ? {
+                  Type: 'bind' as const,
+                  Source: join(secretFolders.get(m.name)!, m.subPath),
+                  Target: m.mountPath,
+                  ReadOnly: true,
+                }
+              : {
+                  Type: 'volume' as const,
+                  Source: volumeNames.get(m.name)!,
+                  Target: m.mountPath,
+                  // A kubelet mounts secret volumes read-only whatever the mount says.
+                  ReadOnly: m.readOnly === true || secretFolders.has(m.name),
+                },
+          ),
           RestartPolicy: { Name: 'no' },
           LogConfig: { Type: 'none', Config: {} },
         },
@@ -216,9 +280,75 @@ export class PodRuntime {
     return running;
   }
 
+  /**
+   * Write a Secret's keys into a volume: every key (or only `items`, at their paths), owned by
+   * root and the pod's fsGroup, through a container of the pod's first image that never starts.
+   */
+  async #fillSecretVolume(pod: KubeObject, volume: string, secret: SecretVolume, data: SecretData) {
+    const spec = pod.spec as PodSpec;
+    const gid = spec.securityContext?.fsGroup ?? 0;
+    const files = secret.items ?? Object.keys(data).map((key) => ({ key, path: key, mode: undefined }));
+    const tar = pack();
+    const dirs = new Set<string>();
+    for (const item of files) {
+      const parts = item.path.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const dir = parts.slice(0, i).join('/');
+        if (dirs.has(dir)) continue;
+        dirs.add(dir);
+        tar.entry({ name: dir, type: 'directory', mode: 0o755, uid: 0, gid });
+      }
+      tar.entry(
+        { name: item.path, mode: item.mode ?? secret.defaultMode ?? 0o644, uid: 0, gid },
+        Buffer.from(data[item.key] ?? '', 'base64'),
+      );
+    }
+    tar.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of tar) chunks.push(chunk as Buffer);
+    const filler = await this.#docker.createContainer({
+      Image: spec.containers[0]!.image,
+      Entrypoint: ['true'],
+      Labels: this.#labels(pod),
+      HostConfig: { Mounts: [{ Type: 'volume', Source: volume, Target: '/secret' }], NetworkMode: 'none' },
+    });
+    try {
+      await filler.putArchive(Buffer.concat(chunks), { path: '/secret' });
+    } finally {
+      await filler.remove({ force: true }).catch(() => {});
+    }
+  }
+
+  /** A container of the pod's first image on the bridge, its routes cut down to `blocks`. */
+  async #networkHolder(pod: KubeObject, running: RunningPod, blocks: string[]): Promise<Docker.Container> {
+    const spec = pod.spec as PodSpec;
+    const holder = await this.#docker.createContainer({
+      name: `k8s-emu-${pod.metadata.name}-network-${pod.metadata.uid.slice(0, 8)}`,
+      Image: spec.containers[0]!.image,
+      Entrypoint: ['/bin/sh', '-c', "trap 'exit 0' TERM; while :; do sleep 86400 & wait; done"],
+      User: '0:0',
+      Labels: this.#labels(pod),
+      HostConfig: {
+        NetworkMode: 'bridge',
+        CapDrop: ['ALL'],
+        CapAdd: ['NET_ADMIN'],
+        ReadonlyRootfs: true,
+        RestartPolicy: { Name: 'no' },
+        LogConfig: { Type: 'none', Config: {} },
+      },
+    });
+    running.network = holder;
+    await holder.start();
+    const routed = await runInContainer(holder, ['/bin/sh', '-c', ROUTE_SCRIPT, 'routes', ...blocks]);
+    if (routed.exitCode !== 0)
+      throw new Error(`the pod's egress routes could not be set: ${routed.stderr.toString().trim()}`);
+    return holder;
+  }
+
   /** The pod's IP as Docker gave it (none without a network). */
   async ip(uid: string): Promise<string> {
-    const first = this.#running.get(uid)?.containers.values().next().value;
+    const pod = this.#running.get(uid);
+    const first = pod?.network ?? pod?.containers.values().next().value;
     const info = await first?.inspect().catch(() => undefined);
     return info?.NetworkSettings?.IPAddress || '127.0.0.1';
   }
@@ -228,6 +358,7 @@ export class PodRuntime {
     const pod = this.#running.get(uid);
     if (!pod) return;
     await Promise.all([...pod.containers.values()].map((c) => c.kill().catch(() => {})));
+    await pod.network?.kill().catch(() => {});
   }
 
   /** Remove the pod's containers and volumes. */
@@ -237,6 +368,7 @@ export class PodRuntime {
     this.#running.delete(uid);
     if (!pod) return;
     await Promise.all([...pod.containers.values()].map((c) => c.remove({ force: true }).catch(() => {})));
+    await pod.network?.remove({ force: true }).catch(() => {});
     await Promise.all(
       pod.volumes.map((v) =>
         this.#docker

@@ -9,9 +9,31 @@ function validatePodSpec(kind: string, name: string, spec: unknown, field: strin
   const causes: { field: string; message: string }[] = [];
   const s = (spec ?? {}) as {
     containers?: Container[];
-    volumes?: { name?: string }[];
+    volumes?: {
+      name?: string;
+      emptyDir?: unknown;
+      secret?: { secretName?: string; items?: { key?: string; path?: string }[] };
+    }[];
     activeDeadlineSeconds?: unknown;
   };
+  // A relative path inside a volume, never leaving it.
+  const inside = (path: unknown) =>
+    typeof path === 'string' && path !== '' && !path.startsWith('/') && !path.split('/').includes('..');
+  (s.volumes ?? []).forEach((v, i) => {
+    const at = `${field}.volumes[${i}]`;
+    if (!v.emptyDir && !v.secret)
+      causes.push({ field: at, message: 'the stand-in serves emptyDir and secret volumes only' });
+    if (v.secret && !v.secret.secretName)
+      causes.push({ field: `${at}.secret.secretName`, message: 'Required value' });
+    (v.secret?.items ?? []).forEach((item, j) => {
+      if (!item.key) causes.push({ field: `${at}.secret.items[${j}].key`, message: 'Required value' });
+      if (!inside(item.path))
+        causes.push({
+          field: `${at}.secret.items[${j}].path`,
+          message: "must be a relative path without '..'",
+        });
+    });
+  });
   if (!Array.isArray(s.containers) || s.containers.length === 0)
     causes.push({ field: `${field}.containers`, message: 'Required value' });
   const volumes = new Set((s.volumes ?? []).map((v) => v.name));
@@ -33,12 +55,18 @@ function validatePodSpec(kind: string, name: string, spec: unknown, field: strin
         });
       }
     }
-    for (const m of (c as { volumeMounts?: { name?: string }[] }).volumeMounts ?? [])
+    for (const m of (c as { volumeMounts?: { name?: string; subPath?: string }[] }).volumeMounts ?? []) {
       if (!volumes.has(m.name))
         causes.push({
           field: `${field}.containers[${i}].volumeMounts.name`,
           message: `Not found: "${m.name}"`,
         });
+      if (m.subPath && !inside(m.subPath))
+        causes.push({
+          field: `${field}.containers[${i}].volumeMounts.subPath`,
+          message: "must be a relative path without '..'",
+        });
+    }
   });
   const deadline = s.activeDeadlineSeconds;
   if (deadline !== undefined && !(Number.isInteger(deadline) && (deadline as number) > 0))
@@ -60,9 +88,23 @@ export const SECRETS: ResourceType = {
   apiVersion: 'v1',
   namespaced: true,
   validate(obj) {
-    for (const [key, value] of Object.entries((obj.data ?? {}) as Record<string, unknown>))
+    let bytes = 0;
+    for (const [key, value] of Object.entries((obj.data ?? {}) as Record<string, unknown>)) {
+      if (!/^[-._a-zA-Z0-9]+$/.test(key))
+        throw invalid('Secret', obj.metadata.name, [
+          {
+            field: `data[${key}]`,
+            message: "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+          },
+        ]);
       if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value))
         throw invalid('Secret', obj.metadata.name, [{ field: `data[${key}]`, message: 'must be base64' }]);
+      bytes += Buffer.byteLength(value, 'base64');
+    }
+    if (bytes > 1024 * 1024)
+      throw invalid('Secret', obj.metadata.name, [
+        { field: 'data', message: `Too long: must have at most 1048576 bytes (has ${bytes})` },
+      ]);
   },
 };
 
