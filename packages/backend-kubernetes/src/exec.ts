@@ -15,6 +15,7 @@ import {
   HOLDER_KILL_SCRIPT,
   holderPipeSet,
   type RawProcess,
+  type RunnerPrograms,
   type StartRequest,
   StreamQueue,
   signalName,
@@ -181,11 +182,12 @@ export async function runExec(
 }
 
 /**
- * $1 marker nonce, $2 cwd, then argv. The subshell is forked, so it is no group leader and
- * `setsid` makes it one without forking: the pid it reports is the command's pid and pgid.
+ * $1 marker nonce, $2 cwd, $3 setsid, then argv. The subshell is forked, so it is no group
+ * leader and `setsid` makes it one without forking: the pid it reports is the command's pid and
+ * pgid. `--` ends setsid's options: an argv[0] starting with `-` is a command name.
  */
 const WRAPPER = [
-  'n=$1 d=$2; shift 2',
+  'n=$1 d=$2 s=$3; shift 3',
   'exec 3>&2 2>/dev/null',
   'if ! cd -P -- "$d"; then',
   '  if [ ! -e "$d" ]; then k=ENOENT; elif [ ! -d "$d" ]; then k=ENOTDIR; else k=EACCES; fi',
@@ -197,7 +199,7 @@ const WRAPPER = [
   '(',
   '  read -r p x </proc/self/stat',
   `  printf '%sS %s %s %s\\n' "$n" "$p" "$w" "$(echo $i)" >&3`,
-  '  exec setsid -- "$@" 2>&3 3>&-',
+  '  exec "$s" -- "$@" 2>&3 3>&-',
   ')',
   // Not the last command: the subshell is forked (a last one may replace the wrapper, a group
   // leader, and setsid would then fork and leave).
@@ -231,23 +233,31 @@ export async function killGroup(
   ]);
 }
 
-/** Start a user command under the wrapper; resolves once it runs (its pid known). */
+/**
+ * Start a user command under the wrapper; resolves once it runs (its pid known). With the
+ * hidden copies (`programs`), the wrapper runs from them and the command is exec'd through the
+ * image's readable `env`: BusyBox may run an applet by re-executing itself, and a command exec'd
+ * from the execute-only copy would stay undumpable, out of reach of the kill that looks for its
+ * processes in /proc.
+ */
 export async function startWrapped(
   target: ExecTarget,
   nonce: string,
   req: StartRequest,
   signal: AbortSignal | undefined,
+  programs?: RunnerPrograms,
 ): Promise<WrappedProcess> {
   if (signal?.aborted) throw new AbortedError('aborted before the command started', target.context);
   const env = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
   const stream = await ExecStream.open(target, [
-    '/bin/sh',
+    programs?.sh ?? '/bin/sh',
     '-c',
     WRAPPER,
     'agentbox',
     nonce,
     req.cwd,
-    ...(env.length > 0 ? ['env', ...env] : []),
+    programs?.setsid ?? 'setsid',
+    ...(programs ? [programs.env, '--', ...env] : env.length > 0 ? ['env', ...env] : []),
     ...req.argv,
   ]);
   const proc = new WrappedProcess(target, nonce, stream, req.cwd);

@@ -4,7 +4,7 @@
  * token, cpu/memory/ephemeral-storage limits, a size-limited memory emptyDir for /tmp, the
  * workspace on a volume, and a second container (the checkpoint helper) that mounts the
  * workspace and a store volume the sandbox container does not, and the policy's credentials
- * from a Secret mounted read-only. Egress is governed by a NetworkPolicy (network-policy.ts).
+ * from a Secret mounted read-only, and the execute-only shell copies of an init container. Egress is governed by a NetworkPolicy (network-policy.ts).
  */
 import type { ParsedPolicy } from '@agentbox/core';
 import type { KubernetesResolvedConfig } from './config.js';
@@ -15,6 +15,19 @@ import { labelsFor, names, OWNER_ANNOTATION, WORKDIR_ANNOTATION } from './labels
 export const REAPER = ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait; done"];
 export const SANDBOX_CONTAINER = 'sandbox';
 export const HELPER_CONTAINER = 'checkpoint';
+/**
+ * The session shells' execute-only copies (see hidden-shell.ts): an init container, as a uid no
+ * sandbox process has, copies the image's `sh` and `setsid` into a memory emptyDir with mode
+ * 0111; the sandbox container mounts it read-only here.
+ */
+export const HIDDEN_DIR = '/dev/.agentbox';
+const HIDDEN_OWNER = 65533;
+const HIDDEN_INSTALL = `d=$1 s=
+for p in /usr/bin /bin /usr/sbin /sbin; do [ -x "$p/setsid" ] && { s=$p/setsid; break; }; done
+[ -n "$s" ] || exit 3
+umask 077
+cp /bin/sh "$d/.sh" && chmod 0111 "$d/.sh" && mv -f "$d/.sh" "$d/sh" || exit 4
+cp "$s" "$d/.setsid" && chmod 0111 "$d/.setsid" && mv -f "$d/.setsid" "$d/setsid" || exit 4`;
 /** Where the helper sees the workspace, and its store. */
 export const HELPER_STATE = '/state';
 export const HELPER_STORE = '/store';
@@ -81,6 +94,25 @@ export function podFor(
         fsGroup: uid,
         seccompProfile: { type: 'RuntimeDefault' },
       },
+      initContainers: [
+        {
+          name: 'hide-shell',
+          image: config.image,
+          command: ['/bin/sh', '-c', HIDDEN_INSTALL, 'hide-shell', '/hidden'],
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: HIDDEN_OWNER,
+            runAsGroup: HIDDEN_OWNER,
+            privileged: false,
+            readOnlyRootFilesystem: true,
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ['ALL'] },
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          resources: { limits: { cpu: '100m', memory: '32Mi' }, requests: { cpu: '100m', memory: '32Mi' } },
+          volumeMounts: [{ name: 'hidden-shell', mountPath: '/hidden' }],
+        },
+      ],
       containers: [
         {
           name: SANDBOX_CONTAINER,
@@ -101,6 +133,7 @@ export function podFor(
           volumeMounts: [
             { name: 'workspace', mountPath: config.workdir },
             ...(tmp ? [{ name: 'tmp', mountPath: '/tmp' }] : []),
+            { name: 'hidden-shell', mountPath: HIDDEN_DIR, readOnly: true },
             ...(credentials?.mounts ?? []).map((m) => ({ name: 'credentials', ...m, readOnly: true })),
           ],
         },
@@ -130,6 +163,7 @@ export function podFor(
         { name: 'workspace', emptyDir: plan.diskMiB !== undefined ? { sizeLimit: `${plan.diskMiB}Mi` } : {} },
         ...(tmp ? [{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: `${plan.tmpMiB}Mi` } }] : []),
         { name: 'store', emptyDir: {} },
+        { name: 'hidden-shell', emptyDir: { medium: 'Memory', sizeLimit: '8Mi' } },
         ...(credentials
           ? [
               {

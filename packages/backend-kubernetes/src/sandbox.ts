@@ -11,6 +11,7 @@ import {
   InvalidArgumentError,
   OutputLimitError,
   SandboxUnavailableError,
+  UnsupportedError,
 } from '@agentbox/core';
 import {
   assertEnforced,
@@ -22,6 +23,7 @@ import {
   type OpenContext,
   type RawProcess,
   READ_FILE_SCRIPT,
+  type RunnerPrograms,
   SessionPool,
   type StartRequest,
   WRITE_FILE_SCRIPT,
@@ -38,12 +40,15 @@ import {
   HELPER_CONTAINER,
   HELPER_STATE,
   HELPER_STORE,
+  HIDDEN_DIR,
   planFor,
   podFor,
   SANDBOX_CONTAINER,
 } from './pod-spec.js';
 
 export const KIND = 'kubernetes';
+/** Prints the path of a readable `env` (in BusyBox sh, `command -v` names applets bare). */
+const FIND_ENV = 'for p in /usr/bin /bin; do [ -x "$p/env" ] && { echo "$p/env"; exit 0; }; done; exit 5';
 const KEY_FIELD = 'manifest-key';
 
 interface Parts {
@@ -63,6 +68,8 @@ export class KubernetesSandbox extends BaseSandbox {
   readonly #parts: Parts;
   readonly #target: ExecTarget;
   readonly #nonce = newNonce();
+  #hidden: Promise<RunnerPrograms | undefined> | undefined;
+  #programs: RunnerPrograms | undefined;
 
   /** @internal Built by open; its parts carry client-node types. */
   constructor(parts: Parts, enforcement: EnforcementReport) {
@@ -111,18 +118,27 @@ export class KubernetesSandbox extends BaseSandbox {
     // The sessions' shells: a kill on a session command spares its runner and reaches whoever holds its pipes.
     const shells = new Set<WrappedProcess>();
     this.sessions = new SessionPool({
-      startProcess: (req, signal) => startWrapped(this.#target, this.#nonce, req, signal),
+      startProcess: (req, signal) => this.#startPlain(req, signal),
       openShell: async () => {
+        const programs = await this.#hiddenShell();
+        // The pool turns the fast path off for good on UnsupportedError.
+        if (!programs)
+          throw new UnsupportedError(
+            `the execute-only shell copies in ${HIDDEN_DIR} do not run in this pod, so session shells would be open to the sandbox user through /proc: every command takes the plain path`,
+            context,
+          );
         const shell = await startWrapped(
           this.#target,
           this.#nonce,
-          { argv: ['sh'], cwd: '/', env: {} },
+          { argv: [programs.sh], cwd: '/', env: {} },
           undefined,
+          programs,
         );
         shells.add(shell);
         void shell.exit.finally(() => shells.delete(shell)).catch(() => {});
         return shell;
       },
+      runnerPrograms: () => this.#programs,
       signalGroup: (pgid, signal) =>
         killGroup(
           this.#target,
@@ -133,6 +149,28 @@ export class KubernetesSandbox extends BaseSandbox {
       context,
       enabled: parts.config.fastPath,
     });
+  }
+
+  /** The plain path: one exec per command, its wrapper from the hidden copies where they run. */
+  async #startPlain(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {
+    return startWrapped(this.#target, this.#nonce, req, signal, await this.#hiddenShell());
+  }
+
+  /**
+   * The init container's execute-only copies of `sh` and `setsid`, once one has run as the
+   * sandbox user, with a readable `env` for commands; undefined where they do not run (a pod
+   * made before them, or a runtime that refuses to execute what its caller cannot read).
+   */
+  #hiddenShell(): Promise<RunnerPrograms | undefined> {
+    this.#hidden ??= runExec(this.#target, [`${HIDDEN_DIR}/sh`, '-c', FIND_ENV])
+      .then((r) => {
+        const env = r.stdout.toString('utf8').trim();
+        if (r.exitCode !== 0 || !env.startsWith('/')) return undefined;
+        this.#programs = { sh: `${HIDDEN_DIR}/sh`, setsid: `${HIDDEN_DIR}/setsid`, env };
+        return this.#programs;
+      })
+      .catch(() => undefined);
+    return this.#hidden;
   }
 
   protected startProcess(req: StartRequest, signal: AbortSignal | undefined): Promise<RawProcess> {

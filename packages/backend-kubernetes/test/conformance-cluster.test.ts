@@ -1,7 +1,7 @@
 import { runConformance } from '@agentbox/conformance';
 import { openSandbox } from '@agentbox/core';
 import { describe, it } from 'vitest';
-import { SESSION_PIPE_GAP, unsupportedNode } from './support.ts';
+import { unsupportedNode } from './support.ts';
 
 // The same suite against a real cluster, when one is given: AGENTBOX_K8S_KUBECONFIG (a path), with
 // AGENTBOX_K8S_NAMESPACE, AGENTBOX_K8S_IMAGE and AGENTBOX_K8S_MODE (pod | sandbox) optional.
@@ -35,7 +35,6 @@ if (skipped) {
         env.AGENTBOX_K8S_NAMESPACE ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default',
       ),
     escapedProcessesDie: 'close',
-    skip: { 'tamper.session-pipe-injection': SESSION_PIPE_GAP },
     // Image pulls and scheduling on a real cluster take longer than the stand-in.
     timeScale: 3,
   });

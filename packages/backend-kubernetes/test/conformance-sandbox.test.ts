@@ -1,7 +1,7 @@
 import { runConformance } from '@agentbox/conformance';
 import { openSandbox } from '@agentbox/core';
 import { describe, it } from 'vitest';
-import { SESSION_PIPE_GAP, unsupportedNode } from './support.ts';
+import { unsupportedNode } from './support.ts';
 
 // The suite on the agent-sandbox mode: each sandbox a Sandbox resource whose controller (the stand-in) makes its pod.
 const unsupported = unsupportedNode();
@@ -22,7 +22,6 @@ if (unsupported) {
     leftovers: () => runObjects(kc),
     // An escape that let go of its output is out of reach of a command's kill; closing deletes the Sandbox and its pod.
     escapedProcessesDie: 'close',
-    skip: { 'tamper.session-pipe-injection': SESSION_PIPE_GAP },
     // Every exec and every kill is a WebSocket to the stand-in and a docker exec behind it.
     timeScale: 2,
   });

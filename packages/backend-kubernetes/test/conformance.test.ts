@@ -1,7 +1,7 @@
 import { runConformance } from '@agentbox/conformance';
 import { openSandbox } from '@agentbox/core';
 import { describe, it } from 'vitest';
-import { SESSION_PIPE_GAP, unsupportedNode } from './support.ts';
+import { unsupportedNode } from './support.ts';
 
 // The suite runs on the plain-Pod mode against the API server stand-in (each pod Docker containers).
 const unsupported = unsupportedNode();
@@ -19,7 +19,6 @@ if (unsupported) {
     leftovers: () => runObjects(kc),
     // An escape that let go of its output is out of reach of a command's kill; closing deletes the pod.
     escapedProcessesDie: 'close',
-    skip: { 'tamper.session-pipe-injection': SESSION_PIPE_GAP },
     // Every exec and every kill is a WebSocket to the stand-in and a docker exec behind it.
     timeScale: 2,
   });

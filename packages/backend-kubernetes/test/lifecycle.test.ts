@@ -80,6 +80,29 @@ if (unsupported) {
           'id -u; ls /sys/class/net; touch /x 2>/dev/null || echo ro',
         ]);
         expect(r.stdout).toBe('1000\nlo\nro\n');
+        // The session shells run from execute-only copies the sandbox user cannot read or replace,
+        // so the kernel keeps their fds out of its reach in /proc.
+        expect(spec.initContainers?.map((c) => [c.name, c.securityContext?.runAsUser])).toEqual([
+          ['hide-shell', 65533],
+        ]);
+        expect(await (sandbox as unknown as { sessions: { warm(): Promise<boolean> } }).sessions.warm()).toBe(
+          true,
+        );
+        const hidden = await sandbox.exec([
+          'sh',
+          '-c',
+          [
+            'stat -c "%A %u" /dev/.agentbox/sh /dev/.agentbox/setsid',
+            'cat /dev/.agentbox/sh >/dev/null 2>&1 || echo unreadable',
+            'rm -f /dev/.agentbox/sh 2>/dev/null || echo kept',
+            // The session shell that runs this command: its fds are not the sandbox user's to open.
+            'for p in /proc/[0-9]*; do case $(readlink $p/exe 2>/dev/null) in /dev/.agentbox/*) echo exposed $p;; esac; done',
+            'n=0; for p in /proc/[0-9]*; do [ -r $p/cmdline ] && [ ! -r $p/fd ] && n=$((n+1)); done; [ $n -gt 0 ] && echo hidden-processes',
+          ].join('; '),
+        ]);
+        expect(hidden.stdout).toBe(
+          '---x--x--x 65533\n---x--x--x 65533\nunreadable\nkept\nhidden-processes\n',
+        );
       } finally {
         await sandbox.close();
       }

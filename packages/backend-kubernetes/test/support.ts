@@ -8,12 +8,3 @@ export function unsupportedNode(): string | undefined {
   if (major > 22 || (major === 22 && minor >= 19)) return undefined;
   return `@kubernetes/client-node 2 needs Node.js >= 22.19 (its undici 8 does not load on ${process.version}); they run in the Node 24 pass`;
 }
-
-/**
- * A known gap, skipped by name in the conformance runs: the wrappers and session shells run
- * the image's readable `sh`, so a process of the sandbox user can open their fds through /proc
- * and write into later results. The docker backend closes it with execute-only copies of the
- * shell on a mount the sandbox cannot write; this backend does not have that yet.
- */
-export const SESSION_PIPE_GAP =
-  "the command wrappers and session shells run the image's readable sh, so a process of the sandbox user can write into their fds through /proc (no execute-only shell copies yet)";

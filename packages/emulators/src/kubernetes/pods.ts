@@ -1,13 +1,13 @@
 /**
- * What the kubelet does in the stand-in: each pod becomes Docker containers (one per container
- * of its spec) that share its volumes (every emptyDir a tmpfs volume, world-writable as a
- * kubelet makes it) and one network namespace: `none` when a NetworkPolicy selecting the pod
- * denies all egress at the time it starts, the default bridge when none limits it, and when its
- * policies allow address blocks, the bridge through a holder container whose routes reach those
- * blocks only. A secret volume is a
- * local volume filled with the Secret's keys before the containers start (owned by root, group
- * fsGroup, mode from the volume, as a kubelet writes them). The security context maps to
- * Docker's fields; a runAsNonRoot container that would run as uid 0 is not started.
+ * What the kubelet does in the stand-in: each pod becomes Docker containers that share its
+ * volumes (every emptyDir a tmpfs volume, world-writable as a kubelet makes it) and the network
+ * namespace of a pause container: none when a NetworkPolicy selecting the pod denies all egress
+ * at the time it starts, the default bridge when none limits it, and when its policies allow
+ * address blocks, the bridge with routes to those blocks only. Init containers run first, one
+ * at a time, each to a zero exit. A secret volume is a local volume filled with the Secret's
+ * keys before anything starts (owned by root, group fsGroup, mode from the volume, as a kubelet
+ * writes them). The security context maps to Docker's fields; a runAsNonRoot container that
+ * would run as uid 0 is not started.
  */
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -47,6 +47,7 @@ interface SecretVolume {
 
 interface PodSpec {
   containers: ContainerSpec[];
+  initContainers?: ContainerSpec[];
   volumes?: { name: string; emptyDir?: { medium?: string; sizeLimit?: string }; secret?: SecretVolume }[];
   securityContext?: SecurityContext & { fsGroup?: number };
 }
@@ -60,8 +61,8 @@ export type PodEgress = { mode: 'open' } | { mode: 'none' } | { mode: 'only'; bl
 /** A started pod's containers, by container name. */
 export interface RunningPod {
   containers: Map<string, Docker.Container>;
-  /** The container holding the network namespace when the pod's egress is limited to blocks. */
-  network?: Docker.Container;
+  /** The pause container: it holds the pod's network namespace and keeps its tmpfs volumes mounted. */
+  pause?: Docker.Container;
   volumes: string[];
 }
 
@@ -169,7 +170,7 @@ export class PodRuntime {
   /** The reason a container cannot start (as a kubelet reports it), or undefined. */
   static refusal(pod: KubeObject): { reason: string; message: string } | undefined {
     const spec = pod.spec as PodSpec;
-    for (const c of spec.containers) {
+    for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
       const sc = { ...spec.securityContext, ...c.securityContext };
       if (sc.runAsNonRoot && !sc.runAsUser)
         return {
@@ -223,61 +224,85 @@ export class PodRuntime {
         secretFolders.set(v.name, (await this.#docker.getVolume(name).inspect()).Mountpoint);
       }
     }
-    let first = egress.mode === 'only' ? await this.#networkHolder(pod, running, egress.blocks) : undefined;
+    const mounts = { volumeNames, secretFolders };
+    const tmpfs = (spec.volumes ?? []).filter((v) => !v.secret).map((v) => volumeNames.get(v.name)!);
+    const pause = await this.#pause(pod, running, egress, tmpfs);
+    const network = `container:${pause.id}`;
+    // Init containers run one at a time, each to a zero exit, before any container starts.
+    for (const c of spec.initContainers ?? []) {
+      const init = await this.#create(pod, c, network, mounts, 'init');
+      try {
+        await init.start();
+        const { StatusCode } = (await init.wait()) as { StatusCode: number };
+        if (StatusCode !== 0) throw new Error(`init container ${c.name} exited ${StatusCode}`);
+      } finally {
+        await init.remove({ force: true }).catch(() => {});
+      }
+    }
     for (const c of spec.containers) {
-      const sc = { ...spec.securityContext, ...c.securityContext };
-      const limits = c.resources?.limits ?? {};
-      const user =
-        sc.runAsUser !== undefined ? `${sc.runAsUser}:${sc.runAsGroup ?? sc.runAsUser}` : undefined;
-      const container = await this.#docker.createContainer({
-        name: `k8s-emu-${pod.metadata.name}-${c.name}-${short}`,
-        Image: c.image,
-        ...(c.command ? { Entrypoint: c.command } : {}),
-        ...(c.args ? { Cmd: c.args } : {}),
-        ...(user ? { User: user } : {}),
-        ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
-        Env: (c.env ?? []).map((e) => `${e.name}=${e.value ?? ''}`),
-        Labels: { ...this.#labels(pod), 'io.agentbox.emulator.container': c.name },
-        HostConfig: {
-          ReadonlyRootfs: sc.readOnlyRootFilesystem === true,
-          CapDrop: sc.capabilities?.drop ?? [],
-          CapAdd: sc.capabilities?.add ?? [],
-          SecurityOpt: sc.allowPrivilegeEscalation === false ? ['no-new-privileges'] : [],
-          ...(limits.cpu ? { NanoCpus: Math.round(parseQuantity(limits.cpu, 'cpu') * 1e9) } : {}),
-          ...(limits.memory
-            ? {
-                Memory: Math.round(parseQuantity(limits.memory, 'memory')),
-                MemorySwap: Math.round(parseQuantity(limits.memory, 'memory')),
-              }
-            : {}),
-          NetworkMode: first ? `container:${first.id}` : egress.mode === 'none' ? 'none' : 'bridge',
-          Mounts: (c.volumeMounts ?? []).map((m) =>
-            // Docker's own volume subpaths need API 1.45; a subPath of a secret volume is a bind
-            // of that path of the volume's folder on this host instead.
-            m.subPath
-              ? {
-                  Type: 'bind' as const,
-                  Source: join(secretFolders.get(m.name)!, m.subPath),
-                  Target: m.mountPath,
-                  ReadOnly: true,
-                }
-              : {
-                  Type: 'volume' as const,
-                  Source: volumeNames.get(m.name)!,
-                  Target: m.mountPath,
-                  // A kubelet mounts secret volumes read-only whatever the mount says.
-                  ReadOnly: m.readOnly === true || secretFolders.has(m.name),
-                },
-          ),
-          RestartPolicy: { Name: 'no' },
-          LogConfig: { Type: 'none', Config: {} },
-        },
-      });
+      const container = await this.#create(pod, c, network, mounts, c.name);
       running.containers.set(c.name, container);
       await container.start();
-      first ??= container;
     }
     return running;
+  }
+
+  /** A Docker container for one container of the pod's spec, in the pause container's network. */
+  #create(
+    pod: KubeObject,
+    c: ContainerSpec,
+    network: string,
+    mounts: { volumeNames: Map<string, string>; secretFolders: Map<string, string> },
+    role: string,
+  ): Promise<Docker.Container> {
+    const spec = pod.spec as PodSpec;
+    const sc = { ...spec.securityContext, ...c.securityContext };
+    const limits = c.resources?.limits ?? {};
+    const user = sc.runAsUser !== undefined ? `${sc.runAsUser}:${sc.runAsGroup ?? sc.runAsUser}` : undefined;
+    return this.#docker.createContainer({
+      name: `k8s-emu-${pod.metadata.name}-${role === 'init' ? `init-${c.name}` : c.name}-${pod.metadata.uid.slice(0, 8)}`,
+      Image: c.image,
+      ...(c.command ? { Entrypoint: c.command } : {}),
+      ...(c.args ? { Cmd: c.args } : {}),
+      ...(user ? { User: user } : {}),
+      ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
+      Env: (c.env ?? []).map((e) => `${e.name}=${e.value ?? ''}`),
+      Labels: { ...this.#labels(pod), 'io.agentbox.emulator.container': c.name },
+      HostConfig: {
+        ReadonlyRootfs: sc.readOnlyRootFilesystem === true,
+        CapDrop: sc.capabilities?.drop ?? [],
+        CapAdd: sc.capabilities?.add ?? [],
+        SecurityOpt: sc.allowPrivilegeEscalation === false ? ['no-new-privileges'] : [],
+        ...(limits.cpu ? { NanoCpus: Math.round(parseQuantity(limits.cpu, 'cpu') * 1e9) } : {}),
+        ...(limits.memory
+          ? {
+              Memory: Math.round(parseQuantity(limits.memory, 'memory')),
+              MemorySwap: Math.round(parseQuantity(limits.memory, 'memory')),
+            }
+          : {}),
+        NetworkMode: network,
+        Mounts: (c.volumeMounts ?? []).map((m) =>
+          // Docker's own volume subpaths need API 1.45; a subPath of a secret volume is a bind
+          // of that path of the volume's folder on this host instead.
+          m.subPath
+            ? {
+                Type: 'bind' as const,
+                Source: join(mounts.secretFolders.get(m.name)!, m.subPath),
+                Target: m.mountPath,
+                ReadOnly: true,
+              }
+            : {
+                Type: 'volume' as const,
+                Source: mounts.volumeNames.get(m.name)!,
+                Target: m.mountPath,
+                // A kubelet mounts secret volumes read-only whatever the mount says.
+                ReadOnly: m.readOnly === true || mounts.secretFolders.has(m.name),
+              },
+        ),
+        RestartPolicy: { Name: 'no' },
+        LogConfig: { Type: 'none', Config: {} },
+      },
+    });
   }
 
   /**
@@ -319,37 +344,57 @@ export class PodRuntime {
     }
   }
 
-  /** A container of the pod's first image on the bridge, its routes cut down to `blocks`. */
-  async #networkHolder(pod: KubeObject, running: RunningPod, blocks: string[]): Promise<Docker.Container> {
+  /**
+   * The pod's pause container, as a kubelet makes one: it holds the network namespace every
+   * container joins (none when egress is denied; the bridge, its routes cut down to the allowed
+   * blocks as root with NET_ADMIN only, when it is limited) and keeps the tmpfs volumes mounted,
+   * so what an init container writes is there when the containers start.
+   */
+  async #pause(
+    pod: KubeObject,
+    running: RunningPod,
+    egress: PodEgress,
+    tmpfs: string[],
+  ): Promise<Docker.Container> {
     const spec = pod.spec as PodSpec;
-    const holder = await this.#docker.createContainer({
-      name: `k8s-emu-${pod.metadata.name}-network-${pod.metadata.uid.slice(0, 8)}`,
+    const routed = egress.mode === 'only';
+    const pause = await this.#docker.createContainer({
+      name: `k8s-emu-${pod.metadata.name}-pause-${pod.metadata.uid.slice(0, 8)}`,
       Image: spec.containers[0]!.image,
       Entrypoint: ['/bin/sh', '-c', "trap 'exit 0' TERM; while :; do sleep 86400 & wait; done"],
-      User: '0:0',
+      User: routed ? '0:0' : '65534:65534',
       Labels: this.#labels(pod),
       HostConfig: {
-        NetworkMode: 'bridge',
+        NetworkMode: egress.mode === 'none' ? 'none' : 'bridge',
         CapDrop: ['ALL'],
-        CapAdd: ['NET_ADMIN'],
+        CapAdd: routed ? ['NET_ADMIN'] : [],
         ReadonlyRootfs: true,
+        Mounts: tmpfs.map((volume) => ({
+          Type: 'volume' as const,
+          Source: volume,
+          Target: `/volumes/${volume}`,
+          ReadOnly: true,
+        })),
         RestartPolicy: { Name: 'no' },
         LogConfig: { Type: 'none', Config: {} },
       },
     });
-    running.network = holder;
-    await holder.start();
-    const routed = await runInContainer(holder, ['/bin/sh', '-c', ROUTE_SCRIPT, 'routes', ...blocks]);
-    if (routed.exitCode !== 0)
-      throw new Error(`the pod's egress routes could not be set: ${routed.stderr.toString().trim()}`);
-    return holder;
+    running.pause = pause;
+    await pause.start();
+    if (routed) {
+      const r = await runInContainer(pause, ['/bin/sh', '-c', ROUTE_SCRIPT, 'routes', ...egress.blocks]);
+      if (r.exitCode !== 0)
+        throw new Error(`the pod's egress routes could not be set: ${r.stderr.toString().trim()}`);
+    }
+    return pause;
   }
 
   /** The pod's IP as Docker gave it (none without a network). */
   async ip(uid: string): Promise<string> {
-    const pod = this.#running.get(uid);
-    const first = pod?.network ?? pod?.containers.values().next().value;
-    const info = await first?.inspect().catch(() => undefined);
+    const info = await this.#running
+      .get(uid)
+      ?.pause?.inspect()
+      .catch(() => undefined);
     return info?.NetworkSettings?.IPAddress || '127.0.0.1';
   }
 
@@ -358,7 +403,7 @@ export class PodRuntime {
     const pod = this.#running.get(uid);
     if (!pod) return;
     await Promise.all([...pod.containers.values()].map((c) => c.kill().catch(() => {})));
-    await pod.network?.kill().catch(() => {});
+    await pod.pause?.kill().catch(() => {});
   }
 
   /** Remove the pod's containers and volumes. */
@@ -368,7 +413,7 @@ export class PodRuntime {
     this.#running.delete(uid);
     if (!pod) return;
     await Promise.all([...pod.containers.values()].map((c) => c.remove({ force: true }).catch(() => {})));
-    await pod.network?.remove({ force: true }).catch(() => {});
+    await pod.pause?.remove({ force: true }).catch(() => {});
     await Promise.all(
       pod.volumes.map((v) =>
         this.#docker

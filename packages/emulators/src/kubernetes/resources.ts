@@ -9,6 +9,7 @@ function validatePodSpec(kind: string, name: string, spec: unknown, field: strin
   const causes: { field: string; message: string }[] = [];
   const s = (spec ?? {}) as {
     containers?: Container[];
+    initContainers?: Container[];
     volumes?: {
       name?: string;
       emptyDir?: unknown;
@@ -38,19 +39,19 @@ function validatePodSpec(kind: string, name: string, spec: unknown, field: strin
     causes.push({ field: `${field}.containers`, message: 'Required value' });
   const volumes = new Set((s.volumes ?? []).map((v) => v.name));
   const seen = new Set<string>();
-  (s.containers ?? []).forEach((c, i) => {
+  const check = (list: 'containers' | 'initContainers') => (c: Container, i: number) => {
     if (!c.name || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(c.name))
-      causes.push({ field: `${field}.containers[${i}].name`, message: 'Invalid value: must be a DNS label' });
+      causes.push({ field: `${field}.${list}[${i}].name`, message: 'Invalid value: must be a DNS label' });
     else if (seen.has(c.name))
-      causes.push({ field: `${field}.containers[${i}].name`, message: `Duplicate value: "${c.name}"` });
+      causes.push({ field: `${field}.${list}[${i}].name`, message: `Duplicate value: "${c.name}"` });
     seen.add(c.name ?? '');
-    if (!c.image) causes.push({ field: `${field}.containers[${i}].image`, message: 'Required value' });
+    if (!c.image) causes.push({ field: `${field}.${list}[${i}].image`, message: 'Required value' });
     for (const [key, value] of Object.entries(c.resources?.limits ?? {})) {
       try {
         parseQuantity(value, key);
       } catch (error) {
         causes.push({
-          field: `${field}.containers[${i}].resources.limits[${key}]`,
+          field: `${field}.${list}[${i}].resources.limits[${key}]`,
           message: (error as Error).message,
         });
       }
@@ -58,16 +59,18 @@ function validatePodSpec(kind: string, name: string, spec: unknown, field: strin
     for (const m of (c as { volumeMounts?: { name?: string; subPath?: string }[] }).volumeMounts ?? []) {
       if (!volumes.has(m.name))
         causes.push({
-          field: `${field}.containers[${i}].volumeMounts.name`,
+          field: `${field}.${list}[${i}].volumeMounts.name`,
           message: `Not found: "${m.name}"`,
         });
       if (m.subPath && !inside(m.subPath))
         causes.push({
-          field: `${field}.containers[${i}].volumeMounts.subPath`,
+          field: `${field}.${list}[${i}].volumeMounts.subPath`,
           message: "must be a relative path without '..'",
         });
     }
-  });
+  };
+  (s.containers ?? []).forEach(check('containers'));
+  (s.initContainers ?? []).forEach(check('initContainers'));
   const deadline = s.activeDeadlineSeconds;
   if (deadline !== undefined && !(Number.isInteger(deadline) && (deadline as number) > 0))
     causes.push({ field: `${field}.activeDeadlineSeconds`, message: 'must be a positive integer' });
