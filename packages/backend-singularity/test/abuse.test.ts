@@ -73,7 +73,7 @@ describe.skipIf(standinMissing)(
     it('a fork bomb that never ends is stopped by its timeout, typed; the next exec works', async () => {
       const started = performance.now();
       const error = await sandbox
-        .exec('b() { b | b & }; b; sleep 30', { timeoutMs: 2_000 })
+        .exec('b() { b | b & }; b; exec sleep 30', { timeoutMs: 2_000 })
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TimeoutError);
       console.log(

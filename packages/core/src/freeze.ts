@@ -32,6 +32,44 @@ export function isStopped(pid: number): boolean {
   return ['T', 't', 'Z', 'X', undefined].includes(processStat(pid)?.state);
 }
 
+/** The program a process runs (its `exe` link), or undefined when it is gone or unreadable. */
+function programOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether a process that has not stopped is waiting in vfork for a child that is stopped before
+ * its exec (dash runs commands through vfork): it cannot run until that child does, and it
+ * never reaches a stop while the child is held, so it counts as stopped. Such a child still runs
+ * its parent's program, and the wait lasts: a process asleep in a disk write for a moment is
+ * waited for as before.
+ */
+function heldByVforkChild(
+  pid: number,
+  stopped: ReadonlySet<number>,
+  asleepSince: Map<number, number>,
+): boolean {
+  if (processStat(pid)?.state !== 'D') {
+    asleepSince.delete(pid);
+    return false;
+  }
+  const since = asleepSince.get(pid) ?? Date.now();
+  asleepSince.set(pid, since);
+  if (Date.now() - since < VFORK_WAIT_MS) return false;
+  const program = programOf(pid);
+  if (program === undefined) return false;
+  for (const child of stopped) {
+    const stat = processStat(child);
+    if (stat?.ppid === pid && (stat.state === 'T' || stat.state === 't') && programOf(child) === program)
+      return true;
+  }
+  return false;
+}
+
 /** Host pids of every process in the PID namespace `namespace` but `init` (its reaper). */
 export function namespaceMembers(init: number, namespace: string): number[] {
   const pids: number[] = [];
@@ -55,6 +93,8 @@ export function continueProcesses(pids: Iterable<number>): void {
 }
 
 const FREEZE_TIMEOUT_MS = 10_000;
+/** How long a process must sit in uninterruptible sleep over a stopped child to count as held by it. */
+const VFORK_WAIT_MS = 200;
 
 /**
  * SIGSTOP every process `members()` lists and wait until each has really stopped (a signal
@@ -68,6 +108,7 @@ export async function stopProcesses(
   timeoutMs = FREEZE_TIMEOUT_MS,
 ): Promise<Set<number>> {
   const stopped = new Set<number>();
+  const asleepSince = new Map<number, number>();
   const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
@@ -81,7 +122,7 @@ export async function stopProcesses(
         }
         stopped.add(pid);
       }
-      while (!fresh.every(isStopped)) {
+      while (!fresh.every((pid) => isStopped(pid) || heldByVforkChild(pid, stopped, asleepSince))) {
         if (Date.now() > deadline)
           throw new SandboxUnavailableError(
             `the sandbox's processes did not stop within ${timeoutMs} ms`,
