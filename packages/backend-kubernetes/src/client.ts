@@ -24,6 +24,13 @@ import {
 import type { KubernetesResolvedConfig } from './config.js';
 
 export const SANDBOX_GROUP = { group: 'agents.x-k8s.io', version: 'v1beta1', plural: 'sandboxes' } as const;
+/** agent-sandbox's extensions: claims on a warm pool, the pools, and their templates. */
+const EXTENSIONS = { group: 'extensions.agents.x-k8s.io', version: 'v1beta1' } as const;
+export const CLAIM_GROUP = { ...EXTENSIONS, plural: 'sandboxclaims' } as const;
+export const WARM_POOL_GROUP = { ...EXTENSIONS, plural: 'sandboxwarmpools' } as const;
+export const TEMPLATE_GROUP = { ...EXTENSIONS, plural: 'sandboxtemplates' } as const;
+/** On a claim: the name of the Sandbox (and of its pod) it was given. */
+export const CLAIM_SANDBOX_ANNOTATION = 'agents.x-k8s.io/sandbox-name';
 
 /** The API clients of one kubeconfig, and the namespace the backend works in. */
 export interface Cluster {

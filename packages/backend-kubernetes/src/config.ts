@@ -12,9 +12,13 @@ export const KubernetesConfigSchema = z.strictObject({
   namespace: z.string().min(1).optional(),
   /**
    * `pod`: a plain Pod (any cluster). `sandbox`: an agent-sandbox `Sandbox` resource
-   * (agents.x-k8s.io/v1beta1, the CRD must be installed). Never one in place of the other.
+   * (agents.x-k8s.io/v1beta1, the CRD must be installed). `claim`: a `SandboxClaim` on the warm
+   * pool `warmPool` (extensions.agents.x-k8s.io/v1beta1), for a pod that is already running.
+   * Never one in place of another.
    */
-  mode: z.enum(['pod', 'sandbox']).default('pod'),
+  mode: z.enum(['pod', 'sandbox', 'claim']).default('pod'),
+  /** The SandboxWarmPool claims are made on (mode `claim`; see `createKubernetesWarmPool`). */
+  warmPool: z.string().min(1).optional(),
   /** The sandbox container's image: it needs /bin/sh, setsid, cat, kill, stat. */
   image: z.string().min(1).default('busybox:1.37'),
   /** The checkpoint helper's image (tar, sha256sum, find, stat...). Default: `image`. */

@@ -1,6 +1,6 @@
 /** What the kubernetes backend needs: a reachable API server, and what the cluster offers. */
 import type { DoctorCheck, DoctorReport } from '@agentbox/core';
-import { type Cluster, connect, SANDBOX_GROUP, statusOf } from './client.js';
+import { type Cluster, connect, SANDBOX_GROUP, statusOf, WARM_POOL_GROUP } from './client.js';
 import type { KubernetesResolvedConfig } from './config.js';
 import { readEnforcement } from './enforcement.js';
 
@@ -51,6 +51,31 @@ export async function doctorKubernetes({
       ok: config.mode !== 'sandbox' || !missing,
       detail: missing ? 'the Sandbox CRD is not installed: use mode "pod"' : (error as Error).message,
     });
+  }
+  if (config.mode === 'claim') {
+    // Mode "claim" needs the extensions and the pool it names.
+    try {
+      const pool = await cluster.custom.getNamespacedCustomObject({
+        ...WARM_POOL_GROUP,
+        namespace: cluster.namespace,
+        name: config.warmPool ?? '',
+      });
+      const status = (pool as { status?: { readyReplicas?: number } }).status;
+      checks.push({
+        name: 'warm pool',
+        ok: true,
+        detail: `SandboxWarmPool ${config.warmPool}: ${status?.readyReplicas ?? 0} ready`,
+      });
+    } catch (error) {
+      checks.push({
+        name: 'warm pool',
+        ok: false,
+        detail:
+          statusOf(error) === 404
+            ? `no SandboxWarmPool ${config.warmPool ?? '(config.warmPool is not set)'} in ${cluster.namespace}, or agent-sandbox's extensions are not installed`
+            : (error as Error).message,
+      });
+    }
   }
   try {
     const classes = await cluster.node.listRuntimeClass();

@@ -16,6 +16,8 @@ export function readEnforcement(
   policy: ParsedPolicy,
   pod: Pod,
   egress: Policy | undefined,
+  /** Other NetworkPolicies that select the pod and allow some egress. */
+  wider: readonly string[] = [],
 ): EnforcementReport {
   const spec = pod?.spec ?? {};
   const c = (spec.containers ?? []).find((x: { name: string }) => x.name === SANDBOX_CONTAINER) ?? {};
@@ -82,13 +84,15 @@ export function readEnforcement(
     network:
       net === 'open'
         ? yes('no NetworkPolicy')
-        : net === 'none'
-          ? egressDenied
-            ? yes(
-                'a NetworkPolicy denies all egress (enforced only where the cluster network plugin enforces NetworkPolicy)',
-              )
-            : no('no NetworkPolicy denying egress was read back')
-          : allowlistReport(policy.network?.mode === 'allowlist' ? policy.network.allow : [], egress),
+        : wider.length > 0
+          ? no(`other NetworkPolicies select the pod and allow egress: ${wider.join(', ')}`)
+          : net === 'none'
+            ? egressDenied
+              ? yes(
+                  'a NetworkPolicy denies all egress (enforced only where the cluster network plugin enforces NetworkPolicy)',
+                )
+              : no('no NetworkPolicy denying egress was read back')
+            : allowlistReport(policy.network?.mode === 'allowlist' ? policy.network.allow : [], egress),
     credentials:
       credentialMounts.length === 0
         ? no('no credentials asked for')

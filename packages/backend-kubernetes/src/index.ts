@@ -1,6 +1,6 @@
 /**
- * @agentbox/backend-kubernetes: one hardened pod per agentbox sandbox (a plain Pod, or an
- * agent-sandbox `Sandbox`), through the official `@kubernetes/client-node`. Importing this
+ * @agentbox/backend-kubernetes: one hardened pod per agentbox sandbox (a plain Pod, an
+ * agent-sandbox `Sandbox`, or a `SandboxClaim` on a warm pool), through the official `@kubernetes/client-node`. Importing this
  * module registers the `kubernetes` backend with `openSandbox`.
  */
 import { defineBackend, registerBackend } from '@agentbox/core/backend';
@@ -28,3 +28,8 @@ declare module '@agentbox/core' {
 export { type KubernetesConfig, KubernetesConfigSchema, type KubernetesResolvedConfig } from './config.js';
 export { ID_LABEL, MANAGED_LABEL } from './labels.js';
 export { KubernetesSandbox } from './sandbox.js';
+export {
+  createKubernetesWarmPool,
+  type KubernetesWarmPool,
+  type KubernetesWarmPoolOptions,
+} from './warm-pool.js';

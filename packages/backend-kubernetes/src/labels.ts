@@ -8,6 +8,8 @@ export const ID_LABEL = 'agentbox.dev/sandbox-id';
 export const ROLE_LABEL = 'agentbox.dev/role';
 export const OWNER_ANNOTATION = 'agentbox.dev/owner';
 export const WORKDIR_ANNOTATION = 'agentbox.dev/workdir';
+/** On a warm pool's template, pool, NetworkPolicy and pods: the pool's name. */
+export const WARM_POOL_LABEL = 'agentbox.dev/warm-pool';
 
 /** Object names from a sandbox id (ids are lowercase; Kubernetes names must be). */
 export const names = {
@@ -15,6 +17,8 @@ export const names = {
   egress: (id: string) => `agentbox-${id.toLowerCase()}-egress`,
   key: (id: string) => `agentbox-${id.toLowerCase()}-key`,
   credentials: (id: string) => `agentbox-${id.toLowerCase()}-credentials`,
+  /** In mode `claim`, the SandboxClaim (its pod is named by the pool). */
+  claim: (id: string) => `agentbox-${id.toLowerCase()}`,
 };
 
 export function defaultOwner(): string {

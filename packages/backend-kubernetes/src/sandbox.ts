@@ -10,6 +10,7 @@ import {
   type EnforcementReport,
   InvalidArgumentError,
   OutputLimitError,
+  PolicyNotEnforceableError,
   SandboxUnavailableError,
   UnsupportedError,
 } from '@agentbox/core';
@@ -29,12 +30,28 @@ import {
   WRITE_FILE_SCRIPT,
 } from '@agentbox/core/backend';
 import type { V1Pod } from '@kubernetes/client-node';
-import { type Cluster, connect, kubeFailure, SANDBOX_GROUP, statusOf } from './client.js';
+import {
+  CLAIM_GROUP,
+  CLAIM_SANDBOX_ANNOTATION,
+  type Cluster,
+  connect,
+  kubeFailure,
+  SANDBOX_GROUP,
+  statusOf,
+} from './client.js';
 import type { KubernetesResolvedConfig } from './config.js';
 import { readCredentials } from './credentials.js';
 import { readEnforcement } from './enforcement.js';
 import { type ExecTarget, killGroup, newNonce, runExec, startWrapped, type WrappedProcess } from './exec.js';
-import { defaultOwner, ID_LABEL, labelsFor, MANAGED_LABEL, names, WORKDIR_ANNOTATION } from './labels.js';
+import {
+  defaultOwner,
+  ID_LABEL,
+  labelsFor,
+  MANAGED_LABEL,
+  names,
+  OWNER_ANNOTATION,
+  WORKDIR_ANNOTATION,
+} from './labels.js';
 import { egressPolicy, resolveAllowlist } from './network-policy.js';
 import {
   HELPER_CONTAINER,
@@ -53,6 +70,8 @@ const KEY_FIELD = 'manifest-key';
 
 interface Parts {
   id: string;
+  /** The pod's name: `agentbox-<id>`, or in mode `claim` the name of the pool's Sandbox it got. */
+  podName: string;
   cluster: Cluster;
   config: KubernetesResolvedConfig;
   workdir: string;
@@ -92,7 +111,7 @@ export class KubernetesSandbox extends BaseSandbox {
       baseEnv: parts.config.env,
     });
     this.#parts = parts;
-    this.podName = names.pod(parts.id);
+    this.podName = parts.podName;
     const context = { backend: KIND, sandboxId: parts.id };
     this.#target = { cluster: parts.cluster, pod: this.podName, container: SANDBOX_CONTAINER, context };
     const helper: ExecTarget = { ...this.#target, container: HELPER_CONTAINER };
@@ -234,7 +253,7 @@ export class KubernetesSandbox extends BaseSandbox {
 /** Delete every object of sandbox `id` (what is already gone is fine). */
 export async function removeSandbox(
   cluster: Cluster,
-  mode: 'pod' | 'sandbox',
+  mode: 'pod' | 'sandbox' | 'claim',
   id: string,
   context: { backend: string; sandboxId?: string },
 ): Promise<void> {
@@ -242,16 +261,57 @@ export async function removeSandbox(
   const gone = (error: unknown) => {
     if (statusOf(error) !== 404) throw kubeFailure(error, { ...context, operation: 'close' });
   };
-  if (mode === 'sandbox')
+  // A claim's Sandbox and pod are named by the pool: the claim says which (deleting it deletes them).
+  const claimed = mode === 'claim' ? await claimedPod(cluster, id, context) : undefined;
+  if (mode === 'claim')
     await cluster.custom
-      .deleteNamespacedCustomObject({ ...SANDBOX_GROUP, namespace, name: names.pod(id) })
+      .deleteNamespacedCustomObject({ ...CLAIM_GROUP, namespace, name: names.claim(id) })
       .catch(gone);
-  await cluster.core
-    .deleteNamespacedPod({ namespace, name: names.pod(id), gracePeriodSeconds: 0 })
-    .catch(gone);
+  const podName = mode === 'claim' ? claimed : names.pod(id);
+  if (mode !== 'pod' && podName)
+    await cluster.custom
+      .deleteNamespacedCustomObject({ ...SANDBOX_GROUP, namespace, name: podName })
+      .catch(gone);
+  if (podName)
+    await cluster.core.deleteNamespacedPod({ namespace, name: podName, gracePeriodSeconds: 0 }).catch(gone);
   await cluster.networking.deleteNamespacedNetworkPolicy({ namespace, name: names.egress(id) }).catch(gone);
   await cluster.core.deleteNamespacedSecret({ namespace, name: names.key(id) }).catch(gone);
   await cluster.core.deleteNamespacedSecret({ namespace, name: names.credentials(id) }).catch(gone);
+}
+
+/** The pod a claim was given (undefined while it has none, or without the claim). */
+async function claimedPod(
+  cluster: Cluster,
+  id: string,
+  context: { backend: string; sandboxId?: string },
+): Promise<string | undefined> {
+  const claim = await cluster.custom
+    .getNamespacedCustomObject({ ...CLAIM_GROUP, namespace: cluster.namespace, name: names.claim(id) })
+    .catch((error: unknown) => {
+      if (statusOf(error) === 404) return undefined;
+      throw kubeFailure(error, { ...context, operation: 'open' });
+    });
+  const c = claim as
+    | { metadata?: { annotations?: Record<string, string> }; status?: { sandbox?: { name?: string } } }
+    | undefined;
+  return c?.metadata?.annotations?.[CLAIM_SANDBOX_ANNOTATION] ?? c?.status?.sandbox?.name ?? undefined;
+}
+
+/** Wait until the claim has been given a pod; its name. */
+async function untilClaimed(cluster: Cluster, ctx: OpenContext<KubernetesResolvedConfig>): Promise<string> {
+  const context = { backend: KIND, sandboxId: ctx.id, operation: 'open' };
+  const deadline = Date.now() + ctx.config.startTimeoutMs;
+  for (let wait = 20; ; wait = Math.min(wait * 2, 500)) {
+    if (ctx.signal?.aborted) throw new AbortedError('open was aborted', context);
+    const pod = await claimedPod(cluster, ctx.id, context);
+    if (pod) return pod;
+    if (Date.now() > deadline)
+      throw new SandboxUnavailableError(
+        `the SandboxClaim ${names.claim(ctx.id)} on warm pool ${ctx.config.warmPool} got no sandbox in ${ctx.config.startTimeoutMs} ms`,
+        context,
+      );
+    await new Promise((r) => setTimeout(r, wait));
+  }
 }
 
 /** Wait until the pod runs and is Ready; a pod that cannot start is a typed error. */
@@ -275,9 +335,10 @@ async function untilReady(
     const status = pod?.status;
     if (
       status?.phase === 'Running' &&
-      status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+      status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') &&
+      pod?.metadata?.labels?.[ID_LABEL] === ctx.id.toLowerCase()
     )
-      return pod!;
+      return pod;
     if (status?.phase === 'Failed' || status?.phase === 'Succeeded')
       throw new SandboxUnavailableError(
         `the pod ${name} ended (${status.reason ?? status.phase}: ${status.message ?? ''})`,
@@ -304,13 +365,26 @@ async function readBack(
   pod: V1Pod,
   ctx: OpenContext<KubernetesResolvedConfig>,
 ) {
-  const egress = await cluster.networking
-    .readNamespacedNetworkPolicy({ namespace: cluster.namespace, name: names.egress(id) })
+  const context = { backend: KIND, sandboxId: id, operation: 'open' };
+  const policies = await cluster.networking
+    .listNamespacedNetworkPolicy({ namespace: cluster.namespace })
     .catch((error) => {
-      if (statusOf(error) === 404) return undefined;
-      throw kubeFailure(error, { backend: KIND, sandboxId: id, operation: 'open' });
+      throw kubeFailure(error, context);
     });
-  const report = readEnforcement(ctx.policy, pod, egress);
+  const egress = policies.items.find((np) => np.metadata?.name === names.egress(id));
+  // NetworkPolicies add up: any other one selecting the pod that allows egress widens it.
+  const labels = pod.metadata?.labels ?? {};
+  const wider = policies.items
+    .filter((np) => np !== egress)
+    .filter((np) => {
+      const selector = np.spec?.podSelector;
+      const selects =
+        (selector?.matchExpressions?.length ?? 0) > 0 ||
+        Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+      return selects && (np.spec?.policyTypes ?? []).includes('Egress') && (np.spec?.egress?.length ?? 0) > 0;
+    })
+    .map((np) => np.metadata?.name ?? '?');
+  const report = readEnforcement(ctx.policy, pod, egress, wider);
   if (ctx.strict) assertEnforced(ctx.policy, report, { backend: KIND, sandboxId: id });
   return report;
 }
@@ -322,17 +396,31 @@ export async function openKubernetesSandbox(
   const cluster = connect(ctx.config, context);
   const namespace = cluster.namespace;
   const id = ctx.id;
+  const claim = ctx.config.mode === 'claim';
+  if (claim && !ctx.config.warmPool)
+    throw new InvalidArgumentError('mode claim needs the SandboxWarmPool to claim from (config.warmPool)', {
+      ...context,
+      issues: ['config.warmPool: required with mode claim'],
+    });
   if (ctx.idGiven) {
-    const existing = await cluster.core
-      .readNamespacedPod({ namespace, name: names.pod(id) })
-      .catch((error) => {
+    const podName = claim ? await claimedPod(cluster, id, context) : names.pod(id);
+    const existing =
+      podName &&
+      (await cluster.core.readNamespacedPod({ namespace, name: podName }).catch((error) => {
         if (statusOf(error) === 404) return undefined;
         throw kubeFailure(error, context);
-      });
+      }));
     if (existing) return reattach(ctx, cluster, existing);
   }
   const plan = planFor(ctx.policy);
-  const credentials = await readCredentials(ctx.policy, context);
+  // A claimed pod was made from its pool's template: nothing can be mounted into it per sandbox.
+  if (claim && ctx.strict && (ctx.policy.credentials?.length ?? 0) > 0)
+    throw new PolicyNotEnforceableError(
+      "a claimed pod was made from its warm pool's template before the claim: credentials cannot be mounted into it (use mode pod or sandbox)",
+      { credentials: 'not mountable into a claimed pod' },
+      context,
+    );
+  const credentials = claim ? undefined : await readCredentials(ctx.policy, context);
   const allowed = plan.network === 'allowlist' ? await resolveAllowlist(plan.allow, context) : undefined;
   const owner = ctx.config.owner ?? defaultOwner();
   const key = randomBytes(32);
@@ -366,9 +454,12 @@ export async function openKubernetesSandbox(
         body: egressPolicy(id, plan.labels, allowed),
       });
     const pod = podFor(id, plan, ctx.config, owner, ctx.config.mode === 'pod', credentials);
+    const shutdownTime = new Date(Date.now() + ctx.config.deadlineSeconds * 1000)
+      .toISOString()
+      .replace(/\.\d+Z$/, 'Z');
     if (ctx.config.mode === 'pod') {
       await cluster.core.createNamespacedPod({ namespace, body: pod });
-    } else {
+    } else if (ctx.config.mode === 'sandbox') {
       await cluster.custom.createNamespacedCustomObject({
         ...SANDBOX_GROUP,
         namespace,
@@ -376,20 +467,37 @@ export async function openKubernetesSandbox(
           apiVersion: `${SANDBOX_GROUP.group}/${SANDBOX_GROUP.version}`,
           kind: 'Sandbox',
           metadata: pod.metadata,
+          spec: { podTemplate: pod, shutdownTime, shutdownPolicy: 'Delete' },
+        },
+      });
+    } else {
+      // The pool's pod gets this sandbox's labels (its NetworkPolicy selects it by them) and owner;
+      // its workdir is the pool's.
+      const podMetadata = {
+        labels: pod.metadata.labels,
+        annotations: { [OWNER_ANNOTATION]: pod.metadata.annotations[OWNER_ANNOTATION] },
+      };
+      await cluster.custom.createNamespacedCustomObject({
+        ...CLAIM_GROUP,
+        namespace,
+        body: {
+          apiVersion: `${CLAIM_GROUP.group}/${CLAIM_GROUP.version}`,
+          kind: 'SandboxClaim',
+          metadata: { name: names.claim(id), ...podMetadata },
           spec: {
-            podTemplate: pod,
-            shutdownTime: new Date(Date.now() + ctx.config.deadlineSeconds * 1000)
-              .toISOString()
-              .replace(/\.\d+Z$/, 'Z'),
-            shutdownPolicy: 'Delete',
+            warmPoolRef: { name: ctx.config.warmPool },
+            lifecycle: { shutdownTime, shutdownPolicy: 'Delete' },
+            additionalPodMetadata: podMetadata,
           },
         },
       });
     }
-    const running = await untilReady(cluster, names.pod(id), ctx.config.startTimeoutMs, ctx);
+    const podName = claim ? await untilClaimed(cluster, ctx) : names.pod(id);
+    const running = await untilReady(cluster, podName, ctx.config.startTimeoutMs, ctx);
+    const workdir = running.metadata?.annotations?.[WORKDIR_ANNOTATION] ?? ctx.config.workdir;
     const enforcement = await readBack(cluster, id, running, ctx);
     const sandbox = new KubernetesSandbox(
-      { id, cluster, config: ctx.config, workdir: ctx.config.workdir, manifestKey: key },
+      { id, podName, cluster, config: { ...ctx.config, workdir }, workdir, manifestKey: key },
       enforcement,
     );
     await sandbox.sessions.warm();
@@ -415,7 +523,8 @@ async function reattach(
         issues: ['id: in use by a pod agentbox did not create'],
       },
     );
-  const running = await untilReady(cluster, names.pod(ctx.id), ctx.config.startTimeoutMs, ctx);
+  const podName = pod.metadata?.name ?? names.pod(ctx.id);
+  const running = await untilReady(cluster, podName, ctx.config.startTimeoutMs, ctx);
   const secret = await cluster.core
     .readNamespacedSecret({ namespace: cluster.namespace, name: names.key(ctx.id) })
     .catch((error) => {
@@ -428,6 +537,7 @@ async function reattach(
   const sandbox = new KubernetesSandbox(
     {
       id: ctx.id,
+      podName,
       cluster,
       config: { ...ctx.config, workdir },
       workdir,

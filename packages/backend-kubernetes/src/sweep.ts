@@ -1,6 +1,6 @@
 /** Find what agentbox created on the cluster (by label) and delete it unless a dry run. */
 import type { SweepOptions, SweepReport, SweptSandbox } from '@agentbox/core';
-import { type Cluster, connect, SANDBOX_GROUP, statusOf } from './client.js';
+import { CLAIM_GROUP, type Cluster, connect, SANDBOX_GROUP, statusOf } from './client.js';
 import type { KubernetesResolvedConfig } from './config.js';
 import { ID_LABEL, MANAGED_LABEL, ROLE_LABEL } from './labels.js';
 
@@ -28,17 +28,28 @@ async function listManaged(cluster: Cluster, selector: string): Promise<Found[]>
     cluster.networking.listNamespacedNetworkPolicy(q),
     cluster.core.listNamespacedSecret(q),
   ]);
-  const sandboxes = await cluster.custom.listNamespacedCustomObject({ ...SANDBOX_GROUP, ...q }).then(
-    (list: {
-      items?: { metadata?: { name?: string; labels?: Record<string, string>; creationTimestamp?: string } }[];
-    }) => list.items ?? [],
-    (error: unknown) => {
-      // No agent-sandbox CRD: nothing of that kind to sweep.
-      if (statusOf(error) === 404) return [];
-      throw error;
-    },
-  );
+  type Custom = { metadata?: { name?: string; labels?: Record<string, string>; creationTimestamp?: string } };
+  const custom = (group: typeof SANDBOX_GROUP | typeof CLAIM_GROUP) =>
+    cluster.custom.listNamespacedCustomObject({ ...group, ...q }).then(
+      (list: { items?: Custom[] }) => list.items ?? [],
+      (error: unknown) => {
+        // No agent-sandbox CRD: nothing of that kind to sweep.
+        if (statusOf(error) === 404) return [];
+        throw error;
+      },
+    );
+  const [sandboxes, claims] = await Promise.all([custom(SANDBOX_GROUP), custom(CLAIM_GROUP)]);
   return [
+    ...claims.map((c) => ({
+      type: 'SandboxClaim',
+      ...meta(c.metadata),
+      remove: () =>
+        cluster.custom.deleteNamespacedCustomObject({
+          ...CLAIM_GROUP,
+          namespace,
+          name: c.metadata?.name ?? '',
+        }),
+    })),
     ...sandboxes.map((s) => ({
       type: 'Sandbox',
       ...meta(s.metadata),
@@ -101,8 +112,9 @@ export async function sweepKubernetes(options: SweepOptions<KubernetesResolvedCo
     };
     if (!options.dryRun) {
       const errors: string[] = [];
-      // The Sandbox first (its pod goes with it), then the rest.
-      for (const o of [...list].sort((a, b) => Number(b.type === 'Sandbox') - Number(a.type === 'Sandbox')))
+      // A claim, then a Sandbox, first (what they own goes with them), then the rest.
+      const rank = (o: Found) => (o.type === 'SandboxClaim' ? 2 : o.type === 'Sandbox' ? 1 : 0);
+      for (const o of [...list].sort((a, b) => rank(b) - rank(a)))
         await o.remove().catch((error: unknown) => {
           if (statusOf(error) !== 404) errors.push(`${o.type} ${o.name}: ${(error as Error).message}`);
         });

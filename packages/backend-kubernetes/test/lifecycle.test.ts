@@ -73,13 +73,13 @@ if (unsupported) {
           'network',
         ] as const)
           expect(sandbox.enforcement[control].status, control).toBe('enforced');
-        // The stand-in runs a pod whose egress is denied without a network: only loopback.
+        // The stand-in holds a pod whose egress is denied to an empty routing table: nowhere to go.
         const r = await sandbox.exec([
           'sh',
           '-c',
-          'id -u; ls /sys/class/net; touch /x 2>/dev/null || echo ro',
+          'id -u; ip route | wc -l; touch /x 2>/dev/null || echo ro',
         ]);
-        expect(r.stdout).toBe('1000\nlo\nro\n');
+        expect(r.stdout.replace(/ +/g, '')).toBe('1000\n0\nro\n');
         // The session shells run from execute-only copies the sandbox user cannot read or replace,
         // so the kernel keeps their fds out of its reach in /proc.
         expect(spec.initContainers?.map((c) => [c.name, c.securityContext?.runAsUser])).toEqual([

@@ -22,6 +22,9 @@ import {
   PODS,
   prefixOf,
   RUNTIME_CLASSES,
+  SANDBOX_CLAIMS,
+  SANDBOX_TEMPLATES,
+  SANDBOX_WARM_POOLS,
   SANDBOXES,
   SECRETS,
 } from './resources.js';
@@ -69,7 +72,23 @@ export interface KubernetesEmulator {
 
 type SecretVolumeSource = { secretName: string; items?: { key: string }[] };
 
-const TYPES = [PODS, SECRETS, NAMESPACES, NETWORK_POLICIES, RUNTIME_CLASSES, SANDBOXES];
+const TYPES = [
+  PODS,
+  SECRETS,
+  NAMESPACES,
+  NETWORK_POLICIES,
+  RUNTIME_CLASSES,
+  SANDBOXES,
+  SANDBOX_TEMPLATES,
+  SANDBOX_WARM_POOLS,
+  SANDBOX_CLAIMS,
+];
+/** agent-sandbox's types: served unless `agentSandbox: false`. */
+const AGENT_SANDBOX_TYPES = [SANDBOXES, SANDBOX_TEMPLATES, SANDBOX_WARM_POOLS, SANDBOX_CLAIMS];
+/** On a warm pool's Sandboxes (the stand-in's own label), naming the pool. */
+const POOL_LABEL = 'agents.x-k8s.io/warm-pool';
+/** On a claim, naming the Sandbox it holds. */
+const CLAIM_SANDBOX_ANNOTATION = 'agents.x-k8s.io/sandbox-name';
 
 export async function startKubernetesEmulator(
   options: KubernetesEmulatorOptions = {},
@@ -94,7 +113,7 @@ export async function startKubernetesEmulator(
   for (const rc of options.runtimeClasses ?? [])
     store.create(RUNTIME_CLASSES, undefined, { metadata: { name: rc }, handler: rc });
 
-  const served = TYPES.filter((t) => agentSandbox || t !== SANDBOXES);
+  const served = TYPES.filter((t) => agentSandbox || !AGENT_SANDBOX_TYPES.includes(t));
 
   const setTimer = (uid: string, at: number, fn: () => void) => {
     clearTimeout(timers.get(uid));
@@ -153,6 +172,18 @@ export async function startKubernetesEmulator(
     return blocks.size === 0 ? { mode: 'none' } : { mode: 'only', blocks: [...blocks] };
   };
 
+  /** Hold every running pod of a namespace to what its NetworkPolicies allow now. */
+  const reconcileEgress = (namespace: string | undefined) => {
+    for (const pod of store.list(PODS, namespace))
+      void track(
+        runtime
+          .applyEgress(pod.metadata.uid, egressOf(pod))
+          .catch((error: unknown) =>
+            log(`pod ${namespace}/${pod.metadata.name}: ${(error as Error).message}`),
+          ),
+      );
+  };
+
   /** The kubelet: start the pod's containers, then write Running/Ready (or why it waits). */
   const runPod = async (pod: KubeObject) => {
     const { namespace, name, uid } = pod.metadata;
@@ -207,10 +238,13 @@ export async function startKubernetesEmulator(
       );
       return;
     }
-    if (!store.find(PODS, namespace, name)) {
+    const now = store.find(PODS, namespace, name);
+    if (!now) {
       await runtime.remove(uid);
       return;
     }
+    // A policy or a label may have changed while the containers were being made.
+    await runtime.applyEgress(uid, egressOf(now));
     writeStatus(PODS, namespace, name, uid, runningStatus(pod, startedAt, await runtime.ip(uid)));
     const deadline = (pod.spec as { activeDeadlineSeconds?: number }).activeDeadlineSeconds;
     if (deadline)
@@ -288,7 +322,7 @@ export async function startKubernetesEmulator(
         | undefined;
       const ready = status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
       const at = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-      writeStatus(SANDBOXES, pod.metadata.namespace, owner.name, owner.uid, {
+      const sandbox = writeStatus(SANDBOXES, pod.metadata.namespace, owner.name, owner.uid, {
         conditions: [
           {
             type: 'Ready',
@@ -300,7 +334,220 @@ export async function startKubernetesEmulator(
         podIPs: status?.podIPs ?? [],
         replicas: ready ? 1 : 0,
       });
+      if (sandbox) reportToOwner(sandbox);
     }
+  };
+
+  const isReady = (obj: KubeObject) =>
+    ((obj.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? []).some(
+      (c) => c.type === 'Ready' && c.status === 'True',
+    );
+  const ownedBy = (obj: KubeObject, uid: string) =>
+    (obj.metadata.ownerReferences ?? []).some((o) => o.uid === uid && o.controller === true);
+  const ownerOf = (obj: KubeObject, type: ResourceType) => {
+    const ref = obj.metadata.ownerReferences?.find((o) => o.kind === type.kind && o.controller === true);
+    const owner = ref && store.find(type, obj.metadata.namespace, ref.name);
+    return owner?.metadata.uid === ref?.uid ? owner : undefined;
+  };
+  const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+
+  /** A Sandbox's state into its warm pool's or its claim's status. */
+  const reportToOwner = (sandbox: KubeObject) => {
+    const pool = ownerOf(sandbox, SANDBOX_WARM_POOLS);
+    if (pool) writePoolStatus(pool);
+    const claim = ownerOf(sandbox, SANDBOX_CLAIMS);
+    if (claim)
+      writeStatus(SANDBOX_CLAIMS, claim.metadata.namespace, claim.metadata.name, claim.metadata.uid, {
+        conditions: [
+          {
+            type: 'Ready',
+            status: isReady(sandbox) ? 'True' : 'False',
+            reason: isReady(sandbox) ? 'SandboxReady' : 'SandboxNotReady',
+            lastTransitionTime: now(),
+          },
+        ],
+        sandbox: {
+          name: sandbox.metadata.name,
+          podIPs: ((sandbox.status as { podIPs?: { ip: string }[] } | undefined)?.podIPs ?? []).map(
+            (p) => p.ip,
+          ),
+        },
+      });
+  };
+
+  const writePoolStatus = (pool: KubeObject) => {
+    const { namespace, name, uid } = pool.metadata;
+    const members = store.list(SANDBOXES, namespace).filter((sb) => ownedBy(sb, uid));
+    writeStatus(SANDBOX_WARM_POOLS, namespace, name, uid, {
+      replicas: members.length,
+      readyReplicas: members.filter(isReady).length,
+      selector: `${POOL_LABEL}=${name}`,
+    });
+  };
+
+  /**
+   * The warm pool controller: keep `replicas` unclaimed Sandboxes of the pool's template (owned
+   * by the pool, named after it); a claim takes one out of the pool, and the pool makes another.
+   */
+  const reconcileWarmPool = (pool: KubeObject) => {
+    const { namespace, name, uid } = pool.metadata;
+    const spec = pool.spec as { replicas?: number; sandboxTemplateRef: { name: string } };
+    const members = store.list(SANDBOXES, namespace).filter((sb) => ownedBy(sb, uid));
+    const template = store.find(SANDBOX_TEMPLATES, namespace, spec.sandboxTemplateRef.name);
+    const want = spec.replicas ?? 1;
+    for (let i = members.length; template && i < want; i++) {
+      const podTemplate = (
+        template.spec as { podTemplate: { metadata?: { labels?: Record<string, string> } } }
+      ).podTemplate;
+      const sandbox = store.create(SANDBOXES, namespace, {
+        metadata: {
+          name: `${name}-${randomUUID().slice(0, 5)}`,
+          labels: { [POOL_LABEL]: name },
+          ownerReferences: [
+            {
+              apiVersion: SANDBOX_WARM_POOLS.apiVersion,
+              kind: 'SandboxWarmPool',
+              name,
+              uid,
+              controller: true,
+            },
+          ],
+        },
+        spec: {
+          podTemplate: {
+            ...podTemplate,
+            metadata: {
+              ...podTemplate.metadata,
+              labels: { ...podTemplate.metadata?.labels, [POOL_LABEL]: name },
+            },
+          },
+        },
+      });
+      reconcileSandbox(sandbox);
+    }
+    for (const extra of members.slice(want)) void track(deleteObject(SANDBOXES, extra));
+    writePoolStatus(pool);
+  };
+
+  /**
+   * The claim controller: hand the claim a Sandbox of its warm pool (a ready one first; a new one
+   * from the pool's template when the pool is empty), now owned by the claim, its pod labelled
+   * and annotated with `additionalPodMetadata`; end it at `lifecycle.shutdownTime`.
+   */
+  const reconcileClaim = (claim: KubeObject) => {
+    const { namespace, name, uid } = claim.metadata;
+    const spec = claim.spec as {
+      warmPoolRef: { name: string };
+      lifecycle?: { shutdownTime?: string; shutdownPolicy?: string };
+      additionalPodMetadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+    };
+    const shutdownAt = spec.lifecycle?.shutdownTime ? Date.parse(spec.lifecycle.shutdownTime) : undefined;
+    if (shutdownAt !== undefined)
+      setTimer(uid, shutdownAt, () => {
+        const current = store.find(SANDBOX_CLAIMS, namespace, name);
+        if (!current || current.metadata.uid !== uid) return;
+        const policy = spec.lifecycle?.shutdownPolicy ?? 'Retain';
+        log(`sandboxclaim ${namespace}/${name}: shutdownTime reached (${policy})`);
+        if (policy !== 'Retain') {
+          void track(deleteObject(SANDBOX_CLAIMS, current));
+          return;
+        }
+        for (const sb of store.list(SANDBOXES, namespace).filter((x) => ownedBy(x, uid)))
+          void track(deleteObject(SANDBOXES, sb));
+        writeStatus(SANDBOX_CLAIMS, namespace, name, uid, {
+          conditions: [{ type: 'Ready', status: 'False', reason: 'ClaimExpired', lastTransitionTime: now() }],
+        });
+      });
+    if (claim.metadata.annotations?.[CLAIM_SANDBOX_ANNOTATION]) return;
+    const extra = spec.additionalPodMetadata ?? {};
+    const pool = store.find(SANDBOX_WARM_POOLS, namespace, spec.warmPoolRef.name);
+    const owner = {
+      apiVersion: SANDBOX_CLAIMS.apiVersion,
+      kind: 'SandboxClaim',
+      name,
+      uid,
+      controller: true,
+    };
+    const members = pool
+      ? store.list(SANDBOXES, namespace).filter((sb) => ownedBy(sb, pool.metadata.uid))
+      : [];
+    let sandbox = members.find(isReady) ?? members[0];
+    if (sandbox) {
+      const labels = { ...sandbox.metadata.labels };
+      delete labels[POOL_LABEL];
+      sandbox = store.update(
+        SANDBOXES,
+        sandbox,
+        { ...sandbox, metadata: { ...sandbox.metadata, labels, ownerReferences: [owner] } },
+        false,
+      );
+      const pod = store.find(PODS, namespace, sandbox.metadata.name);
+      if (pod)
+        store.update(
+          PODS,
+          pod,
+          {
+            ...pod,
+            metadata: {
+              ...pod.metadata,
+              labels: { ...pod.metadata.labels, ...extra.labels },
+              annotations: { ...pod.metadata.annotations, ...extra.annotations },
+            },
+          },
+          false,
+        );
+    } else {
+      const template =
+        pool &&
+        store.find(
+          SANDBOX_TEMPLATES,
+          namespace,
+          (pool.spec as { sandboxTemplateRef: { name: string } }).sandboxTemplateRef.name,
+        );
+      if (!template) {
+        writeStatus(SANDBOX_CLAIMS, namespace, name, uid, {
+          conditions: [
+            {
+              type: 'Ready',
+              status: 'False',
+              reason: pool ? 'TemplateNotFound' : 'WarmPoolNotFound',
+              lastTransitionTime: now(),
+            },
+          ],
+        });
+        return;
+      }
+      const podTemplate = (template.spec as { podTemplate: { metadata?: KubeObject['metadata'] } })
+        .podTemplate;
+      sandbox = store.create(SANDBOXES, namespace, {
+        metadata: { name, ownerReferences: [owner] },
+        spec: {
+          podTemplate: {
+            ...podTemplate,
+            metadata: {
+              labels: { ...podTemplate.metadata?.labels, ...extra.labels },
+              annotations: { ...podTemplate.metadata?.annotations, ...extra.annotations },
+            },
+          },
+        },
+      });
+      reconcileSandbox(sandbox);
+    }
+    store.update(
+      SANDBOX_CLAIMS,
+      claim,
+      {
+        ...claim,
+        metadata: {
+          ...claim.metadata,
+          annotations: { ...claim.metadata.annotations, [CLAIM_SANDBOX_ANNOTATION]: sandbox.metadata.name },
+        },
+      },
+      false,
+    );
+    reportToOwner(sandbox);
+    if (pool) reconcileWarmPool(pool);
+    reconcileEgress(namespace);
   };
 
   /** Delete an object, its dependents (ownerReferences) and, for a pod, its containers. */
@@ -315,12 +562,22 @@ export async function startKubernetesEmulator(
       if (dependentType) await deleteObject(dependentType, dependent);
     }
     if (type === PODS) await runtime.remove(obj.metadata.uid);
+    if (type === NETWORK_POLICIES) reconcileEgress(obj.metadata.namespace);
+    if (type === SANDBOXES) {
+      const pool = ownerOf(obj, SANDBOX_WARM_POOLS);
+      if (pool) reconcileWarmPool(pool);
+    }
   };
 
   const afterCreate = (type: ResourceType, obj: KubeObject) => {
     if (type === PODS && !obj.metadata.ownerReferences?.some((o) => o.kind === 'Sandbox'))
       void track(runPod(obj));
     if (type === SANDBOXES) reconcileSandbox(obj);
+    if (type === NETWORK_POLICIES) reconcileEgress(obj.metadata.namespace);
+    if (type === SANDBOX_WARM_POOLS) reconcileWarmPool(obj);
+    if (type === SANDBOX_CLAIMS) reconcileClaim(obj);
+    if (type === SANDBOX_TEMPLATES)
+      for (const pool of store.list(SANDBOX_WARM_POOLS, obj.metadata.namespace)) reconcileWarmPool(pool);
   };
 
   const send = (res: ServerResponse, code: number, body: unknown) => {
@@ -373,20 +630,21 @@ export async function startKubernetesEmulator(
       });
       return;
     }
-    if (method === 'GET' && url.pathname === `/apis/${SANDBOXES.apiVersion}` && agentSandbox) {
+    // Discovery of a group version the stand-in serves (doctor asks whether agent-sandbox is installed).
+    const groupVersion = url.pathname.startsWith('/apis/') ? url.pathname.slice('/apis/'.length) : undefined;
+    const listed = served.filter((t) => t.apiVersion === groupVersion && groupVersion !== 'v1');
+    if (method === 'GET' && listed.length > 0) {
       send(res, 200, {
         kind: 'APIResourceList',
         apiVersion: 'v1',
-        groupVersion: SANDBOXES.apiVersion,
-        resources: [
-          {
-            name: 'sandboxes',
-            singularName: 'sandbox',
-            namespaced: true,
-            kind: 'Sandbox',
-            verbs: ['create', 'delete', 'get', 'list', 'patch'],
-          },
-        ],
+        groupVersion,
+        resources: listed.map((t) => ({
+          name: t.plural,
+          singularName: t.kind.toLowerCase(),
+          namespaced: t.namespaced,
+          kind: t.kind,
+          verbs: ['create', 'delete', 'get', 'list', 'patch'],
+        })),
       });
       return;
     }
@@ -394,8 +652,7 @@ export async function startKubernetesEmulator(
     if (
       !target ||
       (target.sub !== undefined &&
-        !(target.type === PODS && target.sub === 'status') &&
-        !(target.type === SANDBOXES && target.sub === 'status'))
+        !(target.sub === 'status' && [PODS, ...AGENT_SANDBOX_TYPES].includes(target.type)))
     ) {
       log(`404 ${method} ${url.pathname}`);
       send(
@@ -474,6 +731,8 @@ export async function startKubernetesEmulator(
                 })();
       const updated = store.update(type, current, next as Record<string, unknown>);
       if (type === SANDBOXES) reconcileSandbox(updated);
+      if (type === SANDBOX_WARM_POOLS) reconcileWarmPool(updated);
+      if (type === NETWORK_POLICIES || type === PODS) reconcileEgress(updated.metadata.namespace);
       send(res, 200, updated);
       return;
     }

@@ -1,9 +1,8 @@
 /**
  * What the kubelet does in the stand-in: each pod becomes Docker containers that share its
  * volumes (every emptyDir a tmpfs volume, world-writable as a kubelet makes it) and the network
- * namespace of a pause container: none when a NetworkPolicy selecting the pod denies all egress
- * at the time it starts, the default bridge when none limits it, and when its policies allow
- * address blocks, the bridge with routes to those blocks only. Init containers run first, one
+ * namespace of a pause container on the default bridge, whose routes hold the pod to what its
+ * NetworkPolicies allow (redone when they or its labels change). Init containers run first, one
  * at a time, each to a zero exit. A secret volume is a local volume filled with the Secret's
  * keys before anything starts (owned by root, group fsGroup, mode from the volume, as a kubelet
  * writes them). The security context maps to Docker's fields; a runAsNonRoot container that
@@ -63,23 +62,36 @@ export interface RunningPod {
   containers: Map<string, Docker.Container>;
   /** The pause container: it holds the pod's network namespace and keeps its tmpfs volumes mounted. */
   pause?: Docker.Container;
+  /** Its bridge network, and the egress its routes hold the pod to (as JSON). */
+  network?: { gateway: string; subnet: string; applied: string };
   volumes: string[];
 }
 
 /**
- * Run as root with NET_ADMIN in the holder's namespace: the main routing table keeps only a
- * route to the gateway and one per allowed IPv4 block through it, so any other address is
- * unreachable at once. Ports are not told apart (a route has none).
+ * Run in the pause container (root, NET_ADMIN only): $1 the mode, $2 the gateway, $3 the
+ * subnet, then the allowed blocks. `open` restores the bridge's routes; `none` leaves the main
+ * table empty; `only` keeps a route to the gateway and one per allowed IPv4 block through it.
+ * Any other address is unreachable at once. Ports are not told apart (a route has none).
  */
 const ROUTE_SCRIPT = `set -e
-gw=$(ip route show default | sed -n 's/.* via \\([0-9.]*\\).*/\\1/p')
-[ -n "$gw" ] || { echo 'no default route' >&2; exit 1; }
+m=$1 gw=$2 net=$3; shift 3
 ip route flush table main
-ip route add "$gw/32" dev eth0
-for block in "$@"; do
-  case $block in *:*) continue ;; esac
-  [ "$block" = "$gw/32" ] || ip route add "$block" via "$gw"
-done`;
+case $m in
+open) ip route add "$net" dev eth0; ip route add default via "$gw" ;;
+only)
+  ip route add "$gw/32" dev eth0
+  for block in "$@"; do
+    case $block in *:*) continue ;; esac
+    [ "$block" = "$gw/32" ] || ip route add "$block" via "$gw"
+  done ;;
+esac`;
+
+/** The IPv4 network of an address and prefix length, as `a.b.c.d/n`. */
+function subnetOf(ip: string, prefix: number): string {
+  const n = ip.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
+  const base = prefix === 0 ? 0 : n - (n % 2 ** (32 - prefix));
+  return `${[24, 16, 8, 0].map((shift) => Math.floor(base / 2 ** shift) % 256).join('.')}/${prefix}`;
+}
 
 /** The status a kubelet writes for a started pod (or one it could not start). */
 export function runningStatus(
@@ -357,17 +369,16 @@ export class PodRuntime {
     tmpfs: string[],
   ): Promise<Docker.Container> {
     const spec = pod.spec as PodSpec;
-    const routed = egress.mode === 'only';
     const pause = await this.#docker.createContainer({
       name: `k8s-emu-${pod.metadata.name}-pause-${pod.metadata.uid.slice(0, 8)}`,
       Image: spec.containers[0]!.image,
       Entrypoint: ['/bin/sh', '-c', "trap 'exit 0' TERM; while :; do sleep 86400 & wait; done"],
-      User: routed ? '0:0' : '65534:65534',
+      User: '0:0',
       Labels: this.#labels(pod),
       HostConfig: {
-        NetworkMode: egress.mode === 'none' ? 'none' : 'bridge',
+        NetworkMode: 'bridge',
         CapDrop: ['ALL'],
-        CapAdd: routed ? ['NET_ADMIN'] : [],
+        CapAdd: ['NET_ADMIN'],
         ReadonlyRootfs: true,
         Mounts: tmpfs.map((volume) => ({
           Type: 'volume' as const,
@@ -381,12 +392,39 @@ export class PodRuntime {
     });
     running.pause = pause;
     await pause.start();
-    if (routed) {
-      const r = await runInContainer(pause, ['/bin/sh', '-c', ROUTE_SCRIPT, 'routes', ...egress.blocks]);
-      if (r.exitCode !== 0)
-        throw new Error(`the pod's egress routes could not be set: ${r.stderr.toString().trim()}`);
-    }
+    const settings = (await pause.inspect()).NetworkSettings;
+    running.network = {
+      gateway: settings.Gateway,
+      subnet: subnetOf(settings.IPAddress, settings.IPPrefixLen),
+      applied: JSON.stringify({ mode: 'open' }),
+    };
+    await this.applyEgress(pod.metadata.uid, egress);
     return pause;
+  }
+
+  /**
+   * Hold a running pod to what its NetworkPolicies allow now (as a network plugin does when a
+   * policy or the pod's labels change); nothing to do when that has not changed.
+   */
+  async applyEgress(uid: string, egress: PodEgress): Promise<void> {
+    const pod = this.#running.get(uid);
+    const key = JSON.stringify(egress);
+    if (!pod?.pause || !pod.network || pod.network.applied === key) return;
+    const { gateway, subnet } = pod.network;
+    const blocks = egress.mode === 'only' ? egress.blocks : [];
+    const r = await runInContainer(pod.pause, [
+      '/bin/sh',
+      '-c',
+      ROUTE_SCRIPT,
+      'routes',
+      egress.mode,
+      gateway,
+      subnet,
+      ...blocks,
+    ]);
+    if (r.exitCode !== 0)
+      throw new Error(`the pod's egress routes could not be set: ${r.stderr.toString().trim()}`);
+    pod.network.applied = key;
   }
 
   /** The pod's IP as Docker gave it (none without a network). */

@@ -160,6 +160,63 @@ export const SANDBOXES: ResourceType = {
   },
 };
 
+/** agent-sandbox's extensions: templates, warm pools of their Sandboxes, and claims on a pool. */
+const EXTENSIONS = 'extensions.agents.x-k8s.io/v1beta1';
+
+export const SANDBOX_TEMPLATES: ResourceType = {
+  plural: 'sandboxtemplates',
+  kind: 'SandboxTemplate',
+  apiVersion: EXTENSIONS,
+  namespaced: true,
+  validate(obj) {
+    const spec = obj.spec as { podTemplate?: { spec?: unknown } } | undefined;
+    validatePodSpec('SandboxTemplate', obj.metadata.name, spec?.podTemplate?.spec, 'spec.podTemplate.spec');
+  },
+};
+
+export const SANDBOX_WARM_POOLS: ResourceType = {
+  plural: 'sandboxwarmpools',
+  kind: 'SandboxWarmPool',
+  apiVersion: EXTENSIONS,
+  namespaced: true,
+  validate(obj) {
+    const spec = obj.spec as { replicas?: unknown; sandboxTemplateRef?: { name?: unknown } } | undefined;
+    const causes: { field: string; message: string }[] = [];
+    if (typeof spec?.sandboxTemplateRef?.name !== 'string' || !spec.sandboxTemplateRef.name)
+      causes.push({ field: 'spec.sandboxTemplateRef.name', message: 'Required value' });
+    if (spec?.replicas !== undefined && !(Number.isInteger(spec.replicas) && (spec.replicas as number) >= 0))
+      causes.push({ field: 'spec.replicas', message: 'must be an integer >= 0' });
+    if (causes.length > 0) throw invalid('SandboxWarmPool', obj.metadata.name, causes);
+  },
+};
+
+export const SANDBOX_CLAIMS: ResourceType = {
+  plural: 'sandboxclaims',
+  kind: 'SandboxClaim',
+  apiVersion: EXTENSIONS,
+  namespaced: true,
+  validate(obj) {
+    const spec = obj.spec as
+      | { warmPoolRef?: { name?: unknown }; lifecycle?: { shutdownTime?: unknown; shutdownPolicy?: unknown } }
+      | undefined;
+    const causes: { field: string; message: string }[] = [];
+    if (typeof spec?.warmPoolRef?.name !== 'string' || !spec.warmPoolRef.name)
+      causes.push({ field: 'spec.warmPoolRef.name', message: 'Required value' });
+    const life = spec?.lifecycle;
+    if (life?.shutdownTime !== undefined && Number.isNaN(Date.parse(String(life.shutdownTime))))
+      causes.push({ field: 'spec.lifecycle.shutdownTime', message: 'must be an RFC 3339 time' });
+    if (
+      life?.shutdownPolicy !== undefined &&
+      !['Delete', 'DeleteForeground', 'Retain'].includes(String(life.shutdownPolicy))
+    )
+      causes.push({
+        field: 'spec.lifecycle.shutdownPolicy',
+        message: 'must be Delete, DeleteForeground or Retain',
+      });
+    if (causes.length > 0) throw invalid('SandboxClaim', obj.metadata.name, causes);
+  },
+};
+
 /** The URL prefix of a group version: `/api/v1` or `/apis/<group>/<version>`. */
 export function prefixOf(type: ResourceType): string {
   return type.apiVersion === 'v1' ? '/api/v1' : `/apis/${type.apiVersion}`;
