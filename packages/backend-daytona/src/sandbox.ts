@@ -25,6 +25,7 @@ import {
   type OpenContext,
   type RawProcess,
   type StartRequest,
+  watchSource,
 } from '@agentbox/core/backend';
 import type { CreateSandboxFromSnapshotParams, Daytona, Sandbox } from '@daytonaio/sdk';
 import { connectDaytona, daytonaFailure } from './client.js';
@@ -145,12 +146,15 @@ export class DaytonaSandbox extends BaseSandbox {
   ): Promise<void> {
     const { sandbox } = this.#instance;
     const context = this.context('writeFile', path);
+    // The SDK wraps a failing stream's error in its own: the data's error is the one to throw.
+    const source = watchSource(data);
     try {
-      await sandbox.fs.uploadFileStream(Readable.from(data), path);
+      await sandbox.fs.uploadFileStream(Readable.from(source.data), path);
+      if (source.failed) throw source.error;
       if (mode !== undefined)
         await sandbox.fs.setFilePermissions(path, { mode: mode.toString(8).padStart(3, '0') });
     } catch (error) {
-      throw daytonaFailure(error, context);
+      throw daytonaFailure(source.failed ? source.error : error, context);
     }
   }
 

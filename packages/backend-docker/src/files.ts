@@ -69,6 +69,62 @@ printf 'OK - %s\\n' "$(pwd -P)/\${p##*/}"`;
 
 const EXEC_WRITE = 'cat > "$1" && { [ "$2" = - ] || chmod "$2" "$1"; }';
 
+/**
+ * A small file in one command (no archive call): READ_CHECK's verdict on stderr and, when it is
+ * OK and the file is at most $2 bytes, the content on stdout. A larger file gets only the verdict.
+ */
+const READ_SMALL = `check() {
+${READ_CHECK}
+}
+v=$(check "$1")
+case $v in
+"OK "*)
+  s=\${v#OK }; s=\${s%% *}
+  if [ "$s" -le "$2" ]; then printf '%s\\n' "$v" >&2; exec cat -- "\${v#OK $s }"; fi ;;
+esac
+printf '%s' "$v" >&2`;
+
+/**
+ * A small file written in one command: WRITE_CHECK, then the content, given as a printf format
+ * ($3: every byte but plain ASCII as an octal escape, see printfFormat), and the mode ($2, or -
+ * to keep an existing file's, 644 for a new one). Stderr says OK or why not.
+ */
+const WRITE_SMALL = `check() {
+${WRITE_CHECK}
+}
+v=$(check "$1")
+case $v in "OK "*) ;; *) printf '%s' "$v" >&2; exit 0 ;; esac
+e=\${v#OK }; r=\${e#* }; e=\${e%% *}
+m=$2; if [ "$m" = - ]; then if [ "$e" = - ]; then m=644; else m=$e; fi; fi
+printf "$3" > "$r" || exit 1
+[ "$m" = "$e" ] || chmod "$m" "$r" || exit 1
+printf OK >&2`;
+
+/** Files up to this size are read in one command (READ_SMALL). */
+const SMALL_READ_BYTES = 1024 * 1024;
+/** Content whose printf format is up to this long is written in one command (an argument's limit is 128 KiB). */
+const SMALL_WRITE_FORMAT = 96 * 1024;
+
+/**
+ * Bytes as a printf format that prints exactly them: printable ASCII as itself but for `%` and
+ * `\` (and a leading `-`), every other byte as a three-digit octal escape (NUL included:
+ * dash, bash and BusyBox print it). Undefined once it would be longer than `limit`.
+ */
+export function printfFormat(data: Uint8Array, limit: number): string | undefined {
+  if (data.length > limit) return undefined;
+  const parts: string[] = [];
+  let length = 0;
+  for (let i = 0; i < data.length; i++) {
+    const b = data[i]!;
+    const plain = b >= 0x20 && b < 0x7f && b !== 0x25 && b !== 0x5c && !(i === 0 && b === 0x2d);
+    const part = plain ? String.fromCharCode(b) : `\\${b.toString(8).padStart(3, '0')}`;
+    length += part.length;
+    if (length > limit) return undefined;
+    parts.push(part);
+  }
+  return parts.join('');
+}
+
 export interface FilesTarget {
   container: Docker.Container;
   context: ErrorContext;
@@ -80,36 +136,50 @@ export interface FilesTarget {
   execOnly: readonly string[];
   /** The container's pause gate: archive calls wait while a checkpoint has it paused. */
   gate?: PauseGate;
+  /**
+   * Run a short command as the sandbox user the fastest way there is (a session shell); small
+   * files go through it in one command each instead of a check and an archive call.
+   */
+  run?: (argv: readonly string[], signal: AbortSignal | undefined) => Promise<CollectedExec>;
 }
 
 export class DockerFiles {
   constructor(private readonly t: FilesTarget) {}
 
   async read(path: string, maxBytes: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
-    const check = await this.#check(READ_CHECK, path, signal);
+    const context = { ...this.t.context, subject: path };
+    let check: string;
+    if (this.t.run) {
+      const small = Math.min(maxBytes, SMALL_READ_BYTES);
+      const r = await this.t.run(['/bin/sh', '-c', READ_SMALL, 'agentbox-read', path, String(small)], signal);
+      const verdict = r.stderr.toString('utf8');
+      const nl = verdict.indexOf('\n');
+      if (r.exitCode === 0 && nl > 0 && verdict.startsWith('OK ')) {
+        if (r.stdout.length > maxBytes)
+          throw new OutputLimitError(
+            `$pathis larger than $maxBytesbytes`,
+            maxBytes,
+            r.stdout.length,
+            context,
+          );
+        return new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.length);
+      }
+      if (r.exitCode !== 0 || verdict === '')
+        throw new AgentboxError(`checking $pathfailed (exit ${r.exitCode}): $verdict.trim()`, context);
+      check = verdict;
+    } else check = await this.#check(READ_CHECK, path, signal);
     const match = /^OK (\d+) ([\s\S]*)$/.exec(check);
     if (!match) throw this.#checkError(check, path);
     const size = Number(match[1]);
     const real = match[2]!;
-    const context = { ...this.t.context, subject: path };
     if (size > maxBytes)
-      throw new OutputLimitError(
-        `${path} is ${size} bytes, over the limit of ${maxBytes}`,
-        maxBytes,
-        size,
-        context,
-      );
+      throw new OutputLimitError(`$pathis $sizebytes, over the limit of $maxBytes`, maxBytes, size, context);
     if (this.#execOnly(real)) {
       const r = await this.#userExec(['cat', '--', real], undefined, signal);
       if (r.exitCode !== 0)
-        throw new AgentboxError(`cannot read ${path}: ${r.stderr.toString('utf8').trim()}`, context);
+        throw new AgentboxError(`cannot read $path: $r.stderr.toString('utf8').trim()`, context);
       if (r.stdout.length > maxBytes)
-        throw new OutputLimitError(
-          `${path} is larger than ${maxBytes} bytes`,
-          maxBytes,
-          r.stdout.length,
-          context,
-        );
+        throw new OutputLimitError(`$pathis larger than $maxBytesbytes`, maxBytes, r.stdout.length, context);
       return new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.length);
     }
     return this.#gated(async () => {
@@ -130,6 +200,32 @@ export class DockerFiles {
     mode: number | undefined,
     signal: AbortSignal | undefined,
   ): Promise<void> {
+    const context = { ...this.t.context, subject: path };
+    const body = await Spool.from(data, signal);
+    try {
+      const format =
+        this.t.run && body.held ? printfFormat(Buffer.concat(body.held), SMALL_WRITE_FORMAT) : undefined;
+      if (format !== undefined) {
+        const octal = mode === undefined ? '-' : mode.toString(8);
+        const r = await this.t.run!(
+          ['/bin/sh', '-c', WRITE_SMALL, 'agentbox-write', path, octal, format],
+          signal,
+        );
+        const verdict = r.stderr.toString('utf8');
+        if (r.exitCode === 0 && verdict === 'OK') return;
+        if (r.exitCode === 0 && verdict !== '') throw this.#checkError(verdict, path);
+        if (/no space left/i.test(verdict))
+          throw new NoSpaceError(`cannot write $path: $verdict.trim()`, context);
+        throw new AgentboxError(`cannot write $path(exit $r.exitCode): $verdict.trim()`, context);
+      }
+      await this.#writeLarge(path, body, mode, signal);
+    } finally {
+      await body.dispose();
+    }
+  }
+
+  /** A file too large for one command: the check, then the archive API (or cat, where it cannot see). */
+  async #writeLarge(path: string, body: Spool, mode: number | undefined, signal: AbortSignal | undefined) {
     const check = await this.#check(WRITE_CHECK, path, signal);
     const match = /^OK (-|[0-7]+) ([\s\S]*)$/.exec(check);
     if (!match) throw this.#checkError(check, path);
@@ -141,18 +237,17 @@ export class DockerFiles {
       const octal = mode === undefined && existingMode !== undefined ? '-' : finalMode.toString(8);
       const r = await this.#userExec(
         ['/bin/sh', '-c', EXEC_WRITE, 'agentbox-write', real, octal],
-        data,
+        body.chunks(),
         signal,
       );
       if (r.exitCode !== 0) {
         const why = r.stderr.toString('utf8').trim();
-        if (/no space left/i.test(why)) throw new NoSpaceError(`cannot write ${path}: ${why}`, context);
-        throw new AgentboxError(`cannot write ${path}: ${why}`, context);
+        if (/no space left/i.test(why)) throw new NoSpaceError(`cannot write $path: $why`, context);
+        throw new AgentboxError(`cannot write $path: $why`, context);
       }
       return;
     }
-    const body = await Spool.from(data, signal);
-    try {
+    {
       const pack = tar.pack();
       const feeding = (async () => {
         let added!: Promise<void>;
@@ -196,16 +291,14 @@ export class DockerFiles {
       } catch (error) {
         if (signal?.aborted) throw new AbortedError('aborted', { ...context, cause: error });
         if (/no space left/i.test(String((error as Error)?.message)))
-          throw new NoSpaceError(`no space left to write ${path}`, { ...context, cause: error });
+          throw new NoSpaceError(`no space left to write $path`, { ...context, cause: error });
         if (statusOf(error) === 400)
-          throw new IsADirectoryError(`${path} is a directory`, { ...context, cause: error });
+          throw new IsADirectoryError(`$pathis a directory`, { ...context, cause: error });
         if (statusOf(error) === 403)
-          throw new PermissionDeniedError(`cannot write ${path}`, { ...context, cause: error });
+          throw new PermissionDeniedError(`cannot write $path`, { ...context, cause: error });
         throw dockerError(error, context);
       }
       await feeding;
-    } finally {
-      await body.dispose();
     }
   }
 
@@ -214,7 +307,7 @@ export class DockerFiles {
   }
 
   #execOnly(path: string): boolean {
-    return this.t.execOnly.some((mount) => path === mount || path.startsWith(`${mount}/`));
+    return this.t.execOnly.some((mount) => path === mount || path.startsWith(`$mount/`));
   }
 
   async #check(script: string, path: string, signal: AbortSignal | undefined): Promise<string> {
@@ -310,6 +403,11 @@ class Spool {
     private readonly memory: Uint8Array[] | undefined,
     private readonly file: string | undefined,
   ) {}
+
+  /** The data, when it is held in memory (not spooled to a file). */
+  get held(): readonly Uint8Array[] | undefined {
+    return this.memory;
+  }
 
   static async from(data: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): Promise<Spool> {
     const held: Uint8Array[] = [];

@@ -14,6 +14,7 @@ import {
   InvalidArgumentError,
   PolicyNotEnforceableError,
   SandboxUnavailableError,
+  signalNumber,
   UnsupportedError,
 } from '@agentbox/core';
 import {
@@ -40,6 +41,7 @@ import { checkRuntime, daemonRuntimes, GVISOR } from './container-runtime.js';
 import { daemonFacts, numericUser, type ProbedUser } from './daemon-facts.js';
 import { followSentinel } from './egress-sentinel.js';
 import {
+  type CollectedExec,
   type ExecTarget,
   killInContainer,
   newNonce,
@@ -174,6 +176,12 @@ export class DockerSandbox extends BaseSandbox {
       gid: parts.gid,
       execOnly: ['/proc', '/sys', '/dev', ...tmpfs, ...tmpfsMounts],
       gate: this.#gate,
+      run: async (argv, signal) => {
+        const proc = await this.sessions.startProcess({ argv, cwd: '/', env: {} }, signal);
+        // In the same tick: the session learns the command takes no input, and stays reusable.
+        void proc.closeStdin();
+        return collectProcess(proc);
+      },
     });
     this.#helper = new CheckpointHelper({
       client: parts.client,
@@ -841,4 +849,15 @@ async function chownDir(
   } catch (error) {
     throw dockerError(error, context);
   }
+}
+
+/** A short internal command's whole output and exit (a signal counts as 128 + its number). */
+async function collectProcess(proc: RawProcess): Promise<CollectedExec> {
+  const read = async (stream: AsyncIterable<Uint8Array>) => {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    return Buffer.concat(chunks);
+  };
+  const [stdout, stderr, exit] = await Promise.all([read(proc.stdout), read(proc.stderr), proc.exit]);
+  return { exitCode: exit.exitCode ?? 128 + (exit.signal ? signalNumber(exit.signal) : 0), stdout, stderr };
 }

@@ -29,6 +29,7 @@ import {
   startHostProcess,
   TreeCheckpointStore,
   WRITE_FILE_SCRIPT,
+  watchSource,
 } from '@agentbox/core/backend';
 import { SandboxCheckpoints } from './checkpoints.js';
 import { type Cli, cliEnv, runCli } from './cli.js';
@@ -226,10 +227,17 @@ export class SingularitySandbox extends BaseSandbox {
         })(),
       ]);
       if (input) {
+        const source = watchSource(input);
         try {
-          for await (const chunk of input) await proc.writeStdin(chunk);
+          for await (const chunk of source.data) await proc.writeStdin(chunk);
         } catch {
           // The script stopped reading (a bad path): its exit status says why.
+        }
+        // The caller's data failed: the write fails with its error (and the script is stopped).
+        if (source.failed) {
+          await proc.kill('SIGKILL').catch(() => {});
+          await Promise.allSettled([proc.exit, drained]);
+          throw source.error;
         }
       }
       await proc.closeStdin().catch(() => {});

@@ -74,6 +74,7 @@ export {
 export { type RunnerPrograms, SessionPool } from './session/index.js';
 export { shellQuote, shellQuoteAll } from './shell-quote.js';
 export { signalName, signalNumber } from './signals.js';
+export { type WatchedSource, watchSource } from './source.js';
 export { StreamQueue } from './stream-queue.js';
 export { closestName, didYouMean } from './suggest.js';
 export { type ArgumentCheck, formatZodIssues, invalidArgument, parseArgument } from './validate.js';

@@ -352,7 +352,7 @@ export abstract class BaseSandbox implements SandboxBackend {
       const abs = resolveSandboxPath(this.workdir, path, this.context('writeFile'));
       const mode = opts.mode;
       checkAborted(opts.signal, this.context('writeFile', path));
-      await this.writeFileAt(abs, toChunks(data), mode, opts.signal);
+      await this.writeFileAt(abs, toChunks(data, this.context('writeFile', path)), mode, opts.signal);
     });
   }
 
@@ -495,8 +495,34 @@ export async function withRequestTimeout<T>(
   }
 }
 
-async function* toChunks(data: string | Uint8Array | AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  if (typeof data === 'string') yield encodeUtf8(data);
-  else if (data instanceof Uint8Array) yield data;
-  else for await (const chunk of data) yield chunk;
+/**
+ * writeFile's data as byte chunks. A string chunk (a stream read with an encoding) is UTF-8;
+ * anything else that is not bytes is an InvalidArgumentError, up front for the data itself and
+ * as the stream reaches it for a chunk.
+ */
+function toChunks(
+  data: string | Uint8Array | AsyncIterable<Uint8Array>,
+  context: ErrorContext,
+): AsyncGenerator<Uint8Array> {
+  const iterable =
+    data !== null &&
+    typeof data === 'object' &&
+    (Symbol.asyncIterator in data || Symbol.iterator in (data as object));
+  if (typeof data !== 'string' && !(data instanceof Uint8Array) && !iterable)
+    throw invalidArgument('data', 'must be a string, a Uint8Array or an (async) iterable of them', context);
+  return (async function* () {
+    if (typeof data === 'string') yield encodeUtf8(data);
+    else if (data instanceof Uint8Array) yield data;
+    else
+      for await (const chunk of data as AsyncIterable<unknown>) {
+        if (chunk instanceof Uint8Array) yield chunk;
+        else if (typeof chunk === 'string') yield encodeUtf8(chunk);
+        else
+          throw invalidArgument(
+            'data',
+            `has a chunk that is ${typeof chunk}, not a Uint8Array or a string`,
+            context,
+          );
+      }
+  })();
 }

@@ -223,5 +223,31 @@ export const fileCases = defineGroup({
         expectBytes(await sandbox.readFile(`${dir}/streamed.bin`), expected);
       },
     },
+    {
+      id: 'files.chunk-types',
+      title:
+        'writeFile takes string chunks as UTF-8; data that is not bytes is INVALID_ARGUMENT (up front: nothing written)',
+      async run({ sandbox, dir }) {
+        await sandbox.writeFile(`${dir}/text.txt`, [
+          'h\u00e9',
+          new Uint8Array([0x21]),
+        ] as unknown as Iterable<Uint8Array> as never);
+        expect(await sandbox.readTextFile(`${dir}/text.txt`)).toBe('h\u00e9!');
+        await expectError(
+          sandbox,
+          'INVALID_ARGUMENT',
+          () => sandbox.writeFile(`${dir}/n.txt`, 42 as never),
+          'writeFile',
+        );
+        await expectError(sandbox, 'NOT_FOUND', () => sandbox.readFile(`${dir}/n.txt`), 'readFile');
+        // A stream's bad chunk is found as it arrives.
+        await expectError(
+          sandbox,
+          'INVALID_ARGUMENT',
+          () => sandbox.writeFile(`${dir}/m.txt`, [new Uint8Array([1]), 7] as never),
+          'writeFile',
+        );
+      },
+    },
   ],
 });
