@@ -314,6 +314,12 @@ function formatMode(raw: number): string {
 async function receiveUploads(sandbox: SandboxRecord, req: IncomingMessage): Promise<void> {
   const paths = new Map<string, string>();
   const pending: Promise<void>[] = [];
+  // Each file's write is awaited below, or not at all when the request fails first (a client
+  // that gave up mid-upload): either way its failure is never an unhandled rejection.
+  const keep = (write: Promise<void>) => {
+    write.catch(() => {});
+    pending.push(write);
+  };
   await new Promise<void>((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
@@ -332,10 +338,10 @@ async function receiveUploads(sandbox: SandboxRecord, req: IncomingMessage): Pro
       const path = (index !== undefined ? paths.get(index) : undefined) ?? info.filename;
       if (!path) {
         stream.resume();
-        pending.push(Promise.reject(new HttpFailure(400, `file part ${name} has no path`)));
+        keep(Promise.reject(new HttpFailure(400, `file part ${name} has no path`)));
         return;
       }
-      pending.push(
+      keep(
         (async () => {
           const result = await runInContainer(sandbox.container, ['sh', '-c', UPLOAD_SCRIPT, path], {
             stdin: stream,
