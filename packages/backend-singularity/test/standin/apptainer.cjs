@@ -610,14 +610,27 @@ function execCommand(args) {
       env[item.slice(0, eq)] = item.slice(eq + 1);
     }
   }
-  // The command joins the instance's cgroups (its limits), as apptainer's exec into an instance does.
-  for (const dir of state.cgroups ?? [])
-    fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(process.pid));
   const pwd = one(values, 'pwd');
   const ns = ['-m', '-u', '-i', '-p', ...(state.ownNet ? ['-n'] : []), '-r', '-w'];
   const argv =
     pwd === undefined ? command : ['/bin/sh', '-c', 'cd -- "$0" || exit 1; exec "$@"', pwd, ...command];
-  const child = spawn('nsenter', ['-t', String(state.pid), ...ns, '--', ...argv], { stdio: 'inherit', env });
+  // The command joins the instance's cgroups (its limits), as apptainer's exec into an instance
+  // does: a small shell moves itself in, then becomes nsenter. This Node process stays out (it
+  // would weigh tens of MiB against a memory limit, and be the OOM killer's first choice).
+  const cgroups = state.cgroups ?? [];
+  const enter = [
+    '-c',
+    'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" || exit 255; shift; n=$((n-1)); done; exec nsenter "$@"',
+    'apptainer-exec',
+    String(cgroups.length),
+    ...cgroups,
+    '-t',
+    String(state.pid),
+    ...ns,
+    '--',
+    ...argv,
+  ];
+  const child = spawn('/bin/sh', enter, { stdio: 'inherit', env });
   const forward = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGALRM', 'SIGCONT'];
   for (const sig of forward)
     process.on(sig, () => {
