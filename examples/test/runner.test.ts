@@ -232,7 +232,7 @@ describe.concurrent('the example runner', () => {
     expect(unknown).toMatchObject({
       code: 2,
       stderr:
-        'runner: unknown backend "nope"; known: daytona, docker, local, modal, singularity, ssh, vercel\n',
+        'runner: unknown backend "nope"; known: daytona, docker, kubernetes, local, modal, singularity, ssh, vercel\n',
     });
     const notJson = await runner(['--config', '{x']);
     expect(notJson.code).toBe(2);

@@ -1,7 +1,8 @@
 /**
  * @agentbox/backend-kubernetes: one hardened pod per agentbox sandbox (a plain Pod, an
- * agent-sandbox `Sandbox`, or a `SandboxClaim` on a warm pool), through the official `@kubernetes/client-node`. Importing this
- * module registers the `kubernetes` backend with `openSandbox`.
+ * agent-sandbox `Sandbox`, or a `SandboxClaim` on a warm pool), through the official
+ * `@kubernetes/client-node`. Importing this module registers the `kubernetes` backend with
+ * `openSandbox`.
  */
 import { defineBackend, registerBackend } from '@agentbox/core/backend';
 import { type KubernetesConfig, KubernetesConfigSchema } from './config.js';

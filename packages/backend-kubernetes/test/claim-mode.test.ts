@@ -16,7 +16,7 @@ if (unsupported) {
 } else {
   const { createKubernetesWarmPool, KubernetesConfigSchema, kubernetes } = await import('../src/index.js');
   const { CustomObjectsApi } = await import('@kubernetes/client-node');
-  const { clusterForFile, IMAGE, labels, RUN_LABEL, runId, runObjects } = await import('./cluster.ts');
+  const { clusterForFile, labels, runId, runObjects, startEchoServers } = await import('./cluster.ts');
   const { config, kc, core } = await clusterForFile();
   const custom = kc.makeApiClient(CustomObjectsApi);
   const extensions = { group: 'extensions.agents.x-k8s.io', version: 'v1beta1', namespace: 'default' };
@@ -104,31 +104,8 @@ if (unsupported) {
     });
 
     it('an allowlist on a claimed pod: its NetworkPolicy holds it as soon as the claim labels it', async () => {
-      const servers = ['a', 'b'].map((name) =>
-        execFileSync('docker', [
-          'run',
-          '-d',
-          '--rm',
-          '--label',
-          `${RUN_LABEL}=${runId}`,
-          '--user',
-          '1000:1000',
-          IMAGE,
-          'nc',
-          '-ll',
-          '-p',
-          '8080',
-          '-e',
-          'echo',
-          `hello-${name}`,
-        ])
-          .toString()
-          .trim(),
-      );
+      const { a, b, stop } = startEchoServers();
       try {
-        const [a = '', b = ''] = servers.map((id) =>
-          execFileSync('docker', ['inspect', '-f', '{{.NetworkSettings.IPAddress}}', id]).toString().trim(),
-        );
         const sandbox = await openSandbox({
           backend: 'kubernetes',
           config: claimConfig,
@@ -146,7 +123,7 @@ if (unsupported) {
           await sandbox.close();
         }
       } finally {
-        execFileSync('docker', ['rm', '-f', ...servers]);
+        stop();
       }
     });
 

@@ -1,4 +1,5 @@
 /** Shared by the kubernetes tests: one API server stand-in per test file, and this run's objects in it. */
+import { execFileSync } from 'node:child_process';
 import { startKubernetesEmulator } from '@agentbox/emulators';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 import { afterAll } from 'vitest';
@@ -22,6 +23,46 @@ export async function clusterForFile(options: { agentSandbox?: boolean } = {}) {
   kc.loadFromString(emulator.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
   return { emulator, config, kc, core };
+}
+
+/**
+ * Two servers on Docker's default bridge, answering `hello-a` and `hello-b` on port 8080, for
+ * the egress tests: their addresses, and `stop()`.
+ */
+export function startEchoServers(): { a: string; b: string; stop(): void } {
+  const ids = ['a', 'b'].map((name) =>
+    execFileSync('docker', [
+      'run',
+      '-d',
+      '--rm',
+      '--label',
+      `${RUN_LABEL}=${runId}`,
+      '--user',
+      '1000:1000',
+      IMAGE,
+      'nc',
+      '-ll',
+      '-p',
+      '8080',
+      '-e',
+      'echo',
+      `hello-${name}`,
+    ])
+      .toString()
+      .trim(),
+  );
+  const stop = () => void execFileSync('docker', ['rm', '-f', ...ids]);
+  try {
+    const [a = '', b = ''] = ids.map((id) =>
+      execFileSync('docker', ['inspect', '-f', '{{.NetworkSettings.IPAddress}}', id]).toString().trim(),
+    );
+    if (!/^\d+\.\d+\.\d+\.\d+$/.test(a) || !/^\d+\.\d+\.\d+\.\d+$/.test(b))
+      throw new Error(`the echo servers have no bridge address: ${a} ${b}`);
+    return { a, b, stop };
+  } catch (error) {
+    stop();
+    throw error;
+  }
 }
 
 /** This run's pods, as `name:phase`. */

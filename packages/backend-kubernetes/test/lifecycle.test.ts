@@ -3,7 +3,6 @@
  * field; credentials from a Secret, read-only; an allowlist as a NetworkPolicy the pod is held to; re-attach by id; doctor; the dead man's switch (activeDeadlineSeconds) ending an
  * abandoned pod, and sweep removing what is left.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,9 +17,7 @@ if (unsupported) {
 } else {
   const { KubernetesConfigSchema, kubernetes } = await import('../src/index.js');
   const { NetworkingV1Api } = await import('@kubernetes/client-node');
-  const { clusterForFile, IMAGE, labels, RUN_LABEL, runId, runObjects, runPods } = await import(
-    './cluster.ts'
-  );
+  const { clusterForFile, labels, runObjects, runPods, startEchoServers } = await import('./cluster.ts');
   const { config, kc, core } = await clusterForFile();
   const networking = kc.makeApiClient(NetworkingV1Api);
 
@@ -180,32 +177,8 @@ if (unsupported) {
 
     it('an allowlist becomes a NetworkPolicy of exactly those addresses and ports, and the pod reaches nothing else', async () => {
       // Two servers on the default bridge; the sandbox may reach the first only.
-      const servers = ['a', 'b'].map((name) =>
-        execFileSync('docker', [
-          'run',
-          '-d',
-          '--rm',
-          '--label',
-          `${RUN_LABEL}=${runId}`,
-          '--user',
-          '1000:1000',
-          IMAGE,
-          'nc',
-          '-ll',
-          '-p',
-          '8080',
-          '-e',
-          'echo',
-          `hello-${name}`,
-        ])
-          .toString()
-          .trim(),
-      );
+      const { a, b, stop } = startEchoServers();
       try {
-        const [a = '', b = ''] = servers.map((id) =>
-          execFileSync('docker', ['inspect', '-f', '{{.NetworkSettings.IPAddress}}', id]).toString().trim(),
-        );
-        expect(a).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
         const sandbox = await openSandbox({
           backend: 'kubernetes',
           config,
@@ -235,7 +208,7 @@ if (unsupported) {
           await sandbox.close();
         }
       } finally {
-        execFileSync('docker', ['rm', '-f', ...servers]);
+        stop();
       }
       // Loopback is the pod's own: a NetworkPolicy cannot govern it, so the backend refuses it.
       await expect(

@@ -188,9 +188,14 @@ export async function startKubernetesEmulator(
   const runPod = async (pod: KubeObject) => {
     const { namespace, name, uid } = pod.metadata;
     const startedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    /** The pod cannot start (yet): logged, and written as its containers' waiting reason. */
+    const waiting = (reason: string, message: string) => {
+      log(`pod ${namespace}/${name}: ${message}`);
+      writeStatus(PODS, namespace, name, uid, runningStatus(pod, startedAt, '', { reason, message }));
+    };
     const refusal = PodRuntime.refusal(pod);
     if (refusal) {
-      writeStatus(PODS, namespace, name, uid, runningStatus(pod, startedAt, '', refusal));
+      waiting(refusal.reason, refusal.message);
       return;
     }
     const secrets = new Map<string, SecretData>();
@@ -207,17 +212,7 @@ export async function startKubernetesEmulator(
         const message = secret
           ? `couldn't find key ${missing} in Secret ${namespace}/${secret.metadata.name}`
           : missing;
-        log(`pod ${namespace}/${name}: MountVolume.SetUp failed for volume "${v.name}": ${message}`);
-        writeStatus(
-          PODS,
-          namespace,
-          name,
-          uid,
-          runningStatus(pod, startedAt, '', {
-            reason: 'ContainerCreating',
-            message: `MountVolume.SetUp failed for volume "${v.name}": ${message}`,
-          }),
-        );
+        waiting('ContainerCreating', `MountVolume.SetUp failed for volume "${v.name}": ${message}`);
         return;
       }
       secrets.set(v.secret.secretName, data);
@@ -225,17 +220,7 @@ export async function startKubernetesEmulator(
     try {
       await runtime.start(pod, egressOf(pod), secrets);
     } catch (error) {
-      log(`pod ${namespace}/${name}: ${(error as Error).message}`);
-      writeStatus(
-        PODS,
-        namespace,
-        name,
-        uid,
-        runningStatus(pod, startedAt, '', {
-          reason: 'CreateContainerError',
-          message: (error as Error).message,
-        }),
-      );
+      waiting('CreateContainerError', (error as Error).message);
       return;
     }
     const now = store.find(PODS, namespace, name);
