@@ -20,6 +20,7 @@ import {
 import {
   BaseSandbox,
   type CheckpointStore,
+  collectProcess,
   type EgressDenial,
   EgressDenialLog,
   type ErrorContext,
@@ -41,7 +42,6 @@ import { checkRuntime, daemonRuntimes, GVISOR } from './container-runtime.js';
 import { daemonFacts, numericUser, type ProbedUser } from './daemon-facts.js';
 import { followSentinel } from './egress-sentinel.js';
 import {
-  type CollectedExec,
   type ExecTarget,
   killInContainer,
   newNonce,
@@ -180,7 +180,8 @@ export class DockerSandbox extends BaseSandbox {
         const proc = await this.sessions.startProcess({ argv, cwd: '/', env: {} }, signal);
         // In the same tick: the session learns the command takes no input, and stays reusable.
         void proc.closeStdin();
-        return collectProcess(proc);
+        const r = await collectProcess(proc);
+        return { ...r, exitCode: r.exitCode ?? 128 + (r.signal ? signalNumber(r.signal) : 0) };
       },
     });
     this.#helper = new CheckpointHelper({
@@ -849,15 +850,4 @@ async function chownDir(
   } catch (error) {
     throw dockerError(error, context);
   }
-}
-
-/** A short internal command's whole output and exit (a signal counts as 128 + its number). */
-async function collectProcess(proc: RawProcess): Promise<CollectedExec> {
-  const read = async (stream: AsyncIterable<Uint8Array>) => {
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of stream) chunks.push(chunk);
-    return Buffer.concat(chunks);
-  };
-  const [stdout, stderr, exit] = await Promise.all([read(proc.stdout), read(proc.stderr), proc.exit]);
-  return { exitCode: exit.exitCode ?? 128 + (exit.signal ? signalNumber(exit.signal) : 0), stdout, stderr };
 }

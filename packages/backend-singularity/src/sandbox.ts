@@ -17,6 +17,7 @@ import {
   type CheckpointStore,
   cgroupOomKills,
   checkFileScript,
+  collectProcess,
   type ErrorContext,
   type HostProcess,
   memoryCgroupOf,
@@ -216,16 +217,8 @@ export class SingularitySandbox extends BaseSandbox {
     const abort = () => void proc.kill('SIGKILL').catch(() => {});
     signal?.addEventListener('abort', abort, { once: true });
     try {
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      const drained = Promise.all([
-        (async () => {
-          for await (const chunk of proc.stdout) out.push(Buffer.from(chunk));
-        })(),
-        (async () => {
-          for await (const chunk of proc.stderr) err.push(Buffer.from(chunk));
-        })(),
-      ]);
+      const collected = collectProcess(proc);
+      collected.catch(() => {});
       if (input) {
         const source = watchSource(input);
         try {
@@ -236,14 +229,14 @@ export class SingularitySandbox extends BaseSandbox {
         // The caller's data failed: the write fails with its error (and the script is stopped).
         if (source.failed) {
           await proc.kill('SIGKILL').catch(() => {});
-          await Promise.allSettled([proc.exit, drained]);
+          await collected.catch(() => {});
           throw source.error;
         }
       }
       await proc.closeStdin().catch(() => {});
-      const [exit] = await Promise.all([proc.exit, drained]);
+      const r = await collected;
       signal?.throwIfAborted();
-      return { code: exit.exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') };
+      return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
     } finally {
       signal?.removeEventListener('abort', abort);
     }

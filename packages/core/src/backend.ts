@@ -59,6 +59,8 @@ export {
   API_CWD_FAILED_STATUS,
   apiCommand,
   apiCommandFailure,
+  type CollectedProcess,
+  collectProcess,
   type RawProcess,
   type StartRequest,
 } from './process.js';

@@ -603,3 +603,25 @@ export class ProcessHandle implements ExecHandle {
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref?.());
 }
+
+/** All a process wrote and how it ended. */
+export interface CollectedProcess {
+  stdout: Buffer;
+  stderr: Buffer;
+  exitCode: number | null;
+  signal: string | null;
+}
+
+/**
+ * Read both streams of a process from now on (so its pipes never fill while the caller feeds
+ * its stdin) and settle with them and its exit: for a backend's short internal commands.
+ */
+export async function collectProcess(proc: RawProcess): Promise<CollectedProcess> {
+  const read = async (stream: AsyncIterable<Uint8Array>) => {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    return Buffer.concat(chunks);
+  };
+  const [stdout, stderr, exit] = await Promise.all([read(proc.stdout), read(proc.stderr), proc.exit]);
+  return { stdout, stderr, ...exit };
+}
