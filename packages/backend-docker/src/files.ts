@@ -157,7 +157,7 @@ export class DockerFiles {
       if (r.exitCode === 0 && nl > 0 && verdict.startsWith('OK ')) {
         if (r.stdout.length > maxBytes)
           throw new OutputLimitError(
-            `$pathis larger than $maxBytesbytes`,
+            `${path} is larger than ${maxBytes} bytes`,
             maxBytes,
             r.stdout.length,
             context,
@@ -165,7 +165,7 @@ export class DockerFiles {
         return new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.length);
       }
       if (r.exitCode !== 0 || verdict === '')
-        throw new AgentboxError(`checking $pathfailed (exit ${r.exitCode}): $verdict.trim()`, context);
+        throw new AgentboxError(`checking ${path} failed (exit ${r.exitCode}): ${verdict.trim()}`, context);
       check = verdict;
     } else check = await this.#check(READ_CHECK, path, signal);
     const match = /^OK (\d+) ([\s\S]*)$/.exec(check);
@@ -173,13 +173,13 @@ export class DockerFiles {
     const size = Number(match[1]);
     const real = match[2]!;
     if (size > maxBytes)
-      throw new OutputLimitError(`$pathis $sizebytes, over the limit of $maxBytes`, maxBytes, size, context);
+      throw new OutputLimitError(`${path} is ${size} bytes, over the limit of ${maxBytes}`, maxBytes, size, context);
     if (this.#execOnly(real)) {
       const r = await this.#userExec(['cat', '--', real], undefined, signal);
       if (r.exitCode !== 0)
-        throw new AgentboxError(`cannot read $path: $r.stderr.toString('utf8').trim()`, context);
+        throw new AgentboxError(`cannot read ${path}: ${r.stderr.toString('utf8').trim()}`, context);
       if (r.stdout.length > maxBytes)
-        throw new OutputLimitError(`$pathis larger than $maxBytesbytes`, maxBytes, r.stdout.length, context);
+        throw new OutputLimitError(`${path} is larger than ${maxBytes} bytes`, maxBytes, r.stdout.length, context);
       return new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.length);
     }
     return this.#gated(async () => {
@@ -215,8 +215,8 @@ export class DockerFiles {
         if (r.exitCode === 0 && verdict === 'OK') return;
         if (r.exitCode === 0 && verdict !== '') throw this.#checkError(verdict, path);
         if (/no space left/i.test(verdict))
-          throw new NoSpaceError(`cannot write $path: $verdict.trim()`, context);
-        throw new AgentboxError(`cannot write $path(exit $r.exitCode): $verdict.trim()`, context);
+          throw new NoSpaceError(`cannot write ${path}: ${verdict.trim()}`, context);
+        throw new AgentboxError(`cannot write ${path} (exit ${r.exitCode}): ${verdict.trim()}`, context);
       }
       await this.#writeLarge(path, body, mode, signal);
     } finally {
@@ -242,8 +242,8 @@ export class DockerFiles {
       );
       if (r.exitCode !== 0) {
         const why = r.stderr.toString('utf8').trim();
-        if (/no space left/i.test(why)) throw new NoSpaceError(`cannot write $path: $why`, context);
-        throw new AgentboxError(`cannot write $path: $why`, context);
+        if (/no space left/i.test(why)) throw new NoSpaceError(`cannot write ${path}: ${why}`, context);
+        throw new AgentboxError(`cannot write ${path}: ${why}`, context);
       }
       return;
     }
@@ -291,11 +291,11 @@ export class DockerFiles {
       } catch (error) {
         if (signal?.aborted) throw new AbortedError('aborted', { ...context, cause: error });
         if (/no space left/i.test(String((error as Error)?.message)))
-          throw new NoSpaceError(`no space left to write $path`, { ...context, cause: error });
+          throw new NoSpaceError(`no space left to write ${path}`, { ...context, cause: error });
         if (statusOf(error) === 400)
-          throw new IsADirectoryError(`$pathis a directory`, { ...context, cause: error });
+          throw new IsADirectoryError(`${path} is a directory`, { ...context, cause: error });
         if (statusOf(error) === 403)
-          throw new PermissionDeniedError(`cannot write $path`, { ...context, cause: error });
+          throw new PermissionDeniedError(`cannot write ${path}`, { ...context, cause: error });
         throw dockerError(error, context);
       }
       await feeding;
@@ -307,7 +307,7 @@ export class DockerFiles {
   }
 
   #execOnly(path: string): boolean {
-    return this.t.execOnly.some((mount) => path === mount || path.startsWith(`$mount/`));
+    return this.t.execOnly.some((mount) => path === mount || path.startsWith(`${mount}/`));
   }
 
   async #check(script: string, path: string, signal: AbortSignal | undefined): Promise<string> {

@@ -124,6 +124,18 @@ describe('hardened defaults', () => {
     expect(await out(sandbox, 'stat -c %u /skills/tool.md')).toBe('1000\n');
   });
 
+  it('files in /tmp (a tmpfs the archive API cannot see) go through exec, at any size', async () => {
+    // 2 MiB is past both one-command sizes, so this takes the large-file path each way.
+    const data = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 7919) % 251);
+    await sandbox.writeFile('/tmp/large.bin', data);
+    expect(await out(sandbox, 'wc -c < /tmp/large.bin')).toBe(`${data.length}\n`);
+    await sandbox.exec('printf tail >> /tmp/large.bin');
+    const back = await sandbox.readFile('/tmp/large.bin');
+    expect(back.length).toBe(data.length + 4);
+    expect(Buffer.from(back.subarray(0, data.length)).equals(Buffer.from(data))).toBe(true);
+    expect(Buffer.from(back.subarray(data.length)).toString()).toBe('tail');
+  });
+
   it('labels every volume it creates, and the checkpoint helper and its store', async () => {
     await sandbox.checkpoint({ label: 'labels' });
     const filters = JSON.stringify({
