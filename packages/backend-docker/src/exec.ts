@@ -258,7 +258,14 @@ export async function runExec(
     });
     if (opts.stdin !== undefined) {
       const source = opts.stdin instanceof Uint8Array ? [opts.stdin] : opts.stdin;
-      for await (const chunk of source) await writeTo(stream, chunk);
+      try {
+        for await (const chunk of source) await writeTo(stream, chunk);
+      } catch (error) {
+        // The command must not take a cut-off input for the whole of it.
+        done.catch(() => {});
+        stream.destroy();
+        throw error;
+      }
       stream.end();
     }
     await done;

@@ -1,16 +1,13 @@
 /**
- * Files through Docker's archive API (getArchive / putArchive, tar built and parsed with
- * tar-stream, streamed). The daemon reads and writes as root, so first a small check runs as
- * the sandbox user and asks the kernel what that user may do (missing, a directory, permission
+ * Files through Docker's archive API (getArchive parsed with tar-stream; putArchive fed by
+ * tar.ts), streamed. The daemon reads and writes as root, so first a small check runs as the
+ * sandbox user and asks the kernel what that user may do (missing, a directory, permission
  * denied, read-only filesystem), creates missing parent directories as that user and resolves
- * symlinks; the size is known before anything is moved. Written files belong to the sandbox
- * user. Paths the daemon cannot see (tmpfs mounts such as /tmp, /proc, /dev) go through an exec
- * instead (`cat`, streamed over stdin/stdout).
+ * symlinks. Written files belong to the sandbox user. A small file is one command on the fast
+ * path. A write of unknown length, and paths the daemon cannot see (tmpfs mounts such as /tmp,
+ * /proc, /dev), go through an exec instead (`cat`, streamed over stdin/stdout).
  */
-import { once } from 'node:events';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import * as fs from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -28,9 +25,10 @@ import * as tar from 'tar-stream';
 import { dockerError, statusOf } from './client.js';
 import { type CollectedExec, runExec } from './exec.js';
 import type { PauseGate } from './gate.js';
+import { gather, tarFile } from './tar.js';
 
-/** Up to this much of a stream of unknown length is held in memory; beyond, it is spooled to a temp file. */
-const SPOOL_IN_MEMORY_BYTES = 8 * 1024 * 1024;
+/** Up to this much of a stream of unknown length is held in memory, to learn its size; a longer one goes through exec. */
+const HELD_BYTES = 8 * 1024 * 1024;
 
 const READ_CHECK = `p=$1
 if [ -d "$p" ]; then echo EISDIR; exit 0; fi
@@ -59,13 +57,15 @@ fi
 if [ -e "$p" ]; then
   if [ ! -f "$p" ]; then echo EINVAL; exit 0; fi
   if [ ! -w "$p" ]; then echo EACCES; exit 0; fi
-  printf 'OK %s ' "$(stat -L -c %a -- "$p")"
-  readlink -f -- "$p"
+  r=$(readlink -f -- "$p"; echo x); r=\${r%??}
+  q=\${r%/*}; [ -n "$q" ] || q=/
+  w=0; if [ -w "$q" ] && [ -x "$q" ]; then w=1; fi
+  printf 'OK %s %s %s\\n' "$(stat -L -c %a -- "$p")" "$w" "$r"
   exit 0
 fi
 if [ ! -w "$d" ] || [ ! -x "$d" ]; then echo EACCES; exit 0; fi
 cd -P -- "$d" || { echo EACCES; exit 0; }
-printf 'OK - %s\\n' "$(pwd -P)/\${p##*/}"`;
+printf 'OK - 1 %s\\n' "$(pwd -P)/\${p##*/}"`;
 
 const EXEC_WRITE = 'cat > "$1" && { [ "$2" = - ] || chmod "$2" "$1"; }';
 
@@ -94,12 +94,14 @@ ${WRITE_CHECK}
 }
 v=$(check "$1")
 case $v in "OK "*) ;; *) printf '%s' "$v" >&2; exit 0 ;; esac
-e=\${v#OK }; r=\${e#* }; e=\${e%% *}
+e=\${v#OK }; r=\${e#* }; r=\${r#* }; e=\${e%% *}
 m=$2; if [ "$m" = - ]; then if [ "$e" = - ]; then m=644; else m=$e; fi; fi
 printf "$3" > "$r" || exit 1
 [ "$m" = "$e" ] || chmod "$m" "$r" || exit 1
 printf OK >&2`;
 
+/** Data sent to a command's stdin goes in blocks of about this size (fewer, larger writes to the socket). */
+const EXEC_GATHER_BYTES = 1024 * 1024;
 /** Files up to this size are read in one command (READ_SMALL). */
 const SMALL_READ_BYTES = 1024 * 1024;
 /** Content whose printf format is up to this long is written in one command (an argument's limit is 128 KiB). */
@@ -173,13 +175,23 @@ export class DockerFiles {
     const size = Number(match[1]);
     const real = match[2]!;
     if (size > maxBytes)
-      throw new OutputLimitError(`${path} is ${size} bytes, over the limit of ${maxBytes}`, maxBytes, size, context);
+      throw new OutputLimitError(
+        `${path} is ${size} bytes, over the limit of ${maxBytes}`,
+        maxBytes,
+        size,
+        context,
+      );
     if (this.#execOnly(real)) {
       const r = await this.#userExec(['cat', '--', real], undefined, signal);
       if (r.exitCode !== 0)
         throw new AgentboxError(`cannot read ${path}: ${r.stderr.toString('utf8').trim()}`, context);
       if (r.stdout.length > maxBytes)
-        throw new OutputLimitError(`${path} is larger than ${maxBytes} bytes`, maxBytes, r.stdout.length, context);
+        throw new OutputLimitError(
+          `${path} is larger than ${maxBytes} bytes`,
+          maxBytes,
+          r.stdout.length,
+          context,
+        );
       return new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.length);
     }
     return this.#gated(async () => {
@@ -193,51 +205,62 @@ export class DockerFiles {
     });
   }
 
-  /** `mode` applies when given; otherwise an existing file keeps its mode and a new one gets 0644. */
+  /**
+   * `mode` applies when given; otherwise an existing file keeps its mode and a new one gets 0644.
+   * Data of a known size (declared, or up to 8 MiB held to find its end) goes through the
+   * archive API as it comes; a longer stream of unknown size through `cat` over exec stdin.
+   */
   async write(
     path: string,
     data: AsyncIterable<Uint8Array>,
     mode: number | undefined,
     signal: AbortSignal | undefined,
+    size?: number,
   ): Promise<void> {
+    if (size !== undefined && size > SMALL_WRITE_FORMAT)
+      return this.#writeLarge(path, data, size, mode, signal);
     const context = { ...this.t.context, subject: path };
-    const body = await Spool.from(data, signal);
-    try {
-      const format =
-        this.t.run && body.held ? printfFormat(Buffer.concat(body.held), SMALL_WRITE_FORMAT) : undefined;
-      if (format !== undefined) {
-        const octal = mode === undefined ? '-' : mode.toString(8);
-        const r = await this.t.run!(
-          ['/bin/sh', '-c', WRITE_SMALL, 'agentbox-write', path, octal, format],
-          signal,
-        );
-        const verdict = r.stderr.toString('utf8');
-        if (r.exitCode === 0 && verdict === 'OK') return;
-        if (r.exitCode === 0 && verdict !== '') throw this.#checkError(verdict, path);
-        if (/no space left/i.test(verdict))
-          throw new NoSpaceError(`cannot write ${path}: ${verdict.trim()}`, context);
-        throw new AgentboxError(`cannot write ${path} (exit ${r.exitCode}): ${verdict.trim()}`, context);
-      }
-      await this.#writeLarge(path, body, mode, signal);
-    } finally {
-      await body.dispose();
-    }
+    const head = await holdHead(data, HELD_BYTES, signal);
+    if (head.rest) return this.#writeLarge(path, head.rest, undefined, mode, signal);
+    const format = this.t.run ? printfFormat(Buffer.concat(head.held), SMALL_WRITE_FORMAT) : undefined;
+    if (format === undefined) return this.#writeLarge(path, head.held, head.size, mode, signal);
+    const octal = mode === undefined ? '-' : mode.toString(8);
+    const r = await this.t.run!(
+      ['/bin/sh', '-c', WRITE_SMALL, 'agentbox-write', path, octal, format],
+      signal,
+    );
+    const verdict = r.stderr.toString('utf8');
+    if (r.exitCode === 0 && verdict === 'OK') return;
+    if (r.exitCode === 0 && verdict !== '') throw this.#checkError(verdict, path);
+    if (/no space left/i.test(verdict))
+      throw new NoSpaceError(`cannot write ${path}: ${verdict.trim()}`, context);
+    throw new AgentboxError(`cannot write ${path} (exit ${r.exitCode}): ${verdict.trim()}`, context);
   }
 
-  /** A file too large for one command: the check, then the archive API (or cat, where it cannot see). */
-  async #writeLarge(path: string, body: Spool, mode: number | undefined, signal: AbortSignal | undefined) {
+  /**
+   * A file too large for one command: the check, then the archive API when the size is known
+   * (its tar header says it first), else `cat` as the sandbox user (also where the daemon cannot
+   * see, or where the user may write the file but not its folder).
+   */
+  async #writeLarge(
+    path: string,
+    body: AsyncIterable<Uint8Array> | readonly Uint8Array[],
+    size: number | undefined,
+    mode: number | undefined,
+    signal: AbortSignal | undefined,
+  ) {
     const check = await this.#check(WRITE_CHECK, path, signal);
-    const match = /^OK (-|[0-7]+) ([\s\S]*)$/.exec(check);
+    const match = /^OK (-|[0-7]+) ([01]) ([\s\S]*)$/.exec(check);
     if (!match) throw this.#checkError(check, path);
     const existingMode = match[1] === '-' ? undefined : Number.parseInt(match[1]!, 8);
     const finalMode = mode ?? existingMode ?? 0o644;
-    const real = posix.normalize(match[2]!);
+    const real = posix.normalize(match[3]!);
     const context = { ...this.t.context, subject: path };
-    if (this.#execOnly(real)) {
+    if (size === undefined || match[2] !== '1' || this.#execOnly(real)) {
       const octal = mode === undefined && existingMode !== undefined ? '-' : finalMode.toString(8);
       const r = await this.#userExec(
         ['/bin/sh', '-c', EXEC_WRITE, 'agentbox-write', real, octal],
-        body.chunks(),
+        gather(asAsync(body), EXEC_GATHER_BYTES),
         signal,
       );
       if (r.exitCode !== 0) {
@@ -247,59 +270,83 @@ export class DockerFiles {
       }
       return;
     }
-    {
-      const pack = tar.pack();
-      const feeding = (async () => {
-        let added!: Promise<void>;
-        const entry = pack.entry(
-          {
-            name: posix.basename(real),
-            type: 'file',
-            size: body.size,
-            mode: finalMode,
-            uid: this.t.uid,
-            gid: this.t.gid,
-            mtime: new Date(),
-          },
-          (error) => {
-            added = error ? Promise.reject(error) : Promise.resolve();
-          },
-        );
-        const entryDone = new Promise<void>((resolve, reject) => {
-          entry.once('finish', resolve);
-          entry.once('error', reject);
-          entry.once('close', resolve);
-        });
-        for await (const chunk of body.chunks()) {
-          if (signal?.aborted) throw new AbortedError('aborted', context);
-          if (!entry.write(chunk)) await once(entry, 'drain');
-        }
-        (entry as unknown as { end(): void }).end();
-        await entryDone;
-        await added;
-        pack.finalize();
-      })();
-      feeding.catch((error) => pack.destroy(error));
-      try {
-        await this.#gated(() =>
-          this.t.container.putArchive(Readable.from(pack), {
-            path: posix.dirname(real),
-            noOverwriteDirNonDir: true,
-            ...(signal ? { abortSignal: signal } : {}),
-          }),
-        );
-      } catch (error) {
-        if (signal?.aborted) throw new AbortedError('aborted', { ...context, cause: error });
-        if (/no space left/i.test(String((error as Error)?.message)))
-          throw new NoSpaceError(`no space left to write ${path}`, { ...context, cause: error });
-        if (statusOf(error) === 400)
-          throw new IsADirectoryError(`${path} is a directory`, { ...context, cause: error });
-        if (statusOf(error) === 403)
-          throw new PermissionDeniedError(`cannot write ${path}`, { ...context, cause: error });
-        throw dockerError(error, context);
-      }
-      await feeding;
+    // The daemon writes as root and removes the old file first: under a temporary name, a write
+    // that fails midway leaves the file as it was (and no root-owned remnant), and a rename by
+    // the sandbox user puts a whole one in place.
+    const part = posix.join(posix.dirname(real), `.agentbox-${randomBytes(6).toString('hex')}.part`);
+    try {
+      await this.#putFile(part, body, size, finalMode, signal, context);
+      const moved = await this.#runAsUser(['mv', '-f', '--', part, real], signal);
+      if (moved.exitCode !== 0)
+        throw new AgentboxError(`cannot write ${path}: ${moved.stderr.toString('utf8').trim()}`, context);
+    } catch (error) {
+      await this.#runAsUser(['rm', '-f', '--', part], undefined).catch(() => undefined);
+      throw error;
     }
+  }
+
+  /** One file of a known size through the archive API, streamed into its tar entry as it comes. */
+  async #putFile(
+    real: string,
+    body: AsyncIterable<Uint8Array> | readonly Uint8Array[],
+    size: number,
+    mode: number,
+    signal: AbortSignal | undefined,
+    context: ErrorContext,
+  ): Promise<void> {
+    const header = {
+      name: posix.basename(real),
+      size,
+      mode,
+      uid: this.t.uid,
+      gid: this.t.gid,
+      mtime: new Date(),
+    };
+    // A failing feed aborts the request (an error on the piped body alone can leave it waiting).
+    let fed: { error: unknown } | undefined;
+    const cut = new AbortController();
+    const tarball = Readable.from(
+      (async function* () {
+        try {
+          for await (const block of tarFile(header, asAsync(body))) {
+            if (signal?.aborted) throw new AbortedError('aborted', context);
+            yield block;
+          }
+        } catch (error) {
+          fed = { error };
+          cut.abort();
+          throw error;
+        }
+      })(),
+      { objectMode: false },
+    );
+    tarball.on('error', () => undefined);
+    try {
+      await this.#gated(() =>
+        this.t.container.putArchive(tarball, {
+          path: posix.dirname(real),
+          noOverwriteDirNonDir: true,
+          abortSignal: signal ? AbortSignal.any([signal, cut.signal]) : cut.signal,
+        }),
+      );
+    } catch (error) {
+      // The caller's data failed (a chunk that is not bytes, a stream's own error): that is the error.
+      if (fed) throw fed.error;
+      if (signal?.aborted) throw new AbortedError('aborted', { ...context, cause: error });
+      if (/no space left/i.test(String((error as Error)?.message)))
+        throw new NoSpaceError(`no space left to write ${context.subject}`, { ...context, cause: error });
+      if (statusOf(error) === 400)
+        throw new IsADirectoryError(`${context.subject} is a directory`, { ...context, cause: error });
+      if (statusOf(error) === 403)
+        throw new PermissionDeniedError(`cannot write ${context.subject}`, { ...context, cause: error });
+      throw dockerError(error, context);
+    }
+    if (fed) throw fed.error;
+  }
+
+  /** A short command as the sandbox user: on the fast path when there is one. */
+  #runAsUser(argv: readonly string[], signal: AbortSignal | undefined): Promise<CollectedExec> {
+    return this.t.run ? this.t.run(argv, signal) : this.#userExec(argv, undefined, signal);
   }
 
   #gated<T>(fn: () => Promise<T>): Promise<T> {
@@ -311,7 +358,7 @@ export class DockerFiles {
   }
 
   async #check(script: string, path: string, signal: AbortSignal | undefined): Promise<string> {
-    const r = await this.#userExec(['/bin/sh', '-c', script, 'agentbox-check', path], undefined, signal);
+    const r = await this.#runAsUser(['/bin/sh', '-c', script, 'agentbox-check', path], signal);
     const out = r.stdout.toString('utf8');
     if (r.exitCode !== 0 || out === '')
       throw new AgentboxError(
@@ -396,63 +443,50 @@ async function readSingleFile(
   }
 }
 
-/** Data of unknown length made measurable: held in memory up to a limit, else spooled to a temp file. */
-class Spool {
-  private constructor(
-    readonly size: number,
-    private readonly memory: Uint8Array[] | undefined,
-    private readonly file: string | undefined,
-  ) {}
-
-  /** The data, when it is held in memory (not spooled to a file). */
-  get held(): readonly Uint8Array[] | undefined {
-    return this.memory;
+/** The first chunks of a stream, up to `limit` bytes; `rest`, when there is more, replays them and goes on. */
+async function holdHead(
+  data: AsyncIterable<Uint8Array>,
+  limit: number,
+  signal: AbortSignal | undefined,
+): Promise<{ held: Uint8Array[]; size: number; rest?: AsyncIterable<Uint8Array> }> {
+  const iterator = data[Symbol.asyncIterator]();
+  const held: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      if (signal?.aborted) throw new AbortedError('aborted');
+      const next = await iterator.next();
+      if (next.done) return { held, size };
+      // The caller's own chunks are held by reference (one big Uint8Array costs nothing extra).
+      held.push(next.value);
+      size += next.value.length;
+      if (size > limit) break;
+    }
+  } catch (error) {
+    await iterator.return?.();
+    throw error;
   }
-
-  static async from(data: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined): Promise<Spool> {
-    const held: Uint8Array[] = [];
-    let size = 0;
-    let dir: string | undefined;
-    let out: WriteStream | undefined;
+  async function* rest() {
+    yield* held;
+    let done = false;
     try {
-      for await (const chunk of data) {
-        if (signal?.aborted) throw new AbortedError('aborted');
-        size += chunk.length;
-        if (!out && (held.length === 0 || size <= SPOOL_IN_MEMORY_BYTES)) {
-          // The caller's own chunks are held by reference (one big Uint8Array costs nothing extra).
-          held.push(chunk);
-          continue;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) {
+          done = true;
+          return;
         }
-        if (!out) {
-          dir = await fs.mkdtemp(posix.join(tmpdir(), 'agentbox-upload-'));
-          out = createWriteStream(posix.join(dir, 'data'), { mode: 0o600 });
-          for (const h of held.splice(0)) if (!out.write(h)) await once(out, 'drain');
-        }
-        if (!out.write(chunk)) await once(out, 'drain');
+        yield next.value;
       }
-      if (out) {
-        out.end();
-        await once(out, 'finish');
-        return new Spool(size, undefined, posix.join(dir!, 'data'));
-      }
-      return new Spool(size, held, undefined);
-    } catch (error) {
-      out?.destroy();
-      if (dir) await fs.rm(dir, { recursive: true, force: true });
-      throw error;
+    } finally {
+      if (!done) await iterator.return?.();
     }
   }
+  return { held, size, rest: rest() };
+}
 
-  async *chunks(): AsyncGenerator<Uint8Array> {
-    if (this.memory) {
-      for (const chunk of this.memory) yield chunk;
-      return;
-    }
-    for await (const chunk of createReadStream(this.file!, { highWaterMark: 1024 * 1024 }))
-      yield chunk as Buffer;
-  }
-
-  async dispose(): Promise<void> {
-    if (this.file) await fs.rm(posix.dirname(this.file), { recursive: true, force: true });
-  }
+async function* asAsync(
+  chunks: AsyncIterable<Uint8Array> | readonly Uint8Array[],
+): AsyncGenerator<Uint8Array> {
+  yield* chunks;
 }

@@ -351,8 +351,9 @@ export class DockerSandbox extends BaseSandbox {
     data: AsyncIterable<Uint8Array>,
     mode: number | undefined,
     signal: AbortSignal | undefined,
+    size: number | undefined,
   ): Promise<void> {
-    return this.#files.write(path, data, mode, signal);
+    return this.#files.write(path, data, mode, signal, size);
   }
 
   protected async closeResources(): Promise<void> {

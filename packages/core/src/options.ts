@@ -47,6 +47,7 @@ export const ReadFileOptionsSchema = z.strictObject({
 
 export const WriteFileOptionsSchema = z.strictObject({
   mode: z.number().int().min(0).max(0o7777).optional(),
+  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   signal: abortSignalSchema.optional(),
 });
 

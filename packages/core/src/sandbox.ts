@@ -177,13 +177,16 @@ export abstract class BaseSandbox implements SandboxBackend {
   ): Promise<Uint8Array>;
   /**
    * Write a file (parents created, existing file truncated), streaming the chunks. `mode` is
-   * set when the caller gave one; a new file otherwise gets 0o644 (less the umask).
+   * set when the caller gave one; a new file otherwise gets 0o644 (less the umask). `size`, when
+   * the caller declared one, is exactly the number of bytes the chunks hold: they fail with
+   * INVALID_ARGUMENT before going past it or ending short of it.
    */
   protected abstract writeFileAt(
     path: string,
     data: AsyncIterable<Uint8Array>,
     mode: number | undefined,
     signal: AbortSignal | undefined,
+    size: number | undefined,
   ): Promise<void>;
   protected abstract readonly checkpoints: CheckpointStore;
   /**
@@ -352,7 +355,16 @@ export abstract class BaseSandbox implements SandboxBackend {
       const abs = resolveSandboxPath(this.workdir, path, this.context('writeFile'));
       const mode = opts.mode;
       checkAborted(opts.signal, this.context('writeFile', path));
-      await this.writeFileAt(abs, toChunks(data, this.context('writeFile', path)), mode, opts.signal);
+      const context = this.context('writeFile', path);
+      const chunks = toChunks(data, context);
+      const size = opts.size;
+      await this.writeFileAt(
+        abs,
+        size === undefined ? chunks : ofSize(chunks, size, context),
+        mode,
+        opts.signal,
+        size,
+      );
     });
   }
 
@@ -500,6 +512,19 @@ export async function withRequestTimeout<T>(
  * anything else that is not bytes is an InvalidArgumentError, up front for the data itself and
  * as the stream reaches it for a chunk.
  */
+/** Chunks held to a declared total: an error before the first byte past it, or at an early end. */
+async function* ofSize(chunks: AsyncIterable<Uint8Array>, size: number, context: ErrorContext) {
+  let total = 0;
+  for await (const chunk of chunks) {
+    total += chunk.length;
+    if (total > size)
+      throw invalidArgument('data', `is longer than its declared size of ${size} bytes`, context);
+    yield chunk;
+  }
+  if (total < size)
+    throw invalidArgument('data', `ended at ${total} bytes, short of its declared size of ${size}`, context);
+}
+
 function toChunks(
   data: string | Uint8Array | AsyncIterable<Uint8Array>,
   context: ErrorContext,

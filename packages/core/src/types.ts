@@ -95,6 +95,12 @@ export interface ReadFileOptions {
 export interface WriteFileOptions {
   /** File mode for a new file, e.g. 0o755. Default 0o644. */
   mode?: number;
+  /**
+   * The data's length in bytes, when it is a stream whose length you know (a file's size). A
+   * backend can then send the stream as it comes instead of first finding its end. Data that
+   * turns out longer or shorter fails the write with INVALID_ARGUMENT.
+   */
+  size?: number;
   signal?: AbortSignal;
 }
 

@@ -249,5 +249,54 @@ export const fileCases = defineGroup({
         );
       },
     },
+    {
+      id: 'files.declared-size',
+      title:
+        'writeFile with a declared size streams exactly that many bytes; a longer or shorter stream is INVALID_ARGUMENT',
+      timeoutMs: 60_000,
+      async run({ sandbox, dir }) {
+        const parts = [randomBytes(MiB + 1), randomBytes(2 * MiB), randomBytes(5)];
+        async function* chunks(list: Uint8Array[]) {
+          for (const part of list) yield part;
+        }
+        const size = parts.reduce((n, p) => n + p.length, 0);
+        await sandbox.writeFile(`${dir}/sized.bin`, chunks(parts), { size });
+        expect(await sandboxSha256(sandbox, `${dir}/sized.bin`)).toBe(sha256(concatBytes(parts)));
+        await sandbox.writeFile(`${dir}/small.txt`, 'twelve bytes', { size: 12 });
+        expect(await sandbox.readTextFile(`${dir}/small.txt`)).toBe('twelve bytes');
+        await sandbox.writeFile(`${dir}/none.txt`, chunks([]), { size: 0 });
+        expect((await sandbox.readFile(`${dir}/none.txt`)).length).toBe(0);
+        for (const [what, declared] of [
+          ['longer', size - 1],
+          ['shorter', size + 1],
+          ['shorter, small', 100],
+        ] as const) {
+          const error = await expectError(
+            sandbox,
+            'INVALID_ARGUMENT',
+            () =>
+              sandbox.writeFile(
+                `${dir}/wrong.bin`,
+                chunks(parts.slice(0, what === 'shorter, small' ? 0 : 3)),
+                { size: declared },
+              ),
+            'writeFile',
+          );
+          expect(error.message, what).toMatch(/declared size/);
+        }
+        for (const bad of [-1, 1.5, Number.NaN, '12']) {
+          await expectError(
+            sandbox,
+            'INVALID_ARGUMENT',
+            () => sandbox.writeFile(`${dir}/bad.txt`, 'x', { size: bad as number }),
+            'writeFile',
+          );
+        }
+        await expectError(sandbox, 'NOT_FOUND', () => sandbox.readFile(`${dir}/bad.txt`), 'readFile');
+        // A failed write may leave its own file cut short, but nothing else behind (no temporary file).
+        const names = (await output(sandbox, ['ls', '-A', dir])).split('\n').filter(Boolean);
+        expect(names.filter((n) => n !== 'wrong.bin').sort()).toEqual(['none.txt', 'sized.bin', 'small.txt']);
+      },
+    },
   ],
 });
