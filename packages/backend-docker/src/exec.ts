@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { AbortedError, type AgentboxError, NotFoundError, SandboxUnavailableError } from '@agentbox/core';
+import { AbortedError, AgentboxError, NotFoundError, SandboxUnavailableError } from '@agentbox/core';
 import {
   type ErrorContext,
   fromErrno,
@@ -244,6 +244,7 @@ export async function runExec(
 ): Promise<CollectedExec> {
   if (opts.signal?.aborted) throw new AbortedError('aborted', target.context);
   const { exec, stream } = await openExec(target, { ...opts, stdin: opts.stdin !== undefined });
+  let cutShort = false;
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   const demux = new DockerDemuxer((type, chunk) => (type === 'stdout' ? out : err).push(chunk));
@@ -258,26 +259,44 @@ export async function runExec(
     });
     if (opts.stdin !== undefined) {
       const source = opts.stdin instanceof Uint8Array ? [opts.stdin] : opts.stdin;
+      // The command may end before it has read everything (cat on a full disk): then no write
+      // would ever drain, and its output's end is the signal to stop feeding it.
+      const ended = new Promise<false>((resolve) => {
+        stream.once('end', () => resolve(false));
+        stream.once('close', () => resolve(false));
+      });
       try {
-        for await (const chunk of source) await writeTo(stream, chunk);
+        for await (const chunk of source) {
+          const wrote = await Promise.race([
+            writeTo(stream, chunk).then(
+              () => true,
+              () => false,
+            ),
+            ended,
+          ]);
+          if (!wrote) {
+            cutShort = true;
+            break;
+          }
+        }
       } catch (error) {
         // The command must not take a cut-off input for the whole of it.
         done.catch(() => {});
         stream.destroy();
         throw error;
       }
-      stream.end();
+      if (cutShort) stream.destroy();
+      else stream.end();
     }
     await done;
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
   if (opts.signal?.aborted) throw new AbortedError('aborted', target.context);
-  return {
-    exitCode: await execExitCode(exec, target),
-    stdout: Buffer.concat(out),
-    stderr: Buffer.concat(err),
-  };
+  const exitCode = await execExitCode(exec, target);
+  if (cutShort && exitCode === 0)
+    throw new AgentboxError(`${opts.argv[0]} ended before it read all of its input`, target.context);
+  return { exitCode, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
 }
 
 /** Write with backpressure; rejects if the stream is gone. */

@@ -96,7 +96,8 @@ v=$(check "$1")
 case $v in "OK "*) ;; *) printf '%s' "$v" >&2; exit 0 ;; esac
 e=\${v#OK }; r=\${e#* }; r=\${r#* }; e=\${e%% *}
 m=$2; if [ "$m" = - ]; then if [ "$e" = - ]; then m=644; else m=$e; fi; fi
-printf "$3" > "$r" || exit 1
+# BusyBox's printf says nothing when its write fails: cat, on a second try, says why.
+printf "$3" > "$r" 2>/dev/null || { printf "$3" | cat > "$r" || exit 1; }
 [ "$m" = "$e" ] || chmod "$m" "$r" || exit 1
 printf OK >&2`;
 

@@ -296,6 +296,17 @@ describe('workspace quota (limits.diskMiB)', () => {
     await sandbox.exec('rm -f big.bin');
   });
 
+  it('on a full workspace, a small writeFile (one command) is NO_SPACE as well', async () => {
+    await sandbox.exec('dd if=/dev/zero of=fill bs=1M count=16');
+    const error = await sandbox.writeFile('small.bin', 'x'.repeat(5000)).then(
+      () => undefined,
+      (e: { code?: string; message?: string }) => e,
+    );
+    expect(error?.code).toBe('NO_SPACE');
+    expect(error?.message).toMatch(/No space left/);
+    await sandbox.exec('rm -f fill small.bin');
+  });
+
   it('the workspace still works: files, checkpoints and rollbacks', async () => {
     await sandbox.writeFile('small.txt', 'small');
     const ckpt = await sandbox.checkpoint();
