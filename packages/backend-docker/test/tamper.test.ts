@@ -226,6 +226,11 @@ describe('a sandbox whose user is root', () => {
             'cp /bin/sh /dev/.agentbox/x 2>/dev/null && echo write; mv /dev/.agentbox /dev/moved 2>/dev/null && echo moved; echo done',
         );
         expect(probe.stdout).toBe('done\n');
+        // BusyBox is one program: setsid is a link to the sh copy, not a second copy in memory.
+        const copies = await sandbox.exec('stat -c "%i %h %a %u" /dev/.agentbox/sh /dev/.agentbox/setsid');
+        const [sh, setsid] = copies.stdout.trim().split('\n');
+        expect(sh).toMatch(/^\d+ 2 111 65533$/);
+        expect(setsid).toBe(sh);
         // The attacker of the conformance case tamper.session-pipe-injection, as root. It first
         // waits for the command that started it to end: that command's own stdout is a session
         // pipe, and a write into it just as it ends is a race this test is not about (the README
