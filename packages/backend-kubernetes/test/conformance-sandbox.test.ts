@@ -12,13 +12,12 @@ if (unsupported) {
   await import('../src/index.js');
   const { clusterForFile, labels, runObjects } = await import('./cluster.ts');
   const { config, kc } = await clusterForFile();
+  const spec = { backend: 'kubernetes', config: { ...config, mode: 'sandbox' }, policy: { labels } } as const;
   runConformance({
     name: 'kubernetes (agent-sandbox Sandbox, stand-in)',
-    open: (opts) =>
-      openSandbox(
-        { backend: 'kubernetes', config: { ...config, mode: 'sandbox' }, policy: { labels } },
-        opts,
-      ),
+    open: (opts) => openSandbox(spec, opts),
+    // The warm-pool cases open pools of the same spec.
+    pool: spec,
     leftovers: () => runObjects(kc),
     // An escape that let go of its output is out of reach of a command's kill; closing deletes the Sandbox and its pod.
     escapedProcessesDie: 'close',

@@ -12,10 +12,12 @@ if (unsupported) {
   await import('../src/index.js');
   const { clusterForFile, labels, runObjects } = await import('./cluster.ts');
   const { config, kc } = await clusterForFile();
+  const spec = { backend: 'kubernetes', config: { ...config, mode: 'pod' }, policy: { labels } } as const;
   runConformance({
     name: 'kubernetes (plain pod, stand-in)',
-    open: (opts) =>
-      openSandbox({ backend: 'kubernetes', config: { ...config, mode: 'pod' }, policy: { labels } }, opts),
+    open: (opts) => openSandbox(spec, opts),
+    // The warm-pool cases open pools of the same spec.
+    pool: spec,
     leftovers: () => runObjects(kc),
     // An escape that let go of its output is out of reach of a command's kill; closing deletes the pod.
     escapedProcessesDie: 'close',

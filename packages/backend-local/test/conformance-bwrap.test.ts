@@ -18,9 +18,12 @@ else {
   // Made only when the suite runs: a skipped file runs no afterAll to remove it.
   const root = mkdtempSync(join(tmpdir(), 'agentbox-local-bwrap-conformance-'));
   afterAll(() => rm(root, { recursive: true, force: true }));
+  const spec = { backend: 'local', config: { root, isolation: 'bwrap' } } as const;
   runConformance({
     name: 'local (bwrap)',
-    open: (opts) => openSandbox({ backend: 'local', config: { root, isolation: 'bwrap' } }, opts),
+    open: (opts) => openSandbox(spec, opts),
+    // The warm-pool cases open pools of the same spec.
+    pool: spec,
     leftovers: () => readdir(root),
     // The jail's PID namespace ends every process at close; a timeout reaches the command's group
     // and whoever holds its output, not an escape that let go of it.

@@ -18,9 +18,12 @@ if (process.env.AGENTBOX_TEST_PASS === 'second') {
   // Made only when the suite runs: a skipped file runs no afterAll to remove it.
   const root = mkdtempSync(join(tmpdir(), 'agentbox-local-conformance-'));
   afterAll(() => rm(root, { recursive: true, force: true }));
+  const spec = { backend: 'local', config: { root } } as const;
   runConformance({
     name: 'local',
-    open: (opts) => openSandbox({ backend: 'local', config: { root } }, opts),
+    open: (opts) => openSandbox(spec, opts),
+    // The warm-pool cases open pools of the same spec.
+    pool: spec,
     leftovers: () => readdir(root),
     // What only isolation can promise (test/conformance-bwrap.test.ts runs these on isolation 'bwrap').
     skip: {

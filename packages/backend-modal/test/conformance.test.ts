@@ -17,9 +17,12 @@ if (secondPass) {
   const { config } = await emulatorProcessForFile();
   const labels = { [RUN_LABEL]: runId };
 
+  const spec = { backend: 'modal', config, policy: { labels } } as const;
   runConformance({
     name: 'modal (emulator)',
-    open: (opts) => openSandbox({ backend: 'modal', config, policy: { labels } }, opts),
+    open: (opts) => openSandbox(spec, opts),
+    // The warm-pool cases open pools of the same spec.
+    pool: spec,
     // This run's sandboxes still running, found by tag the way sweep finds them.
     leftovers: async () => {
       const report = await modal.sweep!({ config: modal.configSchema.parse(config), dryRun: true, labels });

@@ -25,9 +25,12 @@ else {
     await rm(root, { recursive: true, force: true });
     await rm(state, { recursive: true, force: true });
   });
+  const spec = { backend: 'singularity', config: { binary: STANDIN, image, root } } as const;
   runConformance({
     name: 'singularity (stand-in)',
-    open: (opts) => openSandbox({ backend: 'singularity', config: { binary: STANDIN, image, root } }, opts),
+    open: (opts) => openSandbox(spec, opts),
+    // The warm-pool cases open pools of the same spec.
+    pool: spec,
     leftovers: async () => [...(await readdir(root)), ...(await readdir(state))],
     // The instance's PID namespace ends every process at close; a timeout reaches the command's
     // group and whoever holds its output, not an escape that let go of it.

@@ -16,10 +16,13 @@ if (process.env.AGENTBOX_TEST_PASS === 'second') {
   console.info('ssh conformance: skipped in the second Node.js pass (it ran in the first)');
   describe.skip('ssh conformance', () => it('ran in the first pass', () => {}));
 } else {
+  const spec = { backend: 'ssh', config: sshConfig({ root }) } as const;
   runConformance({
     name: 'ssh',
     // The login user is agentbox-a, not root, so the permission cases apply.
-    open: (opts) => openSandbox({ backend: 'ssh', config: sshConfig({ root }) }, opts),
+    open: (opts) => openSandbox(spec, opts),
+    // The warm-pool cases open pools of the same spec.
+    pool: spec,
     // One login user runs every sandbox, each in its own bubblewrap jail on the host (the test
     // host has bubblewrap): neither processes nor files of one are visible to another.
     leftovers: async () =>

@@ -16,10 +16,12 @@ if (secondPass) {
 } else {
   const { config, sdk } = await emulatorProcessForFile();
 
+  const spec = { backend: 'vercel', config, policy: { labels: { [RUN_LABEL]: runId } } } as const;
   runConformance({
     name: 'vercel (emulator)',
-    open: (opts) =>
-      openSandbox({ backend: 'vercel', config, policy: { labels: { [RUN_LABEL]: runId } } }, opts),
+    open: (opts) => openSandbox(spec, opts),
+    // The warm-pool cases open pools of the same spec.
+    pool: spec,
     leftovers: () => runSandboxes(sdk),
     // An escape that let go of its output is out of reach of a command's kill; closing deletes the sandbox.
     escapedProcessesDie: 'close',

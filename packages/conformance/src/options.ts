@@ -1,5 +1,5 @@
 /** What a backend's test file passes to `runConformance`. */
-import type { SandboxBackend } from '@agentbox/core';
+import type { SandboxBackend, SandboxSpec } from '@agentbox/core';
 
 export interface ConformanceOpenOptions {
   signal?: AbortSignal;
@@ -31,6 +31,12 @@ export interface ConformanceOptions {
    * does). Default `timeout`.
    */
   escapedProcessesDie?: 'timeout' | 'close';
+  /**
+   * The spec `open` opens (backend, config, policy), for the warm-pool cases: `createPool` over
+   * it, and the backend's `sweep` finding a pool's sandboxes by their label. Without it, those
+   * cases are skipped.
+   */
+  pool?: SandboxSpec;
   /** Multiply every deadline and wait of the suite (default 1), for backends with slow round trips. */
   timeScale?: number;
 }

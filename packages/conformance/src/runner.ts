@@ -20,6 +20,7 @@ import { execCases } from './cases/exec.js';
 import { fileCases } from './cases/files.js';
 import { lifecycleCases } from './cases/lifecycle.js';
 import { outputCases } from './cases/output.js';
+import { poolCases } from './cases/pool.js';
 import { tamperCases } from './cases/tamper.js';
 import { timeoutCases } from './cases/timeouts.js';
 import type { ConformanceOptions } from './options.js';
@@ -33,6 +34,7 @@ export const groups: readonly CaseGroup[] = [
   lifecycleCases,
   errorCases,
   tamperCases,
+  poolCases,
 ];
 
 /** Every case id, in the order the suite runs them. */
