@@ -356,11 +356,13 @@ export abstract class BaseSandbox implements SandboxBackend {
       const mode = opts.mode;
       checkAborted(opts.signal, this.context('writeFile', path));
       const context = this.context('writeFile', path);
-      const chunks = toChunks(data, context);
-      const size = opts.size;
+      const bytes = typeof data === 'string' ? encodeUtf8(data) : data;
+      const chunks = toChunks(bytes, context);
+      // Bytes in hand have a size too: a backend need not find their end.
+      const size = opts.size ?? (bytes instanceof Uint8Array ? bytes.length : undefined);
       await this.writeFileAt(
         abs,
-        size === undefined ? chunks : ofSize(chunks, size, context),
+        opts.size === undefined ? chunks : ofSize(chunks, opts.size, context),
         mode,
         opts.signal,
         size,
