@@ -124,6 +124,30 @@ describe('hardened defaults', () => {
     expect(await out(sandbox, 'stat -c %u /skills/tool.md')).toBe('1000\n');
   });
 
+  it('a large write replaces a file through a temporary name, or in place where the folder is not writable', async () => {
+    const data = new Uint8Array(300 * 1024).map((_, i) => i % 253);
+    await sandbox.exec(
+      'mkdir -p locked && printf old > locked/f && chmod 666 locked/f && ln -s locked/f link && chmod 555 locked',
+    );
+    try {
+      // The user may write the file but not its folder: no temporary name there, the file itself is rewritten.
+      await sandbox.writeFile('locked/f', data);
+      expect(Buffer.from(await sandbox.readFile('locked/f')).equals(Buffer.from(data))).toBe(true);
+      // Through a symlink: the file it points to is written, the link stays a link.
+      await sandbox.writeFile('link', data.subarray(1000));
+      expect((await sandbox.readFile('locked/f')).length).toBe(data.length - 1000);
+      expect(await out(sandbox, 'test -L link && echo link; ls -A locked')).toBe('link\nf\n');
+    } finally {
+      await sandbox.exec('chmod 755 locked && rm -rf locked link');
+    }
+    await sandbox.writeFile('big.bin', data);
+    await sandbox.writeFile('big.bin', data.subarray(7), { mode: 0o600 });
+    expect(await out(sandbox, 'stat -c "%s %a %u" big.bin; ls -A | grep -c part || true')).toBe(
+      `${data.length - 7} 600 1000\n0\n`,
+    );
+    await sandbox.exec('rm -f big.bin');
+  });
+
   it('files in /tmp (a tmpfs the archive API cannot see) go through exec, at any size', async () => {
     // 2 MiB is past both one-command sizes, so this takes the large-file path each way.
     const data = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 7919) % 251);
