@@ -17,6 +17,7 @@ describe('runConformance options', () => {
       'lifecycle',
       'errors',
       'tamper',
+      'pool',
     ]);
     for (const group of groups)
       for (const c of group.cases) expect(c.id).toMatch(new RegExp(`^${group.name}\\.[a-z0-9-]+$`));
