@@ -25,9 +25,9 @@ function shapes(): [number, number][] {
   return wanted.map((files) => [files, files >= 100_000 ? 10_240 : 20_480]);
 }
 
-type Opener = () => Promise<SandboxBackend>;
+export type Opener = () => Promise<SandboxBackend>;
 
-async function openers(): Promise<Record<string, Opener | undefined>> {
+export async function openers(): Promise<Record<string, Opener | undefined>> {
   const local: Opener = async () => {
     await loadBackend('local');
     const root = await mkdtemp(join(tmpdir(), 'agentbox-bench-curve-'));

@@ -18,6 +18,7 @@ const all: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   density: () => import('./density.js'),
   isolation: () => import('./isolation.js'),
   load: () => import('./load.js'),
+  workload: () => import('./workload.js'),
 };
 
 const wanted = process.argv.slice(2).filter((a) => a !== '--');
