@@ -509,11 +509,6 @@ export async function withRequestTimeout<T>(
   }
 }
 
-/**
- * writeFile's data as byte chunks. A string chunk (a stream read with an encoding) is UTF-8;
- * anything else that is not bytes is an InvalidArgumentError, up front for the data itself and
- * as the stream reaches it for a chunk.
- */
 /** Chunks held to a declared total: an error before the first byte past it, or at an early end. */
 async function* ofSize(chunks: AsyncIterable<Uint8Array>, size: number, context: ErrorContext) {
   let total = 0;
@@ -527,6 +522,11 @@ async function* ofSize(chunks: AsyncIterable<Uint8Array>, size: number, context:
     throw invalidArgument('data', `ended at ${total} bytes, short of its declared size of ${size}`, context);
 }
 
+/**
+ * writeFile's data as byte chunks. A string chunk (a stream read with an encoding) is UTF-8;
+ * anything else that is not bytes is an InvalidArgumentError, up front for the data itself and
+ * as the stream reaches it for a chunk.
+ */
 function toChunks(
   data: string | Uint8Array | AsyncIterable<Uint8Array>,
   context: ErrorContext,
