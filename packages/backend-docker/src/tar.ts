@@ -2,6 +2,11 @@
  * One regular file as a tar stream, for the archive API: a ustar header, the data as it comes
  * (gathered into large blocks: a request body written 64 KiB at a time moves at half the rate),
  * then the padding and the end-of-archive blocks.
+ *
+ * Not tar-stream's pack (still used to read archives): fed the same blocks it uploads at the
+ * same rate, but it is pushed from a side loop, with drain waits, an entry callback and
+ * promises to keep handled. As one generator pulled by the request, the caller's data ending
+ * in an error or an abort ends the upload through the one path every other error takes.
  */
 
 const BLOCK = 512;
