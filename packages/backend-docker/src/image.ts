@@ -269,6 +269,7 @@ export const HELPER_TOOLS = [
   'touch',
   'readlink',
   'cat',
+  'dd',
   'tar',
   'sleep',
 ] as const;

@@ -3,11 +3,13 @@
  * tests drive it through busybox in a container). The exec is the only way the store touches the tree.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ExecCheckpointStore, type StoreExec } from '../src/backend.js';
+import { BATCH } from '../src/checkpoint/engine/script.js';
 
 let dir: string;
 let root: string;
@@ -103,6 +105,29 @@ describe('ExecCheckpointStore', () => {
     await store.restore(info.id, undefined);
     expect(await snapshot()).toEqual(before);
     expect(await read('a.txt')).toBe('alpha\n');
+  });
+
+  it('more files than one batch: each is stored with its own hash, the batches hashed while the next is copied', async () => {
+    const count = BATCH * 2 + 7;
+    await fs.mkdir(at('many'));
+    for (let i = 0; i < count; i++) await fs.writeFile(at(`many/f${i}`), `content ${i}\n`);
+    const store = newStore();
+    const info = await store.create({ label: undefined, signal: undefined });
+    expect(info.bytesStored).toBeGreaterThan(count * 10);
+    const stage = execs.find((e) => e.stdin.includes('sha256sum'))!;
+    expect(stage.stdin.match(/^b /gm)).toHaveLength(3);
+    const manifest = JSON.parse(
+      (await fs.readFile(join(storeDir, 'checkpoints', `${info.id}.manifest`), 'latin1')).split('\n')[0]!,
+    ) as { entries: { path: string; hash?: string }[] };
+    const hashes = new Map(manifest.entries.map((e) => [e.path, e.hash]));
+    for (const i of [0, BATCH - 1, BATCH, count - 1])
+      expect(hashes.get(`many/f${i}`)).toBe(createHash('sha256').update(`content ${i}\n`).digest('hex'));
+    // Nothing of the staging is left in the store's tmp.
+    expect((await fs.readdir(join(storeDir, 'tmp'))).filter((f) => !f.startsWith('.'))).toEqual([]);
+    for (let i = 0; i < count; i += 100) await fs.writeFile(at(`many/f${i}`), 'changed\n');
+    await store.restore(info.id, undefined);
+    expect(await read(`many/f${count - 1}`)).toBe(`content ${count - 1}\n`);
+    expect(await read('many/f400')).toBe('content 400\n');
   });
 
   it('copies only what changed: cost follows the change, not the tree', async () => {
@@ -225,7 +250,7 @@ describe('ExecCheckpointStore', () => {
   it('a crash while writing a checkpoint leaves the earlier ones intact', async () => {
     const good = await newStore().create({ label: 'good', signal: undefined });
     await fs.writeFile(at('a.txt'), 'half-saved\n');
-    const crashing = newStore(localExec((argv, stdin) => argv[1] === '-s' && stdin.includes('.manifest')));
+    const crashing = newStore(localExec((argv) => argv[1] === '-c' && argv[2]!.includes('count_bytes')));
     await expect(crashing.create({ label: 'crashed', signal: undefined })).rejects.toThrow(
       /writing checkpoint/,
     );

@@ -72,7 +72,8 @@ import { compareBytes, type LiveEntry, planRestore } from './engine/plan.js';
 import { readRollbackRecord, rollbackRecord } from './engine/rollback-record.js';
 import {
   BATCH,
-  commitScript,
+  COMMIT_READER,
+  commitInput,
   type Dirs,
   gcScript,
   RESTORE_OBJECT_MISMATCH,
@@ -131,21 +132,23 @@ interface StoredObject {
   meta: string;
 }
 
+// One walk of the tree: stat for every entry and, in the same walk, readlink for symlinks (their
+// records come in batches, in any order). TZ is set because stat formats %y/%z through localtime,
+// which without TZ looks for /etc/localtime again for every file: twice the cost of the listing.
 const SCAN = `n=$1 f=$3 s=$4
+export TZ=UTC0
 mkdir -p -- "$s/tmp" && : > "$s/tmp/clock-$n" || { printf 'X%s store\\n' "$n"; exit 0; }
 ${WAIT_FOR_RESTORE}
 [ "$busy" = 0 ] || { rm -f -- "$s/tmp/clock-$n"; printf 'X%s busy\\n' "$n"; exit 0; }
 printf 'N%s %s\\n' "$n" "$(stat -c '%Z %z' -- "$s/tmp/clock-$n")"
 rm -f -- "$s/tmp/clock-$n"
 cd -- "$2" || { printf 'X%s root\\n' "$n"; exit 0; }
-find . -mindepth 1 \\( -type f -o -type d -o -type l \\) -exec stat -c "$f" -- {} +
+find . -mindepth 1 \\( -type f -o -type d -o -type l \\) -exec stat -c "$f" -- {} + \\
+  -type l -exec sh -c 'n=$1; shift; for l; do printf "\\nL%s %s\\037" "$n" "$l"; readlink -- "$l"; done' sh "$n" {} +
 e=$?
-printf 'S%s\\n' "$n"
-find . -mindepth 1 -type l -exec sh -c 'n=$1; shift; for l; do printf "\\nL%s %s\\037" "$n" "$l"; readlink -- "$l"; done' sh "$n" {} +
-l=$?
 p=
 [ ! -e "$s/${ROLLBACK_RECORD}" ] || p=' P'
-printf '\\nE%s %s %s%s\\n' "$n" "$e" "$l" "$p"`;
+printf '\\nE%s %s%s\\n' "$n" "$e" "$p"`;
 
 export class ExecCheckpointStore implements CheckpointStore {
   readonly #exec: StoreExec;
@@ -634,29 +637,34 @@ export class ExecCheckpointStore implements CheckpointStore {
         'checkpoint',
       );
     const header = new RegExp(`^N${n} (\\d+) \\S+ (\\S+) \\S+\\n`).exec(out);
-    const split = out.indexOf(`S${n}\n`);
-    const end = new RegExp(`\\nE${n} (\\d+) (\\d+)( P)?\\n$`).exec(out);
-    if (r.exitCode !== 0 || !header || split < 0 || !end)
+    const end = new RegExp(`\\nE${n} (\\d+)( P)?\\n$`).exec(out);
+    if (r.exitCode !== 0 || !header || !end)
       throw this.#error(`listing ${this.#root} failed (exit ${r.exitCode}): ${text(r.stderr)}`, 'checkpoint');
-    if (end[1] !== '0' || end[2] !== '0') {
+    if (end[1] !== '0') {
       // A file removed while it was listed makes stat fail; list again before giving up.
       if (attempt < 3) return this.#scan(signal, attempt + 1);
       throw this.#error(`listing ${this.#root} failed: ${text(r.stderr)}`, 'checkpoint');
     }
     // The store's clock at the start of the listing: a file changed in that tick or later is not trusted.
     const clock = `${header[1]!.padStart(12, '0')}.${nanos(header[2]!)}`;
+    // [before the first record, tag, record, tag, record, …]: R is a stat record, L a symlink's target.
+    const parts = out.slice(header[0].length, end.index).split(new RegExp(`\\n([RL])${n} `));
+    if (parts[0] !== '') throw this.#error('unexpected output from the tree listing', 'checkpoint');
+    const stats: string[] = [];
     const targets = new Map<string, string>();
-    for (const record of out
-      .slice(split + n.length + 2, end.index)
-      .split(`\nL${n} `)
-      .slice(1)) {
+    for (let i = 1; i < parts.length; i += 2) {
+      const record = parts[i + 1]!;
+      if (parts[i] === 'R') {
+        stats.push(record);
+        continue;
+      }
       const sep = record.indexOf('\x1f');
       let target = record.slice(sep + 1);
       if (target.endsWith('\n')) target = target.slice(0, -1);
       targets.set(relative(record.slice(0, sep), this.#context), target);
     }
     const entries: Scanned[] = [];
-    for (const record of out.slice(header[0].length, split).split(`\nR${n} `).slice(1)) {
+    for (const record of stats) {
       const sep = record.indexOf('\x1f');
       let name = record.slice(sep + 1);
       if (name.endsWith('\n')) name = name.slice(0, -1);
@@ -685,7 +693,7 @@ export class ExecCheckpointStore implements CheckpointStore {
     }
     entries.sort((a, b) => compareBytes(a.path, b.path));
     // Whether the record of a cut-short rollback is in the store.
-    return { entries, pending: end[3] !== undefined };
+    return { entries, pending: end[2] !== undefined };
   }
 
   /**
@@ -730,16 +738,17 @@ export class ExecCheckpointStore implements CheckpointStore {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     const id = manifest.info.id;
-    const eof = `AGENTBOX_EOF_${randomBytes(8).toString('hex')}`;
-    const script = commitScript(
+    const { stdin, lengths } = commitInput(
       this.#dirs,
       id,
       { manifest: seal(manifest, this.#key), info: seal(manifest.info, this.#key) },
       staged,
-      eof,
     );
-    const r = await this.#exec(['sh', '-s'], { stdin: script, signal });
-    if (r.exitCode !== 0) {
+    const r = await this.#exec(['sh', '-c', COMMIT_READER, 'sh', this.#store, id, ...lengths], {
+      stdin,
+      signal,
+    });
+    if (r.exitCode !== 0 || Buffer.from(r.stdout).toString('latin1') !== `committed ${id}\n`) {
       // Whatever this checkpoint added to the index may not have reached the store.
       for (const [hash, object] of this.#objects)
         if (object.pack === staged?.pack) this.#objects.delete(hash);

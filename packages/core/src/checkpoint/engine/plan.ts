@@ -84,7 +84,8 @@ export function planRestore<E extends PlanEntry>(
     if (!hasAncestorIn(e.path, removed)) plan.remove.push(e.path);
     removed.add(e.path);
   }
-  const present = (path: string) => live.has(path) && !removed.has(path) && !hasAncestorIn(path, removed);
+  const present = (path: string) =>
+    live.has(path) && (removed.size === 0 || (!removed.has(path) && !hasAncestorIn(path, removed)));
 
   const dirModes: E[] = [];
   for (const entry of [...wanted].sort((a, b) => compareBytes(a.path, b.path))) {

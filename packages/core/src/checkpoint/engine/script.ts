@@ -8,7 +8,7 @@
 import { InvalidArgumentError } from '../../errors.js';
 import { binaryScript, shellQuoteBinary as q } from '../../shell-quote.js';
 import type { ExecManifestEntry } from './manifest.js';
-import { PACK_ID } from './manifest.js';
+import { CHECKPOINT_ID, PACK_ID } from './manifest.js';
 import type { RestorePlan } from './plan.js';
 
 /** Paths per generated command line (tar, sha256sum, rm, chmod): keeps each well under argv limits. */
@@ -63,7 +63,11 @@ export function verifyScript(dirs: Dirs, objects: readonly string[], n: string, 
   );
 }
 
-/** Copy `files` into the store's staging dir (tar, batched) and hash the copies. */
+/**
+ * Copy `files` into the store's staging dir (tar, batched) and hash the copies. Each batch is
+ * hashed in the background while the next one is copied (the copy waits on the disk, the hash
+ * on a core); the sums wait in files and are printed in order at the end.
+ */
 export function stageScript(dirs: Dirs, stage: string, files: readonly string[], n: string): Buffer {
   return binaryScript(
     [
@@ -72,15 +76,26 @@ export function stageScript(dirs: Dirs, stage: string, files: readonly string[],
       // Staging left by a crash long ago.
       'find tmp -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf -- {} + 2>/dev/null',
       'mkdir -p -- "$T" || exit 3',
+      'i=0 h=',
       'b() {',
-      `  printf 'B%s\\n' "$n"`,
+      '  i=$((i+1))',
       '  (cd -- "$R" && tar -cf - "$@" 2>/dev/null) | (cd -- "$S/$T" && tar -xf - --numeric-owner 2>/dev/null)',
       // A file still there but not copied could not be read: refuse rather than lose it on rollback.
       '  for p; do if [ ! -f "$S/$T/$p" ] && [ -f "$R/$p" ] && [ ! -L "$R/$p" ]; then echo "cannot read $p" >&2; exit 5; fi; done',
-      '  (cd -- "$S/$T" && sha256sum "$@" 2>/dev/null)',
-      '  return 0',
+      // One hash at a time: the previous batch's is done before this one's starts.
+      '  [ -z "$h" ] || wait "$h"',
+      '  (cd -- "$S/$T" && sha256sum "$@" > "$S/tmp/sums-$n-$i" 2>/dev/null) &',
+      '  h=$!',
       '}',
       ...batches(files).map((b) => `b ${b.map((f) => q(`./${f}`)).join(' ')}`),
+      'wait',
+      'j=0',
+      'while [ "$j" -lt "$i" ]; do',
+      '  j=$((j+1))',
+      `  printf 'B%s\\n' "$n"`,
+      '  cat -- "tmp/sums-$n-$j" 2>/dev/null',
+      '  rm -f -- "tmp/sums-$n-$j"',
+      'done',
       `printf 'D%s\\n' "$n"`,
       '',
     ].join('\n'),
@@ -90,14 +105,36 @@ export function stageScript(dirs: Dirs, stage: string, files: readonly string[],
 /** Up to this many new objects are flushed one by one; more, by one syncfs of the store's filesystem. */
 export const FSYNC_EACH_UP_TO = 64;
 
-/** Drop duplicate copies, file the pack, write the sealed manifest and (last) the info file. */
-export function commitScript(
+/**
+ * Reads a commit's input: the sealed manifest and info files, by their byte counts, into the
+ * store's `tmp/`, then the commit script itself (`sh -s`). Arguments: store, checkpoint id,
+ * manifest length, info length. `dd` with these flags (GNU and BusyBox) reads exactly its count
+ * from the pipe; `head -c` may read ahead and eat the next part. A 30 MB manifest in a heredoc
+ * costs the shell ten times as long.
+ */
+export const COMMIT_READER = [
+  'set -e',
+  'mkdir -p -- "$1/tmp"',
+  'dd bs=1048576 count="$3" iflag=count_bytes,fullblock status=none > "$1/tmp/$2.manifest"',
+  'dd bs=1048576 count="$4" iflag=count_bytes,fullblock status=none > "$1/tmp/$2.info"',
+  'exec sh -s',
+].join('\n');
+
+/**
+ * The stdin for {@link COMMIT_READER} and its two length arguments: the sealed files, then the
+ * script that drops duplicate copies, files the pack and moves the manifest and (last) the
+ * info file into place. The script prints `committed <id>` as its last act.
+ */
+export function commitInput(
   dirs: Dirs,
   id: string,
   files: { manifest: string; info: string },
   staged: { stage: string; pack: string; duplicates: readonly string[]; kept: number } | undefined,
-  eof: string,
-): Buffer {
+): { stdin: Buffer; lengths: [string, string] } {
+  if (!CHECKPOINT_ID.test(id)) throw new InvalidArgumentError(`not a checkpoint id: ${JSON.stringify(id)}`);
+  // Sealed files are ASCII lines: their bytes are their chars.
+  for (const text of [files.manifest, files.info])
+    if (/[^\x20-\x7e\n]/.test(text)) throw new InvalidArgumentError('unexpected manifest text');
   const lines = ['set -e', `S=${q(dirs.store)}`, 'mkdir -p -- "$S/checkpoints" "$S/tmp" "$S/packs"'];
   if (staged) {
     const stage = `"$S/"${q(staged.stage)}`;
@@ -116,24 +153,22 @@ export function commitScript(
   }
   const tmp = (ext: string) => `"$S/tmp/"${q(`${id}.${ext}`)}`;
   const final = (ext: string) => `"$S/checkpoints/"${q(`${id}.${ext}`)}`;
-  // Sealed files are one or two ASCII lines: a quoted heredoc carries them unchanged.
-  for (const [ext, text] of [
-    ['manifest', files.manifest],
-    ['info', files.info],
-  ] as const) {
-    if (/[^\x20-\x7e\n]/.test(text) || text.includes(eof))
-      throw new InvalidArgumentError('unexpected manifest text');
-    lines.push(`cat > ${tmp(ext)} <<'${eof}'`, text.replace(/\n$/, ''), eof);
-  }
   lines.push(
     `sync -- ${tmp('manifest')} ${tmp('info')} 2>/dev/null || :`,
     `mv -f -- ${tmp('manifest')} ${final('manifest')}`,
     // The info file makes the checkpoint exist: written last.
     `mv -f -- ${tmp('info')} ${final('info')}`,
     'sync -- "$S/checkpoints" 2>/dev/null || :',
+    // Read to its end: a cut-short input cannot look like a commit.
+    `echo ${q(`committed ${id}`)}`,
     '',
   );
-  return binaryScript(lines.join('\n'));
+  const manifest = Buffer.from(files.manifest, 'latin1');
+  const info = Buffer.from(files.info, 'latin1');
+  return {
+    stdin: Buffer.concat([manifest, info, binaryScript(lines.join('\n'))]),
+    lengths: [String(manifest.length), String(info.length)],
+  };
 }
 
 /** Remove whole packs and single object files no checkpoint refers to, and old staging. */
