@@ -27,7 +27,8 @@ function shapes(): [number, number][] {
 
 export type Opener = () => Promise<SandboxBackend>;
 
-export async function openers(): Promise<Record<string, Opener | undefined>> {
+/** Openers for local, docker and ssh; `dockerImage` is the docker sandboxes' image (the helper keeps the test image). */
+export async function openers(dockerImage?: () => string): Promise<Record<string, Opener | undefined>> {
   const local: Opener = async () => {
     await loadBackend('local');
     const root = await mkdtemp(join(tmpdir(), 'agentbox-bench-curve-'));
@@ -45,9 +46,13 @@ export async function openers(): Promise<Record<string, Opener | undefined>> {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
     const image = process.env.AGENTBOX_DOCKER_IMAGE ?? 'agentbox/busybox:test';
+    const sandboxImage = dockerImage?.() ?? image;
     docker = async () => {
       await loadBackend('docker');
-      return openSandbox({ backend: 'docker', config: { image, helperImage: image, pull: 'never' } });
+      return openSandbox({
+        backend: 'docker',
+        config: { image: sandboxImage, helperImage: image, pull: 'never' },
+      });
     };
   } catch (error) {
     skip('checkpoint curve (docker)', `no Docker daemon or test image: ${(error as Error).message}`);

@@ -4,14 +4,19 @@
  * after a dependency change, then rolled back to where it started. Each figure beside a warm
  * `cp -a` of the project and beside `git stash` (push of the same number of changed files for
  * a checkpoint, pop for the rollback), all run through the sandbox's own exec in the same run.
- * Runs where the sandbox has git: local and ssh here (BENCH_WORKLOAD_BACKENDS), docker with an
- * image that has it (AGENTBOX_DOCKER_IMAGE; the test image has none).
+ * Runs where the sandbox has git: local and ssh here (BENCH_WORKLOAD_BACKENDS), and docker in
+ * an image built here from the test image and this host's git (git-image.sh; no registry is
+ * reachable to pull one).
  */
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { SandboxBackend } from '@agentbox/core';
 import { type Opener, openers } from './checkpoint-curve.js';
 import { report, skip, timeMs } from './harness.js';
 import { loadNote } from './tree.js';
 
+const gitImage = join(dirname(fileURLToPath(import.meta.url)), '../git-image.sh');
 const deps = Number(process.env.BENCH_WORKLOAD_DEPS ?? 30_000);
 const SOURCES = 1_000;
 /** Source files the feature branch changes, and adds. */
@@ -65,7 +70,7 @@ async function workload(backend: string, open: Opener): Promise<void> {
   const sb = await open();
   try {
     if ((await sb.exec('command -v git')).exitCode !== 0) {
-      skip(`workload (${backend})`, 'the sandbox has no git (docker: an AGENTBOX_DOCKER_IMAGE with git)');
+      skip(`workload (${backend})`, 'the sandbox has no git');
       return;
     }
     await must(
@@ -152,7 +157,12 @@ async function workload(backend: string, open: Opener): Promise<void> {
 }
 
 export async function run(): Promise<void> {
-  const all = await openers();
+  const all = await openers(() =>
+    execFileSync('bash', [gitImage, process.env.AGENTBOX_DOCKER_IMAGE ?? 'agentbox/busybox:test'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }).trim(),
+  );
   for (const backend of (process.env.BENCH_WORKLOAD_BACKENDS ?? 'local,ssh,docker').split(',')) {
     const open = all[backend];
     if (!open) {
