@@ -66,7 +66,8 @@ export function verifyScript(dirs: Dirs, objects: readonly string[], n: string, 
 /**
  * Copy `files` into the store's staging dir (tar, batched) and hash the copies. Each batch is
  * hashed in the background while the next one is copied (the copy waits on the disk, the hash
- * on a core); the sums wait in files and are printed in order at the end.
+ * on a core). One hash runs at a time and only hashes write to stdout, so the batches' sums
+ * come out in order.
  */
 export function stageScript(dirs: Dirs, stage: string, files: readonly string[], n: string): Buffer {
   return binaryScript(
@@ -76,26 +77,17 @@ export function stageScript(dirs: Dirs, stage: string, files: readonly string[],
       // Staging left by a crash long ago.
       'find tmp -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf -- {} + 2>/dev/null',
       'mkdir -p -- "$T" || exit 3',
-      'i=0 h=',
+      'h=',
       'b() {',
-      '  i=$((i+1))',
       '  (cd -- "$R" && tar -cf - "$@" 2>/dev/null) | (cd -- "$S/$T" && tar -xf - --numeric-owner 2>/dev/null)',
       // A file still there but not copied could not be read: refuse rather than lose it on rollback.
       '  for p; do if [ ! -f "$S/$T/$p" ] && [ -f "$R/$p" ] && [ ! -L "$R/$p" ]; then echo "cannot read $p" >&2; exit 5; fi; done',
-      // One hash at a time: the previous batch's is done before this one's starts.
       '  [ -z "$h" ] || wait "$h"',
-      '  (cd -- "$S/$T" && sha256sum "$@" > "$S/tmp/sums-$n-$i" 2>/dev/null) &',
+      `  { printf 'B%s\\n' "$n"; cd -- "$S/$T" && sha256sum "$@" 2>/dev/null; } &`,
       '  h=$!',
       '}',
       ...batches(files).map((b) => `b ${b.map((f) => q(`./${f}`)).join(' ')}`),
       'wait',
-      'j=0',
-      'while [ "$j" -lt "$i" ]; do',
-      '  j=$((j+1))',
-      `  printf 'B%s\\n' "$n"`,
-      '  cat -- "tmp/sums-$n-$j" 2>/dev/null',
-      '  rm -f -- "tmp/sums-$n-$j"',
-      'done',
       `printf 'D%s\\n' "$n"`,
       '',
     ].join('\n'),
