@@ -260,6 +260,24 @@ describe('ExecCheckpointStore', () => {
     expect(await read('a.txt')).toBe('alpha\n');
   });
 
+  it('a commit whose input was cut short is not a checkpoint, even when the shell exits 0', async () => {
+    const good = await newStore().create({ label: 'good', signal: undefined });
+    await fs.writeFile(at('a.txt'), 'cut short\n');
+    const plain = localExec();
+    // The manifest and info arrive whole, the script after them does not: `sh -s` reads nothing and exits 0.
+    const cutting: StoreExec = (argv, opts) =>
+      argv[2]?.includes('count_bytes') && opts.stdin
+        ? plain(argv, { ...opts, stdin: opts.stdin.subarray(0, Number(argv[6]) + Number(argv[7])) })
+        : plain(argv, opts);
+    await expect(newStore(cutting).create({ label: 'cut', signal: undefined })).rejects.toThrow(
+      /writing checkpoint/,
+    );
+    const store = newStore();
+    expect((await store.list()).map((c) => c.label)).toEqual(['good']);
+    await store.restore(good.id, undefined);
+    expect(await read('a.txt')).toBe('alpha\n');
+  });
+
   it('a new process re-attaches: checkpoints listed, unchanged files not copied again', async () => {
     await fs.writeFile(at('big.bin'), Buffer.alloc(500_000, 1));
     await new Promise((r) => setTimeout(r, 50));
