@@ -19,10 +19,36 @@ export async function listenLocal(server: Server, port = 0, host = '127.0.0.1'):
   return `http://${shown}:${address.port}`;
 }
 
-/** Stop serving, then remove every container and image of this emulator instance. */
-export async function closeAndRemoveOwned(server: Server, docker: Docker, instance: string): Promise<void> {
+/** Work still under way (requests being handled, pods being started), so close can wait for it. */
+export class InFlight {
+  readonly #running = new Set<Promise<unknown>>();
+  get size(): number {
+    return this.#running.size;
+  }
+  track<T>(work: Promise<T>): Promise<T> {
+    this.#running.add(work);
+    void work.finally(() => this.#running.delete(work)).catch(() => {});
+    return work;
+  }
+  /** Resolves once nothing is running, including work started while waiting. */
+  async settled(): Promise<void> {
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+  }
+}
+
+/**
+ * Stop serving, let what is under way finish, then remove every container and image of this
+ * emulator instance: a container that a request was still creating would otherwise outlive the sweep.
+ */
+export async function closeAndRemoveOwned(
+  server: Server,
+  docker: Docker,
+  instance: string,
+  work?: InFlight,
+): Promise<void> {
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
+  await work?.settled();
   await removeOwned(docker, instance);
 }
 

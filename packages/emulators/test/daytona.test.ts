@@ -61,4 +61,37 @@ describe('daytona emulator', () => {
     });
     expect(left).toEqual([]);
   });
+
+  it('on close, waits for a sandbox still being created and removes it too', async () => {
+    // The container is made only after close has begun: a sweep that did not wait would miss it.
+    const docker = new Docker();
+    const create = docker.createContainer.bind(docker);
+    let asked!: () => void;
+    const creating = new Promise<void>((resolve) => {
+      asked = resolve;
+    });
+    let made = false;
+    docker.createContainer = (async (options: Docker.ContainerCreateOptions) => {
+      asked();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const container = await create(options);
+      made = true;
+      return container;
+    }) as typeof docker.createContainer;
+    const own = await startDaytonaEmulator({ docker, log: () => {} });
+    const request = fetch(`${own.url}/sandbox`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${own.apiKey}`, 'content-type': 'application/json' },
+      body: '{}',
+    }).catch(() => undefined);
+    await creating;
+    await own.close();
+    await request;
+    expect(made).toBe(true);
+    const left = await new Docker().listContainers({
+      all: true,
+      filters: { label: [`${INSTANCE_LABEL}=${own.instance}`] },
+    });
+    expect(left).toEqual([]);
+  });
 });

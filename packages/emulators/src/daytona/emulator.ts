@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import Docker from 'dockerode';
 import { EMULATOR_LABEL, INSTANCE_LABEL } from '../docker.js';
 import { HttpFailure, Router, readJson, sendJson } from '../http.js';
-import { closeAndRemoveOwned, listenLocal } from '../server.js';
+import { closeAndRemoveOwned, InFlight, listenLocal } from '../server.js';
 import { type SandboxRecord, type SnapshotRecord, sandboxDto, snapshotDto } from './state.js';
 import { toolboxRoutes } from './toolbox.js';
 
@@ -317,8 +317,9 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
 
   toolboxRoutes(router, '/toolbox', startedSandbox);
 
+  const requests = new InFlight();
   const server = createServer((req, res) => {
-    void handle(req, res);
+    void requests.track(handle(req, res));
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -410,7 +411,7 @@ export async function startDaytonaEmulator(options: DaytonaEmulatorOptions = {})
     close() {
       closing ??= (async () => {
         clearInterval(ticker);
-        await closeAndRemoveOwned(server, docker, instance);
+        await closeAndRemoveOwned(server, docker, instance, requests);
       })();
       return closing;
     },

@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { WebSocketServer } from 'ws';
 import { readBody } from '../http.js';
-import { closeAndRemoveOwned, listenLocal } from '../server.js';
+import { InFlight, listenLocal, removeOwned } from '../server.js';
 import { bridgeExec, PROTOCOLS, parseExecQuery } from './exec.js';
 import { endedStatus, type PodEgress, PodRuntime, runningStatus, type SecretData } from './pods.js';
 import {
@@ -102,12 +102,9 @@ export async function startKubernetesEmulator(
   const store = new ObjectStore();
   const runtime = new PodRuntime(docker, instance);
   const timers = new Map<string, NodeJS.Timeout>();
-  const pending = new Set<Promise<unknown>>();
-  const track = <T>(p: Promise<T>) => {
-    pending.add(p);
-    void p.finally(() => pending.delete(p)).catch(() => {});
-    return p;
-  };
+  // Requests being handled and pods being started or deleted: close waits for all of them.
+  const work = new InFlight();
+  const track = <T>(p: Promise<T>) => work.track(p);
   for (const ns of ['default', 'kube-system'])
     store.create(NAMESPACES, undefined, { metadata: { name: ns } });
   for (const rc of options.runtimeClasses ?? [])
@@ -725,7 +722,7 @@ export async function startKubernetesEmulator(
   };
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
+    const handled = handle(req, res).catch((error: unknown) => {
       if (error instanceof KubeFailure)
         send(res, error.code, statusBody(error.code, error.reason, error.message, error.details));
       else {
@@ -733,6 +730,7 @@ export async function startKubernetesEmulator(
         send(res, 500, statusBody(500, 'InternalError', (error as Error).message));
       }
     });
+    void track(handled);
   });
 
   const wss = new WebSocketServer({
@@ -800,9 +798,12 @@ export async function startKubernetesEmulator(
     async close() {
       for (const t of timers.values()) clearTimeout(t);
       for (const client of wss.clients) client.terminate();
-      await Promise.allSettled([...pending]);
+      // Stop taking requests before the sweep: a pod asked for during close would start after it.
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await work.settled();
       for (const pod of store.list(PODS, undefined)) await runtime.remove(pod.metadata.uid);
-      await closeAndRemoveOwned(server, docker, instance);
+      await removeOwned(docker, instance);
     },
   };
 }

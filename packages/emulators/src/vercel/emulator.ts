@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import Docker from 'dockerode';
 import { EMULATOR_LABEL, INSTANCE_LABEL } from '../docker.js';
 import { HttpFailure, Router, readJson, sendJson } from '../http.js';
-import { closeAndRemoveOwned, listenLocal } from '../server.js';
+import { closeAndRemoveOwned, InFlight, listenLocal } from '../server.js';
 import { followLogs, NDJSON, signalCommand, startCommand } from './commands.js';
 import { makeDirectory, readToResponse, resolvePath, writeTar } from './fs.js';
 import {
@@ -500,8 +500,9 @@ export async function startVercelEmulator(options: VercelEmulatorOptions = {}): 
     sendJson(res, 200, { sandbox: sandboxDto(sandbox) });
   });
 
+  const requests = new InFlight();
   const server = createServer((req, res) => {
-    void handle(req, res);
+    void requests.track(handle(req, res));
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -562,7 +563,7 @@ export async function startVercelEmulator(options: VercelEmulatorOptions = {}): 
     close() {
       closing ??= (async () => {
         for (const session of sessions.values()) if (session.timer) clearTimeout(session.timer);
-        await closeAndRemoveOwned(server, docker, instance);
+        await closeAndRemoveOwned(server, docker, instance, requests);
       })();
       return closing;
     },
