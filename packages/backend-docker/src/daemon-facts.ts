@@ -1,7 +1,7 @@
 /**
  * What an open learns once and need not ask again: that a daemon answers (for a minute), that an
- * image is on it, and what the sandbox image says about a user (uid, gid, where `setsid` is,
- * that no tool is missing). Keyed by the daemon's address; probes by image id, which names the
+ * image is on it, what the sandbox image says about a user (uid, gid, where `setsid` is, that
+ * no tool is missing), and that the user may run execute-only programs there. Keyed by the daemon's address; probes by image id, which names the
  * image's content, so a tag moved to another image is probed again. Kept for this process.
  */
 
@@ -18,6 +18,7 @@ export class DaemonFacts {
   readonly #pinged = new Map<string, number>();
   readonly #images = new Set<string>();
   readonly #probes = new Map<string, ProbedUser>();
+  readonly #executeOnly = new Set<string>();
 
   /** Ping `address` unless it answered within the last minute. */
   async ping(address: string, ping: () => Promise<void>): Promise<void> {
@@ -54,13 +55,25 @@ export class DaemonFacts {
     this.#probes.set(key, probed);
     return probed;
   }
+
+  /**
+   * Whether `user` may run an execute-only copy of a program in image `imageId` under `runtime`
+   * (gVisor refuses). Only a yes is kept: a no may have been a container that was going away.
+   */
+  async runsExecuteOnly(
+    address: string,
+    imageId: string,
+    runtime: string,
+    user: string,
+    probe: () => Promise<boolean>,
+  ): Promise<boolean> {
+    const key = `${address}\n${imageId}\n${runtime}\n${user}`;
+    if (this.#executeOnly.has(key)) return true;
+    const runs = await probe();
+    if (runs) this.#executeOnly.add(key);
+    return runs;
+  }
 }
 
 /** One per process: every sandbox of the backend shares what is known about its daemons. */
 export const daemonFacts = new DaemonFacts();
-
-/** uid and gid of a numeric `uid:gid` user: known without asking the image. */
-export function numericUser(user: string): { uid: number; gid: number } | undefined {
-  const m = /^(\d+):(\d+)$/.exec(user);
-  return m ? { uid: Number(m[1]), gid: Number(m[2]) } : undefined;
-}

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   AbortedError,
   type EnforcementReport,
@@ -39,7 +40,7 @@ import { CheckpointHelper } from './checkpoints.js';
 import { connectDocker, type DockerClient, dockerEnv, dockerError, pingDaemon, statusOf } from './client.js';
 import type { DockerResolvedConfig, PullPolicy } from './config.js';
 import { checkRuntime, daemonRuntimes, GVISOR } from './container-runtime.js';
-import { daemonFacts, numericUser, type ProbedUser } from './daemon-facts.js';
+import { daemonFacts, type ProbedUser } from './daemon-facts.js';
 import { followSentinel } from './egress-sentinel.js';
 import {
   type ExecTarget,
@@ -52,7 +53,14 @@ import {
 import { DockerFiles } from './files.js';
 import { PauseGate } from './gate.js';
 import { type Hardening, hardeningFor, hostConfigFor, readEnforcement } from './hardening.js';
-import { type HiddenShell, installHiddenShell } from './hidden-shell.js';
+import {
+  HIDDEN_SHELL_INIT,
+  HIDDEN_SHELL_INIT_USER,
+  type HiddenShell,
+  hiddenShellAnnounced,
+  type InstallOutcome,
+  installHiddenShell,
+} from './hidden-shell.js';
 import {
   ensureImage,
   type ImageField,
@@ -63,7 +71,6 @@ import {
 } from './image.js';
 import { defaultOwner, LABEL, labelFilter, labelsFor, names } from './labels.js';
 import { EgressAllowlist } from './network.js';
-import { REAPER } from './runtime.js';
 
 /** Extra labels on the sandbox container, so that a re-attach finds its settings again. */
 const META = {
@@ -102,6 +109,8 @@ interface SandboxParts {
   objectLabels: Record<string, string>;
   /** The pull setting for the helper image when the helper starts. */
   helperPull: PullPolicy;
+  /** What PID 1 said of the hidden shell's install; absent on re-attach (installed by exec). */
+  installed?: () => Promise<InstallOutcome>;
 }
 
 export class DockerSandbox extends BaseSandbox {
@@ -272,6 +281,15 @@ export class DockerSandbox extends BaseSandbox {
       this.#parts.setsid,
       this.#parts.uid,
       this.#parts.user,
+      (probe) =>
+        daemonFacts.runsExecuteOnly(
+          this.#parts.client.address,
+          this.#parts.info.Image,
+          this.runtime,
+          this.#parts.user,
+          probe,
+        ),
+      this.#parts.installed,
     ).then((shell) => {
       if (shell.kind === 'hidden') this.#runnerPrograms = shell.programs;
       return shell;
@@ -556,9 +574,10 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
       client.docker.createContainer({
         name: names.container(ctx.id),
         Image: ctx.config.image,
-        Cmd: REAPER,
+        Cmd: HIDDEN_SHELL_INIT,
         Entrypoint: [],
-        User: user,
+        // PID 1 installs the hidden shell; every exec names the sandbox user itself.
+        User: HIDDEN_SHELL_INIT_USER,
         WorkingDir: workdir,
         Env: [],
         Labels: labels,
@@ -593,26 +612,16 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
     });
     cleanup.push(() => container.remove({ force: true }));
     checkAbort();
+    const installed = await hiddenShellAnnounced(container);
     await startContainer(container, context);
     // gVisor's network stack does not see the sentinel's routes: it would hear nothing there.
     if (egress && runtime !== GVISOR) await egress.startSentinel(container.id);
     // What the daemon gave the container (the enforcement report reads it), and the image it runs.
     const info = await container.inspect();
-    // Who commands run as and the image's tools, asked once per image and user; a numeric
-    // uid:gid is known at once, so the volume roots are handed over while the image is asked.
+    // Who commands run as and the image's tools, asked once per image and user.
     const probed = daemonFacts.probe(client.address, info.Image, user, () =>
       probeUser(container, user, ctx.config.image, context),
     );
-    const owner = numericUser(user) ?? probed;
-    // Volume roots belong to the sandbox user whatever the image has at those paths.
-    const chowned = Promise.resolve(owner).then(({ uid, gid }) =>
-      Promise.all(
-        [workdir, ...(skillsDir ? [skillsDir] : [])].map((dir) =>
-          chownDir(container, dir, uid, gid, context),
-        ),
-      ),
-    );
-    chowned.catch(() => {});
     const [probe, network, workspace] = await Promise.all([
       probed,
       egress?.observe(),
@@ -644,13 +653,25 @@ export async function openDockerSandbox(ctx: OpenContext<DockerResolvedConfig>):
       checkpointKey: labels[META.checkpointKey],
       objectLabels,
       helperPull: helperReady && ctx.config.pull === 'always' ? 'missing' : ctx.config.pull,
+      installed,
     };
     const enforcement = readEnforcement(hardening, info, observed);
     assertRuntime(ctx, enforcement, context);
     const sandbox = new DockerSandbox(parts, enforcement);
     cleanup.push(() => sandbox.sessions.close());
     checkAbort();
-    await Promise.all([chowned, sandbox.sessions.warm()]);
+    const warmed = sandbox.sessions.warm();
+    warmed.catch(() => {});
+    // Volume roots belong to the sandbox user whatever the image has at those paths. Each archive
+    // call holds the container's lock for ~40 ms, and an exec created meanwhile waits: the
+    // session's exec goes first (a few ms), then the roots are handed over while it starts.
+    await delay(5);
+    const chowned = Promise.all(
+      [workdir, ...(skillsDir ? [skillsDir] : [])].map((dir) =>
+        chownDir(container, dir, probe.uid, probe.gid, context),
+      ),
+    );
+    await Promise.all([chowned, warmed]);
     checkAbort();
     return sandbox;
   } catch (error) {
@@ -699,7 +720,19 @@ async function reattach(
   const workdir = labels[META.workdir] ?? existing.Config.WorkingDir ?? ctx.config.workdir;
   // A process that died mid-checkpoint leaves the container paused: it resumes here.
   if (existing.State.Paused) await unpause(container, context);
-  const probe = await startAndProbe(container, user, existing.Config.Image, context, existing.State.Running);
+  const probe = await startAndProbe(
+    container,
+    user,
+    existing.Config.Image,
+    context,
+    existing.State.Running,
+  ).catch(async (error: unknown) => {
+    // A pause that raced an exec's exit can show only after the inspect above (seen under load:
+    // containerd still "pausing"): resume it and ask once more.
+    if (!(error instanceof SandboxUnavailableError && /is paused/.test(error.message))) throw error;
+    await unpause(container, context);
+    return probeUser(container, user, existing.Config.Image, context);
+  });
   const info = await container.inspect();
   const containerRuntime = (info.HostConfig as { Runtime?: string }).Runtime;
   const daemon =

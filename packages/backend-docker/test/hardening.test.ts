@@ -65,7 +65,8 @@ describe('hardened defaults', () => {
     expect(hc.SecurityOpt).toContain('no-new-privileges');
     expect(hc.Privileged).toBe(false);
     expect(hc.NetworkMode).toBe('none');
-    expect(info.Config.User).toBe('1000:1000');
+    // PID 1 runs as the hidden shell's owner (it installs it); commands run as 1000:1000 (below).
+    expect(info.Config.User).toBe('65533:65533');
     const writable = (info.Mounts ?? []).filter((m) => m.RW).map((m) => [m.Destination, m.Type]);
     expect(writable.sort()).toEqual([
       ['/skills', 'volume'],

@@ -226,6 +226,13 @@ describe('a sandbox whose user is root', () => {
             'cp /bin/sh /dev/.agentbox/x 2>/dev/null && echo write; mv /dev/.agentbox /dev/moved 2>/dev/null && echo moved; echo done',
         );
         expect(probe.stdout).toBe('done\n');
+        // PID 1 runs as the copies' owner (it installs them): not even root in the container can
+        // signal it, and its TERM trap would otherwise end the container.
+        const signals = await sandbox.exec(
+          'kill -TERM 1 2>/dev/null && echo term; kill -KILL 1 2>/dev/null && echo kill; echo done',
+        );
+        expect(signals.stdout).toBe('done\n');
+        expect((await sandbox.exec(['true'])).exitCode).toBe(0);
         // BusyBox is one program: setsid is a link to the sh copy, not a second copy in memory.
         const copies = await sandbox.exec('stat -c "%i %h %a %u" /dev/.agentbox/sh /dev/.agentbox/setsid');
         const [sh, setsid] = copies.stdout.trim().split('\n');
