@@ -379,10 +379,9 @@ export class DockerSandbox extends BaseSandbox {
     await this.sessions.close();
     (await this.#following)?.();
     await this.#denials?.flushed();
-    if (this.#parts.config.keep) {
-      await this.#helper.detach();
-      return;
-    }
+    // This process's shell in the helper ends either way; a kept sandbox keeps the helper.
+    await this.#helper.detach();
+    if (this.#parts.config.keep) return;
     await removeSandbox(this.#parts.client, this.id, this.#target.context);
   }
 }

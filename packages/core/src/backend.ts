@@ -6,6 +6,7 @@
  */
 export { ExecCheckpointStore, type StoreExec } from './checkpoint/exec-store.js';
 export { frozenCheckpointStore } from './checkpoint/frozen-store.js';
+export { type ShellPipes, ShellStoreExec, STORE_SHELL } from './checkpoint/shell-exec.js';
 export { TreeCheckpointStore } from './checkpoint/tree-store.js';
 export {
   EGRESS_RESOLV_CONF,
