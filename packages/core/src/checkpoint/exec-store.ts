@@ -247,15 +247,8 @@ export class ExecCheckpointStore implements CheckpointStore {
         }
       }
 
-      const entries: ExecManifestEntry[] = scanned
-        .filter((e) => !vanished.has(e.path))
-        .map(({ liveKey, racy, ...entry }) => {
-          const key =
-            entry.type === 'file' && liveKey
-              ? keyToRecord({ path: entry.path, liveKey, racy: !!racy })
-              : undefined;
-          return key ? { ...entry, key } : entry;
-        });
+      const entries: ExecManifestEntry[] = [];
+      for (const e of scanned) if (!vanished.has(e.path)) entries.push(manifestEntry(e));
       const info: CheckpointInfo = {
         id: `ckpt-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`,
         label: opts.label,
@@ -678,18 +671,28 @@ export class ExecCheckpointStore implements CheckpointStore {
         fmt === 0o100000 ? 'file' : fmt === 0o040000 ? 'dir' : fmt === 0o120000 ? 'symlink' : undefined;
       if (!type) continue; // sockets, FIFOs and devices are not captured
       const path = relative(name, this.#context);
-      const entry: Scanned = { path, type, mode: raw & 0o7777, uid: Number(f[3]), gid: Number(f[4]) };
+      const mode = raw & 0o7777;
+      const uid = Number(f[3]);
+      const gid = Number(f[4]);
+      // Each kind made whole at once: one object shape per kind for the diff's 100,000 lookups.
       if (type === 'file') {
-        entry.size = Number(f[1]);
-        entry.mtimeSec = Number(f[5]);
-        entry.liveKey = `${f[2]}:${f[1]}:${f[5]}.${nanos(f[7]!)}:${f[9]}.${nanos(f[11]!)}`;
-        entry.racy = `${f[9]!.padStart(12, '0')}.${nanos(f[11]!)}` >= clock;
+        const ctime = `${f[9]}.${nanos(f[11]!)}`;
+        entries.push({
+          path,
+          type,
+          mode,
+          uid,
+          gid,
+          size: Number(f[1]),
+          mtimeSec: Number(f[5]),
+          liveKey: `${f[2]}:${f[1]}:${f[5]}.${nanos(f[7]!)}:${ctime}`,
+          racy: ctime.padStart(22, '0') >= clock,
+        });
       } else if (type === 'symlink') {
         const target = targets.get(path);
         if (target === undefined) continue; // removed between the two listings
-        entry.target = target;
-      }
-      entries.push(entry);
+        entries.push({ path, type, mode, uid, gid, target });
+      } else entries.push({ path, type, mode, uid, gid });
     }
     entries.sort((a, b) => compareBytes(a.path, b.path));
     // Whether the record of a cut-short rollback is in the store.
@@ -860,6 +863,26 @@ function nanos(time: string): string {
         .slice(dot + 1)
         .padEnd(9, '0')
         .slice(0, 9);
+}
+
+/**
+ * The manifest's copy of a scanned entry, without its live stat key: every field in one order,
+ * so that all entries share one object shape (100,000 of them are diffed, sealed and kept).
+ */
+function manifestEntry(e: Scanned): ExecManifestEntry {
+  const out: ExecManifestEntry = { path: e.path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid };
+  if (e.size !== undefined) out.size = e.size;
+  if (e.hash !== undefined) out.hash = e.hash;
+  if (e.mtimeSec !== undefined) out.mtimeSec = e.mtimeSec;
+  if (e.object !== undefined) out.object = e.object;
+  if (e.exact) out.exact = true;
+  const key =
+    e.type === 'file' && e.liveKey
+      ? keyToRecord({ path: e.path, liveKey: e.liveKey, racy: !!e.racy })
+      : undefined;
+  if (key !== undefined) out.key = key;
+  if (e.target !== undefined) out.target = e.target;
+  return out;
 }
 
 function text(bytes: Uint8Array): string {
