@@ -86,7 +86,8 @@ export interface InstallOutcome {
 
 /**
  * Listen for PID 1's line: call before the container starts (an attach sees only what comes
- * after it), await after. Ends early, with an unknown status, if the container stops first.
+ * after it), await after. Ends early, with an unknown status, if the container stops first or
+ * nothing comes within `timeoutMs`; the attach is closed either way.
  */
 export async function hiddenShellAnnounced(
   container: Docker.Container,
@@ -100,6 +101,7 @@ export async function hiddenShellAnnounced(
       resolve({ exitCode: undefined, env: '' });
     };
     const timer = setTimeout(unknown, timeoutMs);
+    timer.unref();
     const demux = new DockerDemuxer((type, chunk) => {
       if (type !== 'stdout') return;
       text += chunk.toString('utf8');
@@ -114,7 +116,9 @@ export async function hiddenShellAnnounced(
     stream.on('close', unknown);
     stream.on('error', unknown);
   });
-  return () => outcome.finally(() => stream.destroy());
+  // Let go of the attach as soon as the line (or the end) is in, whether or not anyone asks.
+  void outcome.finally(() => stream.destroy());
+  return () => outcome;
 }
 
 /**
