@@ -30,15 +30,27 @@ export class InFlight {
     void work.finally(() => this.#running.delete(work)).catch(() => {});
     return work;
   }
-  /** Resolves once nothing is running, including work started while waiting. */
-  async settled(): Promise<void> {
-    while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+  /**
+   * Resolves once nothing is running (work started while waiting included), or after `limitMs`:
+   * a request may wait on a command that only ends with its container.
+   */
+  async settled(limitMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, limitMs);
+    });
+    const drained = (async () => {
+      while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
+    })();
+    await Promise.race([drained, limit]);
+    clearTimeout(timer);
   }
 }
 
 /**
- * Stop serving, let what is under way finish, then remove every container and image of this
- * emulator instance: a container that a request was still creating would otherwise outlive the sweep.
+ * Stop serving, then remove every container and image of this emulator instance: once (which
+ * ends the commands requests may be waiting on), and again after the requests under way have
+ * finished, for a container one of them was still making.
  */
 export async function closeAndRemoveOwned(
   server: Server,
@@ -48,7 +60,9 @@ export async function closeAndRemoveOwned(
 ): Promise<void> {
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  await work?.settled();
+  await removeOwned(docker, instance);
+  if (!work) return;
+  await work.settled();
   await removeOwned(docker, instance);
 }
 

@@ -798,12 +798,17 @@ export async function startKubernetesEmulator(
     async close() {
       for (const t of timers.values()) clearTimeout(t);
       for (const client of wss.clients) client.terminate();
-      // Stop taking requests before the sweep: a pod asked for during close would start after it.
+      // Stop taking requests, sweep (which ends what requests may wait on), let the requests and
+      // pod starts under way finish, and sweep again for a pod one of them was still making.
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      const sweep = async () => {
+        for (const pod of store.list(PODS, undefined)) await runtime.remove(pod.metadata.uid);
+        await removeOwned(docker, instance);
+      };
+      await sweep();
       await work.settled();
-      for (const pod of store.list(PODS, undefined)) await runtime.remove(pod.metadata.uid);
-      await removeOwned(docker, instance);
+      await sweep();
     },
   };
 }
