@@ -48,7 +48,7 @@ export class InFlight {
 }
 
 /**
- * Stop serving, then remove every container and image of this emulator instance: once (which
+ * Stop serving, then remove every container, volume and image of this emulator instance: once (which
  * ends the commands requests may be waiting on), and again after the requests under way have
  * finished, for a container one of them was still making.
  */
@@ -66,7 +66,7 @@ export async function closeAndRemoveOwned(
   await removeOwned(docker, instance);
 }
 
-/** Remove every container and image of this emulator instance (found by its instance label). */
+/** Remove every container, volume and image of this emulator instance (found by its instance label). */
 export async function removeOwned(docker: Docker, instance: string): Promise<void> {
   const mine = { label: [`${INSTANCE_LABEL}=${instance}`] };
   const containers = await docker.listContainers({ all: true, filters: mine });
@@ -75,6 +75,16 @@ export async function removeOwned(docker: Docker, instance: string): Promise<voi
       docker
         .getContainer(c.Id)
         .remove({ force: true })
+        .catch(() => {}),
+    ),
+  );
+  // A pod's volumes (the kubernetes emulator's) go once their containers have.
+  const { Volumes: volumes } = await docker.listVolumes({ filters: mine });
+  await Promise.all(
+    (volumes ?? []).map((v) =>
+      docker
+        .getVolume(v.Name)
+        .remove()
         .catch(() => {}),
     ),
   );
