@@ -1,8 +1,9 @@
 /**
  * What an open learns once and need not ask again: that a daemon answers (for a minute), that an
  * image is on it, what the sandbox image says about a user (uid, gid, where `setsid` is, that
- * no tool is missing), and that the user may run execute-only programs there. Keyed by the daemon's address; probes by image id, which names the
- * image's content, so a tag moved to another image is probed again. Kept for this process.
+ * no tool is missing), and that the user may run execute-only programs there. Keyed by the
+ * daemon's address; probes by image id, which names the image's content, so a tag moved to
+ * another image is probed again. Kept for this process.
  */
 
 /** How long a daemon that answered a ping counts as answering. */
