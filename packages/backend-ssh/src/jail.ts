@@ -317,8 +317,21 @@ const FREEZE_TIMEOUT_S = 10;
 // Stops every process of the jail's PID namespace but its init; passes repeat until one finds
 // nothing new (a fork that beat its parent's stop shows up in the next), each waiting for what
 // it signalled to be stopped. Prints the pids it stopped, also when it gives up (exit 5).
+// A process asleep in vfork (state D) whose child was stopped before its exec never stops
+// (dash runs commands through vfork); it cannot run until that child does, so after 200 ms it
+// counts as stopped when a stopped child of it still runs its program. Core's stopProcesses
+// does the same for the jails on this host.
 const FREEZE = `ns=$1 init=$2 end=$(( $(date +%s) + $3 ))
 stopped=' '
+held() {
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  for c in $stopped; do
+    st= pp=
+    while read -r k v _; do case $k in State:) st=$v ;; PPid:) pp=$v; break ;; esac; done < "/proc/$c/status" 2>/dev/null
+    [ "$pp" = "$1" ] && case "$st" in T | t) [ "$(readlink "/proc/$c/exe" 2>/dev/null)" = "$exe" ] && return 0 ;; esac
+  done
+  return 1
+}
 while :; do
   fresh=
   for d in /proc/[0-9]*; do
@@ -331,10 +344,15 @@ while :; do
   done
   [ -n "$fresh" ] || break
   for p in $fresh; do
+    asleep=0
     while :; do
       s=
       while read -r k v _; do [ "$k" = State: ] && { s=$v; break; }; done < "/proc/$p/status" 2>/dev/null
-      case "$s" in T | t | Z | X | '') break ;; esac
+      case "$s" in
+        T | t | Z | X | '') break ;;
+        D) asleep=$((asleep + 1)); [ $asleep -ge 20 ] && held "$p" && break ;;
+        *) asleep=0 ;;
+      esac
       [ "$(date +%s)" -lt "$end" ] || { echo "$stopped"; exit 5; }
       sleep 0.01
     done

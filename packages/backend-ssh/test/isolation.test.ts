@@ -2,11 +2,16 @@
  * One sandbox per identity on a shared login user (issue 15, findings 2 and 3): with bubblewrap
  * on the host each sandbox's commands run in a jail that shows only its own workspace; close()
  * ends the processes that left their group; without a jail the report says isolation is not
- * enforced and a strict open that asks for it is refused.
+ * enforced and a strict open that asks for it is refused. A checkpoint freezes the jail even
+ * when one of its processes can never stop by itself (held in vfork).
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AgentboxError, openSandbox } from '@agentbox/core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { buildVforkStop } from '../../../scripts/vfork-stop.ts';
 import type { SshConfig, SshSandbox } from '../src/index.js';
 import '../src/index.js';
 import { sshCli, sshConfig } from './sshd.ts';
@@ -38,6 +43,10 @@ async function eventually(check: () => Promise<boolean>, ms: number): Promise<bo
   }
   return true;
 }
+
+const fixtures = mkdtempSync(join(tmpdir(), 'agentbox-ssh-freeze-'));
+afterAll(() => rmSync(fixtures, { recursive: true, force: true }));
+const vforkStop = buildVforkStop(fixtures, 'ssh vfork freeze test');
 
 const uniqueMark = () => `621.${randomBytes(3).readUIntBE(0, 3)}`;
 
@@ -117,6 +126,26 @@ describe.skipIf(!hostHasBwrap)(
       ]);
       expect(own.stdout).toBe('open\n');
     });
+
+    it.skipIf(!vforkStop)(
+      'a checkpoint stops a jail whose process waits in vfork for a child stopped before its exec',
+      async () => {
+        await using sandbox = await open();
+        await sandbox.writeFile('vfork-stop', readFileSync(vforkStop!), { mode: 0o755 });
+        await sandbox.exec('./vfork-stop </dev/null >/dev/null 2>&1 &');
+        // The states of the fixture's processes, as the sandbox sees them (both keep its name).
+        const states = async () =>
+          (await sandbox.exec('grep -h "^[0-9]* (vfork-stop) " /proc/[0-9]*/stat | cut -d" " -f3 | sort'))
+            .stdout;
+        // The parent sleeps uninterruptibly in vfork; its child stopped itself before its exec.
+        expect(await eventually(async () => (await states()) === 'D\nT\n', 5_000)).toBe(true);
+        const started = performance.now();
+        await sandbox.checkpoint();
+        expect(performance.now() - started).toBeLessThan(5_000);
+        // The thaw continued both: the child exited, the parent reaped it and waits in pause().
+        expect(await eventually(async () => (await states()) === 'S\n', 5_000)).toBe(true);
+      },
+    );
 
     it("a sandbox's /proc shows only its own processes, and none of the host's environment", async () => {
       await using a = await open();

@@ -1,26 +1,19 @@
 /**
  * Stopping a sandbox's processes: a parent waiting in vfork for a child that was stopped before
  * its exec never stops itself (dash runs every command through vfork), and still counts as
- * stopped. The fixture is a small C program that does exactly that.
+ * stopped. The fixture (scripts/vfork-stop.c) is a small C program that does exactly that.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { buildVforkStop } from '../../../scripts/vfork-stop.ts';
 import { continueProcesses, processStat, stopProcesses } from '../src/freeze.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'agentbox-freeze-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const source = fileURLToPath(new URL('./fixtures/vfork-stop.c', import.meta.url));
-let compiled: string | undefined;
-try {
-  execFileSync('cc', ['-O2', '-o', join(dir, 'vfork-stop'), source], { stdio: 'ignore' });
-  compiled = join(dir, 'vfork-stop');
-} catch {
-  console.info('freeze test: skipped: no C compiler (cc) to build the vfork fixture');
-}
+const compiled = buildVforkStop(dir, 'freeze test');
 
 /** SIGKILL for a process that may have ended since it was listed. */
 function killIfAlive(pid: number): void {
