@@ -22,6 +22,8 @@ export interface DockerClient {
   docker: Docker;
   /** Where the daemon is, for messages: `unix:///var/run/docker.sock`, `tcp://host:2375`. */
   address: string;
+  /** The daemon's unix socket, when that is how it is reached. */
+  socketPath?: string;
 }
 
 const DEFAULT_SOCKET = '/var/run/docker.sock';
@@ -55,7 +57,7 @@ export function connectDocker(conn: DockerConnection, env: DockerEnv, context: E
     : (conn.host ?? (env.DOCKER_HOST || undefined) ?? `unix://${DEFAULT_SOCKET}`);
   if (spec.startsWith('unix://')) {
     const socketPath = spec.slice('unix://'.length) || DEFAULT_SOCKET;
-    return { docker: new Docker({ socketPath }), address: `unix://${socketPath}` };
+    return { docker: new Docker({ socketPath }), address: `unix://${socketPath}`, socketPath };
   }
   let url: URL;
   try {

@@ -1,5 +1,5 @@
 /**
- * Files through Docker's archive API (getArchive parsed with tar-stream; putArchive fed by
+ * Files through Docker's archive API (getArchive read by archive-read.ts; putArchive fed by
  * tar.ts), streamed. The daemon reads and writes as root, so first a small check runs as the
  * sandbox user and asks the kernel what that user may do (missing, a directory, permission
  * denied, read-only filesystem), creates missing parent directories as that user and resolves
@@ -21,8 +21,8 @@ import {
 } from '@agentbox/core';
 import { type ErrorContext, fromErrno } from '@agentbox/core/backend';
 import type Docker from 'dockerode';
-import * as tar from 'tar-stream';
-import { dockerError, statusOf } from './client.js';
+import { readArchiveFileFromStream, readArchiveFileOverSocket } from './archive-read.js';
+import { type DockerClient, dockerError, statusOf } from './client.js';
 import { type CollectedExec, runExec } from './exec.js';
 import type { PauseGate } from './gate.js';
 import { gather, tarFile } from './tar.js';
@@ -139,6 +139,8 @@ export interface FilesTarget {
   execOnly: readonly string[];
   /** The container's pause gate: archive calls wait while a checkpoint has it paused. */
   gate?: PauseGate;
+  /** Where the daemon is: on a unix socket, archive reads go over it directly (archive-read.ts). */
+  daemon?: Pick<DockerClient, 'address' | 'socketPath'>;
   /**
    * Run a short command as the sandbox user the fastest way there is (a session shell); small
    * files go through it in one command each instead of a check and an archive call.
@@ -195,14 +197,26 @@ export class DockerFiles {
         );
       return new Uint8Array(r.stdout.buffer, r.stdout.byteOffset, r.stdout.length);
     }
+    const read = { path: real, name: path, maxBytes, signal, context };
     return this.#gated(async () => {
+      if (this.t.daemon?.socketPath)
+        return readArchiveFileOverSocket(
+          this.t.daemon.socketPath,
+          this.t.daemon.address,
+          this.t.container.id,
+          read,
+        );
       let response: NodeJS.ReadableStream;
       try {
-        response = await this.t.container.getArchive({ path: real });
+        response = await this.t.container.getArchive({
+          path: real,
+          ...(signal ? { abortSignal: signal } : {}),
+        });
       } catch (error) {
+        if (signal?.aborted) throw new AbortedError('aborted', { ...context, cause: error });
         throw dockerError(error, context);
       }
-      return readSingleFile(response as Readable, path, maxBytes, signal, context);
+      return readArchiveFileFromStream(response as Readable, read);
     });
   }
 
@@ -399,48 +413,6 @@ export class DockerFiles {
       { container: this.t.container, context: this.t.context, ...(this.t.gate ? { gate: this.t.gate } : {}) },
       { argv, user: this.t.user, ...(stdin ? { stdin } : {}), ...(signal ? { signal } : {}) },
     );
-  }
-}
-
-/** Read the first entry of a tar stream into one buffer of its size, refusing more than `maxBytes`. */
-async function readSingleFile(
-  response: Readable,
-  path: string,
-  maxBytes: number,
-  signal: AbortSignal | undefined,
-  context: ErrorContext,
-): Promise<Uint8Array> {
-  const extract = tar.extract();
-  response.on('error', (error) => extract.destroy(error));
-  response.pipe(extract);
-  const onAbort = () => response.destroy(new AbortedError('aborted', context));
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    for await (const entry of extract) {
-      if (entry.header.type !== 'file') {
-        response.destroy();
-        throw new AgentboxError(
-          `${path} is not a regular file (archive entry ${entry.header.type})`,
-          context,
-        );
-      }
-      const size = entry.header.size ?? 0;
-      if (size > maxBytes) {
-        response.destroy();
-        throw new OutputLimitError(`${path} is larger than ${maxBytes} bytes`, maxBytes, size, context);
-      }
-      const out = Buffer.allocUnsafe(size);
-      let at = 0;
-      for await (const chunk of entry as AsyncIterable<Buffer>) {
-        chunk.copy(out, at);
-        at += chunk.length;
-      }
-      response.destroy();
-      return new Uint8Array(out.buffer, out.byteOffset, at);
-    }
-    throw new NotFoundError(`${path} vanished while it was read`, context);
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -185,6 +185,7 @@ export class DockerSandbox extends BaseSandbox {
       gid: parts.gid,
       execOnly: ['/proc', '/sys', '/dev', ...tmpfs, ...tmpfsMounts],
       gate: this.#gate,
+      daemon: parts.client,
       run: async (argv, signal) => {
         const proc = await this.sessions.startProcess({ argv, cwd: '/', env: {} }, signal);
         // In the same tick: the session learns the command takes no input, and stays reusable.
