@@ -9,13 +9,13 @@
  * the upload through the one path every other error takes.
  *
  * Reading: TarFileReader, which puts the file's bytes where the caller says (see
- * archive-read.ts) instead of handing out chunks to be copied.
+ * archive.ts) instead of handing out chunks to be copied.
  */
 
 const BLOCK = 512;
 /** The largest size the header's 11 octal digits can hold; beyond, the base-256 form (GNU, read by Go's archive/tar). */
 const OCTAL_SIZE_MAX = 0o77777777777;
-/** Data is written to the request in blocks of about this size. */
+/** Data is written to an HTTP client's request in blocks of about this size (each write is a chunk). */
 const GATHER_BYTES = 1024 * 1024;
 
 export interface TarFileHeader {
@@ -54,14 +54,23 @@ export function tarHeader(h: TarFileHeader): Buffer {
   return out;
 }
 
-/** The whole archive of one file; throws if the data is not exactly `header.size` bytes. */
+/** How many bytes tarFile yields for a file of `size` bytes. */
+export function tarFileLength(size: number): number {
+  return BLOCK + size + ((BLOCK - (size % BLOCK)) % BLOCK) + 2 * BLOCK;
+}
+
+/**
+ * The whole archive of one file; throws if the data is not exactly `header.size` bytes. Chunks
+ * smaller than `gatherBytes` are gathered into blocks of that size (larger ones pass as they are).
+ */
 export async function* tarFile(
   header: TarFileHeader,
   data: AsyncIterable<Uint8Array>,
+  gatherBytes = GATHER_BYTES,
 ): AsyncGenerator<Uint8Array> {
   yield tarHeader(header);
   let total = 0;
-  for await (const block of gather(data, GATHER_BYTES)) {
+  for await (const block of gather(data, gatherBytes)) {
     total += block.length;
     if (total > header.size)
       throw new RangeError(`the data is longer than the ${header.size} bytes declared`);

@@ -1,12 +1,12 @@
 /**
- * Reading one file out of the archive API (archive-read.ts, TarFileReader in tar.ts).
+ * One file in or out of the archive API (archive.ts, and TarFileReader in tar.ts).
  *
  * The reader against archives other writers made (tar-stream's pack with PAX records, GNU tar
  * on this host), fed a byte at a time and in uneven chunks, and its refusals. Then both ways a
- * sandbox reads through the real daemon: straight over its unix socket, and through dockerode's
- * client (a daemon on tcp://, here a proxy to the same socket): the same bytes for a file over
- * many reads, an empty file, a long non-ASCII name (a PAX path record), an abort, and a
- * connection cut mid-file.
+ * sandbox talks to the real daemon: straight over its unix socket, and through dockerode's
+ * client (a daemon on tcp://, here a proxy to the same socket): the same bytes up and back for
+ * a file over many reads, an empty file, a long non-ASCII name (a PAX path record), an abort,
+ * and a connection cut mid-file, each way.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -141,7 +141,7 @@ describe('TarFileReader', () => {
   });
 });
 
-describe('docker readFile through the archive API, both transports', () => {
+describe('docker files through the archive API, both transports', () => {
   let proxy: FaultProxy;
   let dir: string;
   const sandboxes: Record<string, DockerSandbox> = {};
@@ -219,5 +219,22 @@ describe('docker readFile through the archive API, both transports', () => {
     expect((outcome as AgentboxError).code).toBe('SANDBOX_UNAVAILABLE');
     // From the archive read (an early end, or a reset), not from the check before it.
     expect((outcome as AgentboxError).message).toMatch(/archive of \S*quarter\.bin early|ECONNRESET|EPIPE/);
+  });
+
+  it('unix: a connection cut mid-upload is SANDBOX_UNAVAILABLE', async () => {
+    const sandbox = sandboxes.unix!;
+    const chunk = Buffer.alloc(1024 * 1024, 7);
+    async function* quarter() {
+      for (let i = 0; i < 256; i++) yield chunk;
+    }
+    const writing = sandbox.writeFile('up.bin', quarter(), { size: 256 * chunk.length }).then(
+      () => 'written',
+      (error: unknown) => error,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    proxies[1]!.cut();
+    const outcome = await writing;
+    expect(outcome).toBeInstanceOf(AgentboxError);
+    expect((outcome as AgentboxError).code).toBe('SANDBOX_UNAVAILABLE');
   });
 });
