@@ -30,7 +30,7 @@ import type Docker from 'dockerode';
 import { type DockerClient, dockerError, statusOf } from './client.js';
 import type { PullPolicy } from './config.js';
 import { DockerDemuxer } from './demux.js';
-import { type ExecTarget, openExec, runExec, writeTo } from './exec.js';
+import { type ExecTarget, openExec, runExec, whenOver, writeTo } from './exec.js';
 import { ensureImage, HELPER_TOOLS, missingToolsError, parseToolsProbe, TOOLS_PROBE } from './image.js';
 import { labelsFor, names } from './labels.js';
 import { REAPER } from './runtime.js';
@@ -102,15 +102,12 @@ export class CheckpointHelper {
     const stderr = new StreamQueue(Number.POSITIVE_INFINITY);
     const demux = new DockerDemuxer((type, chunk) => (type === 'stdout' ? stdout : stderr).push(chunk));
     const ended = new Promise<void>((resolve) => {
-      const end = () => {
+      stream.on('data', (chunk: Buffer) => demux.push(chunk));
+      whenOver(stream, () => {
         stdout.end();
         stderr.end();
         resolve();
-      };
-      stream.on('data', (chunk: Buffer) => demux.push(chunk));
-      stream.once('end', end);
-      stream.once('close', end);
-      stream.once('error', end);
+      });
     });
     return { stdout, stderr, write: (chunk) => writeTo(stream, chunk), close: () => stream.destroy(), ended };
   }

@@ -48,6 +48,24 @@ export interface OpenExecOptions {
   stdin: boolean;
 }
 
+/**
+ * Call `over` once, when an exec's stream is over (its end, close or error), also when it was
+ * over before this was called: a connection cut while the exec was starting closes the stream
+ * before anyone listens, and a listener added after that would wait forever.
+ */
+export function whenOver(stream: Duplex, over: (error?: Error) => void): void {
+  let done = false;
+  const once = (error?: Error) => {
+    if (done) return;
+    done = true;
+    over(error);
+  };
+  stream.on('end', () => once());
+  stream.on('close', () => once());
+  stream.on('error', (error: Error) => once(error));
+  if (stream.destroyed) queueMicrotask(() => once(stream.errored ?? undefined));
+}
+
 /** Create and start an exec; the stream carries the multiplexed output (and stdin when hijacked). */
 export async function openExec(
   target: ExecTarget,
@@ -254,18 +272,13 @@ export async function runExec(
   try {
     const done = new Promise<void>((resolve, reject) => {
       stream.on('data', (chunk: Buffer) => demux.push(chunk));
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-      stream.on('error', reject);
+      whenOver(stream, (error) => (error ? reject(error) : resolve()));
     });
     if (opts.stdin !== undefined) {
       const source = opts.stdin instanceof Uint8Array ? [opts.stdin] : opts.stdin;
       // The command may end before it has read everything (cat on a full disk): then no write
       // would ever drain, and its output's end is the signal to stop feeding it.
-      const ended = new Promise<false>((resolve) => {
-        stream.once('end', () => resolve(false));
-        stream.once('close', () => resolve(false));
-      });
+      const ended = new Promise<false>((resolve) => whenOver(stream, () => resolve(false)));
       try {
         for await (const chunk of source) {
           const wrote = await Promise.race([
@@ -519,18 +532,12 @@ export class WrappedProcess implements RawProcess {
       else this.#onStderr(chunk);
     });
     stream.on('data', (chunk: Buffer) => demux.push(chunk));
-    let ended = false;
-    const onEnd = () => {
-      if (ended) return;
-      ended = true;
+    whenOver(stream, () => {
       this.#flushMarker();
       this.stdout.end();
       this.stderr.end();
       this.#finish();
-    };
-    stream.on('end', onEnd);
-    stream.on('close', onEnd);
-    stream.on('error', onEnd);
+    });
   }
 
   /** The first line of stderr is the wrapper's marker; everything after it is the command's. */

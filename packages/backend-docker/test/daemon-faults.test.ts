@@ -81,6 +81,30 @@ describe('the Docker daemon unreachable (a socket proxy the test owns; dockerd i
     expect(left.stdout.trim()).toBe('0');
   });
 
+  it('connections cut while commands start (session shells opening, a file write): each call settles within the bound', async () => {
+    // A cut between an exec's start and the first listener on its stream once left the session
+    // shell's start, and every call waiting for that shell, pending for good.
+    for (const delay of [5, 10, 20, 30, 40, 50, 60, 80]) {
+      proxy.cut();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const started = Date.now();
+      const call = sandbox.writeFile('cut.txt', 'x'.repeat(200_000), { size: 200_000 }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      proxy.cut();
+      const outcome = await Promise.race([
+        call,
+        new Promise((resolve) => setTimeout(() => resolve('pending'), BOUND_MS)),
+      ]);
+      expect(outcome, `cut ${delay} ms in`).not.toBe('pending');
+      if (outcome !== undefined) expect(outcome, `cut ${delay} ms in`).toBeInstanceOf(AgentboxError);
+      expect(Date.now() - started).toBeLessThan(BOUND_MS);
+    }
+    expect((await sandbox.exec('echo back')).stdout).toBe('back\n');
+  });
+
   it('the socket gone between execs: exec, file access and checkpoints fail typed within the bound; all work again when it is back', async () => {
     await proxy.stop();
     for (const call of [
