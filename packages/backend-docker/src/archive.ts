@@ -82,6 +82,11 @@ export function readArchiveFileOverSocket(
     const onHead = (end: number) => {
       const lines = head.toString('latin1', 0, end).split('\r\n');
       status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0]!)?.[1] ?? 0);
+      if (status === 0)
+        throw new AgentboxError(
+          `the Docker daemon at ${address} answered without an HTTP status line`,
+          context,
+        );
       const rest = head.subarray(end + 4, headLength);
       if (status !== 200) {
         errorBody = [Buffer.from(rest)];
@@ -203,6 +208,8 @@ export async function putArchiveOverSocket(
 /** Until the socket takes more, or closes (its error is reported by its own listener). */
 function drained(socket: Socket): Promise<void> {
   return new Promise((resolve) => {
+    // Already closed: 'close' will not come again.
+    if (socket.destroyed) return resolve();
     const done = () => {
       socket.off('drain', done);
       socket.off('close', done);

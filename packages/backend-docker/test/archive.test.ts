@@ -18,6 +18,7 @@ import * as tarStream from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultProxy, startFaultProxy } from '../../../scripts/fault-proxy.ts';
 import '../src/index.js';
+import { putArchiveOverSocket, readArchiveFileOverSocket } from '../src/archive.ts';
 import type { DockerSandbox } from '../src/index.js';
 import { TarFileReader, TarReadError, tarHeader } from '../src/tar.ts';
 import { RUN_LABEL, runId, runObjects, TEST_CONFIG } from './helpers.ts';
@@ -207,13 +208,17 @@ describe('docker files through the archive API, both transports', () => {
   it('unix: a connection cut mid-file is SANDBOX_UNAVAILABLE, never a short file', async () => {
     const sandbox = sandboxes.unix!;
     await sandbox.exec('head -c 268435456 /dev/zero > quarter.bin');
+    const proxy = proxies[1]!;
+    const before = proxy.accepted;
     const reading = sandbox.readFile('quarter.bin', { maxBytes: 2 ** 29 }).then(
       (data) => data.length,
       (error: unknown) => error,
     );
-    // The check takes a few ms; 256 MiB take a few hundred: the cut lands in the archive read.
-    await new Promise((r) => setTimeout(r, 100));
-    proxies[1]!.cut();
+    // The check runs on the open session shell; the read's own connection is the next one the
+    // proxy accepts. 256 MiB take a few hundred ms: 20 ms after it opens, the file is coming.
+    for (let i = 0; i < 1000 && proxy.accepted === before; i++) await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, 20));
+    proxy.cut();
     const outcome = await reading;
     expect(outcome).toBeInstanceOf(AgentboxError);
     expect((outcome as AgentboxError).code).toBe('SANDBOX_UNAVAILABLE');
@@ -221,19 +226,44 @@ describe('docker files through the archive API, both transports', () => {
     expect((outcome as AgentboxError).message).toMatch(/archive of \S*quarter\.bin early|ECONNRESET|EPIPE/);
   });
 
-  it('unix: a connection cut mid-upload is SANDBOX_UNAVAILABLE', async () => {
+  it("unix: the daemon's refusals come back typed, with its message", async () => {
+    const { containerId } = sandboxes.unix!;
+    const socket = join(dir, 'docker.sock');
+    const read = { path: '/workspace/no-such-file', name: 'no-such-file', maxBytes: 1024, signal: undefined };
+    const missing = await readArchiveFileOverSocket(socket, 'test', containerId, {
+      ...read,
+      context: {},
+    }).catch((error: unknown) => error);
+    expect(missing).toMatchObject({ code: 'NOT_FOUND' });
+    expect((missing as Error).message).toMatch(/no-such-file/);
+    async function* empty() {}
+    const refused = await putArchiveOverSocket(
+      socket,
+      containerId,
+      '/no/such/dir',
+      empty(),
+      1024,
+      undefined,
+    ).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ statusCode: 404 });
+    expect((refused as Error).message).toMatch(/^\(HTTP code 404\) Could not find the file \/no\/such\/dir/);
+  });
+
+  it('unix: a connection cut mid-upload is SANDBOX_UNAVAILABLE', { timeout: 20_000 }, async () => {
+    console.log('TEST START');
     const sandbox = sandboxes.unix!;
     const chunk = Buffer.alloc(1024 * 1024, 7);
+    // The data is pulled only by the upload itself: its 16th MiB is asked for mid-upload.
     async function* quarter() {
-      for (let i = 0; i < 256; i++) yield chunk;
+      for (let i = 0; i < 256; i++) {
+        if (i === 16) proxies[1]!.cut();
+        yield chunk;
+      }
     }
-    const writing = sandbox.writeFile('up.bin', quarter(), { size: 256 * chunk.length }).then(
+    const outcome = await sandbox.writeFile('up.bin', quarter(), { size: 256 * chunk.length }).then(
       () => 'written',
       (error: unknown) => error,
     );
-    await new Promise((r) => setTimeout(r, 100));
-    proxies[1]!.cut();
-    const outcome = await writing;
     expect(outcome).toBeInstanceOf(AgentboxError);
     expect((outcome as AgentboxError).code).toBe('SANDBOX_UNAVAILABLE');
   });
