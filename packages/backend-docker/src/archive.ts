@@ -11,7 +11,7 @@
  * 0.9x. Other transports (tcp, TLS, ssh) keep dockerode's requests; a download's chunks then
  * go through the same TarFileReader.
  */
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import type { Readable } from 'node:stream';
 import {
   AbortedError,
@@ -20,7 +20,7 @@ import {
   OutputLimitError,
   SandboxUnavailableError,
 } from '@agentbox/core';
-import type { ErrorContext } from '@agentbox/core/backend';
+import { type ErrorContext, untilDrained } from '@agentbox/core/backend';
 import { dockerError } from './client.js';
 import { TarFileReader, TarReadError } from './tar.js';
 
@@ -184,7 +184,7 @@ export async function putArchiveOverSocket(
     );
     for await (const block of blocks) {
       if (socket.destroyed) break;
-      if (!socket.write(block)) await drained(socket);
+      if (!socket.write(block)) await untilDrained(socket);
     }
   } catch (error) {
     socket.destroy();
@@ -203,21 +203,6 @@ export async function putArchiveOverSocket(
     transportError ??
     Object.assign(new Error('the daemon closed the connection without an answer'), { code: 'ECONNRESET' })
   );
-}
-
-/** Until the socket takes more, or closes (its error is reported by its own listener). */
-function drained(socket: Socket): Promise<void> {
-  return new Promise((resolve) => {
-    // Already closed: 'close' will not come again.
-    if (socket.destroyed) return resolve();
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
 }
 
 /** Read from the archive API's answer through an HTTP client (dockerode's getArchive). */

@@ -22,6 +22,7 @@ import {
   READ_FILE_SCRIPT,
   readScriptResult,
   SYSTEM_CA_BUNDLE,
+  untilDrained,
   WRITE_FILE_SCRIPT,
 } from '@agentbox/core/backend';
 import type { SshConnection } from './connection.js';
@@ -259,16 +260,7 @@ export class JailFiles {
     try {
       for await (const chunk of data) {
         if (link.dead || channel.destroyed) break;
-        if (!channel.write(chunk))
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              channel.off('drain', done);
-              channel.off('close', done);
-              resolve();
-            };
-            channel.on('drain', done);
-            channel.on('close', done);
-          });
+        if (!channel.write(chunk)) await untilDrained(channel);
       }
       channel.end();
       status = await exit;

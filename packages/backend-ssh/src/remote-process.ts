@@ -21,6 +21,7 @@ import {
   holderPipeSet,
   type RawProcess,
   type StartRequest,
+  untilDrained,
 } from '@agentbox/core/backend';
 import type { ClientChannel } from 'ssh2';
 import type { ExitStatus, Link, SshConnection } from './connection.js';
@@ -123,17 +124,7 @@ export async function startRemoteProcess(
     exit,
     async writeStdin(chunk) {
       if (done || channel.writableEnded || channel.destroyed) throw new Error('stdin is closed (EPIPE)');
-      if (!channel.write(chunk)) {
-        await new Promise<void>((resolve) => {
-          const finish = () => {
-            channel.off('drain', finish);
-            channel.off('close', finish);
-            resolve();
-          };
-          channel.on('drain', finish);
-          channel.on('close', finish);
-        });
-      }
+      if (!channel.write(chunk)) await untilDrained(channel);
     },
     async closeStdin() {
       if (!done && !channel.writableEnded) channel.end();

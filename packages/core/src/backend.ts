@@ -81,3 +81,4 @@ export { type WatchedSource, watchSource } from './source.js';
 export { StreamQueue } from './stream-queue.js';
 export { closestName, didYouMean } from './suggest.js';
 export { type ArgumentCheck, formatZodIssues, invalidArgument, parseArgument } from './validate.js';
+export { type DrainingStream, untilDrained } from './writable.js';

@@ -4,10 +4,10 @@
  * that need a real process without a sandbox.
  */
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { statSync } from 'node:fs';
 import { NotFoundError } from './errors.js';
 import type { RawProcess, StartRequest } from './process.js';
+import { untilDrained } from './writable.js';
 
 export interface HostProcess extends RawProcess {
   /** Process id of the group leader (undefined when the program could not be started). */
@@ -49,9 +49,7 @@ export function startHostProcess(req: StartRequest): HostProcess {
     exit,
     async writeStdin(chunk) {
       if (child.stdin.destroyed || child.stdin.writableEnded) throw new Error('stdin is closed (EPIPE)');
-      if (!child.stdin.write(chunk)) {
-        await Promise.race([once(child.stdin, 'drain'), once(child.stdin, 'close').then(() => {})]);
-      }
+      if (!child.stdin.write(chunk)) await untilDrained(child.stdin);
     },
     async closeStdin() {
       child.stdin.end();
