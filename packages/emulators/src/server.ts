@@ -48,22 +48,28 @@ export class InFlight {
 }
 
 /**
- * Stop serving, then remove every container, volume and image of this emulator instance: once (which
- * ends the commands requests may be waiting on), and again after the requests under way have
- * finished, for a container one of them was still making.
+ * Stop serving, then remove every container, volume and image of this emulator instance (after
+ * `removeAlso`, what the emulator itself keeps of them): once (which ends the commands requests
+ * may be waiting on), and again after the requests under way have finished, for a container one
+ * of them was still making.
  */
 export async function closeAndRemoveOwned(
   server: Server,
   docker: Docker,
   instance: string,
   work?: InFlight,
+  removeAlso?: () => Promise<void>,
 ): Promise<void> {
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  await removeOwned(docker, instance);
+  const sweep = async () => {
+    await removeAlso?.();
+    await removeOwned(docker, instance);
+  };
+  await sweep();
   if (!work) return;
   await work.settled();
-  await removeOwned(docker, instance);
+  await sweep();
 }
 
 /** Remove every container, volume and image of this emulator instance (found by its instance label). */

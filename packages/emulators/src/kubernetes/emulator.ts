@@ -13,7 +13,7 @@ import type { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { WebSocketServer } from 'ws';
 import { readBody } from '../http.js';
-import { InFlight, listenLocal, removeOwned } from '../server.js';
+import { closeAndRemoveOwned, InFlight, listenLocal } from '../server.js';
 import { bridgeExec, PROTOCOLS, parseExecQuery } from './exec.js';
 import { endedStatus, type PodEgress, PodRuntime, runningStatus, type SecretData } from './pods.js';
 import {
@@ -798,17 +798,10 @@ export async function startKubernetesEmulator(
     async close() {
       for (const t of timers.values()) clearTimeout(t);
       for (const client of wss.clients) client.terminate();
-      // Stop taking requests, sweep (which ends what requests may wait on), let the requests and
-      // pod starts under way finish, and sweep again for a pod one of them was still making.
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      const sweep = async () => {
+      // The pods first in each sweep; pod starts under way count as requests.
+      await closeAndRemoveOwned(server, docker, instance, work, async () => {
         for (const pod of store.list(PODS, undefined)) await runtime.remove(pod.metadata.uid);
-        await removeOwned(docker, instance);
-      };
-      await sweep();
-      await work.settled();
-      await sweep();
+      });
     },
   };
 }
