@@ -191,9 +191,18 @@ describe('checkpoint store under SIGKILL (local backend)', () => {
 describe('a damaged checkpoint store (local backend)', () => {
   const id = 'damaged';
   const store = () => join(root, id, 'checkpoints');
-  const objectOf = (content: string) => {
+  /** The pack holding `content`, and where in it. */
+  const objectOf = async (content: string) => {
     const hash = createHash('sha256').update(content).digest('hex');
-    return { hash, path: join(store(), 'objects', hash.slice(0, 2), hash.slice(2)) };
+    const dir = join(store(), 'packs');
+    for (const name of (await fs.readdir(dir)).filter((n) => n.endsWith('.idx'))) {
+      const { objects } = JSON.parse(await fs.readFile(join(dir, name), 'utf8')) as {
+        objects: [string, number, number][];
+      };
+      const found = objects.find(([h]) => h === hash);
+      if (found) return { hash, pack: join(dir, name.replace(/\.idx$/, '.pack')), offset: found[1] };
+    }
+    throw new Error(`no pack holds ${JSON.stringify(content)}`);
   };
   const reopen = () => openSandbox({ backend: 'local', id, config: { root, keep: true } });
 
@@ -210,10 +219,14 @@ describe('a damaged checkpoint store (local backend)', () => {
     const d = await sb.checkpoint({ label: 'D' });
     expect(await sb.verifyCheckpoints()).toMatchObject({ ok: true, intact: [a.id, b.id, c.id, d.id] });
 
-    const rewritten = objectOf('only in A');
-    await fs.chmod(rewritten.path, 0o600);
-    await fs.writeFile(rewritten.path, 'only in X');
-    await fs.rm(objectOf('only in C').path);
+    // A's object rewritten in place (same length); C's pack (it holds only C's object) removed.
+    const rewritten = await objectOf('only in A');
+    await fs.chmod(rewritten.pack, 0o600);
+    const file = await fs.open(rewritten.pack, 'r+');
+    await file.write(Buffer.from('only in X'), 0, 9, rewritten.offset);
+    await file.close();
+    const missing = await objectOf('only in C');
+    await fs.rm(missing.pack);
     await fs.writeFile(join(store(), 'manifests', `${b.id}.json`), '{"info":');
 
     const report = await sb.verifyCheckpoints();
@@ -222,7 +235,7 @@ describe('a damaged checkpoint store (local backend)', () => {
       intact: [d.id],
       damagedObjects: expect.arrayContaining([
         { object: rewritten.hash, reason: 'mismatch', checkpoints: [a.id] },
-        { object: objectOf('only in C').hash, reason: 'missing', checkpoints: [c.id] },
+        { object: missing.hash, reason: 'missing', checkpoints: [c.id] },
       ]),
       damagedManifests: [{ id: b.id, reason: expect.stringMatching(/corrupt/) }],
       interruptedRollback: undefined,

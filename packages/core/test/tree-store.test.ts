@@ -177,16 +177,127 @@ describe('TreeCheckpointStore', () => {
   it('an object that no longer matches its hash: CHECKPOINT_CORRUPT, nothing restored', async () => {
     const store = newStore();
     const info = await store.create({ label: undefined });
-    for (const name of await fs.readdir(join(storeDir, 'objects'), { recursive: true })) {
-      const path = join(storeDir, 'objects', name);
-      if (!(await fs.stat(path)).isFile()) continue;
-      await fs.chmod(path, 0o600);
-      await fs.writeFile(path, 'evil');
-    }
+    const packs = (await fs.readdir(join(storeDir, 'packs'))).filter((n) => n.endsWith('.pack'));
+    expect(packs).toHaveLength(1);
+    await fs.chmod(join(storeDir, 'packs', packs[0]!), 0o600);
+    await fs.writeFile(join(storeDir, 'packs', packs[0]!), 'evil');
     await fs.writeFile(at('a.txt'), 'live\n');
     await fs.writeFile(at('extra'), 'x');
     const before = await snapshot();
     await expect(newStore().restore(info.id)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
     expect(await snapshot()).toEqual(before);
+  });
+
+  it('a checkpoint writes its new objects into one pack, each content once (small files and streamed large ones)', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17, 'x');
+    for (let i = 0; i < 200; i++) await fs.writeFile(at(`sub/f${i}`), `file ${i}\n`);
+    await fs.writeFile(at('sub/same-as-a'), 'alpha\n');
+    await fs.writeFile(at('big1'), big);
+    await fs.writeFile(at('big2'), big);
+    const store = newStore();
+    const first = await store.create({ label: undefined });
+    const names = (await fs.readdir(join(storeDir, 'packs'))).sort();
+    expect(names).toHaveLength(2);
+    expect(names[0]).toMatch(/^pack-[0-9a-z]+-[0-9a-f]{8}\.idx$/);
+    expect(names[1]).toBe(names[0]!.replace(/\.idx$/, '.pack'));
+    await expect(fs.access(join(storeDir, 'objects'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // alpha, beta, 200 small files, the big content once.
+    const small = 'alpha\n'.length + 'beta\n'.length;
+    const files = Array.from({ length: 200 }, (_, i) => `file ${i}\n`.length).reduce((a, b) => a + b, 0);
+    expect((await fs.stat(join(storeDir, 'packs', names[1]!))).size).toBe(small + files + big.length);
+    expect(first.bytesStored).toBe(small + files + big.length);
+
+    // A second checkpoint that finds its large file's content stored already gives its bytes back.
+    await fs.writeFile(at('big3'), big);
+    await fs.writeFile(at('a.txt'), 'changed\n');
+    const second = await store.create({ label: undefined });
+    expect(second.bytesStored).toBe('changed\n'.length);
+    const packs = (await fs.readdir(join(storeDir, 'packs'))).filter((n) => n.endsWith('.pack'));
+    const sizes = await Promise.all(packs.map(async (n) => (await fs.stat(join(storeDir, 'packs', n))).size));
+    expect(sizes.sort((a, b) => a - b)[0]).toBe('changed\n'.length);
+
+    const before = await snapshot();
+    await fs.rm(at('sub'), { recursive: true });
+    await fs.writeFile(at('big1'), 'short');
+    await newStore().restore(first.id);
+    const back = await snapshot();
+    expect(back['a.txt']).toBe('file 644 alpha\n');
+    expect(back['sub/f199']).toBe('file 644 file 199\n');
+    // Compared as one value: a deep equality walks 3 MB byte by byte.
+    expect(Buffer.compare(await fs.readFile(at('big1')), big)).toBe(0);
+    await newStore().restore(second.id);
+    expect(await snapshot()).toEqual(before);
+    expect(await newStore().verify()).toMatchObject({ ok: true });
+  });
+
+  it('delete removes the packs no checkpoint needs and rewrites one that is mostly unneeded', async () => {
+    const big = Buffer.alloc(2 * 1024 * 1024, 'b');
+    await fs.writeFile(at('big'), big);
+    const store = newStore();
+    const a = await store.create({ label: 'a' });
+    await fs.rm(at('big'));
+    await fs.writeFile(at('new.txt'), 'new\n');
+    const b = await store.create({ label: 'b' });
+    const packs = async () => (await fs.readdir(join(storeDir, 'packs'))).filter((n) => n.endsWith('.pack'));
+    expect(await packs()).toHaveLength(2);
+
+    // b still needs alpha and beta from a's pack, not the 2 MB: that pack is written again.
+    await store.delete(a.id);
+    const left = await packs();
+    expect(left).toHaveLength(2);
+    const sizes = await Promise.all(left.map(async (n) => (await fs.stat(join(storeDir, 'packs', n))).size));
+    expect(sizes.reduce((x, y) => x + y, 0)).toBe('alpha\n'.length + 'beta\n'.length + 'new\n'.length);
+    await fs.writeFile(at('a.txt'), 'changed\n');
+    await newStore().restore(b.id);
+    expect(await fs.readFile(at('a.txt'), 'utf8')).toBe('alpha\n');
+    expect(await newStore().verify()).toMatchObject({ ok: true, intact: [b.id] });
+
+    await newStore().delete(b.id);
+    expect(await fs.readdir(join(storeDir, 'packs'))).toEqual([]);
+  });
+
+  it('reads and collects a store written before packs (one file per object)', async () => {
+    const store = newStore();
+    const info = await store.create({ label: undefined });
+    // Turn the pack into the older layout: objects/<2 hex>/<62 hex>.
+    const packsDir = join(storeDir, 'packs');
+    const idx = (await fs.readdir(packsDir)).find((n) => n.endsWith('.idx'))!;
+    const pack = await fs.readFile(join(packsDir, idx.replace(/\.idx$/, '.pack')));
+    const { objects } = JSON.parse(await fs.readFile(join(packsDir, idx), 'utf8')) as {
+      objects: [string, number, number][];
+    };
+    for (const [hash, offset, length] of objects) {
+      await fs.mkdir(join(storeDir, 'objects', hash.slice(0, 2)), { recursive: true });
+      await fs.writeFile(
+        join(storeDir, 'objects', hash.slice(0, 2), hash.slice(2)),
+        pack.subarray(offset, offset + length),
+      );
+    }
+    await fs.rm(packsDir, { recursive: true });
+
+    await fs.writeFile(at('a.txt'), 'changed\n');
+    const older = newStore();
+    await older.restore(info.id);
+    expect(await fs.readFile(at('a.txt'), 'utf8')).toBe('alpha\n');
+    // Content the old layout holds is not stored again.
+    await fs.writeFile(at('copy.txt'), 'beta\n');
+    expect((await older.create({ label: undefined })).bytesStored).toBe(0);
+    expect(await older.verify()).toMatchObject({ ok: true });
+    for (const c of await older.list()) await older.delete(c.id);
+    const left = await fs.readdir(join(storeDir, 'objects'), { recursive: true });
+    expect(left.filter((n) => n.length > 2)).toEqual([]);
+  });
+
+  it('a pack whose index never landed (a crash) is not read: its content is stored again', async () => {
+    const store = newStore();
+    await store.create({ label: undefined });
+    const packsDir = join(storeDir, 'packs');
+    for (const n of await fs.readdir(packsDir)) if (n.endsWith('.idx')) await fs.rm(join(packsDir, n));
+    const fresh = newStore();
+    const again = await fresh.create({ label: undefined });
+    expect(again.bytesStored).toBe('alpha\n'.length + 'beta\n'.length);
+    await fs.writeFile(at('a.txt'), 'changed\n');
+    await fresh.restore(again.id);
+    expect(await fs.readFile(at('a.txt'), 'utf8')).toBe('alpha\n');
   });
 });
