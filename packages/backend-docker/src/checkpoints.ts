@@ -75,6 +75,8 @@ export class CheckpointHelper {
       storeDir: STORE,
       preserveOwnership: true,
       context: options.context,
+      // The sandbox container is paused around each checkpoint (below).
+      frozen: true,
       ...(options.manifestKey
         ? { manifestKey: new Uint8Array(Buffer.from(options.manifestKey, 'hex')) }
         : {}),

@@ -122,6 +122,8 @@ export class KubernetesSandbox extends BaseSandbox {
       preserveOwnership: true,
       context,
       manifestKey: parts.manifestKey,
+      // Every process of the sandbox is stopped around each checkpoint (below).
+      frozen: true,
     });
     // No process of the sandbox user runs while the helper reads or rewrites the tree.
     this.checkpoints = frozenCheckpointStore(store, async (fn) => {

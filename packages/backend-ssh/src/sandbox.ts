@@ -500,6 +500,8 @@ function checkpointStore(init: SshSandboxInit, workdir: string, context: ErrorCo
     // The login user owns everything in the workspace and may not chown.
     preserveOwnership: false,
     ...(init.manifestKey ? { manifestKey: init.manifestKey } : {}),
+    // A jail's processes are all stopped around each checkpoint; without a jail nothing is.
+    frozen: init.jail !== undefined,
     context: { backend: KIND, sandboxId: init.id },
   });
 }

@@ -300,6 +300,28 @@ export const checkpointCases = defineGroup({
       },
     },
     {
+      id: 'checkpoints.odd-names',
+      title:
+        'names with pattern characters, backslashes, leading dashes and spaces, hard links and identical copies come back exactly',
+      async run({ sandbox, dir }) {
+        // Pattern characters matter where a store selects archive members by name (tar matches some as patterns).
+        const make = String.raw`cd "$1" && for n in 'a[1]' a1 'b*c' bxc 'q?' qx 'back\slash' -dash 'two  spaces'; do
+            printf 'content of %s
+' "$n" > "./$n"; done &&
+          mkdir 'dir[x]' && printf same > 'dir[x]/in*dir' && printf same > copy && ln a1 hard-a1`;
+        await run(sandbox, ['sh', '-c', make, 'sh', dir]);
+        const before = await snapshot(sandbox, dir);
+        const cp = await sandbox.checkpoint({ label: 'odd-names' });
+        const change = String.raw`cd "$1" && printf changed > 'a[1]' && printf changed > 'b*c' && printf x > a1 &&
+          rm -f 'q?' 'back\slash' ./-dash hard-a1 && rm -rf 'dir[x]' && printf changed > copy`;
+        await run(sandbox, ['sh', '-c', change, 'sh', dir]);
+        expect(await snapshot(sandbox, dir)).not.toBe(before);
+        await sandbox.rollback(cp);
+        expect(await snapshot(sandbox, dir)).toBe(before);
+        expect(await sandbox.readTextFile(`${dir}/back\\slash`)).toBe('content of back\\slash\n');
+      },
+    },
+    {
       id: 'checkpoints.usable-after-rollback',
       title: 'the same handle keeps working after rollback: exec, spawn, files, more checkpoints',
       async run({ sandbox, dir }) {

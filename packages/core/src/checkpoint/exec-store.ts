@@ -9,7 +9,12 @@
  * hashes the copies (sha256sum, in batches); a third drops copies whose content the store
  * already has, files the rest as this checkpoint's pack directory and writes the manifest.
  * Objects are deduplicated by SHA-256 and never shared with the live tree (they are copies,
- * not links). Restore lists the live tree again, diffs it with the manifest and sends one
+ * not links). With `frozen` (the backend stops the sandbox's processes around each checkpoint),
+ * the changed files go into tar archives instead, one per batch of at most 400 files or 4 MiB,
+ * each file hashed in the tree and each archive as written; a restore checks the archives it
+ * reads from against the manifest's sums and takes members out by name. Creating one file per
+ * batch instead of one per file is most of a first checkpoint's cost on some filesystems.
+ * Restore lists the live tree again, diffs it with the manifest and sends one
  * script that removes what is extra, recreates directories and symlinks, copies changed files
  * back (batched tar from the packs; a per-file copy where an object came from another path)
  * and puts back modes, owners and mtimes. So the cost follows the change, not the tree, and
@@ -18,7 +23,9 @@
  *
  * Trust: a manifest read back is validated (and, with `manifestKey`, its HMAC checked) before
  * use; the objects a restore reads are hashed (one batched exec) before the live tree is
- * touched. A checkpoint that fails either is CHECKPOINT_CORRUPT and is not restored. Hashing
+ * touched (for archives, the archive's sum of the bytes stored; a file's own sum was taken in
+ * the tree, which `frozen` promises cannot change under the copy). A checkpoint that fails
+ * either is CHECKPOINT_CORRUPT and is not restored. Hashing
  * and restoring are two execs, and the restore works by path on the live tree: both checks hold
  * only when the sandbox can neither write the store nor run while a restore does.
  *
@@ -71,6 +78,7 @@ import {
 import { compareBytes, type LiveEntry, planRestore } from './engine/plan.js';
 import { readRollbackRecord, rollbackRecord } from './engine/rollback-record.js';
 import {
+  archiveStageScript,
   BATCH,
   COMMIT_READER,
   commitInput,
@@ -117,7 +125,18 @@ export interface ExecCheckpointStoreOptions {
   manifestKey?: Uint8Array;
   /** Backend and sandbox named in errors. */
   context?: ErrorContext;
+  /**
+   * The backend stops every process of the sandbox while a checkpoint is taken (and nothing
+   * else writes the tree): the tree's files cannot change under the copy. Changed files are
+   * then archived into a few tar files (one per batch) and hashed in the tree, instead of copied
+   * one by one: creating a file can cost more than copying its content. Default false.
+   */
+  frozen?: boolean;
 }
+
+/** Files and bytes per archive of a frozen store: a restore hashes each archive it reads from whole. */
+const ARCHIVE_FILES = BATCH;
+const ARCHIVE_BYTES = 4 * 1024 * 1024;
 
 interface Scanned extends ExecManifestEntry {
   /** Stat key now (files), and whether it is too recent to be trusted later. */
@@ -128,8 +147,20 @@ interface Scanned extends ExecManifestEntry {
 interface StoredObject {
   pack: string;
   path: string;
+  /** The archive of the pack it is a member of (absent: a file of the pack). */
+  tar?: number | undefined;
   /** mode:uid:gid:mtime the copy was made with. */
   meta: string;
+}
+
+/** The file of the store (below `packs/`) an object lies in: its own, or its archive. */
+function storedFile(
+  object: { pack: string; path?: string | undefined; tar?: number | undefined },
+  path: string,
+): string {
+  return object.tar === undefined
+    ? `${object.pack}/${object.path ?? path}`
+    : `${object.pack}/${object.tar}.tar`;
 }
 
 // One walk of the tree: stat for every entry and, in the same walk, readlink for symlinks (their
@@ -158,6 +189,9 @@ export class ExecCheckpointStore implements CheckpointStore {
   readonly #owners: boolean;
   readonly #key: Uint8Array | undefined;
   readonly #context: ErrorContext;
+  readonly #archives: boolean;
+  /** `<pack>/<k>` → the SHA-256 of that archive as stored. */
+  readonly #tars = new Map<string, string>();
   /** path → its entry at the last capture (or carried through a restore), for change detection. */
   #cache: Map<string, ExecManifestEntry> | undefined;
   /** Content the store has: hash → where, and with which metadata the copy was made. */
@@ -189,6 +223,7 @@ export class ExecCheckpointStore implements CheckpointStore {
     this.#owners = options.preserveOwnership ?? true;
     this.#key = options.manifestKey;
     this.#context = options.context ?? {};
+    this.#archives = options.frozen ?? false;
   }
 
   #serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -221,10 +256,16 @@ export class ExecCheckpointStore implements CheckpointStore {
       let bytesStored = 0;
       const duplicates: string[] = [];
       const vanished = new Set<string>();
+      /** Archives of this pack that hold an object kept (the others go at the commit). */
+      const keptArchives = new Set<number>();
+      const archives = new Map<number, string>();
       if (toCopy.length > 0) {
-        const copied = await this.#stage(toCopy, stage, n, signal);
+        const copied = this.#archives
+          ? await this.#stageArchives(toCopy, stage, n, signal)
+          : { hashes: await this.#stage(toCopy, stage, n, signal), archiveOf: undefined, archives };
+        for (const [k, hash] of copied.archives) archives.set(k, hash);
         for (const entry of toCopy) {
-          const got = copied.get(entry.path);
+          const got = copied.hashes.get(entry.path);
           if (!got) {
             vanished.add(entry.path);
             continue;
@@ -234,17 +275,32 @@ export class ExecCheckpointStore implements CheckpointStore {
           const have = this.#objects.get(got);
           if (have) {
             // The store has this content already: keep the older copy, drop the new one.
-            duplicates.push(entry.path);
-            entry.object =
-              have.path === entry.path ? { pack: have.pack } : { pack: have.pack, path: have.path };
+            if (!copied.archiveOf) duplicates.push(entry.path);
+            entry.object = {
+              pack: have.pack,
+              ...(have.path === entry.path ? {} : { path: have.path }),
+              ...(have.tar === undefined ? {} : { tar: have.tar }),
+            };
             if (have.path === entry.path && have.meta === meta) entry.exact = true;
           } else {
-            this.#objects.set(got, { pack: n, path: entry.path, meta });
-            entry.object = { pack: n };
+            const tar = copied.archiveOf?.get(entry.path);
+            this.#objects.set(got, { pack: n, path: entry.path, tar, meta });
+            entry.object = tar === undefined ? { pack: n } : { pack: n, tar };
+            if (tar !== undefined) keptArchives.add(tar);
             entry.exact = true;
-            bytesStored += entry.size ?? 0;
+            // An archive's bytes are counted whole below (a copy no entry refers to stays in it).
+            if (tar === undefined) bytesStored += entry.size ?? 0;
           }
         }
+        for (const [k, hash] of archives) {
+          if (keptArchives.has(k)) this.#tars.set(`${n}/${k}`, hash);
+          else duplicates.push(`${k}.tar`);
+        }
+        if (copied.archiveOf)
+          for (const entry of toCopy) {
+            const k = copied.archiveOf.get(entry.path);
+            if (k !== undefined && keptArchives.has(k)) bytesStored += entry.size ?? 0;
+          }
       }
 
       const entries: ExecManifestEntry[] = [];
@@ -256,8 +312,21 @@ export class ExecCheckpointStore implements CheckpointStore {
         entries: entries.length,
         bytesStored,
       };
-      const manifest: ExecManifest = { version: 2, info, entries };
-      const kept = toCopy.length - vanished.size - duplicates.length;
+      const tars: Record<string, string> = {};
+      for (const e of entries) {
+        if (e.object?.tar === undefined) continue;
+        const key = `${e.object.pack}/${e.object.tar}`;
+        const hash = this.#tars.get(key);
+        if (!hash) throw this.#error(`the store lost track of archive ${key}`, 'checkpoint');
+        tars[key] = hash;
+      }
+      const manifest: ExecManifest = {
+        version: 2,
+        info,
+        entries,
+        ...(Object.keys(tars).length > 0 ? { tars } : {}),
+      };
+      const kept = archives.size > 0 ? keptArchives.size : toCopy.length - vanished.size - duplicates.length;
       await this.#commit(
         manifest,
         toCopy.length > 0 ? { stage, pack: n, duplicates, kept } : undefined,
@@ -288,7 +357,10 @@ export class ExecCheckpointStore implements CheckpointStore {
       });
       // Every object the restore reads is hashed first: a mismatch restores nothing. A few are
       // checked by the restore script itself, before its first change (one exec fewer).
-      const objects = objectHashes(plan.create.filter((c) => c.kind === 'write').map((c) => c.entry));
+      const objects = objectHashes(
+        manifest,
+        plan.create.filter((c) => c.kind === 'write').map((c) => c.entry),
+      );
       const inline = objects.size <= VERIFY_INLINE_UP_TO;
       if (!inline) await this.#verify(id, objects, signal);
       const script = restoreScript(this.#dirs, plan, {
@@ -415,10 +487,14 @@ export class ExecCheckpointStore implements CheckpointStore {
           damagedManifests.push({ id, reason: error.message });
         }
       }
-      const objectOf = (e: ExecManifestEntry) => `${e.object!.pack}/${e.object!.path ?? e.path}`;
+      const objectOf = (e: ExecManifestEntry) => storedFile(e.object!, e.path);
       const hashOf = new Map<string, string>();
       for (const m of manifests)
-        for (const e of m.entries) if (e.object && e.hash) hashOf.set(objectOf(e), e.hash);
+        for (const [file, hash] of objectHashes(
+          m,
+          m.entries.filter((e) => e.object && e.hash),
+        ))
+          hashOf.set(file, hash);
       const report = await buildVerifyReport({
         manifests: manifests.map((m) => ({
           id: m.info.id,
@@ -430,7 +506,7 @@ export class ExecCheckpointStore implements CheckpointStore {
       });
       const damaged = new Set(report.damagedObjects.map((o) => o.object));
       for (const [hash, object] of this.#objects)
-        if (damaged.has(`${object.pack}/${object.path}`)) this.#objects.delete(hash);
+        if (damaged.has(storedFile(object, object.path))) this.#objects.delete(hash);
       for (const [path, entry] of this.#cache ?? [])
         if (entry.object && damaged.has(objectOf(entry))) this.#cache?.delete(path);
       return report;
@@ -584,10 +660,17 @@ export class ExecCheckpointStore implements CheckpointStore {
 
   /** Remember the objects a manifest refers to, for deduplication. */
   #learn(manifest: ExecManifest): void {
+    for (const [key, hash] of Object.entries(manifest.tars ?? {}))
+      if (!this.#tars.has(key)) this.#tars.set(key, hash);
     for (const e of manifest.entries) {
       if (!e.hash || !e.object || this.#objects.has(e.hash)) continue;
       const path = e.object.path ?? e.path;
-      this.#objects.set(e.hash, { pack: e.object.pack, path, meta: e.exact ? metaOf(e) : '' });
+      this.#objects.set(e.hash, {
+        pack: e.object.pack,
+        path,
+        tar: e.object.tar,
+        meta: e.exact ? metaOf(e) : '',
+      });
     }
   }
 
@@ -734,6 +817,75 @@ export class ExecCheckpointStore implements CheckpointStore {
     return hashes;
   }
 
+  /**
+   * Archive files into `stage`, one tar per batch, hashing each file in the tree and each archive
+   * as written: for a frozen sandbox, whose files cannot change meanwhile. Returns path → hash,
+   * path → its archive, and archive → hash; files that vanished are absent.
+   */
+  async #stageArchives(
+    files: Scanned[],
+    stage: string,
+    n: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ hashes: Map<string, string>; archiveOf: Map<string, number>; archives: Map<number, string> }> {
+    const batches: string[][] = [];
+    let batch: string[] = [];
+    let bytes = 0;
+    let inodes = new Set<string>();
+    for (const f of files) {
+      const inode = f.liveKey?.slice(0, f.liveKey.indexOf(':'));
+      // A second name of an inode is archived by tar as a hard link, without content, which a
+      // restore could not read alone: it goes into the next archive.
+      const full =
+        batch.length >= ARCHIVE_FILES ||
+        bytes + (f.size ?? 0) > ARCHIVE_BYTES ||
+        (inode !== undefined && inodes.has(inode));
+      if (batch.length > 0 && full) {
+        batches.push(batch);
+        batch = [];
+        bytes = 0;
+        inodes = new Set();
+      }
+      batch.push(f.path);
+      bytes += f.size ?? 0;
+      if (inode !== undefined) inodes.add(inode);
+    }
+    if (batch.length > 0) batches.push(batch);
+    const r = await this.#exec(['sh', '-s'], {
+      stdin: archiveStageScript(this.#dirs, stage, batches, n),
+      signal,
+    });
+    const out = Buffer.from(r.stdout).toString('latin1');
+    if (r.exitCode !== 0 || !out.endsWith(`D${n}\n`))
+      throw this.#error(
+        `copying changed files into the store failed (exit ${r.exitCode}): ${text(r.stderr)}`,
+        'checkpoint',
+      );
+    const [listed = '', sums] = out.slice(0, -(n.length + 2)).split(`A${n}\n`);
+    const sections = listed.split(`B${n}\n`).slice(1);
+    if (sections.length !== batches.length || sums === undefined)
+      throw this.#error('unexpected output from the store script', 'checkpoint');
+    const hashes = new Map<string, string>();
+    const archiveOf = new Map<string, number>();
+    const archives = new Map<number, string>();
+    for (const line of sums.split('\n')) {
+      const sum = /^(\d+) ([0-9a-f]{64})$/.exec(line);
+      if (sum) archives.set(Number(sum[1]), sum[2]!);
+      else if (line !== '') throw this.#error('unexpected output from the store script', 'checkpoint');
+    }
+    for (const [k, section] of sections.entries()) {
+      if (!archives.has(k)) throw this.#error(`archive ${k} of the checkpoint was not hashed`, 'checkpoint');
+      const paths = batches[k]!;
+      parseSums(
+        section,
+        paths.map((p) => `./${p}`),
+        hashes,
+      );
+      for (const p of paths) if (hashes.has(p)) archiveOf.set(p, k);
+    }
+    return { hashes, archiveOf, archives };
+  }
+
   /** Drop duplicate copies, file the pack, write the sealed manifest and (last) the info file. */
   async #commit(
     manifest: ExecManifest,
@@ -774,7 +926,7 @@ export class ExecCheckpointStore implements CheckpointStore {
       }
       for (const e of manifest.entries) {
         if (!e.object) continue;
-        live.add(`${e.object.pack}/${e.object.path ?? e.path}`);
+        live.add(storedFile(e.object, e.path));
         packsInUse.add(e.object.pack);
       }
     }
@@ -805,12 +957,15 @@ export class ExecCheckpointStore implements CheckpointStore {
       throw this.#error(`cleaning the checkpoint store failed: ${text(gc.stderr)}`, 'deleteCheckpoint');
     // Forget what went: the index and the change cache must only point at objects that exist.
     for (const [hash, object] of this.#objects) {
-      if (!live.has(`${object.pack}/${object.path}`)) this.#objects.delete(hash);
+      if (!live.has(storedFile(object, object.path))) this.#objects.delete(hash);
+    }
+    for (const key of this.#tars.keys()) {
+      const [pack, k] = key.split('/');
+      if (!live.has(`${pack}/${k}.tar`)) this.#tars.delete(key);
     }
     if (this.#cache) {
       for (const [path, entry] of this.#cache) {
-        if (!entry.object || !live.has(`${entry.object.pack}/${entry.object.path ?? entry.path}`))
-          this.#cache.delete(path);
+        if (!entry.object || !live.has(storedFile(entry.object, entry.path))) this.#cache.delete(path);
       }
     }
   }
@@ -905,10 +1060,18 @@ function batchedSums(out: string, n: string, objects: readonly string[]): Map<st
   return got;
 }
 
-/** The objects (`pack/path`) `entries` are restored from, each with the hash it must have. */
-function objectHashes(entries: readonly ExecManifestEntry[]): Map<string, string> {
+/**
+ * The files of the store (`pack/path`, `pack/k.tar`) `entries` of `manifest` are restored from,
+ * each with the hash it must have: an object's own, or its archive's as the manifest records it.
+ */
+function objectHashes(manifest: ExecManifest, entries: readonly ExecManifestEntry[]): Map<string, string> {
   const want = new Map<string, string>();
-  for (const e of entries) want.set(`${e.object!.pack}/${e.object!.path ?? e.path}`, e.hash!);
+  for (const e of entries) {
+    const object = e.object!;
+    if (object.tar === undefined) want.set(storedFile(object, e.path), e.hash!);
+    // The schema makes sure the manifest has the archive's hash.
+    else want.set(storedFile(object, e.path), manifest.tars![`${object.pack}/${object.tar}`]!);
+  }
   return want;
 }
 

@@ -42,10 +42,14 @@ export const checkpointInfoSchema = z.object({
   bytesStored: size,
 });
 
-/** Where the exec store keeps a file's content: `packs/<pack>/<path>` (path defaults to the entry's). */
+/**
+ * Where the exec store keeps a file's content: `packs/<pack>/<path>` (path defaults to the
+ * entry's), or with `tar`, the member `./<path>` of the archive `packs/<pack>/<tar>.tar`.
+ */
 export const execObjectRefSchema = z.strictObject({
   pack: z.string().regex(PACK_ID),
   path: binaryPath.optional(),
+  tar: int(0, 1_000_000_000).optional(),
 });
 export type ExecObjectRef = z.infer<typeof execObjectRefSchema>;
 
@@ -127,13 +131,23 @@ function checkEntries(
   }
 }
 
+/** An archive of the exec store, `<pack>/<tar>`, as a key of a manifest's `tars`. */
+export const TAR_KEY = /^[0-9a-f]{16}\/\d{1,10}$/;
+
 export const execManifestSchema = z
   .strictObject({
     version: z.literal(2),
     info: checkpointInfoSchema,
     entries: z.array(execEntrySchema),
+    /** The SHA-256 of each archive an entry's object lies in (the archive's bytes as stored). */
+    tars: z.record(z.string().regex(TAR_KEY), sha256).optional(),
   })
-  .superRefine((m, ctx) => checkEntries(m.entries, ctx, true));
+  .superRefine((m, ctx) => {
+    checkEntries(m.entries, ctx, true);
+    for (const [i, e] of m.entries.entries())
+      if (e.object?.tar !== undefined && !m.tars?.[`${e.object.pack}/${e.object.tar}`])
+        ctx.addIssue({ code: 'custom', path: ['entries', i, 'object'], message: 'its archive has no hash' });
+  });
 export type ExecManifest = z.infer<typeof execManifestSchema>;
 
 export const treeManifestSchema = z

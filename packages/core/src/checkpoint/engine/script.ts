@@ -94,6 +94,57 @@ export function stageScript(dirs: Dirs, stage: string, files: readonly string[],
   );
 }
 
+/**
+ * Copy `batches` of files into archives of the store's staging dir, `<k>.tar` for batch k, for
+ * a sandbox whose processes are all stopped meanwhile (its files cannot change under the copy):
+ * each file is hashed in the tree and each archive as written, in the background while the next
+ * batch is archived. Creating one file per batch instead of one per file is what makes a first
+ * checkpoint of many small files cheap. Output: per batch `B<n>\n` and the files' sums; then
+ * `A<n>\n` and a line `<k> <sum>` per archive (in any order); `D<n>\n` at the end.
+ */
+export function archiveStageScript(
+  dirs: Dirs,
+  stage: string,
+  batches: readonly (readonly string[])[],
+  n: string,
+): Buffer {
+  return binaryScript(
+    [
+      `R=${q(dirs.root)} S=${q(dirs.store)} T=${q(stage)} n=${n}`,
+      'cd -- "$S" || exit 3',
+      'find tmp -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf -- {} + 2>/dev/null',
+      'mkdir -p -- "$T" || exit 3',
+      // Two chains of hashing jobs, the files' and the archives' (one job of each at a time), on
+      // two cores while the next batch is archived.
+      'hf= ha=',
+      'b() {',
+      '  k=$1; shift',
+      // A file the store's user may not read is refused, not left out (a rollback would lose it).
+      '  for p; do if [ -f "$R/$p" ] && [ ! -L "$R/$p" ] && [ ! -r "$R/$p" ]; then echo "cannot read $p" >&2; exit 5; fi; done',
+      '  (cd -- "$R" && tar -cf "$S/$T/$k.tar" "$@") || { echo "archiving failed" >&2; exit 6; }',
+      '  [ -z "$hf" ] || wait "$hf"',
+      `  { printf 'B%s\\n' "$n"; cd -- "$R" && sha256sum "$@" 2>/dev/null; } &`,
+      '  hf=$!',
+      '  [ -z "$ha" ] || wait "$ha"',
+      `  { t=$(sha256sum < "$S/$T/$k.tar") && printf '%s %s\\n' "$k" "\${t%% *}" >> "$S/$T.sums"; } &`,
+      '  ha=$!',
+      '}',
+      ...batches.map((b, k) => `b ${k} ${b.map((f) => q(`./${f}`)).join(' ')}`),
+      'wait',
+      `printf 'A%s\\n' "$n"`,
+      'cat -- "$T.sums" && rm -f -- "$T.sums"',
+      `printf 'D%s\\n' "$n"`,
+      '',
+    ].join('\n'),
+  );
+}
+
+/**
+ * A name tar cannot select an archive member by: BusyBox matches member names as patterns (and
+ * then reports an escaped one as not found), so such a member is had by unpacking its archive.
+ */
+export const GLOB_CHARS = /[*?[\\]/;
+
 /** Up to this many new objects are flushed one by one; more, by one syncfs of the store's filesystem. */
 export const FSYNC_EACH_UP_TO = 64;
 
@@ -217,15 +268,18 @@ export function restoreScript(
     nonce: string;
     record?: string;
     /**
-     * Objects (`pack/path`) to hash before the first change, each against its hash: a missing
-     * one exits {@link RESTORE_OBJECT_MISSING}, a different one {@link RESTORE_OBJECT_MISMATCH},
-     * and nothing is changed. For a few objects (one `sha256sum` each); many are hashed apart.
+     * Files of the store (`pack/path`, `pack/k.tar`) to hash before the first change, each
+     * against its hash: a missing one exits {@link RESTORE_OBJECT_MISSING}, a different one
+     * {@link RESTORE_OBJECT_MISMATCH}, and nothing is changed. For a few files (one `sha256sum`
+     * each); many are hashed apart.
      */
     verify?: ReadonlyMap<string, string>;
   },
 ): Buffer | undefined {
   const lines: string[] = [];
   const at = (path: string) => `"$R/"${q(path)}`;
+  if (!/^[0-9a-f]+$/.test(options.nonce)) throw new InvalidArgumentError('bad nonce');
+  const unpacked = `unpack-${options.nonce}`;
   const batched = (command: string, paths: readonly string[]) => {
     for (const b of batches(paths)) lines.push(`${command} ${b.map(at).join(' ')}`);
   };
@@ -242,39 +296,56 @@ export function restoreScript(
   batched('chmod u+rwx', plan.open);
   batched('rm -rf --', plan.remove);
   const byTar = new Map<string, string[]>();
+  const byArchive = new Map<string, string[]>();
+  const unpack = new Set<string>();
   const chown = [...plan.chown];
   const chmod = [...plan.chmod];
+  const copy = (command: string, source: string, entry: ExecManifestEntry) =>
+    lines.push(
+      `${command} ${q(source)} ${q(entry.path)} ${octal(entry.mode)} ${options.owners ? owner(entry) : '-'} ${decimal(entry.mtimeSec ?? 0)}`,
+    );
   for (const { kind, entry } of plan.create) {
     if (kind === 'mkdir') lines.push(`mkdir -m 700 -- ${at(entry.path)}`);
     else if (kind === 'symlink') lines.push(`ln -s -- ${q(entry.target!)} ${at(entry.path)}`);
     else {
       const object = entry.object!;
-      if (entry.exact && object.path === undefined) {
+      const member = object.path ?? entry.path;
+      const inPlace = entry.exact && object.path === undefined;
+      if (object.tar !== undefined) {
+        const archive = `${pack(object.pack)}/${decimal(object.tar)}`;
+        if (GLOB_CHARS.test(member)) {
+          unpack.add(archive);
+          copy('f', `tmp/${unpacked}/${archive.replace('/', '-')}/${member}`, entry);
+        } else if (inPlace) {
+          byArchive.set(archive, [...(byArchive.get(archive) ?? []), entry.path]);
+          if (options.owners) chown.push(entry);
+          chmod.push(entry);
+        } else copy('g', `${archive}.tar:${member}`, entry);
+      } else if (inPlace) {
         byTar.set(pack(object.pack), [...(byTar.get(object.pack) ?? []), entry.path]);
         // tar restores them; as a user without privileges it may not, so say it again (few commands).
         if (options.owners) chown.push(entry);
         chmod.push(entry);
-      } else {
-        const source = `${pack(object.pack)}/${object.path ?? entry.path}`;
-        lines.push(
-          `f ${q(source)} ${q(entry.path)} ${octal(entry.mode)} ${options.owners ? owner(entry) : '-'} ${decimal(entry.mtimeSec ?? 0)}`,
-        );
-      }
+      } else copy('f', `packs/${pack(object.pack)}/${member}`, entry);
     }
   }
   for (const [p, paths] of byTar)
     for (const b of batches(paths)) lines.push(`x ${p} ${b.map((path) => q(`./${path}`)).join(' ')}`);
+  for (const [a, paths] of byArchive)
+    for (const b of batches(paths)) lines.push(`y ${a} ${b.map((path) => q(`./${path}`)).join(' ')}`);
   for (const [o, paths] of group(chown, owner)) batched(`chown -h ${o}`, paths);
   for (const [m, paths] of group(chmod, (e) => octal(e.mode))) batched(`chmod ${m}`, paths);
   for (const [m, paths] of group(plan.dirModes, (e) => octal(e.mode))) batched(`chmod ${m}`, paths);
   if (lines.length === 0) return undefined;
-  if (!/^[0-9a-f]+$/.test(options.nonce)) throw new InvalidArgumentError('bad nonce');
   const begin: string[] = [];
   const end: string[] = [];
   for (const [object, hash] of options.verify ?? []) {
     if (!/^[0-9a-f]{64}$/.test(hash)) throw new InvalidArgumentError('bad object hash');
     begin.push(`c ${q(object)} ${hash}`);
   }
+  // Archives holding a member tar cannot select by name: unpacked whole into the store's tmp.
+  for (const archive of unpack) begin.push(`u ${archive}`);
+  if (unpack.size > 0) end.push(`rm -rf -- "$S/tmp/${unpacked}"`);
   if (options.record !== undefined) {
     if (/[^\x20-\x7e\n]/.test(options.record)) throw new InvalidArgumentError('unexpected record text');
     const tmp = `"$S/tmp/${ROLLBACK_RECORD}.${options.nonce}"`;
@@ -295,20 +366,24 @@ export function restoreScript(
     [
       'set -e',
       `R=${q(dirs.root)} S=${q(dirs.store)} T=.agentbox-restore-${options.nonce}`,
-      // f OBJECT PATH MODE OWNER MTIME: a fresh copy of the object, put in place by rename.
-      'f() {',
-      '  d=${2%/*}; [ "$d" != "$2" ] || d=.',
-      '  t="$R/$d/$T"',
-      '  cp -- "$S/packs/$1" "$t"',
-      '  [ "$4" = - ] || chown "$4" "$t"',
-      '  chmod "$3" "$t"',
-      '  touch -d "@$5" "$t"',
-      '  mv -f -- "$t" "$R/$2"',
+      // f SOURCE PATH MODE OWNER MTIME: a fresh copy of a file of the store, put in place by
+      // rename; g does the same from `PACK/K.tar:MEMBER`, a member of an archive.
+      'f() { p=$2; o=$3; w=$4; m=$5; d=${p%/*}; [ "$d" != "$p" ] || d=.; t="$R/$d/$T"; cp -- "$S/$1" "$t"; z; }',
+      'g() { p=$2; o=$3; w=$4; m=$5; d=${p%/*}; [ "$d" != "$p" ] || d=.; t="$R/$d/$T"; tar -xOf "$S/packs/${1%%:*}" "./${1#*:}" > "$t"; z; }',
+      'z() {',
+      '  [ "$w" = - ] || chown "$w" "$t"',
+      '  chmod "$o" "$t"',
+      '  touch -d "@$m" "$t"',
+      '  mv -f -- "$t" "$R/$p"',
       '}',
       // c OBJECT HASH: the object is there and its content is what the manifest says.
       `c() { [ -f "$S/packs/$1" ] || exit ${RESTORE_OBJECT_MISSING}; h=$(sha256sum < "$S/packs/$1") || exit ${RESTORE_OBJECT_MISSING}; [ "\${h%% *}" = "$2" ] || exit ${RESTORE_OBJECT_MISMATCH}; }`,
       // x PACK PATHS...: objects that already carry their path, mode, owner and mtime, in one tar.
       'x() { p=$1; shift; (cd -- "$S/packs/$p" && tar -cf - "$@") | (cd -- "$R" && tar -xf - --numeric-owner); }',
+      // y PACK/K PATHS...: the same from an archive (members named as they are: no pattern chars).
+      'y() { a=$1; shift; (cd -- "$R" && tar -xf "$S/packs/$a.tar" --numeric-owner "$@"); }',
+      // u PACK/K: unpack a whole archive into the store's tmp.
+      `u() { mkdir -p -- "$S/tmp/${unpacked}/\${1%/*}-\${1#*/}" && tar -xf "$S/packs/$1.tar" -C "$S/tmp/${unpacked}/\${1%/*}-\${1#*/}" --numeric-owner; }`,
       ...begin,
       ...lines,
       ...end,
