@@ -63,6 +63,17 @@ export function verifyScript(dirs: Dirs, objects: readonly string[], n: string, 
   );
 }
 
+/** The top of a staging script: names, the store as cwd, the staging dir made (and old ones gone). */
+function stageStart(dirs: Dirs, stage: string, n: string): string[] {
+  return [
+    `R=${q(dirs.root)} S=${q(dirs.store)} T=${q(stage)} n=${n}`,
+    'cd -- "$S" || exit 3',
+    // Staging left by a crash long ago.
+    'find tmp -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf -- {} + 2>/dev/null',
+    'mkdir -p -- "$T" || exit 3',
+  ];
+}
+
 /**
  * Copy `files` into the store's staging dir (tar, batched) and hash the copies. Each batch is
  * hashed in the background while the next one is copied (the copy waits on the disk, the hash
@@ -72,11 +83,7 @@ export function verifyScript(dirs: Dirs, objects: readonly string[], n: string, 
 export function stageScript(dirs: Dirs, stage: string, files: readonly string[], n: string): Buffer {
   return binaryScript(
     [
-      `R=${q(dirs.root)} S=${q(dirs.store)} T=${q(stage)} n=${n}`,
-      'cd -- "$S" || exit 3',
-      // Staging left by a crash long ago.
-      'find tmp -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf -- {} + 2>/dev/null',
-      'mkdir -p -- "$T" || exit 3',
+      ...stageStart(dirs, stage, n),
       'h=',
       'b() {',
       '  (cd -- "$R" && tar -cf - "$@" 2>/dev/null) | (cd -- "$S/$T" && tar -xf - --numeric-owner 2>/dev/null)',
@@ -110,10 +117,7 @@ export function archiveStageScript(
 ): Buffer {
   return binaryScript(
     [
-      `R=${q(dirs.root)} S=${q(dirs.store)} T=${q(stage)} n=${n}`,
-      'cd -- "$S" || exit 3',
-      'find tmp -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf -- {} + 2>/dev/null',
-      'mkdir -p -- "$T" || exit 3',
+      ...stageStart(dirs, stage, n),
       // Two chains of hashing jobs, the files' and the archives' (one job of each at a time), on
       // two cores while the next batch is archived.
       'hf= ha=',
