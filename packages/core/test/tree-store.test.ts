@@ -256,6 +256,26 @@ describe('TreeCheckpointStore', () => {
     expect(await fs.readdir(join(storeDir, 'packs'))).toEqual([]);
   });
 
+  it('a large object still needed is streamed into the rewritten pack', async () => {
+    const live = Buffer.alloc(1536 * 1024, 'L');
+    await fs.writeFile(at('live.bin'), live);
+    await fs.writeFile(at('dead.bin'), Buffer.alloc(2 * 1024 * 1024, 'D'));
+    const store = newStore();
+    const a = await store.create({ label: 'a' });
+    await fs.rm(at('dead.bin'));
+    const b = await store.create({ label: 'b' });
+    await store.delete(a.id);
+    const packs = (await fs.readdir(join(storeDir, 'packs'))).filter((n) => n.endsWith('.pack'));
+    expect(packs).toHaveLength(1);
+    expect((await fs.stat(join(storeDir, 'packs', packs[0]!))).size).toBe(
+      live.length + 'alpha\n'.length + 'beta\n'.length,
+    );
+    await fs.writeFile(at('live.bin'), 'changed');
+    await newStore().restore(b.id);
+    expect(Buffer.compare(await fs.readFile(at('live.bin')), live)).toBe(0);
+    expect(await newStore().verify()).toMatchObject({ ok: true, intact: [b.id] });
+  });
+
   it('reads and collects a store written before packs (one file per object)', async () => {
     const store = newStore();
     const info = await store.create({ label: undefined });

@@ -150,18 +150,21 @@ export class PackWriter {
   }
 
   /**
-   * Add a file streamed from `source`, hashing what is written, so the hash is of exactly the
-   * bytes kept. Content the store has already is written and then given back (the next object
+   * Add a file (or a `range` of it, `end` inclusive) streamed from `source`, hashing what is
+   * written, so the hash is of exactly the bytes kept. Content the store has already is written and then given back (the next object
    * goes over it).
    */
-  addFile(source: string | Buffer): Promise<{ hash: string; length: number; written: boolean }> {
+  addFile(
+    source: string | Buffer,
+    range?: { start: number; end: number },
+  ): Promise<{ hash: string; length: number; written: boolean }> {
     return this.#serial(async () => {
       await this.#flush();
       const file = await this.#file();
       const offset = this.#size;
       const digest = createHash('sha256');
       let at = offset;
-      for await (const chunk of createReadStream(source) as AsyncIterable<Buffer>) {
+      for await (const chunk of createReadStream(source, range) as AsyncIterable<Buffer>) {
         digest.update(chunk);
         await writeAll(file, chunk, at);
         at += chunk.length;

@@ -402,13 +402,20 @@ export class TreeCheckpointStore implements CheckpointStore {
       if (kept.length > 0) {
         const next = new PackWriter(this.#packs, () => false);
         try {
+          const file = packFile(this.#packs, pack);
           for (const o of kept) {
-            const data = await readRange(packFile(this.#packs, pack), o.offset, o.length).catch(
-              () => undefined,
-            );
-            const hash = data && createHash('sha256').update(data).digest('hex');
-            if (data && hash === o.hash) await next.add(hash, data);
-            else known.delete(o.hash);
+            let hash: string | undefined;
+            if (o.length <= SMALL_FILE_BYTES) {
+              const data = await readRange(file, o.offset, o.length).catch(() => undefined);
+              hash = data && createHash('sha256').update(data).digest('hex');
+              if (data && hash === o.hash) await next.add(hash, data);
+            } else {
+              // Streamed; copied before it is hashed, so damaged content lands in the new pack
+              // under its own hash, which no manifest names (the next delete drops it).
+              const range = { start: o.offset, end: o.offset + o.length - 1 };
+              hash = (await next.addFile(file, range).catch(() => undefined))?.hash;
+            }
+            if (hash !== o.hash) known.delete(o.hash);
           }
           for (const [hash, at] of await next.finish()) known.set(hash, at);
         } catch (error) {
