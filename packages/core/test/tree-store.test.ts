@@ -256,6 +256,17 @@ describe('TreeCheckpointStore', () => {
     expect(await fs.readdir(join(storeDir, 'packs'))).toEqual([]);
   });
 
+  it('a delete in one process keeps the pack another process added since it read the store', async () => {
+    const one = newStore();
+    const first = await one.create({ label: 'first' });
+    await fs.writeFile(at('new.txt'), 'from the other process\n');
+    const second = await newStore().create({ label: 'second' });
+    await one.delete(first.id);
+    await fs.writeFile(at('new.txt'), 'changed\n');
+    await newStore().restore(second.id);
+    expect(await fs.readFile(at('new.txt'), 'utf8')).toBe('from the other process\n');
+  });
+
   it('a large object still needed is streamed into the rewritten pack', async () => {
     const live = Buffer.alloc(1536 * 1024, 'L');
     await fs.writeFile(at('live.bin'), live);

@@ -392,10 +392,13 @@ export class TreeCheckpointStore implements CheckpointStore {
    */
   async #collectPacks(live: ReadonlySet<string>): Promise<void> {
     const known = await this.#knownObjects();
+    // Read again here: another process may have added packs since this one read them.
     const packs = await readPacks(this.#packs);
+    // An object counts for the pack the store reads it from (the later one, if two hold it).
+    const holder = new Map<string, string>();
+    for (const [pack, objects] of packs) for (const o of objects) holder.set(o.hash, pack);
     for (const [pack, objects] of packs) {
-      // An object counts for the pack the store reads it from (the later one, if two hold it).
-      const kept = objects.filter((o) => live.has(o.hash) && known.get(o.hash)?.pack === pack);
+      const kept = objects.filter((o) => live.has(o.hash) && holder.get(o.hash) === pack);
       const size = (await fs.lstat(packFile(this.#packs, pack)).catch(() => undefined))?.size ?? 0;
       const keptBytes = kept.reduce((sum, o) => sum + o.length, 0);
       if (kept.length > 0 && keptBytes >= size * REPACK_BELOW) continue;
