@@ -314,6 +314,10 @@ const FREEZE_TIMEOUT_S = 10;
 // counts as stopped when a stopped child of it still runs its program. Core's stopProcesses
 // does the same for the jails on this host.
 const FREEZE = `ns=$1 init=$2 end=$(( $(date +%s) + $3 ))
+# Namespaces are compared by inode ([ -ef ], a builtin), not by a readlink process for each of
+# the host's processes: first make sure the reference is still the jail's.
+r=/proc/$init/ns/pid
+[ "$(readlink "$r" 2>/dev/null)" = "$ns" ] || exit 9
 stopped=' '
 held() {
   exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
@@ -330,7 +334,7 @@ while :; do
     p=\${d#/proc/}
     [ "$p" != "$init" ] && [ -O "$d" ] || continue
     case "$stopped" in *" $p "*) continue ;; esac
-    [ "$(readlink "$d/ns/pid" 2>/dev/null)" = "$ns" ] || continue
+    [ "$d/ns/pid" -ef "$r" ] || continue
     kill -s STOP "$p" 2>/dev/null
     stopped="$stopped$p " fresh="$fresh $p"
   done
@@ -356,7 +360,7 @@ for d in /proc/[0-9]*; do
   p=\${d#/proc/}
   [ "$p" != "$init" ] && [ -O "$d" ] || continue
   case "$stopped" in *" $p "*) continue ;; esac
-  [ "$(readlink "$d/ns/pid_for_children" 2>/dev/null)" = "$ns" ] || continue
+  [ "$d/ns/pid_for_children" -ef "$r" ] || continue
   while :; do
     s=
     while read -r k v _; do [ "$k" = State: ] && { s=$v; break; }; done < "$d/status" 2>/dev/null

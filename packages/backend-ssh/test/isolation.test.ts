@@ -13,6 +13,7 @@ import { AgentboxError, openSandbox } from '@agentbox/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildVforkStop } from '../../../scripts/vfork-stop.ts';
 import type { SshConfig, SshSandbox } from '../src/index.js';
+import { freezeJail, thawJail } from '../src/jail.js';
 import '../src/index.js';
 import { sshCli, sshConfig } from './sshd.ts';
 
@@ -146,6 +147,31 @@ describe.skipIf(!hostHasBwrap)(
         expect(await eventually(async () => (await states()) === 'S\n', 5_000)).toBe(true);
       },
     );
+
+    it("a freeze stops every process of the jail and none of another jail's; the thaw continues them", async () => {
+      await using sandbox = await open();
+      await using other = await open();
+      const [mine, theirs] = [uniqueMark(), uniqueMark()];
+      await sandbox.exec(
+        `sleep ${mine} </dev/null >/dev/null 2>&1 & sleep ${mine} </dev/null >/dev/null 2>&1 &`,
+      );
+      await other.exec(`sleep ${theirs} </dev/null >/dev/null 2>&1 &`);
+      expect(await eventually(async () => (await hostSleepers(mine)).length === 2, 5_000)).toBe(true);
+      expect(await eventually(async () => (await hostSleepers(theirs)).length === 1, 5_000)).toBe(true);
+      /** Each process's state letter, as the host's /proc shows it. */
+      const states = async (pids: number[]) =>
+        (await sshCli(`for p in ${pids.join(' ')}; do cut -d' ' -f3 /proc/$p/stat; done`)).trim().split('\n');
+      const [ours, another] = [await hostSleepers(mine), await hostSleepers(theirs)];
+      const stopped = await freezeJail(sandbox.connection, sandbox.jail!, {});
+      try {
+        expect(await states(ours)).toEqual(['T', 'T']);
+        expect(await states(another)).toEqual(['S']);
+        for (const pid of ours) expect(stopped).toContain(pid);
+      } finally {
+        await thawJail(sandbox.connection, sandbox.jail!, stopped, {});
+      }
+      expect(await states(ours)).toEqual(['S', 'S']);
+    });
 
     it("a sandbox's /proc shows only its own processes, and none of the host's environment", async () => {
       await using a = await open();
