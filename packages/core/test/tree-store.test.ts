@@ -2,6 +2,7 @@
  * TreeCheckpointStore (the host-tree store) against a hostile store directory: validated and
  * authenticated manifests, hash-checked objects, and the shared restore plan's rules.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -317,6 +318,18 @@ describe('TreeCheckpointStore', () => {
     for (const c of await older.list()) await older.delete(c.id);
     const left = await fs.readdir(join(storeDir, 'objects'), { recursive: true });
     expect(left.filter((n) => n.length > 2)).toEqual([]);
+  });
+
+  it('an index that does not parse names nothing: a restore that needs its objects is CHECKPOINT_CORRUPT', async () => {
+    const info = await newStore().create({ label: undefined });
+    const packsDir = join(storeDir, 'packs');
+    const idx = (await fs.readdir(packsDir)).find((n) => n.endsWith('.idx'))!;
+    const hash = createHash('sha256').update('alpha\n').digest('hex');
+    // Alpha is first in the pack: read leniently, a length given as text would still find it.
+    await fs.writeFile(join(packsDir, idx), JSON.stringify({ version: 1, objects: [[hash, 0, '6']] }));
+    await fs.writeFile(at('a.txt'), 'changed\n');
+    await expect(newStore().restore(info.id)).rejects.toMatchObject({ code: 'CHECKPOINT_CORRUPT' });
+    expect(await fs.readFile(at('a.txt'), 'utf8')).toBe('changed\n');
   });
 
   it('a pack whose index never landed (a crash) is not read: its content is stored again', async () => {

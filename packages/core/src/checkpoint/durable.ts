@@ -78,6 +78,16 @@ export async function writeAtomic(
   if (options.durable) await syncDir(dirname(path));
 }
 
+/** The names in `dir`, or none when it does not exist (yet). */
+export async function readdirOrNone(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+}
+
 /** Remove temporary files a crash left in `dir` (older than `minAgeMs`, so a writer in another process keeps its own). */
 export async function removeStaleTemps(dir: string, minAgeMs: number): Promise<void> {
   let names: string[];

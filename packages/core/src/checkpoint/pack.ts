@@ -14,7 +14,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { join } from 'node:path';
-import { TEMP_PREFIX, writeAtomic } from './durable.js';
+import { z } from 'zod';
+import { readdirOrNone, TEMP_PREFIX, writeAtomic } from './durable.js';
 import { SHA256 } from './engine/manifest.js';
 
 /** `pack-<ms since the epoch, base 36>-<8 hex>`: sorts by creation time. */
@@ -40,15 +41,8 @@ export function indexFile(dir: string, pack: string): string {
  * not parse is left out: the objects it named read as missing, never as other bytes.
  */
 export async function readPacks(dir: string): Promise<Map<string, IndexedObject[]>> {
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
-    throw error;
-  }
   const packs = new Map<string, IndexedObject[]>();
-  for (const name of names.sort()) {
+  for (const name of (await readdirOrNone(dir)).sort()) {
     const pack = name.slice(0, -4);
     if (!name.endsWith('.idx') || !PACK_ID.test(pack)) continue;
     let text: string;
@@ -64,6 +58,13 @@ export async function readPacks(dir: string): Promise<Map<string, IndexedObject[
   return packs;
 }
 
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** An index: `[hash, offset, length]` per object. */
+const indexSchema = z.strictObject({
+  version: z.literal(1),
+  objects: z.array(z.tuple([z.string().regex(SHA256), count, count])),
+});
+
 function parseIndex(text: string, pack: string): IndexedObject[] | undefined {
   let raw: unknown;
   try {
@@ -71,17 +72,10 @@ function parseIndex(text: string, pack: string): IndexedObject[] | undefined {
   } catch {
     return undefined;
   }
-  const objects = (raw as { objects?: unknown })?.objects;
-  if ((raw as { version?: unknown })?.version !== 1 || !Array.isArray(objects)) return undefined;
-  const out: IndexedObject[] = [];
-  for (const item of objects) {
-    const [hash, offset, length] = Array.isArray(item) ? item : [];
-    if (typeof hash !== 'string' || !SHA256.test(hash)) return undefined;
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0)
-      return undefined;
-    out.push({ hash, pack, offset, length });
-  }
-  return out;
+  const parsed = indexSchema.safeParse(raw);
+  return parsed.success
+    ? parsed.data.objects.map(([hash, offset, length]) => ({ hash, pack, offset, length }))
+    : undefined;
 }
 
 /** The objects of one pack as read by {@link readPacks}: each carries its hash. */
@@ -89,8 +83,8 @@ export type IndexedObject = Packed & { hash: string };
 
 /**
  * Writes one pack. Objects are appended one at a time, in the order their calls came (each
- * waits for the one before), so concurrent readers of the tree can feed it. Content the store
- * already has, or that this pack holds already, is not written.
+ * waits for the one before). Content the store already has, or that this pack holds already,
+ * is not written.
  */
 export class PackWriter {
   readonly id = `pack-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
@@ -151,8 +145,8 @@ export class PackWriter {
 
   /**
    * Add a file (or a `range` of it, `end` inclusive) streamed from `source`, hashing what is
-   * written, so the hash is of exactly the bytes kept. Content the store has already is written and then given back (the next object
-   * goes over it).
+   * written, so the hash is of exactly the bytes kept. Content the store has already is written
+   * and then given back (the next object goes over it).
    */
   addFile(
     source: string | Buffer,

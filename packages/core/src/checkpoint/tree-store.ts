@@ -44,7 +44,7 @@ import {
 } from '../errors.js';
 import type { CheckpointStore, InterruptedRollback } from '../sandbox.js';
 import type { CheckpointInfo, CheckpointVerifyReport } from '../types.js';
-import { removeStaleTemps, TEMP_PREFIX, writeAtomic } from './durable.js';
+import { readdirOrNone, removeStaleTemps, TEMP_PREFIX, writeAtomic } from './durable.js';
 import { diffCapture, isRacy, keyToRecord } from './engine/diff.js';
 import {
   CHECKPOINT_ID,
@@ -276,13 +276,7 @@ export class TreeCheckpointStore implements CheckpointStore {
     return this.#serial(async () => {
       const manifests: { id: string; entries: { hash?: string | undefined }[] }[] = [];
       const damagedManifests: { id: string; reason: string }[] = [];
-      let names: string[] = [];
-      try {
-        names = await fs.readdir(this.#manifests);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      }
-      for (const name of names.sort()) {
+      for (const name of (await readdirOrNone(this.#manifests)).sort()) {
         const id = name.slice(0, -5);
         if (!name.endsWith('.json') || !CHECKPOINT_ID.test(id)) continue;
         signal?.throwIfAborted();
@@ -322,15 +316,8 @@ export class TreeCheckpointStore implements CheckpointStore {
   }
 
   async list(): Promise<CheckpointInfo[]> {
-    let names: string[];
-    try {
-      names = await fs.readdir(this.#manifests);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
     const infos: CheckpointInfo[] = [];
-    for (const name of names) {
+    for (const name of await readdirOrNone(this.#manifests)) {
       if (!name.endsWith('.json') || !CHECKPOINT_ID.test(name.slice(0, -5))) continue;
       try {
         infos.push((await this.#readManifest(name.slice(0, -5))).info);
@@ -675,15 +662,6 @@ export class TreeCheckpointStore implements CheckpointStore {
 function split(ns: bigint): { sec: bigint; nsec: bigint } {
   const sec = ns / 1_000_000_000n - (ns % 1_000_000_000n < 0n ? 1n : 0n);
   return { sec, nsec: ns - sec * 1_000_000_000n };
-}
-
-async function readdirOrNone(dir: string): Promise<string[]> {
-  try {
-    return await fs.readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
 }
 
 async function exists(path: string): Promise<boolean> {
