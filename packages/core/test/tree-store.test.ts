@@ -231,6 +231,17 @@ describe('TreeCheckpointStore', () => {
     expect(await newStore().verify()).toMatchObject({ ok: true });
   });
 
+  it('a checkpoint whose only new content is an empty file makes a pack of it (empty), and restores it', async () => {
+    const store = newStore();
+    await store.create({ label: undefined });
+    await fs.writeFile(at('empty'), '');
+    const info = await store.create({ label: undefined });
+    await fs.writeFile(at('empty'), 'not empty now');
+    await newStore().restore(info.id);
+    expect(await fs.readFile(at('empty'), 'utf8')).toBe('');
+    expect(await newStore().verify()).toMatchObject({ ok: true });
+  });
+
   it('delete removes the packs no checkpoint needs and rewrites one that is mostly unneeded', async () => {
     const big = Buffer.alloc(2 * 1024 * 1024, 'b');
     await fs.writeFile(at('big'), big);

@@ -178,8 +178,9 @@ export class PackWriter {
    */
   async finish(): Promise<Map<string, Packed>> {
     await this.#serial(() => this.#flush());
-    if (!this.#handle) return this.#objects;
-    const file = await this.#handle;
+    if (!this.#handle && this.#objects.size === 0) return this.#objects;
+    // Opened here when every object was empty (nothing was written, but the index names the pack).
+    const file = await this.#file();
     try {
       // An object given back at the end leaves bytes past the last one kept.
       await file.truncate(this.#size);
