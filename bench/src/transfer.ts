@@ -156,22 +156,28 @@ async function measure(sb: SandboxBackend, raw: Raw): Promise<void> {
       await raw.down(remoteRaw, join(local, `warm-${mib}.bin`));
       await rm(join(local, `warm-${mib}.bin`), { force: true });
       // Alternate ours and the raw tool, twice, and keep the better of each: a shared machine's
-      // hiccups hit one run, not a figure.
+      // hiccups hit one run, not a figure. Every timed transfer starts with the disk written back
+      // (the last one's writeback is not the next one's cost) and makes a new file on the far side
+      // (replacing a 256 MiB file costs 60-190 ms of freeing blocks here, on either side).
       const ups: number[] = [];
       const unsizedUps: number[] = [];
       const rawUps: number[] = [];
       const downs: number[] = [];
       const rawDowns: number[] = [];
+      const settled = async <T>(run: () => Promise<T>) => {
+        await sh('sync');
+        return timeMs(run);
+      };
       for (let i = 0; i < 2; i++) {
+        await sb.exec(['rm', '-f', `ours-${mib}.bin`, `unsized-${mib}.bin`, remoteRaw]);
         // As a caller with a file does: its size is known, so the stream goes out as it is read.
-        // Each side goes first once: the one that runs second meets the first one's writeback.
-        if (i === 1) rawUps.push(await timeMs(() => raw.up(file, remoteRaw)));
-        ups.push(await timeMs(() => sb.writeFile(`ours-${mib}.bin`, createReadStream(file), { size })));
-        unsizedUps.push(await timeMs(() => sb.writeFile(`unsized-${mib}.bin`, createReadStream(file))));
-        if (i === 0) rawUps.push(await timeMs(() => raw.up(file, remoteRaw)));
+        if (i === 1) rawUps.push(await settled(() => raw.up(file, remoteRaw)));
+        ups.push(await settled(() => sb.writeFile(`ours-${mib}.bin`, createReadStream(file), { size })));
+        unsizedUps.push(await settled(() => sb.writeFile(`unsized-${mib}.bin`, createReadStream(file))));
+        if (i === 0) rawUps.push(await settled(() => raw.up(file, remoteRaw)));
         let got: Uint8Array | undefined;
         downs.push(
-          await timeMs(async () => {
+          await settled(async () => {
             got = await sb.readFile(`ours-${mib}.bin`, { maxBytes: size });
           }),
         );
@@ -179,7 +185,7 @@ async function measure(sb: SandboxBackend, raw: Raw): Promise<void> {
           throw new Error(`${backend}: the ${mib} MiB download differs from the upload`);
         got = undefined;
         const back = join(local, `down-${mib}.bin`);
-        rawDowns.push(await timeMs(() => raw.down(remoteRaw, back)));
+        rawDowns.push(await settled(() => raw.down(remoteRaw, back)));
         await rm(back, { force: true });
       }
       const unsized = await sb.exec(['sha256sum', `unsized-${mib}.bin`]);

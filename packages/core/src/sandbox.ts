@@ -44,6 +44,7 @@ import type {
   WriteFileOptions,
 } from './types.js';
 import { invalidArgument, parseArgument } from './validate.js';
+import { ofSize, toChunks } from './write-data.js';
 
 export const DEFAULT_MAX_READ_BYTES = 100 * 1024 * 1024;
 
@@ -507,49 +508,4 @@ export async function withRequestTimeout<T>(
     // The abandoned request may still fail later: that is no longer anyone's error.
     pending.catch(() => {});
   }
-}
-
-/** Chunks held to a declared total: an error before the first byte past it, or at an early end. */
-async function* ofSize(chunks: AsyncIterable<Uint8Array>, size: number, context: ErrorContext) {
-  let total = 0;
-  for await (const chunk of chunks) {
-    total += chunk.length;
-    if (total > size)
-      throw invalidArgument('data', `is longer than its declared size of ${size} bytes`, context);
-    yield chunk;
-  }
-  if (total < size)
-    throw invalidArgument('data', `ended at ${total} bytes, short of its declared size of ${size}`, context);
-}
-
-/**
- * writeFile's data as byte chunks. A string chunk (a stream read with an encoding) is UTF-8;
- * anything else that is not bytes is an InvalidArgumentError, up front for the data itself and
- * as the stream reaches it for a chunk.
- */
-function toChunks(
-  data: string | Uint8Array | AsyncIterable<Uint8Array>,
-  context: ErrorContext,
-): AsyncGenerator<Uint8Array> {
-  const iterable =
-    data !== null &&
-    typeof data === 'object' &&
-    (Symbol.asyncIterator in data || Symbol.iterator in (data as object));
-  if (typeof data !== 'string' && !(data instanceof Uint8Array) && !iterable)
-    throw invalidArgument('data', 'must be a string, a Uint8Array or an (async) iterable of them', context);
-  return (async function* () {
-    if (typeof data === 'string') yield encodeUtf8(data);
-    else if (data instanceof Uint8Array) yield data;
-    else
-      for await (const chunk of data as AsyncIterable<unknown>) {
-        if (chunk instanceof Uint8Array) yield chunk;
-        else if (typeof chunk === 'string') yield encodeUtf8(chunk);
-        else
-          throw invalidArgument(
-            'data',
-            `has a chunk that is ${typeof chunk}, not a Uint8Array or a string`,
-            context,
-          );
-      }
-  })();
 }
