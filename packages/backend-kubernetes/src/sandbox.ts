@@ -125,7 +125,9 @@ export class KubernetesSandbox extends BaseSandbox {
       // Every process of the sandbox is stopped around each checkpoint (below).
       frozen: true,
     });
-    // No process of the sandbox user runs while the helper reads or rewrites the tree.
+    // No process of the sandbox user runs while the helper reads or rewrites the tree. A fork
+    // cannot slip past `kill -1`: the kernel walks the process list under the lock a fork needs
+    // to add its child, and a fork whose parent has the signal pending by then is restarted.
     this.checkpoints = frozenCheckpointStore(store, async (fn) => {
       const signalAll = (s: string) =>
         runExec(this.#target, ['/bin/sh', '-c', `kill -${s} -1 2>/dev/null; exit 0`]);
