@@ -54,6 +54,14 @@ describe('manifest validation', () => {
     expect(parse(good()).entries).toHaveLength(3);
   });
 
+  it('accepts a stat key with the mtime in seconds, and one with it to the nanosecond (earlier stores)', () => {
+    for (const key of [
+      '12:5:1700000000:1700000001.000000007',
+      '12:5:1700000000.123456789:1700000001.000000007',
+    ])
+      expect(parse(edit(1, { key })).entries[1]!.key).toBe(key);
+  });
+
   it.each([
     ['a `..` component', edit(1, { path: 'd/../../etc/passwd' })],
     ['an absolute path', edit(1, { path: '/etc/passwd' })],
@@ -80,6 +88,8 @@ describe('manifest validation', () => {
     ['a symlink without target', edit(2, { target: undefined })],
     ['an unknown type', edit(2, { type: 'fifo' })],
     ['an unknown field', edit(0, { exec: 'rm -rf /' })],
+    ['a stat key with shell text', edit(1, { key: '12:5:$(reboot):1.000000000' })],
+    ['a stat key whose ctime is not to the nanosecond', edit(1, { key: '12:5:1700000000:1700000001' })],
   ])('refuses %s with CHECKPOINT_CORRUPT', (_why, manifest) => {
     expect(() => parse(manifest)).toThrow(CheckpointCorruptError);
     try {

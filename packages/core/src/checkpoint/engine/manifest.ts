@@ -68,10 +68,13 @@ export const execEntrySchema = z.strictObject({
   object: execObjectRefSchema.optional(),
   /** Files: the object already carries this entry's path, mode, owner and mtime (restorable by tar). */
   exact: z.literal(true).optional(),
-  /** Files: the stat key seen when captured (inode:size:mtime:ctime), absent when too recent to trust. */
+  /**
+   * Files: the stat key seen when captured (inode:size:mtime:ctime, the ctime to the nanosecond),
+   * absent when too recent to trust. Keys written by earlier versions carry the mtime's nanoseconds too.
+   */
   key: z
     .string()
-    .regex(/^\d+:\d+:-?\d+\.\d{9}:-?\d+\.\d{9}$/)
+    .regex(/^\d+:\d+:-?\d+(\.\d{9})?:-?\d+\.\d{9}$/)
     .optional(),
   /** Symlinks: the target (never followed by a restore). */
   target: binary.optional(),
