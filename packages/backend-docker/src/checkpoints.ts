@@ -16,6 +16,7 @@
  * Manifests are authenticated with a per-sandbox key the sandbox never sees.
  */
 
+import { SandboxClosedError } from '@agentbox/core';
 import {
   type CheckpointStore,
   type ErrorContext,
@@ -61,6 +62,7 @@ export class CheckpointHelper {
   readonly #o: CheckpointHelperOptions;
   readonly #shell: ShellStoreExec;
   #ready: Promise<ExecTarget> | undefined;
+  #detached = false;
 
   constructor(options: CheckpointHelperOptions) {
     this.#o = options;
@@ -85,8 +87,14 @@ export class CheckpointHelper {
     this.store = frozenCheckpointStore(store, (fn) => this.#target().then(() => options.frozen(fn)));
   }
 
-  /** End this process's shell in the helper (the helper itself stays until the sandbox goes). */
+  /**
+   * End this process's shell in the helper (the helper itself stays until the sandbox goes). A
+   * helper still starting is let finish first: made after the sandbox's removal looked for it,
+   * it would outlive the sandbox and hold its volumes.
+   */
   async detach(): Promise<void> {
+    this.#detached = true;
+    await this.#ready?.catch(() => {});
     this.#shell.close();
   }
 
@@ -130,6 +138,11 @@ export class CheckpointHelper {
   }
 
   #target(): Promise<ExecTarget> {
+    // A checkpoint that reaches here after close began must not start a helper nobody removes.
+    if (this.#detached && !this.#ready)
+      return Promise.reject(
+        new SandboxClosedError('the sandbox is closed', { ...this.#o.context, operation: 'checkpoint' }),
+      );
     this.#ready ??= this.#start().catch((error) => {
       this.#ready = undefined;
       throw error;
