@@ -4,6 +4,8 @@
  * are interleaved so machine noise hits all alike; before each pool sample the pool is full
  * again (a pool in use refills between tasks), and closing is not counted. The pool figure is
  * also shown beside the next exec on the same sandbox: what a pooled open adds to a plain exec.
+ * And the first checkpoint of a pooled sandbox, from a pool with `warmCheckpoints` beside one
+ * without (whose sandboxes start their checkpoint helper at that checkpoint).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -12,10 +14,7 @@ import { report, timeMs } from './harness.js';
 
 const sh = promisify(execFile);
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
+import { makeTree, median } from './tree.js';
 
 export async function benchStart(
   config: { image: string; helperImage: string; pull: 'never' },
@@ -92,5 +91,50 @@ export async function benchStart(
     unit: 'ms',
     baseline,
     baselineValue: median(runs),
+  });
+}
+
+export async function benchPooledCheckpoint(
+  config: { image: string; helperImage: string; pull: 'never' },
+  samples = 5,
+): Promise<void> {
+  const pool = (warmCheckpoints: boolean) =>
+    createPool({
+      spec: { backend: 'docker', config },
+      size: 1,
+      name: `bench-${warmCheckpoints ? 'warm' : 'cold'}-${process.pid}`,
+      warmCheckpoints,
+    });
+  await using warm = pool(true);
+  await using cold = pool(false);
+  const first = async (from: typeof warm) => {
+    await from.ready();
+    await using sandbox = await from.open();
+    const made = await sandbox.exec(makeTree('tree', 200, 20_480));
+    if (made.exitCode !== 0) throw new Error(`making the tree failed: ${made.stderr}`);
+    // Awaited here: returned as a promise, the checkpoint would still run when `using` closes the sandbox.
+    const ms = await timeMs(() => sandbox.checkpoint());
+    return ms;
+  };
+  const warmed: number[] = [];
+  const plain: number[] = [];
+  // One round of each first, uncounted.
+  for (let i = -1; i < samples; i++) {
+    const w = await first(warm);
+    const c = await first(cold);
+    if (i < 0) continue;
+    warmed.push(w);
+    plain.push(c);
+  }
+  console.error(
+    `first checkpoint of a pooled sandbox, ms: warmCheckpoints ${warmed.map(Math.round).join(' ')}; without ${plain.map(Math.round).join(' ')}`,
+  );
+  report({
+    bench: 'first checkpoint (200 files/4 MB) of a sandbox from a pool with warmCheckpoints',
+    backend: 'docker',
+    value: median(warmed),
+    unit: 'ms',
+    baseline: 'the same from a pool without it',
+    baselineValue: median(plain),
   });
 }

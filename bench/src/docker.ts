@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { DockerSandbox } from '@agentbox/backend-docker';
 import { loadBackend, openSandbox } from '@agentbox/core';
-import { benchStart } from './docker-start.js';
+import { benchPooledCheckpoint, benchStart } from './docker-start.js';
 import { type Rounds, report, rounds, skip, timeMs } from './harness.js';
 
 const sh = promisify(execFile);
@@ -184,6 +184,7 @@ export async function run(): Promise<void> {
 
     // 2. Time to a usable sandbox: cold, and from a warm pool (docker-start.ts).
     await benchStart(config);
+    await benchPooledCheckpoint(config);
 
     // 3. 100 MB up and down.
     const data = randomBytes(100 * 1024 * 1024);

@@ -61,6 +61,29 @@ describe('docker pool', () => {
     expect(await poolContainers(name)).toEqual([]);
   });
 
+  it('with warmCheckpoints, each sandbox has its checkpoint helper running before it is handed out', async () => {
+    const name = `warm-${runId}`;
+    const helpers = async () => {
+      const filters = JSON.stringify({
+        label: [`${RUN_LABEL}=${runId}`, `${POOL_LABEL}=${name}`, 'agentbox.role=checkpoint-helper'],
+        status: ['running'],
+      });
+      return (await docker.listContainers({ filters })).map((c) => c.Labels['agentbox.sandbox-id']);
+    };
+    const pool = createPool({ spec, size: 1, name, warmCheckpoints: true });
+    await pool.ready();
+    const sandbox = (await pool.open()) as DockerSandbox;
+    expect(await helpers()).toContain(sandbox.id);
+    await sandbox.writeFile('a.txt', 'one');
+    const first = await sandbox.checkpoint();
+    await sandbox.writeFile('a.txt', 'two');
+    await sandbox.rollback(first);
+    expect(await sandbox.readTextFile('a.txt')).toBe('one');
+    await pool.close();
+    await sandbox.close();
+    expect(await poolContainers(name)).toEqual([]);
+  });
+
   it("sweep finds a SIGKILLed holder's pooled containers by the pool label", async () => {
     const name = `crash-${runId}`;
     const holder = spawn(

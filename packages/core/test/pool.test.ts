@@ -31,6 +31,10 @@ class MemorySandbox {
   /** What the next commands exit with. */
   exitCode = 0;
   closed = false;
+  /** Calls of listCheckpoints; it fails with `listError` when set. */
+  listed = 0;
+  listError: Error | undefined;
+  capabilities = { checkpoints: true };
   constructor(
     readonly id: string,
     readonly labels: Record<string, string>,
@@ -47,6 +51,11 @@ class MemorySandbox {
     const data = this.files.get(path);
     if (data === undefined) throw new NotFoundError(`${path}: no such file`);
     return data;
+  }
+  async listCheckpoints(): Promise<[]> {
+    this.listed++;
+    if (this.listError) throw this.listError;
+    return [];
   }
   async close(): Promise<void> {
     this.closed = true;
@@ -65,6 +74,10 @@ function memoryBackend() {
     gate: undefined as Promise<void> | undefined,
     /** What the commands of sandboxes opened from now on exit with. */
     exitCode: 0,
+    /** What the checkpoint listings of sandboxes opened from now on fail with. */
+    listError: undefined as Error | undefined,
+    /** Whether sandboxes opened from now on keep checkpoints. */
+    checkpoints: true,
   };
   const registry = new BackendRegistry();
   registry.register({
@@ -76,6 +89,8 @@ function memoryBackend() {
       if (state.failWith) throw state.failWith;
       const sandbox = new MemorySandbox(ctx.id, ctx.policy.labels ?? {});
       sandbox.exitCode = state.exitCode;
+      sandbox.listError = state.listError;
+      sandbox.capabilities = { checkpoints: state.checkpoints };
       opened.push(sandbox);
       return sandbox as unknown as SandboxBackend;
     },
@@ -232,6 +247,46 @@ describe('createPool', () => {
     await cold.ready();
     expect(state.opened.at(-1)?.commands).toEqual([]);
     await cold.close();
+  });
+
+  it('with warmCheckpoints, lists the checkpoints of each sandbox before it is ready (not by default); a failed listing is a refill error', async () => {
+    const { registry, state } = memoryBackend();
+    const plain = createPool({ spec: { backend: 'memory' }, size: 1, registry });
+    await plain.ready();
+    expect(state.opened.at(-1)?.listed).toBe(0);
+    await plain.close();
+
+    const warm = createPool({ spec: { backend: 'memory' }, size: 2, registry, warmCheckpoints: true });
+    await warm.ready();
+    expect(state.opened.slice(-2).map((s) => [s.commands, s.listed])).toEqual([
+      [[['true']], 1],
+      [[['true']], 1],
+    ]);
+    await warm.close();
+
+    // Without the exec warm-up, only the listing; where no checkpoints are kept, nothing.
+    const only = createPool({
+      spec: { backend: 'memory' },
+      size: 1,
+      registry,
+      warmup: false,
+      warmCheckpoints: true,
+    });
+    await only.ready();
+    expect([state.opened.at(-1)?.commands, state.opened.at(-1)?.listed]).toEqual([[], 1]);
+    await only.close();
+    state.checkpoints = false;
+    const none = createPool({ spec: { backend: 'memory' }, size: 1, registry, warmCheckpoints: true });
+    await none.ready();
+    expect(state.opened.at(-1)?.listed).toBe(0);
+    await none.close();
+
+    state.checkpoints = true;
+    state.listError = new SandboxUnavailableError('the helper would not start');
+    const broken = createPool({ spec: { backend: 'memory' }, size: 1, registry, warmCheckpoints: true });
+    await expect(broken.ready()).rejects.toThrow('the helper would not start');
+    expect(state.opened.at(-1)?.closed).toBe(true);
+    await broken.close();
   });
 
   it('refuses a spec with an id, a bad size and an unknown option', () => {
