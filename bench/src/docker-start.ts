@@ -11,10 +11,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { createPool, openSandbox, type SandboxBackend } from '@agentbox/core';
 import { report, timeMs } from './harness.js';
+import { makeTree, median } from './tree.js';
 
 const sh = promisify(execFile);
-
-import { makeTree, median } from './tree.js';
 
 export async function benchStart(
   config: { image: string; helperImage: string; pull: 'never' },
@@ -112,9 +111,8 @@ export async function benchPooledCheckpoint(
     await using sandbox = await from.open();
     const made = await sandbox.exec(makeTree('tree', 200, 20_480));
     if (made.exitCode !== 0) throw new Error(`making the tree failed: ${made.stderr}`);
-    // Awaited here: returned as a promise, the checkpoint would still run when `using` closes the sandbox.
-    const ms = await timeMs(() => sandbox.checkpoint());
-    return ms;
+    // Awaited before returning: `await using` closes the sandbox as the function returns.
+    return await timeMs(() => sandbox.checkpoint());
   };
   const warmed: number[] = [];
   const plain: number[] = [];
