@@ -31,16 +31,18 @@ describe('README examples', () => {
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     const files: string[] = [];
+    const writes: Promise<void>[] = [];
     for (const readme of await readmes()) {
       const text = await readFile(join(ROOT, readme), 'utf8').catch(() => undefined);
       if (text === undefined) continue;
       tsBlocks(text).forEach((code, i) => {
         const name = `${readme.replaceAll('/', '_').replace(/\.md$/, '')}_${i + 1}.ts`;
         files.push(name);
-        void writeFile(join(dir, name), `${code}\nexport {};\n`);
+        writes.push(writeFile(join(dir, name), `${code}\nexport {};\n`));
       });
     }
-    await Promise.all(files.map((name) => readFile(join(dir, name))));
+    // Every example on disk before tsc reads them (an unawaited write lost this race under load).
+    await Promise.all(writes);
     expect(files.length).toBeGreaterThanOrEqual(8);
     await writeFile(
       join(dir, 'tsconfig.json'),
