@@ -105,7 +105,7 @@ describe('docker fast path (sessions)', () => {
     expect((await sandbox.exec(['echo', 'next'])).stdout).toBe('next\n');
   });
 
-  it('when every session is busy, commands take the plain path at once, and all succeed', async () => {
+  it('when every session is busy, commands take the plain path after a short wait, and all succeed', async () => {
     await ready(sandbox);
     const plain = sandbox.sessions.stats.plain;
     // At most 8 sessions: of 12 concurrent commands, some must go the plain way.

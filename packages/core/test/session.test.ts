@@ -11,10 +11,17 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AbortedError, NotFoundError, SandboxUnavailableError, TimeoutError } from '../src/index.js';
+import {
+  AbortedError,
+  NotFoundError,
+  SandboxClosedError,
+  SandboxUnavailableError,
+  TimeoutError,
+} from '../src/index.js';
+import type { SessionPoolOptions } from '../src/session/index.js';
 import { newNonce } from '../src/session/protocol.js';
 import { MarkerScanner } from '../src/session/scanner.js';
-import { busyboxOnlyPath, dockerCliExec, SessionTestSandbox, SHELLS } from './session-local.js';
+import { busyboxOnlyPath, dockerCliExec, SessionTestSandbox, SHELLS, spawnPlain } from './session-local.js';
 
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -404,6 +411,74 @@ describe('choosing the path', () => {
       await fast.close();
       await plain.close();
     }
+  });
+
+  describe('when every session is busy', () => {
+    // A transport whose starts are slow, like a docker exec on a busy host: the plain path and a
+    // session's shell each take START_MS to start.
+    const START_MS = 400;
+    const slow = (): Partial<SessionPoolOptions> => ({
+      maxSessions: 1,
+      startProcess: async (req) => {
+        await sleep(START_MS);
+        return spawnPlain(req);
+      },
+      openShell: async () => {
+        await sleep(START_MS);
+        return spawnPlain({ argv: SHELLS.sh!, cwd: '/', env: {} });
+      },
+    });
+
+    it('a burst of short commands waits for the session instead of each starting on the plain path', async () => {
+      const sandbox = await SessionTestSandbox.create({ pool: slow() });
+      try {
+        expect(await sandbox.sessions.warm()).toBe(true);
+        const results = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => sandbox.exec(`echo ${i}`)));
+        expect(results.map((r) => r.stdout)).toEqual(['0\n', '1\n', '2\n', '3\n', '4\n', '5\n']);
+        expect(sandbox.sessions.stats).toMatchObject({ session: 6, plain: 0 });
+      } finally {
+        await sandbox.close();
+      }
+    });
+
+    it('a command behind a long one takes the plain path once a start would have been quicker', async () => {
+      const sandbox = await SessionTestSandbox.create({ pool: slow() });
+      try {
+        expect(await sandbox.sessions.warm()).toBe(true);
+        const long = sandbox.spawn('sleep 30');
+        let longEnded = false;
+        void long.wait().finally(() => {
+          longEnded = true;
+        });
+        expect((await sandbox.exec('echo quick')).stdout).toBe('quick\n');
+        expect(sandbox.sessions.lastPath).toBe('plain');
+        expect(sandbox.sessions.stats).toMatchObject({ session: 1, plain: 1 });
+        expect(longEnded).toBe(false);
+        await long.kill();
+        await long.wait().catch(() => {});
+      } finally {
+        await sandbox.close();
+      }
+    });
+
+    it('a command waiting for a session honours its AbortSignal and the sandbox closing', async () => {
+      const sandbox = await SessionTestSandbox.create({ pool: slow() });
+      try {
+        expect(await sandbox.sessions.warm()).toBe(true);
+        const long = sandbox.spawn('sleep 30');
+        const controller = new AbortController();
+        const aborted = sandbox.exec('echo never', { signal: controller.signal }).catch((e: unknown) => e);
+        controller.abort();
+        expect(await aborted).toBeInstanceOf(AbortedError);
+        const waiting = sandbox.exec('echo never').catch((e: unknown) => e);
+        await sleep(20);
+        await sandbox.close();
+        expect(await waiting).toBeInstanceOf(SandboxClosedError);
+        await long.wait().catch(() => {});
+      } finally {
+        await sandbox.close();
+      }
+    });
   });
 
   it('kills what still runs on a session when the sandbox closes', async () => {

@@ -25,8 +25,9 @@
  * - A command that leaves processes in its group (`server &`) that may still write gets its
  *   streams read to their real end, as from a plain pipe; that session is replaced too. A
  *   background process that let go of the streams (`server >log 2>&1 &`) is not waited for.
- * - Concurrency: one command per session at a time, a pool of sessions. When none is idle a
- *   command takes the plain path at once and the pool opens one more in the background.
+ * - Concurrency: one command per session at a time, a pool of sessions. When none is idle the
+ *   pool opens one more in the background and the command waits for the first session to come
+ *   free, at most as long as the quickest recent plain start took; then it takes the plain path.
  *
  * Integration: a backend keeps its plain startProcess and puts the pool in front of it.
  *

@@ -1,9 +1,12 @@
 /**
  * SessionPool: the fast exec path a backend puts in front of its plain one. Commands run on
- * idle sessions; when none is idle the command takes the plain path at once and the pool
- * opens another session in the background (up to `maxSessions`), so the pool grows to the
- * concurrency the caller actually uses. Sessions that die are dropped and replaced; kills go
- * through a separate control shell, because a session's runner is busy waiting for its command.
+ * idle sessions. When none is idle the pool opens another session in the background (up to
+ * `maxSessions`), so it grows to the concurrency the caller actually uses, and the command waits
+ * for a session to come free, but no longer than the plain path takes to start one: a burst of
+ * small commands then runs one after another on the open sessions (a few ms each) instead of
+ * each paying a plain start, while a command stuck behind long ones loses at most that start
+ * time. Sessions that die are dropped and replaced; kills go through a separate control shell,
+ * because a session's runner is busy waiting for its command.
  */
 import { type ErrorContext, SandboxClosedError, UnsupportedError } from '../errors.js';
 import { DEFAULT_ENV, type RawProcess, type StartRequest } from '../process.js';
@@ -13,6 +16,8 @@ import { type ExecPath, type PooledProcess, Session, type SessionHooks } from '.
 
 /** Longest wait between attempts to open a session after failures (plain path meanwhile). */
 const MAX_RETRY_DELAY_MS = 5 * 60_000;
+/** How many recent plain starts (and session opens) the wait for a free session is weighed against. */
+const START_SAMPLES = 8;
 
 export interface SessionPoolOptions {
   /**
@@ -121,6 +126,12 @@ export class SessionPool {
   #watchdog: NodeJS.Timeout | undefined;
   #checking = false;
   #stats = { session: 0, plain: 0, opened: 0, lost: 0 };
+  /** Commands waiting for a session to come free, oldest first. */
+  readonly #waiters = new Set<(session: Session | undefined) => void>();
+  /** Recent times (ms) the plain path took to start a command, or a session to open. */
+  #startTimes: number[] = [];
+  /** The most commands seen wanting a session at once (running on one or waiting): what the pool grows to. */
+  #wanted = 0;
   /** The path the last command took. */
   lastPath: ExecPath | undefined;
 
@@ -141,10 +152,23 @@ export class SessionPool {
     return this.#unavailable;
   }
 
-  /** Start a command: on an idle session if there is one, else on the plain path. */
+  /**
+   * Start a command: on an idle session if there is one, else on the first to come free within
+   * the plain path's start time, else on the plain path.
+   */
   async startProcess(req: StartRequest, signal?: AbortSignal): Promise<PooledProcess> {
     if (this.#closed) throw new SandboxClosedError('the sandbox is closed', this.#context);
-    const session = sessionCanRun(req, this.#options.runnerPrograms?.()) ? this.#takeIdle() : undefined;
+    const runnable = sessionCanRun(req, this.#options.runnerPrograms?.());
+    let session = runnable ? this.#takeIdle() : undefined;
+    if (runnable && !session) {
+      const busy = this.#sessions.size - this.#liveIdle();
+      this.#wanted = Math.min(this.#maxSessions, Math.max(this.#wanted, busy + this.#waiters.size + 1));
+      this.#grow(1);
+      const handed = await this.#freeSession(signal);
+      if (this.#closed) throw new SandboxClosedError('the sandbox is closed', this.#context);
+      // A session can die between being handed over and now (the liveness check).
+      if (handed?.idle) session = handed;
+    }
     if (session) {
       this.#stats.session++;
       this.lastPath = 'session';
@@ -152,10 +176,12 @@ export class SessionPool {
       this.#replenish();
       return proc;
     }
-    this.#grow(1);
     this.#stats.plain++;
     this.lastPath = 'plain';
-    return new PlainProcess(await this.#options.startProcess(req, signal));
+    const started = performance.now();
+    const raw = await this.#options.startProcess(req, signal);
+    this.#noteStart(performance.now() - started);
+    return new PlainProcess(raw);
   }
 
   /**
@@ -183,6 +209,7 @@ export class SessionPool {
     const sessions = [...this.#everything];
     this.#sessions.clear();
     this.#idle = [];
+    for (const waiter of [...this.#waiters]) waiter(undefined);
     await Promise.all(sessions.map((session) => session.close(error)));
     this.#finished = true;
     const control = this.#control;
@@ -201,12 +228,52 @@ export class SessionPool {
     return undefined;
   }
 
+  /**
+   * The next session to come free or open, if one does within the plain path's start time (the
+   * fastest of its recent starts: a wait never costs more than a start on a quiet host would).
+   * Nothing to wait for when no session is busy or opening, or before any start was measured.
+   */
+  #freeSession(signal: AbortSignal | undefined): Promise<Session | undefined> {
+    const limit = this.#startTimes.length > 0 ? Math.min(...this.#startTimes) : 0;
+    if (limit <= 0 || signal?.aborted || this.#sessions.size + this.#opening === 0)
+      return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const waiter = (session: Session | undefined) => {
+        this.#waiters.delete(waiter);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', giveUp);
+        resolve(session);
+      };
+      const giveUp = () => waiter(undefined);
+      const timer = setTimeout(giveUp, limit);
+      signal?.addEventListener('abort', giveUp, { once: true });
+      this.#waiters.add(waiter);
+    });
+  }
+
+  /** A session is free: to the longest waiting command, else to the idle list. */
+  #release(session: Session): void {
+    const [waiter] = this.#waiters;
+    if (waiter) waiter(session);
+    else this.#idle.push(session);
+  }
+
+  #noteStart(ms: number): void {
+    this.#startTimes.push(ms);
+    if (this.#startTimes.length > START_SAMPLES) this.#startTimes.shift();
+  }
+
   /** Open up to `count` more sessions in the background. */
   #grow(count: number): void {
     for (let i = 0; i < count; i++) {
       if (this.#closed || this.#unavailable !== undefined || Date.now() < this.#retryAt) return;
-      if (this.#sessions.size + this.#opening >= this.#maxSessions) return;
-      void this.#openOne();
+      // One open at a time: several docker execs starting at once slow the sessions already
+      // serving (a burst of 8 on a fresh sandbox took 330-400 ms that way, 50-170 ms this way).
+      // Each open that ends starts the next while fewer sessions are open than were wanted.
+      if (this.#opening > 0 || this.#sessions.size >= this.#maxSessions) return;
+      void this.#openOne().then(() => {
+        if (this.#wanted > this.#sessions.size) this.#grow(1);
+      });
     }
   }
 
@@ -219,7 +286,9 @@ export class SessionPool {
   async #openOne(): Promise<boolean> {
     this.#opening++;
     try {
+      const started = performance.now();
       const session = await this.#openSession(this.#hooks);
+      this.#noteStart(performance.now() - started);
       this.#stats.opened++;
       this.#failures = 0;
       this.#everything.add(session);
@@ -234,7 +303,7 @@ export class SessionPool {
         return false;
       }
       this.#sessions.add(session);
-      this.#idle.push(session);
+      this.#release(session);
       return true;
     } catch (error) {
       if (error instanceof UnsupportedError) {
@@ -273,7 +342,7 @@ export class SessionPool {
   readonly #hooks: SessionHooks = {
     onIdle: (session) => {
       if (this.#closed) return;
-      this.#idle.push(session);
+      this.#release(session);
     },
     onGone: (session, lost) => {
       this.#sessions.delete(session);
