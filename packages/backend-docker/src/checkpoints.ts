@@ -62,6 +62,8 @@ export class CheckpointHelper {
   readonly #o: CheckpointHelperOptions;
   readonly #shell: ShellStoreExec;
   #ready: Promise<ExecTarget> | undefined;
+  /** The helper container once it runs (before its tools are checked: the check runs in the store's shell). */
+  #running: ExecTarget | undefined;
   #detached = false;
 
   constructor(options: CheckpointHelperOptions) {
@@ -72,7 +74,8 @@ export class CheckpointHelper {
       operation: 'checkpoint',
     });
     const store = new ExecCheckpointStore({
-      exec: this.#shell.exec,
+      // Every store command waits for the helper and its tools check (which runs in this shell).
+      exec: (argv, opts) => this.#target().then(() => this.#shell.exec(argv, opts)),
       root: STATE,
       storeDir: STORE,
       preserveOwnership: true,
@@ -100,7 +103,7 @@ export class CheckpointHelper {
 
   /** The store's shell in the helper: its stdin takes requests, its output answers them. */
   async #openShell(): Promise<ShellPipes> {
-    const target = await this.#target();
+    const target = this.#running ?? (await this.#target());
     const { stream } = await openExec(target, {
       argv: ['/bin/sh', '-c', STORE_SHELL],
       user: '0:0',
@@ -122,17 +125,25 @@ export class CheckpointHelper {
     return { stdout, stderr, write: (chunk) => writeTo(stream, chunk), close: () => stream.destroy(), ended };
   }
 
-  /** A helper image without the tools the store's scripts call fails here, naming them, not in a script. */
+  /**
+   * A helper image without the tools the store's scripts call fails here, naming them, not in a
+   * script. The probe is the store shell's first command: opening that shell is an exec the
+   * checkpoint needs anyway, and it then happens before the sandbox is paused.
+   */
   async #checkTools(target: ExecTarget): Promise<void> {
-    const r = await runExec(target, {
-      argv: ['/bin/sh', '-c', TOOLS_PROBE, 'agentbox-probe', ...HELPER_TOOLS],
-      user: '0:0',
-      env: [PATH],
-    });
-    const tools = parseToolsProbe(r.stdout.toString('utf8'));
+    const argv = ['/bin/sh', '-c', TOOLS_PROBE, 'agentbox-probe', ...HELPER_TOOLS];
+    const shell = await this.#shell.exec(argv, {}).catch(() => undefined);
+    // No store shell: probe in an exec of its own, which tells a daemon error (thrown) from an
+    // image without /bin/sh (no answer).
+    const stdout = shell
+      ? Buffer.from(shell.stdout)
+      : (await runExec(target, { argv, user: '0:0', env: [PATH] })).stdout;
+    const tools = parseToolsProbe(stdout.toString('utf8'));
     const missing = tools ? tools.missing : ['/bin/sh'];
     if (missing.length === 0) return;
     // The helper goes: the next checkpoint tries again (after the image is fixed, say).
+    this.#running = undefined;
+    this.#shell.close();
     await removeHelper(this.#o.client, names.helper(this.#o.sandboxId));
     throw missingToolsError(this.#o.image, 'helperImage', missing, target.context);
   }
@@ -211,9 +222,11 @@ export class CheckpointHelper {
         throw dockerError(error, context, this.#o.client.address);
       }
       await container.start();
-      await this.#checkTools({ container, context });
+      this.#running = { container, context };
+      await this.#checkTools(this.#running);
     }
-    return { container, context };
+    this.#running = { container, context };
+    return this.#running;
   }
 }
 
