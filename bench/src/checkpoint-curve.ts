@@ -107,8 +107,15 @@ async function curve(backend: string, open: Opener, files: number, bytes: number
     // The baseline is their median: on this machine one copy of the same tree took 0.5 s in one
     // minute and 8 s in another, and a single sample made the ratios a draw.
     await sb.exec('cp -a tree tree-copy && rm -rf tree-copy', long);
+    // Every timed step starts with nothing left to write back (`sync` is machine-wide): else a
+    // copy or a checkpoint pays for the writeback of the step before it (a 200 MB copy took
+    // 0.4 s after a sync and 2-9 s while the last one's blocks were still being written).
+    const settled = async <T>(step: () => Promise<T>) => {
+      await sb.exec('sync', long);
+      return step();
+    };
     const copy = async () => {
-      const ms = await timeMs(() => sb.exec('cp -a tree tree-copy', long));
+      const ms = await settled(() => timeMs(() => sb.exec('cp -a tree tree-copy', long)));
       await sb.exec('rm -rf tree-copy', long);
       return ms;
     };
@@ -117,13 +124,15 @@ async function curve(backend: string, open: Opener, files: number, bytes: number
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     await loadNote(`checkpoint curve ${tree} (${backend})`);
     let first: Awaited<ReturnType<SandboxBackend['checkpoint']>> | undefined;
-    const firstMs = await timeMs(async () => {
-      first = await sb.checkpoint({ label: 'base' });
-    });
+    const firstMs = await settled(() =>
+      timeMs(async () => {
+        first = await sb.checkpoint({ label: 'base' });
+      }),
+    );
     await sb.exec('echo changed >> tree/d7/f701');
-    const oneMs = await timeMs(() => sb.checkpoint({ label: 'one change' }));
+    const oneMs = await settled(() => timeMs(() => sb.checkpoint({ label: 'one change' })));
     await sb.exec('echo again >> tree/d8/f801 && rm tree/d9/f901');
-    const rollbackMs = await timeMs(() => sb.rollback(first!));
+    const rollbackMs = await settled(() => timeMs(() => sb.rollback(first!)));
     const back = await sb.exec('test -s tree/d9/f901 && tail -c 6 tree/d8/f801');
     if (back.exitCode !== 0 || back.stdout.includes('again'))
       throw new Error(`${backend}: rollback did not restore the tree (${back.stdout}${back.stderr})`);
