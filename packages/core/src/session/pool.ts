@@ -163,7 +163,7 @@ export class SessionPool {
     if (runnable && !session) {
       const busy = this.#sessions.size - this.#liveIdle();
       this.#wanted = Math.min(this.#maxSessions, Math.max(this.#wanted, busy + this.#waiters.size + 1));
-      this.#grow(1);
+      this.#grow();
       const handed = await this.#freeSession(signal);
       if (this.#closed) throw new SandboxClosedError('the sandbox is closed', this.#context);
       // A session can die between being handed over and now (the liveness check).
@@ -263,24 +263,24 @@ export class SessionPool {
     if (this.#startTimes.length > START_SAMPLES) this.#startTimes.shift();
   }
 
-  /** Open up to `count` more sessions in the background. */
-  #grow(count: number): void {
-    for (let i = 0; i < count; i++) {
-      if (this.#closed || this.#unavailable !== undefined || Date.now() < this.#retryAt) return;
-      // One open at a time: several docker execs starting at once slow the sessions already
-      // serving (a burst of 8 on a fresh sandbox took 330-400 ms that way, 50-170 ms this way).
-      // Each open that ends starts the next while fewer sessions are open than were wanted.
-      if (this.#opening > 0 || this.#sessions.size >= this.#maxSessions) return;
-      void this.#openOne().then(() => {
-        if (this.#wanted > this.#sessions.size) this.#grow(1);
-      });
-    }
+  /**
+   * Open one more session in the background, unless one is opening already: several docker execs
+   * starting at once slow the sessions already serving (a burst of 8 on a fresh sandbox took
+   * 330-400 ms that way, 50-170 ms this way). Each open that ends starts the next while fewer
+   * sessions are open than were wanted.
+   */
+  #grow(): void {
+    if (this.#closed || this.#unavailable !== undefined || Date.now() < this.#retryAt) return;
+    if (this.#opening > 0 || this.#sessions.size >= this.#maxSessions) return;
+    void this.#openOne().then(() => {
+      if (this.#wanted > this.#sessions.size) this.#grow();
+    });
   }
 
   /** Keep `spareSessions` idle or on their way, once sessions are in use. */
   #replenish(): void {
     const missing = this.#spare - this.#liveIdle() - this.#opening;
-    if (missing > 0) this.#grow(missing);
+    if (missing > 0) this.#grow();
   }
 
   async #openOne(): Promise<boolean> {
