@@ -142,7 +142,6 @@ export class CheckpointHelper {
     const missing = tools ? tools.missing : ['/bin/sh'];
     if (missing.length === 0) return;
     // The helper goes: the next checkpoint tries again (after the image is fixed, say).
-    this.#running = undefined;
     this.#shell.close();
     await removeHelper(this.#o.client, names.helper(this.#o.sandboxId));
     throw missingToolsError(this.#o.image, 'helperImage', missing, target.context);
@@ -156,6 +155,7 @@ export class CheckpointHelper {
       );
     this.#ready ??= this.#start().catch((error) => {
       this.#ready = undefined;
+      this.#running = undefined;
       throw error;
     });
     return this.#ready;
