@@ -108,6 +108,7 @@ elif FOUND="$(busybox_137)"; then
 else
   say "BusyBox 1.37 (Debian trixie's busybox-static) could not be had: the test image uses $BUSYBOX ($(version_of "$BUSYBOX"))"
 fi
+[ -x "$BUSYBOX" ] && "$BUSYBOX" --list >/dev/null 2>&1 || die "$BUSYBOX does not run"
 # The package's own Dockerfile: the same one a user builds from (see packages/backend-docker/README.md).
 DOCKERFILE="$REPO/packages/backend-docker/image/Dockerfile"
 [ -f "$DOCKERFILE" ] || die "no $DOCKERFILE"
