@@ -468,6 +468,8 @@ describe('choosing the path', () => {
         const long = sandbox.spawn('sleep 30');
         const controller = new AbortController();
         const aborted = sandbox.exec('echo never', { signal: controller.signal }).catch((e: unknown) => e);
+        await sleep(20);
+        expect(sandbox.sessions.stats.plain).toBe(0);
         controller.abort();
         expect(await aborted).toBeInstanceOf(AbortedError);
         const waiting = sandbox.exec('echo never').catch((e: unknown) => e);
