@@ -27,7 +27,7 @@ import {
   signalName,
 } from '@agentbox/core/backend';
 import type Docker from 'dockerode';
-import { dockerError, statusOf } from './client.js';
+import { dockerError, dockerMessage, statusOf } from './client.js';
 import { DockerDemuxer } from './demux.js';
 import type { PauseGate } from './gate.js';
 
@@ -182,19 +182,33 @@ async function createExec(
   opts: OpenExecOptions,
 ): Promise<{ exec: Docker.Exec; stream: Duplex }> {
   let exec: Docker.Exec;
-  try {
-    exec = await target.container.exec({
-      Cmd: [...opts.argv],
-      User: opts.user,
-      Env: opts.env ? [...opts.env] : [],
-      WorkingDir: opts.workingDir ?? '/',
-      AttachStdin: opts.stdin,
-      AttachStdout: true,
-      AttachStderr: true,
-      Tty: false,
-    });
-  } catch (error) {
-    throw await execFailure(target, error);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      exec = await target.container.exec({
+        Cmd: [...opts.argv],
+        User: opts.user,
+        Env: opts.env ? [...opts.env] : [],
+        WorkingDir: opts.workingDir ?? '/',
+        AttachStdin: opts.stdin,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      });
+      break;
+    } catch (error) {
+      const failure = await execFailure(target, error);
+      // Refused as paused while inspect says running: Docker's paused flag lags just after a
+      // pause and unpause in quick succession (seen under load on re-attach). Ask again.
+      if (
+        attempt < PAUSE_LAG_TRIES &&
+        !(failure instanceof SandboxUnavailableError) &&
+        refusedAsPaused(error)
+      ) {
+        await sleep(25 * attempt);
+        continue;
+      }
+      throw failure;
+    }
   }
   try {
     const stream = (await exec.start({ hijack: opts.stdin, stdin: opts.stdin, Tty: false })) as Duplex;
@@ -202,6 +216,13 @@ async function createExec(
   } catch (error) {
     throw await execFailure(target, error);
   }
+}
+
+/** Tries at exec creation while Docker's paused flag lags behind an unpause (25 ms, 50, ... apart). */
+const PAUSE_LAG_TRIES = 6;
+
+function refusedAsPaused(error: unknown): boolean {
+  return statusOf(error) === 409 && /is paused/i.test(dockerMessage(error));
 }
 
 /** An exec that could not be created: a stopped or removed container is SANDBOX_UNAVAILABLE. */
