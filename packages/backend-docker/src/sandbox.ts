@@ -71,6 +71,7 @@ import {
 } from './image.js';
 import { defaultOwner, LABEL, labelFilter, labelsFor, names } from './labels.js';
 import { EgressAllowlist } from './network.js';
+import { freeze, resume } from './pause.js';
 
 /** Extra labels on the sandbox container, so that a re-attach finds its settings again. */
 const META = {
@@ -335,12 +336,12 @@ export class DockerSandbox extends BaseSandbox {
       );
     return this.#gate.exclusive(async () => {
       let stopped = false;
-      if (!(await tryPause(container, context))) {
+      if (!(await freeze(container, context))) {
         // The freezer can lose the race against processes forking in a tight loop: stop
         // them first (a stopped process cannot fork), then freeze.
         await signalAll('STOP');
         stopped = true;
-        if (!(await tryPause(container, context))) {
+        if (!(await freeze(container, context))) {
           await signalAll('CONT').catch(() => {});
           throw new SandboxUnavailableError(
             'the sandbox container could not be paused for the checkpoint; nothing was read or restored',
@@ -351,7 +352,7 @@ export class DockerSandbox extends BaseSandbox {
       try {
         return await fn();
       } finally {
-        await unpause(container, context);
+        await resume(container, context);
         if (stopped) await signalAll('CONT');
       }
     });
@@ -414,37 +415,6 @@ async function inspectWorkspace(
     .inspect()
     .catch(() => undefined);
   return info ? { options: (info.Options as Record<string, string> | null) ?? {} } : undefined;
-}
-
-/** Pause the container, trying a few times; false if the freezer keeps failing. */
-async function tryPause(container: Docker.Container, context: ErrorContext): Promise<boolean> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      await container.pause();
-      return true;
-    } catch (error) {
-      const message = String((error as Error)?.message);
-      // Already paused (a crash mid-checkpoint left it so): it is frozen either way.
-      if (/already paused/i.test(message)) return true;
-      if (!/freeze/i.test(message)) throw dockerError(error, context);
-      await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
-    }
-  }
-  return false;
-}
-
-/** Unpause, once more if the first try fails: a sandbox left paused would refuse every command. */
-async function unpause(container: Docker.Container, context: ErrorContext): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await container.unpause();
-      return;
-    } catch (error) {
-      if (/not paused/i.test(String((error as Error)?.message))) return;
-      if (attempt >= 1) throw dockerError(error, context);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
 }
 
 /** Remove everything of sandbox `id`, found by label: its containers first, then its networks and volumes. */
@@ -719,7 +689,7 @@ async function reattach(
   const user = labels[META.user] ?? existing.Config.User ?? '1000:1000';
   const workdir = labels[META.workdir] ?? existing.Config.WorkingDir ?? ctx.config.workdir;
   // A process that died mid-checkpoint leaves the container paused: it resumes here.
-  if (existing.State.Paused) await unpause(container, context);
+  if (existing.State.Paused) await resume(container, context);
   const probe = await startAndProbe(
     container,
     user,
@@ -730,7 +700,7 @@ async function reattach(
     // A pause that raced an exec's exit can show only after the inspect above (seen under load:
     // containerd still "pausing"): resume it and ask once more.
     if (!(error instanceof SandboxUnavailableError && /is paused/.test(error.message))) throw error;
-    await unpause(container, context);
+    await resume(container, context);
     return probeUser(container, user, existing.Config.Image, context);
   });
   const info = await container.inspect();
