@@ -23,7 +23,7 @@ function messageOf(error: unknown): string {
 
 /**
  * Pause the container; true once a pause call of this one succeeded. False when the freezer
- * keeps failing (a tight fork loop can win its race) or Docker keeps calling it paused.
+ * keeps failing (a tight fork loop can win its race) or Docker keeps calling it paused already.
  */
 export async function freeze(container: Docker.Container, context: ErrorContext): Promise<boolean> {
   for (let attempt = 1; attempt <= TRIES; attempt++) {
@@ -33,9 +33,9 @@ export async function freeze(container: Docker.Container, context: ErrorContext)
     } catch (error) {
       const message = messageOf(error);
       if (/already paused/i.test(message)) {
-        // Left paused by a process that died mid-checkpoint, or a lagging flag over a running
-        // container: resume, then pause again, so that the freeze is surely this call's own.
-        await resume(container, context);
+        // A flag lagging an unpause over a running container, or a pause that is not ours (a
+        // checkpoint by another handle of this sandbox): neither is a freeze of ours to read under,
+        // nor one of ours to end. Ask again. (One left by a crash is resumed on re-attach.)
         await sleep(LAG_MS * attempt);
         continue;
       }

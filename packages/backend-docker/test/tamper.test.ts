@@ -159,6 +159,30 @@ describe('re-attach to a container left paused', () => {
   }, 120_000);
 });
 
+describe('a checkpoint while the container is paused by someone else', () => {
+  it('fails SANDBOX_UNAVAILABLE and leaves the pause alone; once unpaused, it checkpoints', async () => {
+    const sandbox = await open();
+    const container = docker.getContainer(sandbox.containerId);
+    try {
+      await sandbox.exec('echo one > f');
+      // Start the helper first: only the checkpoint's own pause is under test.
+      await sandbox.listCheckpoints();
+      await container.pause();
+      await expect(sandbox.checkpoint()).rejects.toMatchObject({ code: 'SANDBOX_UNAVAILABLE' });
+      expect((await container.inspect()).State.Paused).toBe(true);
+      await container.unpause();
+      const info = await sandbox.checkpoint();
+      expect((await sandbox.exec('cat f')).stdout).toBe('one\n');
+      await sandbox.exec('echo two > f');
+      await sandbox.rollback(info);
+      expect((await sandbox.exec('cat f')).stdout).toBe('one\n');
+    } finally {
+      await container.unpause().catch(() => {});
+      await sandbox.close();
+    }
+  }, 120_000);
+});
+
 describe('commands', () => {
   for (const fastPath of [true, false]) {
     describe(fastPath ? 'fast path' : 'plain path', () => {
