@@ -126,6 +126,8 @@ export class DockerSandbox extends BaseSandbox {
   readonly #helper: CheckpointHelper;
   readonly #nonce = newNonce();
   readonly #gate = new PauseGate();
+  /** A pause of this handle's that could not be ended (the unpause failed): ended before the next. */
+  #leftPaused = false;
   /** The container's memory cgroup OOM-kill count, read inside the container (a fresh cgroup starts at 0). */
   readonly #oomKills = new OomKillCounter(async () => {
     const r = await runExec(this.#target, {
@@ -336,6 +338,10 @@ export class DockerSandbox extends BaseSandbox {
       );
     return this.#gate.exclusive(async () => {
       let stopped = false;
+      if (this.#leftPaused) {
+        await resume(container, context);
+        this.#leftPaused = false;
+      }
       if (!(await freeze(container, context))) {
         // The freezer can lose the race against processes forking in a tight loop: stop
         // them first (a stopped process cannot fork), then freeze.
@@ -352,7 +358,10 @@ export class DockerSandbox extends BaseSandbox {
       try {
         return await fn();
       } finally {
-        await resume(container, context);
+        await resume(container, context).catch((error: unknown) => {
+          this.#leftPaused = true;
+          throw error;
+        });
         if (stopped) await signalAll('CONT');
       }
     });

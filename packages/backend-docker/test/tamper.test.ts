@@ -5,6 +5,7 @@
  * quota, and what the enforcement report says about them.
  */
 import { openSandbox, type Policy, type SandboxBackend } from '@agentbox/core';
+import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import '../src/index.js';
 import type { DockerSandbox } from '../src/index.js';
@@ -177,6 +178,32 @@ describe('a checkpoint while the container is paused by someone else', () => {
       await sandbox.rollback(info);
       expect((await sandbox.exec('cat f')).stdout).toBe('one\n');
     } finally {
+      await container.unpause().catch(() => {});
+      await sandbox.close();
+    }
+  }, 120_000);
+});
+
+describe('a checkpoint whose unpause failed', () => {
+  it('leaves its own pause to the next checkpoint, which ends it first', async () => {
+    const sandbox = await open();
+    const container = docker.getContainer(sandbox.containerId);
+    const unpause = Docker.Container.prototype.unpause;
+    try {
+      await sandbox.exec('echo one > f');
+      await sandbox.listCheckpoints();
+      // Every unpause of this checkpoint fails, as a daemon error would make it.
+      Docker.Container.prototype.unpause = () => Promise.reject(new Error('injected: the daemon failed'));
+      await expect(sandbox.checkpoint()).rejects.toThrow(/injected/);
+      Docker.Container.prototype.unpause = unpause;
+      expect((await container.inspect()).State.Paused).toBe(true);
+      const info = await sandbox.checkpoint();
+      expect((await container.inspect()).State.Paused).toBe(false);
+      await sandbox.exec('echo two > f');
+      await sandbox.rollback(info);
+      expect((await sandbox.exec('cat f')).stdout).toBe('one\n');
+    } finally {
+      Docker.Container.prototype.unpause = unpause;
       await container.unpause().catch(() => {});
       await sandbox.close();
     }
