@@ -126,8 +126,11 @@ export class DockerSandbox extends BaseSandbox {
   readonly #helper: CheckpointHelper;
   readonly #nonce = newNonce();
   readonly #gate = new PauseGate();
-  /** A pause of this handle's that could not be ended (the unpause failed): ended before the next. */
-  #leftPaused = false;
+  /**
+   * A pause of this handle's may be in place that no unpause ended (the unpause failed, or the
+   * pause's answer was lost): the next checkpoint ends it before its own.
+   */
+  #mayBePaused = false;
   /** The container's memory cgroup OOM-kill count, read inside the container (a fresh cgroup starts at 0). */
   readonly #oomKills = new OomKillCounter(async () => {
     const r = await runExec(this.#target, {
@@ -336,18 +339,26 @@ export class DockerSandbox extends BaseSandbox {
         { container, context },
         { argv: ['/bin/sh', '-c', `kill -${signal} -1 2>/dev/null; exit 0`], user: this.#parts.user },
       );
+    // False: no pause of ours (Docker said "already paused", or the freezer failed and thawed).
+    // Thrown: the pause may have happened all the same.
+    const pause = async () => {
+      this.#mayBePaused = true;
+      const paused = await freeze(container, context);
+      this.#mayBePaused = paused;
+      return paused;
+    };
     return this.#gate.exclusive(async () => {
       let stopped = false;
-      if (this.#leftPaused) {
+      if (this.#mayBePaused) {
         await resume(container, context);
-        this.#leftPaused = false;
+        this.#mayBePaused = false;
       }
-      if (!(await freeze(container, context))) {
+      if (!(await pause())) {
         // The freezer can lose the race against processes forking in a tight loop: stop
         // them first (a stopped process cannot fork), then freeze.
         await signalAll('STOP');
         stopped = true;
-        if (!(await freeze(container, context))) {
+        if (!(await pause())) {
           await signalAll('CONT').catch(() => {});
           throw new SandboxUnavailableError(
             'the sandbox container could not be paused for the checkpoint; nothing was read or restored',
@@ -358,10 +369,8 @@ export class DockerSandbox extends BaseSandbox {
       try {
         return await fn();
       } finally {
-        await resume(container, context).catch((error: unknown) => {
-          this.#leftPaused = true;
-          throw error;
-        });
+        await resume(container, context);
+        this.#mayBePaused = false;
         if (stopped) await signalAll('CONT');
       }
     });

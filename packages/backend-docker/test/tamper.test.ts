@@ -184,8 +184,8 @@ describe('a checkpoint while the container is paused by someone else', () => {
   }, 120_000);
 });
 
-describe('a checkpoint whose unpause failed', () => {
-  it('leaves its own pause to the next checkpoint, which ends it first', async () => {
+describe('a checkpoint whose pause answer was lost, or whose unpause failed', () => {
+  it('an unpause that failed: the next checkpoint ends that pause first', async () => {
     const sandbox = await open();
     const container = docker.getContainer(sandbox.containerId);
     const unpause = Docker.Container.prototype.unpause;
@@ -204,6 +204,33 @@ describe('a checkpoint whose unpause failed', () => {
       expect((await sandbox.exec('cat f')).stdout).toBe('one\n');
     } finally {
       Docker.Container.prototype.unpause = unpause;
+      await container.unpause().catch(() => {});
+      await sandbox.close();
+    }
+  }, 120_000);
+
+  it('a pause whose answer was lost (it happened): the next checkpoint ends it first', async () => {
+    const sandbox = await open();
+    const container = docker.getContainer(sandbox.containerId);
+    const pause = Docker.Container.prototype.pause;
+    try {
+      await sandbox.exec('echo one > f');
+      await sandbox.listCheckpoints();
+      // The daemon pauses the container, and the answer never arrives (a connection cut there).
+      Docker.Container.prototype.pause = async function (this: Docker.Container) {
+        await pause.call(this);
+        throw new Error('injected: the connection was cut');
+      };
+      await expect(sandbox.checkpoint()).rejects.toThrow(/injected/);
+      Docker.Container.prototype.pause = pause;
+      expect((await container.inspect()).State.Paused).toBe(true);
+      const info = await sandbox.checkpoint();
+      expect((await container.inspect()).State.Paused).toBe(false);
+      await sandbox.exec('echo two > f');
+      await sandbox.rollback(info);
+      expect((await sandbox.exec('cat f')).stdout).toBe('one\n');
+    } finally {
+      Docker.Container.prototype.pause = pause;
       await container.unpause().catch(() => {});
       await sandbox.close();
     }
