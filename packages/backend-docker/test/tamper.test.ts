@@ -185,56 +185,49 @@ describe('a checkpoint while the container is paused by someone else', () => {
 });
 
 describe('a checkpoint whose pause answer was lost, or whose unpause failed', () => {
-  it('an unpause that failed: the next checkpoint ends that pause first', async () => {
-    const sandbox = await open();
-    const container = docker.getContainer(sandbox.containerId);
-    const unpause = Docker.Container.prototype.unpause;
-    try {
-      await sandbox.exec('echo one > f');
-      await sandbox.listCheckpoints();
+  const proto = Docker.Container.prototype;
+  const cases = [
+    {
+      name: 'an unpause that failed',
+      method: 'unpause',
       // Every unpause of this checkpoint fails, as a daemon error would make it.
-      Docker.Container.prototype.unpause = () => Promise.reject(new Error('injected: the daemon failed'));
-      await expect(sandbox.checkpoint()).rejects.toThrow(/injected/);
-      Docker.Container.prototype.unpause = unpause;
-      expect((await container.inspect()).State.Paused).toBe(true);
-      const info = await sandbox.checkpoint();
-      expect((await container.inspect()).State.Paused).toBe(false);
-      await sandbox.exec('echo two > f');
-      await sandbox.rollback(info);
-      expect((await sandbox.exec('cat f')).stdout).toBe('one\n');
-    } finally {
-      Docker.Container.prototype.unpause = unpause;
-      await container.unpause().catch(() => {});
-      await sandbox.close();
-    }
-  }, 120_000);
-
-  it('a pause whose answer was lost (it happened): the next checkpoint ends it first', async () => {
-    const sandbox = await open();
-    const container = docker.getContainer(sandbox.containerId);
-    const pause = Docker.Container.prototype.pause;
-    try {
-      await sandbox.exec('echo one > f');
-      await sandbox.listCheckpoints();
+      inject: () => () => Promise.reject(new Error('injected: the daemon failed')),
+    },
+    {
+      name: 'a pause whose answer was lost (it happened)',
+      method: 'pause',
       // The daemon pauses the container, and the answer never arrives (a connection cut there).
-      Docker.Container.prototype.pause = async function (this: Docker.Container) {
-        await pause.call(this);
-        throw new Error('injected: the connection was cut');
-      };
-      await expect(sandbox.checkpoint()).rejects.toThrow(/injected/);
-      Docker.Container.prototype.pause = pause;
-      expect((await container.inspect()).State.Paused).toBe(true);
-      const info = await sandbox.checkpoint();
-      expect((await container.inspect()).State.Paused).toBe(false);
-      await sandbox.exec('echo two > f');
-      await sandbox.rollback(info);
-      expect((await sandbox.exec('cat f')).stdout).toBe('one\n');
-    } finally {
-      Docker.Container.prototype.pause = pause;
-      await container.unpause().catch(() => {});
-      await sandbox.close();
-    }
-  }, 120_000);
+      inject: (real: typeof proto.pause) =>
+        async function (this: Docker.Container) {
+          await real.call(this);
+          throw new Error('injected: the connection was cut');
+        },
+    },
+  ] as const;
+  for (const { name, method, inject } of cases) {
+    it(`${name}: the next checkpoint ends that pause first`, async () => {
+      const sandbox = await open();
+      const container = docker.getContainer(sandbox.containerId);
+      const real = proto[method];
+      try {
+        await sandbox.exec('echo one > f');
+        await sandbox.listCheckpoints();
+        proto[method] = inject(real) as typeof real;
+        await expect(sandbox.checkpoint()).rejects.toThrow(/injected/);
+        proto[method] = real;
+        expect((await container.inspect()).State.Paused).toBe(true);
+        const info = await sandbox.checkpoint();
+        expect((await container.inspect()).State.Paused).toBe(false);
+        await sandbox.exec('echo two > f');
+        await sandbox.rollback(info);
+        expect((await sandbox.exec('cat f')).stdout).toBe('one\n');
+      } finally {
+        proto[method] = real;
+        await container.unpause().catch(() => {});
+        await sandbox.close();
+      }
+    }, 120_000);
+  }
 });
 
 describe('commands', () => {
