@@ -4,14 +4,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  asciiJson,
   decimal,
   diffCapture,
   execManifestSchema,
+  manifestJson,
   octal,
   parseChecked,
   planRestore,
   restoreScript,
   seal,
+  sealJson,
   treeManifestSchema,
   unseal,
 } from '../src/checkpoint/engine/index.js';
@@ -160,6 +163,27 @@ describe('sealed files', () => {
     expect(unseal(seal({ a: 1 }, key), undefined, ID, {})).toBe('{"a":1}');
     expect(() => unseal('{"a":1}\nrm -rf /\n', undefined, ID, {})).toThrow(CheckpointCorruptError);
     expect(() => unseal('{"a":"\xff"}\n', undefined, ID, {})).toThrow(CheckpointCorruptError);
+  });
+  it("a manifest sealed from its entries' JSON made one by one is the same file as sealed whole", () => {
+    const key = new Uint8Array(32).fill(7);
+    const plain = execManifestSchema.parse(good());
+    const odd = execManifestSchema.parse({
+      ...good(),
+      info: { ...info, label: 'ħ "quoted"\n' },
+      entries: good().entries.map((e) => (e.type === 'symlink' ? { ...e, target: '\u00ff\u0001\u007f' } : e)),
+    });
+    const tarred = execManifestSchema.parse({
+      ...good(),
+      entries: good().entries.map((e) =>
+        e.type === 'file' ? { ...e, object: { pack: '0123456789abcdef', tar: 0 } } : e,
+      ),
+      tars: { '0123456789abcdef/0': HASH },
+    });
+    for (const m of [plain, odd, tarred]) {
+      const body = manifestJson(m, m.entries.map(asciiJson));
+      expect(body).toBe(asciiJson(m));
+      expect(sealJson(body, key)).toBe(seal(m, key));
+    }
   });
 });
 

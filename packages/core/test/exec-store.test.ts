@@ -160,6 +160,67 @@ describe.each([
     expect(copied).not.toContain('./big.bin');
   });
 
+  it('an entry carried over from the last capture is the one a new process makes from the listing', async () => {
+    const entriesOf = async (id: string) => {
+      const text = await fs.readFile(join(storeDir, 'checkpoints', `${id}.manifest`), 'latin1');
+      return JSON.parse(text.split('\n')[0]!).entries;
+    };
+    const store = newStore();
+    await new Promise((r) => setTimeout(r, 50));
+    await store.create({ label: undefined, signal: undefined });
+    await fs.writeFile(at('a.txt'), 'changed\n');
+    await fs.writeFile(at('sub/new'), 'new\n');
+    await fs.chmod(at('run.sh'), 0o700);
+    await fs.rm(at('link'));
+    await new Promise((r) => setTimeout(r, 50));
+    // Some entries carried, some parsed; then all carried; then all parsed by a new process.
+    const mixed = await store.create({ label: undefined, signal: undefined });
+    const carried = await store.create({ label: undefined, signal: undefined });
+    const parsed = await newStore().create({ label: undefined, signal: undefined });
+    expect(await entriesOf(carried.id)).toEqual(await entriesOf(mixed.id));
+    expect(await entriesOf(parsed.id)).toEqual(await entriesOf(carried.id));
+    expect((await entriesOf(parsed.id)).map((e: { path: string }) => e.path)).toEqual([
+      'a.txt',
+      'run.sh',
+      'sub',
+      'sub/deep',
+      'sub/deep/b.bin',
+      'sub/new',
+    ]);
+  });
+
+  it.each([
+    ['its checkpoint is deleted', (store: ExecCheckpointStore, id: string) => store.delete(id)],
+    [
+      'its copy is found damaged',
+      async (store: ExecCheckpointStore) => {
+        for (const name of await fs.readdir(join(storeDir, 'packs'), { recursive: true })) {
+          const path = join(storeDir, 'packs', name);
+          if (!(await fs.stat(path)).isFile()) continue;
+          await fs.chmod(path, 0o644);
+          await fs.appendFile(path, 'damage');
+        }
+        expect((await store.verify()).ok).toBe(false);
+      },
+    ],
+  ])(
+    'an unchanged file is not carried over once %s: the next checkpoint copies it again',
+    async (_, lose) => {
+      const store = newStore();
+      // Old enough to be trusted (and so carried over) from the first checkpoint on.
+      await new Promise((r) => setTimeout(r, 50));
+      const first = await store.create({ label: undefined, signal: undefined });
+      await lose(store, first.id);
+      const next = await store.create({ label: undefined, signal: undefined });
+      expect(next.bytesStored).toBeGreaterThan(0);
+      const before = await snapshot();
+      await fs.writeFile(at('a.txt'), 'changed\n');
+      await fs.rm(at('sub/deep/b.bin'));
+      await store.restore(next.id, undefined);
+      expect(await snapshot()).toEqual(before);
+    },
+  );
+
   it('sees a change that kept size and mtime (ctime cannot be set back)', async () => {
     const store = newStore();
     await fs.writeFile(at('same.txt'), 'AAAA');

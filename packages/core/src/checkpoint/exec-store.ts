@@ -7,7 +7,9 @@
  * ctime, symlink targets); the diff against the last known state is made here; a second exec
  * copies only the changed files into a staging directory of the store (tar, in batches) and
  * hashes the copies (sha256sum, in batches); a third drops copies whose content the store
- * already has, files the rest as this checkpoint's pack directory and writes the manifest.
+ * already has, files the rest as this checkpoint's pack directory and writes the manifest. A
+ * file listed exactly as at this process's last capture keeps the entry it had there, neither
+ * parsed nor serialized again: the work done here follows the change as well.
  * Objects are deduplicated by SHA-256 and never shared with the live tree (they are copies,
  * not links). With `frozen` (the backend stops the sandbox's processes around each checkpoint),
  * the changed files go into tar archives instead, one per batch of at most 400 files or 4 MiB,
@@ -73,6 +75,7 @@ import {
   type ExecManifestEntry,
   execManifestSchema,
   isNormalPath,
+  manifestJson,
   parseChecked,
 } from './engine/manifest.js';
 import { compareBytes, type LiveEntry, planRestore } from './engine/plan.js';
@@ -94,7 +97,7 @@ import {
   verifyScript,
   WAIT_FOR_RESTORE,
 } from './engine/script.js';
-import { seal, unseal } from './engine/seal.js';
+import { asciiJson, seal, sealJson, unseal } from './engine/seal.js';
 import { buildVerifyReport } from './engine/verify-report.js';
 
 export interface StoreExecResult {
@@ -142,6 +145,24 @@ interface Scanned extends ExecManifestEntry {
   /** Stat key now (files), and whether it is too recent to be trusted later. */
   liveKey?: string;
   racy?: boolean;
+  /** Files: the listing's record of it, every stat field and the name, as the listing printed it. */
+  record?: string;
+}
+
+/**
+ * The last capture of this process, kept so that the next one costs what changed: a file whose
+ * listing record is the same text as then (every stat field, ctime to the nanosecond, and the
+ * name) gets the very entry it had, not parsed, diffed or serialized again.
+ */
+interface LastCapture {
+  /** The manifest's entries, in its order. */
+  entries: ExecManifestEntry[];
+  /** Each entry's ASCII JSON, as sealed into the manifest. */
+  json: string[];
+  /** Each entry's listing record, for the files whose entry can be carried over. */
+  records: (string | undefined)[];
+  /** Those records → index in `entries`. */
+  byRecord: Map<string, number>;
 }
 
 interface StoredObject {
@@ -194,6 +215,8 @@ export class ExecCheckpointStore implements CheckpointStore {
   readonly #tars = new Map<string, string>();
   /** path → its entry at the last capture (or carried through a restore), for change detection. */
   #cache: Map<string, ExecManifestEntry> | undefined;
+  /** This process's last capture: what the next one carries over unchanged. */
+  #last: LastCapture | undefined;
   /** Content the store has: hash → where, and with which metadata the copy was made. */
   #objects = new Map<string, StoredObject>();
   readonly #manifests = new Map<string, ExecManifest>();
@@ -241,7 +264,8 @@ export class ExecCheckpointStore implements CheckpointStore {
           operation: 'checkpoint',
         });
       const cache = await this.#loadState(signal);
-      const { entries: scanned } = await this.#scan(signal);
+      const last = this.#last;
+      const { entries: scanned, carried } = await this.#scan(signal, last && { last, cache });
       const files = scanned.filter((e): e is Scanned & ScannedFile => e.type === 'file');
       const diff = diffCapture(cache, files, (k) => k.hash !== undefined && k.object !== undefined);
       for (const { file, known } of diff.reuse) {
@@ -303,8 +327,9 @@ export class ExecCheckpointStore implements CheckpointStore {
           }
       }
 
-      const entries: ExecManifestEntry[] = [];
-      for (const e of scanned) if (!vanished.has(e.path)) entries.push(manifestEntry(e));
+      const fresh = scanned.filter((e) => !vanished.has(e.path));
+      const next = mergeCapture(last, carried, fresh);
+      const { entries } = next;
       const info: CheckpointInfo = {
         id: `ckpt-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`,
         label: opts.label,
@@ -329,11 +354,13 @@ export class ExecCheckpointStore implements CheckpointStore {
       const kept = archives.size > 0 ? keptArchives.size : toCopy.length - vanished.size - duplicates.length;
       await this.#commit(
         manifest,
+        manifestJson(manifest, next.json),
         toCopy.length > 0 ? { stage, pack: n, duplicates, kept } : undefined,
         signal,
       );
       this.#manifests.set(info.id, manifest);
       this.#cache = new Map(entries.filter((e) => e.type === 'file').map((e) => [e.path, e]));
+      this.#last = next;
       return info;
     });
   }
@@ -691,11 +718,17 @@ export class ExecCheckpointStore implements CheckpointStore {
     return this.#cache;
   }
 
-  /** List the live tree: every file, directory and symlink below the root, parents first. */
+  /**
+   * List the live tree: every file, directory and symlink below the root, parents first. With
+   * `reuse`, a file whose record is as the last capture listed it (and whose entry the change
+   * cache still holds) is not parsed: it is marked in `carried` (by its index in the last
+   * capture) instead of listed in `entries`.
+   */
   async #scan(
     signal: AbortSignal | undefined,
+    reuse?: { last: LastCapture; cache: ReadonlyMap<string, ExecManifestEntry> },
     attempt = 1,
-  ): Promise<{ entries: Scanned[]; pending: boolean }> {
+  ): Promise<{ entries: Scanned[]; pending: boolean; carried: Uint8Array | undefined }> {
     const n = randomBytes(8).toString('hex');
     // Only the ctime is read to the nanosecond (%z): no one can write a file without moving it,
     // and a second date (%y) made the listing's output 38% longer for nothing.
@@ -720,7 +753,7 @@ export class ExecCheckpointStore implements CheckpointStore {
       throw this.#error(`listing ${this.#root} failed (exit ${r.exitCode}): ${text(r.stderr)}`, 'checkpoint');
     if (end[1] !== '0') {
       // A file removed while it was listed makes stat fail; list again before giving up.
-      if (attempt < 3) return this.#scan(signal, attempt + 1);
+      if (attempt < 3) return this.#scan(signal, reuse, attempt + 1);
       throw this.#error(`listing ${this.#root} failed: ${text(r.stderr)}`, 'checkpoint');
     }
     // The store's clock at the start of the listing: a file changed in that tick or later is not trusted.
@@ -742,7 +775,16 @@ export class ExecCheckpointStore implements CheckpointStore {
       targets.set(relative(record.slice(0, sep), this.#context), target);
     }
     const entries: Scanned[] = [];
+    const carried = reuse && new Uint8Array(reuse.last.entries.length);
     for (const record of stats) {
+      if (reuse && carried) {
+        const at = reuse.last.byRecord.get(record);
+        // The cache check: a rollback or a garbage collection since may have dropped the entry.
+        if (at !== undefined && reuse.cache.get(reuse.last.entries[at]!.path) === reuse.last.entries[at]) {
+          carried[at] = 1;
+          continue;
+        }
+      }
       const sep = record.indexOf('\x1f');
       let name = record.slice(sep + 1);
       if (name.endsWith('\n')) name = name.slice(0, -1);
@@ -772,6 +814,7 @@ export class ExecCheckpointStore implements CheckpointStore {
           mtimeSec: Number(f[5]),
           liveKey: `${f[2]}:${f[1]}:${f[5]}:${ctime}`,
           racy: ctime.padStart(22, '0') >= clock,
+          record,
         });
       } else if (type === 'symlink') {
         const target = targets.get(path);
@@ -781,7 +824,7 @@ export class ExecCheckpointStore implements CheckpointStore {
     }
     entries.sort((a, b) => compareBytes(a.path, b.path));
     // Whether the record of a cut-short rollback is in the store.
-    return { entries, pending: end[2] !== undefined };
+    return { entries, pending: end[2] !== undefined, carried };
   }
 
   /**
@@ -891,6 +934,7 @@ export class ExecCheckpointStore implements CheckpointStore {
   /** Drop duplicate copies, file the pack, write the sealed manifest and (last) the info file. */
   async #commit(
     manifest: ExecManifest,
+    json: string,
     staged: { stage: string; pack: string; duplicates: string[]; kept: number } | undefined,
     signal: AbortSignal | undefined,
   ): Promise<void> {
@@ -898,7 +942,7 @@ export class ExecCheckpointStore implements CheckpointStore {
     const { stdin, lengths } = commitInput(
       this.#dirs,
       id,
-      { manifest: seal(manifest, this.#key), info: seal(manifest.info, this.#key) },
+      { manifest: sealJson(json, this.#key), info: seal(manifest.info, this.#key) },
       staged,
     );
     const r = await this.#exec(['sh', '-c', COMMIT_READER, 'sh', this.#store, id, ...lengths], {
@@ -1040,6 +1084,40 @@ function manifestEntry(e: Scanned): ExecManifestEntry {
   if (key !== undefined) out.key = key;
   if (e.target !== undefined) out.target = e.target;
   return out;
+}
+
+/**
+ * The next capture: the entries `carried` from `last` (in its order, which is the manifest's)
+ * merged with the `fresh` ones (sorted the same way), each with its JSON.
+ */
+function mergeCapture(
+  last: LastCapture | undefined,
+  carried: Uint8Array | undefined,
+  fresh: readonly Scanned[],
+): LastCapture {
+  const next: LastCapture = { entries: [], json: [], records: [], byRecord: new Map() };
+  const add = (entry: ExecManifestEntry, json: string, record: string | undefined) => {
+    if (record !== undefined) next.byRecord.set(record, next.entries.length);
+    next.entries.push(entry);
+    next.json.push(json);
+    next.records.push(record);
+  };
+  const addFresh = (e: Scanned) => {
+    const entry = manifestEntry(e);
+    // Carried next time only with a key (not too recent to trust) and content in the store.
+    const carry = entry.key !== undefined && entry.hash !== undefined && entry.object !== undefined;
+    add(entry, asciiJson(entry), carry ? e.record : undefined);
+  };
+  let j = 0;
+  if (last && carried)
+    for (let i = 0; i < carried.length; i++) {
+      if (!carried[i]) continue;
+      const entry = last.entries[i]!;
+      while (j < fresh.length && compareBytes(fresh[j]!.path, entry.path) < 0) addFresh(fresh[j++]!);
+      add(entry, last.json[i]!, last.records[i]);
+    }
+  while (j < fresh.length) addFresh(fresh[j++]!);
+  return next;
 }
 
 function text(bytes: Uint8Array): string {

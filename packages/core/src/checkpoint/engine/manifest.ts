@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { CheckpointCorruptError, type ErrorContext } from '../../errors.js';
 import type { CheckpointInfo } from '../../types.js';
+import { asciiJson } from './seal.js';
 
 export type EntryType = 'file' | 'dir' | 'symlink';
 
@@ -152,6 +153,15 @@ export const execManifestSchema = z
         ctx.addIssue({ code: 'custom', path: ['entries', i, 'object'], message: 'its archive has no hash' });
   });
 export type ExecManifest = z.infer<typeof execManifestSchema>;
+
+/**
+ * `asciiJson(manifest)` from its entries' JSON, each made once: a capture that carries most
+ * entries over from the last one does not serialize them again.
+ */
+export function manifestJson(manifest: ExecManifest, entries: readonly string[]): string {
+  const tars = manifest.tars === undefined ? '' : `,"tars":${asciiJson(manifest.tars)}`;
+  return `{"version":${manifest.version},"info":${asciiJson(manifest.info)},"entries":[${entries.join(',')}]${tars}}`;
+}
 
 export const treeManifestSchema = z
   .strictObject({

@@ -23,7 +23,11 @@ function mac(key: Uint8Array, body: string): Buffer {
 
 /** File text for `value`: its ASCII JSON line, and the MAC line when there is a key. */
 export function seal(value: unknown, key: Uint8Array | undefined): string {
-  const body = asciiJson(value);
+  return sealJson(asciiJson(value), key);
+}
+
+/** File text for a value's {@link asciiJson}, made by the caller (in parts it kept from before, say). */
+export function sealJson(body: string, key: Uint8Array | undefined): string {
   return key ? `${body}\nhmac-sha256 ${mac(key, body).toString('hex')}\n` : `${body}\n`;
 }
 
