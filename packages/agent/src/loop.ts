@@ -120,6 +120,11 @@ export async function runAgent(options: RunAgentOptions): Promise<AgentRun> {
     ...(options.guard === undefined ? {} : { guard: options.guard }),
     autoCheckpoint: options.autoCheckpoint ?? true,
   };
+  // The checkpoint store opens while the model answers (its errors come again at the first
+  // checkpoint): on docker that starts a helper container, which the first checkpoint before a
+  // destructive step would otherwise wait for.
+  if (settings.autoCheckpoint && sandbox.capabilities.checkpoints)
+    void sandbox.listCheckpoints().catch(() => {});
   const tools = Object.values(TOOLS).map((t) => t.spec);
   const messages: Message[] = [
     { role: 'system', content: options.system ?? DEFAULT_SYSTEM_PROMPT },

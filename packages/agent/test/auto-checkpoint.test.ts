@@ -120,6 +120,27 @@ describe('the loop checkpoints before destructive steps', () => {
     expect((await sandbox.listCheckpoints()).map((c) => c.id)).toEqual(run.checkpoints.map((c) => c.id));
   });
 
+  it('opens the checkpoint store while the model answers the first request (not when turned off)', async () => {
+    await using sandbox = await openSandbox({ backend: 'local' });
+    for (const autoCheckpoint of [true, false]) {
+      const calls: string[] = [];
+      const list = sandbox.listCheckpoints.bind(sandbox);
+      sandbox.listCheckpoints = () => {
+        calls.push('open the store');
+        return list();
+      };
+      const scripted = scriptedModel([{ content: 'done', toolCalls: [] }]);
+      const model = {
+        complete: (request: Parameters<typeof scripted.complete>[0]) => {
+          calls.push('ask the model');
+          return scripted.complete(request);
+        },
+      };
+      await runAgent({ sandbox, model, task: 't', autoCheckpoint });
+      expect(calls).toEqual(autoCheckpoint ? ['open the store', 'ask the model'] : ['ask the model']);
+    }
+  });
+
   it('takes none when turned off, and none for a command the approvals deny', async () => {
     await using sandbox = await openSandbox({ backend: 'local' });
     const model = scriptedModel([
