@@ -2,8 +2,9 @@
  * The checkpoint curve on local, docker and ssh: for trees of 1k files/20 MB and 10k files/200 MB
  * (and 100k files/1 GB with BENCH_CHECKPOINT_100K=1; BENCH_CHECKPOINT_SIZES="1000,10000" picks
  * others), the first checkpoint, a checkpoint after one changed file (the median of three, each
- * of another file) and a rollback of two changed files (to the last of those), each beside a warm `cp -a` of the whole tree run through the same channel (the sandbox's
- * own exec) in the same run: the median of three copies, one before the checkpoints and two after.
+ * of another file) and a rollback of two changed files (to the last of those), each beside a warm
+ * `cp -a` of the whole tree run through the same channel (the sandbox's own exec) in the same run:
+ * the median of three copies, one before the checkpoints and two after.
  * BENCH_CHECKPOINT_BACKENDS="local,docker,ssh" picks backends.
  */
 import { execFileSync } from 'node:child_process';

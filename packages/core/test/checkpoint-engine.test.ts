@@ -164,6 +164,7 @@ describe('sealed files', () => {
     expect(() => unseal('{"a":1}\nrm -rf /\n', undefined, ID, {})).toThrow(CheckpointCorruptError);
     expect(() => unseal('{"a":"\xff"}\n', undefined, ID, {})).toThrow(CheckpointCorruptError);
   });
+
   it("a manifest sealed from its entries' JSON made one by one is the same file as sealed whole", () => {
     const key = new Uint8Array(32).fill(7);
     const plain = execManifestSchema.parse(good());
