@@ -257,6 +257,7 @@ export const SANDBOX_TOOLS = ['id', 'stat', 'cat', 'chmod', 'mkdir', 'readlink',
 /** What the checkpoint helper's scripts call (core's ExecCheckpointStore). */
 export const HELPER_TOOLS = [
   'find',
+  'xargs',
   'stat',
   'sha256sum',
   'cp',

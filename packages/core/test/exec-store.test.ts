@@ -160,6 +160,36 @@ describe.each([
     expect(copied).not.toContain('./big.bin');
   });
 
+  it.each(['stat', 'find'])(
+    'a listing whose %s fails (a file gone while it was listed) is taken again',
+    async (tool) => {
+      // The tool does its work and then fails, once: as it does when a file goes in the middle.
+      const bin = join(dir, 'bin');
+      await fs.mkdir(bin);
+      const real = execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim();
+      const listing = tool === 'stat' ? '[ "$*" != "${*#*./a.txt}" ]' : '[ "$*" != "${*#*-print0}" ]';
+      await fs.writeFile(
+        join(bin, tool),
+        `#!/bin/sh\n"${real}" "$@" || exit\nif ${listing} && [ ! -e "${dir}/failed" ]; then : > "${dir}/failed"; exit 1; fi\n`,
+        { mode: 0o755 },
+      );
+      vi.stubEnv('PATH', `${bin}:${process.env.PATH}`);
+      try {
+        const store = newStore();
+        const before = await snapshot();
+        const info = await store.create({ label: undefined, signal: undefined });
+        await fs.access(join(dir, 'failed'));
+        expect(execs.filter((e) => e.argv[2]?.includes('xargs -0'))).toHaveLength(2);
+        expect(info.entries).toBe(Object.keys(before).length);
+        await fs.writeFile(at('a.txt'), 'changed\n');
+        await store.restore(info.id, undefined);
+        expect(await snapshot()).toEqual(before);
+      } finally {
+        vi.unstubAllEnvs();
+      }
+    },
+  );
+
   it('an entry carried over from the last capture is the one a new process makes from the listing', async () => {
     const entriesOf = async (id: string) => {
       const text = await fs.readFile(join(storeDir, 'checkpoints', `${id}.manifest`), 'latin1');

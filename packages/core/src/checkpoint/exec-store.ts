@@ -1,7 +1,7 @@
 /**
  * An incremental checkpoint store kept *inside* the sandbox (or on the remote host) and driven
  * only through an `exec` that runs argv there: a POSIX shell and busybox-level tools (find,
- * stat, tar, sha256sum, cp, mv, chmod, chown, touch, readlink) are all it needs.
+ * xargs, stat, tar, sha256sum, cp, mv, chmod, chown, touch, readlink) are all it needs.
  *
  * create: one exec lists the tree with its metadata (type, mode, owner, size, inode, mtime,
  * ctime, symlink targets); the diff against the last known state is made here; a second exec
@@ -184,20 +184,28 @@ function storedFile(
     : `${object.pack}/${object.tar}.tar`;
 }
 
-// One walk of the tree: stat for every entry and, in the same walk, readlink for symlinks (their
-// records come in batches, in any order). TZ is set because stat formats %z through localtime,
-// which without TZ looks for /etc/localtime again for every file: twice the cost of the listing.
+// One walk of the tree, its names piped to stat as they come (find and stat run at once, ~1.5x
+// faster than find waiting for each batch of stat), and readlink for symlinks in the same walk,
+// into a file of its own (two writers on one pipe would cut each other's records). Records come
+// in batches, in any order. Both exit codes are reported: either failing means a file went
+// while it was listed. TZ is set because stat formats %z through localtime, which without TZ
+// looks for /etc/localtime again for every file: twice the cost of the listing.
 const SCAN = `n=$1 f=$3 s=$4
 export TZ=UTC0
-mkdir -p -- "$s/tmp" && : > "$s/tmp/clock-$n" || { printf 'X%s store\\n' "$n"; exit 0; }
+l="$s/tmp/links-$n"
+mkdir -p -- "$s/tmp" && : > "$s/tmp/clock-$n" && : > "$l" || { printf 'X%s store\\n' "$n"; exit 0; }
 ${WAIT_FOR_RESTORE}
-[ "$busy" = 0 ] || { rm -f -- "$s/tmp/clock-$n"; printf 'X%s busy\\n' "$n"; exit 0; }
+[ "$busy" = 0 ] || { rm -f -- "$s/tmp/clock-$n" "$l"; printf 'X%s busy\\n' "$n"; exit 0; }
 printf 'N%s %s\\n' "$n" "$(stat -c '%Z %z' -- "$s/tmp/clock-$n")"
 rm -f -- "$s/tmp/clock-$n"
-cd -- "$2" || { printf 'X%s root\\n' "$n"; exit 0; }
-find . -mindepth 1 \\( -type f -o -type d -o -type l \\) -exec stat -c "$f" -- {} + \\
-  -type l -exec sh -c 'n=$1; shift; for l; do printf "\\nL%s %s\\037" "$n" "$l"; readlink -- "$l"; done' sh "$n" {} +
-e=$?
+cd -- "$2" || { rm -f -- "$l"; printf 'X%s root\\n' "$n"; exit 0; }
+exec 4>&1
+codes=$( { { find . -mindepth 1 \\( -type f -o -type d -o -type l \\) -print0 -type l -exec sh -c \\
+  'l=$1 n=$2; shift 2; for x; do printf "\\nL%s %s\\037" "$n" "$x"; readlink -- "$x"; done >> "$l"' sh "$l" "$n" {} +
+  echo $? >&3; } | { xargs -0 -r stat -c "$f" -- >&4; echo $? >&3; }; } 3>&1 )
+cat -- "$l" && rm -f -- "$l"
+e=0
+for c in $codes; do [ "$c" = 0 ] || e=$c; done
 p=
 [ ! -e "$s/${ROLLBACK_RECORD}" ] || p=' P'
 printf '\\nE%s %s%s\\n' "$n" "$e" "$p"`;
