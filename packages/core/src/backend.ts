@@ -69,6 +69,7 @@ export { defineBackend, type OpenContext, registerBackend } from './registry.js'
 export {
   BaseSandbox,
   type BaseSandboxInit,
+  type CheckpointCreateOptions,
   type CheckpointStore,
   type InstanceSwap,
   type InterruptedRollback,

@@ -50,7 +50,7 @@ export const DEFAULT_MAX_READ_BYTES = 100 * 1024 * 1024;
 
 /** Where checkpoints live: the local tree store, a store on a remote host, a provider snapshot API... */
 export interface CheckpointStore {
-  create(opts: { label: string | undefined; signal: AbortSignal | undefined }): Promise<CheckpointInfo>;
+  create(opts: CheckpointCreateOptions): Promise<CheckpointInfo>;
   /** Restore exactly; throws CheckpointNotFoundError for an unknown id. */
   restore(id: string, signal: AbortSignal | undefined): Promise<void>;
   list(): Promise<CheckpointInfo[]>;
@@ -63,6 +63,17 @@ export interface CheckpointStore {
    * cut short halfway (a provider swaps in a whole new instance).
    */
   interruptedRollback?(signal: AbortSignal | undefined): Promise<InterruptedRollback | undefined>;
+}
+
+export interface CheckpointCreateOptions {
+  label: string | undefined;
+  signal: AbortSignal | undefined;
+  /**
+   * Called once the store has read all it keeps from the tree (what is left only writes the
+   * store), so a sandbox frozen for the checkpoint can run again meanwhile. Not called when
+   * the checkpoint fails first.
+   */
+  treeRead?: () => void;
 }
 
 /** A rollback that started changing the tree and did not finish. */

@@ -160,6 +160,25 @@ describe.each([
     expect(copied).not.toContain('./big.bin');
   });
 
+  it('says when it has read the tree: after the listing and the copies, before the manifest is written', async () => {
+    const store = newStore();
+    const text = (e: { argv: string[]; stdin: string }) => `${e.argv.join(' ')} ${e.stdin}`;
+    for (const change of [true, false]) {
+      if (change) await fs.writeFile(at('a.txt'), 'changed\n');
+      execs = [];
+      let readAt: number | undefined;
+      await store.create({ label: undefined, signal: undefined, treeRead: () => (readAt = execs.length) });
+      expect(readAt).toBeGreaterThan(0);
+      const before = execs.slice(0, readAt);
+      const after = execs.slice(readAt);
+      expect(before.some((e) => text(e).includes('xargs -0'))).toBe(true);
+      expect(before.some((e) => text(e).includes('.manifest'))).toBe(false);
+      expect(after.some((e) => text(e).includes('.manifest'))).toBe(true);
+      // Nothing after it names the tree.
+      expect(after.filter((e) => text(e).includes(root))).toEqual([]);
+    }
+  });
+
   it.each(['stat', 'find'])(
     'a listing whose %s fails (a file gone while it was listed) is taken again',
     async (tool) => {

@@ -63,7 +63,7 @@ import {
   noCheckpoint,
   SandboxUnavailableError,
 } from '../errors.js';
-import type { CheckpointStore, InterruptedRollback } from '../sandbox.js';
+import type { CheckpointCreateOptions, CheckpointStore, InterruptedRollback } from '../sandbox.js';
 import { toBinary } from '../shell-quote.js';
 import type { CheckpointInfo, CheckpointVerifyReport, DamagedManifest } from '../types.js';
 import { diffCapture, keyToRecord, type ScannedFile } from './engine/diff.js';
@@ -263,7 +263,7 @@ export class ExecCheckpointStore implements CheckpointStore {
     return run;
   }
 
-  create(opts: { label: string | undefined; signal: AbortSignal | undefined }): Promise<CheckpointInfo> {
+  create(opts: CheckpointCreateOptions): Promise<CheckpointInfo> {
     return this.#serial(async () => {
       const { signal } = opts;
       if (opts.label !== undefined && typeof opts.label !== 'string')
@@ -335,6 +335,12 @@ export class ExecCheckpointStore implements CheckpointStore {
           }
       }
 
+      // The copies are in the store: the rest only writes the store. The thaw's request goes out
+      // before the manifest's CPU-bound work below, not after it.
+      if (opts.treeRead) {
+        opts.treeRead();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       const fresh = scanned.filter((e) => !vanished.has(e.path));
       const next = mergeCapture(last, carried, fresh);
       const { entries } = next;
