@@ -184,11 +184,11 @@ function storedFile(
     : `${object.pack}/${object.tar}.tar`;
 }
 
-// One walk of the tree, its names piped to stat as they come (find and stat run at once, ~1.5x
-// faster than find waiting for each batch of stat), and readlink for symlinks in the same walk,
-// into a file of its own (two writers on one pipe would cut each other's records). Records come
-// in batches, in any order. Both exit codes are reported: either failing means a file went
-// while it was listed. TZ is set because stat formats %z through localtime, which without TZ
+// One walk of the tree, its names piped to stat as they come (find and stat run at once: with
+// BusyBox ~1.5x faster than find waiting for each batch of stat), and readlink for symlinks in
+// the same walk, into a file of its own (two writers on one pipe would cut each other's
+// records). Records come in batches, in any order. Both exit codes are reported: either failing
+// means a file went while it was listed. TZ is set because stat formats %z through localtime, which without TZ
 // looks for /etc/localtime again for every file: twice the cost of the listing.
 const SCAN = `n=$1 f=$3 s=$4
 export TZ=UTC0
